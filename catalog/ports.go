@@ -1,0 +1,70 @@
+package catalog
+
+import (
+	"context"
+	"time"
+)
+
+// ProductFilter selects a page of products, newest first.
+type ProductFilter struct {
+	UserID   int64  // 0: any owner
+	MinPrice *Price // inclusive
+	MaxPrice *Price // inclusive
+	Query    string // case-insensitive substring of the name
+	Limit    int
+	After    string // keyset cursor: the id of the last product of the previous page
+}
+
+// ProductStore keeps products and their images durably. Writes are
+// optimistic: UpdateProduct, AddImage and SaveImage take a product whose
+// Version is one more than the stored one and fail with ErrVersionConflict
+// otherwise; every image change bumps the product's version in the same
+// transaction.
+type ProductStore interface {
+	CreateProduct(ctx context.Context, p *Product) error
+	GetProduct(ctx context.Context, id string) (*Product, error)
+	UpdateProduct(ctx context.Context, p *Product) error
+	DeleteProduct(ctx context.Context, id string) error
+	ListProducts(ctx context.Context, f ProductFilter) ([]*Product, error)
+	// AddImage records a new image and its pending job in one transaction.
+	AddImage(ctx context.Context, p *Product, img *Image) error
+	// SaveImage records a change of an existing image.
+	SaveImage(ctx context.Context, p *Product, img *Image) error
+	Ping(ctx context.Context) error
+}
+
+// Delivery is one job handed to a consumer. Exactly one of Ack or Retry
+// must be called; a delivery neither acked nor retried is redelivered after
+// its consumer dies.
+type Delivery interface {
+	Job() Job
+	// Attempt counts deliveries of this job, this one included.
+	Attempt() int
+	Ack(ctx context.Context) error
+	// Retry puts the job back to be delivered again after delay.
+	Retry(ctx context.Context, delay time.Duration) error
+}
+
+// JobQueue hands out image jobs, at least once each.
+type JobQueue interface {
+	// Receive blocks until a job is available or ctx ends.
+	Receive(ctx context.Context) (Delivery, error)
+}
+
+// BlobStore keeps files: originals and variants.
+type BlobStore interface {
+	Put(ctx context.Context, key string, data []byte, contentType string) error
+	Get(ctx context.Context, key string) ([]byte, error)
+	// DeletePrefix removes every blob whose key starts with prefix.
+	DeletePrefix(ctx context.Context, prefix string) error
+	// URL is where clients fetch the blob.
+	URL(key string) string
+	Ping(ctx context.Context) error
+}
+
+// Cache keeps rendered product representations for the hot read path.
+type Cache interface {
+	Get(ctx context.Context, id string) ([]byte, bool)
+	Set(ctx context.Context, id string, value []byte)
+	Delete(ctx context.Context, id string)
+}

@@ -1,0 +1,250 @@
+package catalog
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on product fields.
+const (
+	MaxNameLength        = 200
+	MaxDescriptionLength = 10_000
+)
+
+// Product is an item of the catalog.
+type Product struct {
+	ID          string    `json:"id"`
+	UserID      int64     `json:"user_id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Price       Price     `json:"price"`
+	Currency    string    `json:"currency"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// Version grows by one on every change to the product or its images; the
+	// ETag is derived from it.
+	Version int64   `json:"version"`
+	Images  []Image `json:"images"`
+}
+
+// ProductInput holds the fields a client may set.
+type ProductInput struct {
+	UserID      int64  `json:"user_id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Price       Price  `json:"price"`
+	Currency    string `json:"currency"`
+}
+
+// Input returns the client-settable fields of p.
+func (p *Product) Input() ProductInput {
+	return ProductInput{UserID: p.UserID, Name: p.Name, Description: p.Description, Price: p.Price, Currency: p.Currency}
+}
+
+// Apply sets the client-settable fields of p from in.
+func (p *Product) Apply(in ProductInput) {
+	p.UserID, p.Name, p.Description, p.Price, p.Currency = in.UserID, in.Name, in.Description, in.Price, in.Currency
+}
+
+// ETag is the strong entity tag of the product's current representation.
+func (p *Product) ETag() string {
+	return fmt.Sprintf(`"%s.%d"`, p.ID, p.Version)
+}
+
+// Image returns the product's image with the given id.
+func (p *Product) Image(id string) (*Image, bool) {
+	for i := range p.Images {
+		if p.Images[i].ID == id {
+			return &p.Images[i], true
+		}
+	}
+	return nil, false
+}
+
+// readOnlyFields are set by the server; they are accepted and ignored in
+// client documents, so that a GET body can be edited and sent back.
+var readOnlyFields = map[string]bool{"id": true, "created_at": true, "updated_at": true, "version": true, "images": true}
+
+// ParseProductInput decodes and validates a product document (POST/PUT
+// body, or the result of a merge patch). Unknown fields are refused, so a
+// typo never silently drops data. Every problem found is reported.
+func ParseProductInput(data []byte) (ProductInput, error) {
+	var in ProductInput
+	var doc map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return in, malformed(err)
+	}
+	if dec.More() {
+		return in, Errorf(KindInvalid, "malformed_json", "the body holds more than one JSON value")
+	}
+	if doc == nil {
+		return in, Errorf(KindInvalid, "malformed_json", "the body must be a JSON object")
+	}
+	var errs []FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch {
+		case readOnlyFields[k]:
+		case k == "name", k == "description", k == "price", k == "currency", k == "user_id":
+		default:
+			add(k, "unknown field; accepted fields are name, description, price, currency, user_id")
+		}
+	}
+
+	// name: required string, 1-200 characters after trimming.
+	if raw, ok := present(doc, "name"); !ok {
+		add("name", "is required")
+	} else if s, err := jsonString(raw); err != nil {
+		add("name", "must be a string, got %s", jsonType(raw))
+	} else {
+		s = strings.TrimSpace(s)
+		switch n := utf8.RuneCountInString(s); {
+		case n == 0:
+			add("name", "must not be empty or only spaces")
+		case n > MaxNameLength:
+			add("name", "must be at most %d characters, got %d", MaxNameLength, n)
+		case strings.ContainsFunc(s, unicode.IsControl):
+			add("name", "must not contain control characters")
+		default:
+			in.Name = s
+		}
+	}
+
+	// description: optional string up to 10,000 characters.
+	if raw, ok := present(doc, "description"); ok {
+		if s, err := jsonString(raw); err != nil {
+			add("description", "must be a string, got %s", jsonType(raw))
+		} else if n := utf8.RuneCountInString(s); n > MaxDescriptionLength {
+			add("description", "must be at most %d characters, got %d", MaxDescriptionLength, n)
+		} else {
+			in.Description = s
+		}
+	}
+
+	// price: required decimal, as a JSON string or number, never via float.
+	if raw, ok := present(doc, "price"); !ok {
+		add("price", "is required")
+	} else {
+		text, ok := priceText(raw)
+		if !ok {
+			add("price", "must be a decimal number or a string such as \"19.99\", got %s", jsonType(raw))
+		} else if p, err := ParsePrice(text); err != nil {
+			add("price", "%v", err)
+		} else {
+			in.Price = p
+		}
+	}
+
+	// currency: optional ISO 4217 code, default USD.
+	in.Currency = DefaultCurrency
+	if raw, ok := present(doc, "currency"); ok {
+		if s, err := jsonString(raw); err != nil {
+			add("currency", "must be a string, got %s", jsonType(raw))
+		} else if !ValidCurrency(s) {
+			add("currency", "must be an ISO 4217 code in upper case such as \"USD\" or \"EUR\", got %q", s)
+		} else {
+			in.Currency = s
+		}
+	}
+
+	// user_id: required positive integer.
+	if raw, ok := present(doc, "user_id"); !ok {
+		add("user_id", "is required")
+	} else {
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err != nil || jsonType(raw) != "number" {
+			add("user_id", "must be a positive integer, got %s", jsonType(raw))
+		} else if id, err := n.Int64(); err != nil || id <= 0 {
+			add("user_id", "must be a positive integer, got %s", n)
+		} else {
+			in.UserID = id
+		}
+	}
+
+	if len(errs) > 0 {
+		return in, &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
+	}
+	return in, nil
+}
+
+func summarize(errs []FieldError) string {
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Field + " " + e.Detail
+	}
+	return strings.Join(parts, "; ")
+}
+
+// present returns the raw value of key unless it is absent or JSON null.
+func present(doc map[string]json.RawMessage, key string) (json.RawMessage, bool) {
+	raw, ok := doc[key]
+	if !ok || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, false
+	}
+	return raw, true
+}
+
+func jsonString(raw json.RawMessage) (string, error) {
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+func priceText(raw json.RawMessage) (string, bool) {
+	switch jsonType(raw) {
+	case "number":
+		return string(bytes.TrimSpace(raw)), true
+	case "string":
+		s, err := jsonString(raw)
+		return s, err == nil
+	}
+	return "", false
+}
+
+func jsonType(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		return "string"
+	case c == '{':
+		return "object"
+	case c == '[':
+		return "array"
+	case c == 't' || c == 'f':
+		return "boolean"
+	case c == 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+func malformed(err error) *Error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errorsAs(err, &syn):
+		return &Error{Kind: KindInvalid, Code: "malformed_json", Detail: fmt.Sprintf("the body is not valid JSON: %v (at byte %d)", syn, syn.Offset), Err: err}
+	case errorsAs(err, &typ):
+		return &Error{Kind: KindInvalid, Code: "malformed_json", Detail: "the body must be a JSON object, got " + typ.Value, Err: err}
+	default:
+		return &Error{Kind: KindInvalid, Code: "malformed_json", Detail: "the body is not valid JSON: " + err.Error(), Err: err}
+	}
+}

@@ -248,3 +248,25 @@ func malformed(err error) *Error {
 		return &Error{Kind: KindInvalid, Code: "malformed_json", Detail: "the body is not valid JSON: " + err.Error(), Err: err}
 	}
 }
+
+// ValidID reports whether id has the canonical lower-case UUID form that
+// vitrine issues; anything else cannot name a product or an image.
+func ValidID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,372 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// Rendition is one encoded output of the image processor.
+type Rendition struct {
+	Name        string
+	Format      string
+	ContentType string
+	Width       int
+	Height      int
+	Data        []byte
+}
+
+// Processor turns an original into renditions. Its errors are
+// *catalog.Error values whose Code is a catalog.Fail* code when the input is
+// at fault.
+type Processor interface {
+	Process(ctx context.Context, data []byte) ([]Rendition, error)
+}
+
+// imageBook is how workers read and record images: through product grains.
+type imageBook interface {
+	Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error)
+	SaveImage(ctx context.Context, img *catalog.Image) error
+}
+
+// ImageDeps are what the image supervisor and its workers need.
+type ImageDeps struct {
+	Queue     catalog.JobQueue
+	Images    imageBook
+	Blobs     catalog.BlobStore
+	Processor Processor
+	Log       *zap.Logger
+	Now       func() time.Time
+	// Workers is the number of worker actors, so of jobs run at once.
+	Workers int
+	// MaxAttempts bounds how often a job is started, crashes included.
+	MaxAttempts int
+	// JobTimeout bounds one processing run.
+	JobTimeout time.Duration
+	// RetryBase is the first retry delay; it doubles per attempt, with jitter.
+	RetryBase time.Duration
+}
+
+func (d *ImageDeps) defaults() {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Workers <= 0 {
+		d.Workers = 1
+	}
+	if d.MaxAttempts <= 0 {
+		d.MaxAttempts = 5
+	}
+	if d.JobTimeout <= 0 {
+		d.JobTimeout = 60 * time.Second
+	}
+	if d.RetryBase <= 0 {
+		d.RetryBase = time.Second
+	}
+}
+
+// ImagePool is a running image supervisor with its workers.
+type ImagePool struct {
+	system    *actor.ActorSystem
+	pid       *actor.PID
+	stopFeed  context.CancelFunc
+	stopJobs  context.CancelFunc
+	fed       sync.WaitGroup // the feeder goroutine
+	inflight  sync.WaitGroup // jobs handed to workers and not yet finished
+	workerCtx context.Context
+}
+
+// StartImages spawns the image supervisor, which spawns deps.Workers worker
+// actors and takes a job from the queue only when one of them is free.
+func StartImages(system *actor.ActorSystem, deps ImageDeps) (*ImagePool, error) {
+	deps.defaults()
+	pool := &ImagePool{system: system}
+	var feedCtx context.Context
+	feedCtx, pool.stopFeed = context.WithCancel(context.Background())
+	pool.workerCtx, pool.stopJobs = context.WithCancel(context.Background())
+	tokens := make(chan struct{}, deps.Workers)
+	sup := &supervisor{deps: &deps, pool: pool, tokens: tokens, inflight: map[string]catalog.Delivery{}}
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return sup }), "image-supervisor")
+	if err != nil {
+		return nil, fmt.Errorf("spawn image supervisor: %w", err)
+	}
+	pool.pid = pid
+	pool.fed.Add(1)
+	go pool.feed(feedCtx, &deps, tokens)
+	return pool, nil
+}
+
+// feed takes a job from the queue whenever a worker is free: the queue is
+// the buffer, so memory stays bounded however many jobs wait.
+func (p *ImagePool) feed(ctx context.Context, deps *ImageDeps, tokens chan struct{}) {
+	defer p.fed.Done()
+	for {
+		select {
+		case <-tokens:
+		case <-ctx.Done():
+			return
+		}
+		d, err := deps.Queue.Receive(ctx)
+		if err != nil {
+			tokens <- struct{}{}
+			if ctx.Err() != nil {
+				return
+			}
+			deps.Log.Warn("receive image job", zap.Error(err))
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		p.inflight.Add(1)
+		p.system.Root.Send(p.pid, &dispatch{d: d})
+	}
+}
+
+// Stop stops taking jobs and waits for running ones until ctx ends; jobs
+// still running then are cancelled and stay in the queue, to be delivered
+// again.
+func (p *ImagePool) Stop(ctx context.Context) error {
+	p.stopFeed()
+	p.fed.Wait()
+	done := make(chan struct{})
+	go func() { p.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("image jobs still running at shutdown: %w", ctx.Err())
+		p.stopJobs()
+		<-done
+	}
+	p.stopJobs()
+	if stopErr := p.system.Root.StopFuture(p.pid).Wait(); stopErr != nil && err == nil {
+		err = fmt.Errorf("stop image supervisor: %w", stopErr)
+	}
+	return err
+}
+
+type dispatch struct{ d catalog.Delivery }
+type work struct{ d catalog.Delivery }
+type workDone struct{ worker *actor.PID }
+
+// supervisor hands jobs to free workers and restarts crashed ones.
+type supervisor struct {
+	deps     *ImageDeps
+	pool     *ImagePool
+	tokens   chan struct{}
+	free     []*actor.PID
+	inflight map[string]catalog.Delivery // by worker PID id
+	strategy actor.SupervisorStrategy
+}
+
+func (s *supervisor) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		// One-for-one: a crashed worker is restarted alone, at most 10 times a minute.
+		s.strategy = actor.NewOneForOneStrategy(10, time.Minute, actor.DefaultDecider)
+		props := actor.PropsFromProducer(func() actor.Actor { return &worker{deps: s.deps, ctx: s.pool.workerCtx} })
+		for i := 0; i < s.deps.Workers; i++ {
+			pid, err := c.SpawnNamed(props, fmt.Sprintf("worker-%d", i))
+			if err != nil {
+				s.deps.Log.Error("spawn image worker", zap.Error(err))
+				continue
+			}
+			s.free = append(s.free, pid)
+			s.tokens <- struct{}{}
+		}
+	case *dispatch:
+		if len(s.free) == 0 { // every worker gave up restarting
+			s.deps.Log.Error("no image worker left; job put back", zap.String("image_id", m.d.Job().ImageID))
+			_ = m.d.Retry(context.Background(), time.Minute)
+			s.pool.inflight.Done()
+			return
+		}
+		w := s.free[len(s.free)-1]
+		s.free = s.free[:len(s.free)-1]
+		s.inflight[w.Id] = m.d
+		c.Send(w, &work{d: m.d})
+	case *workDone:
+		s.release(m.worker)
+	case *actor.Terminated:
+		for i, w := range s.free {
+			if w.Id == m.Who.Id {
+				s.free = append(s.free[:i], s.free[i+1:]...)
+			}
+		}
+	}
+}
+
+func (s *supervisor) release(w *actor.PID) {
+	if _, ok := s.inflight[w.Id]; !ok {
+		return
+	}
+	delete(s.inflight, w.Id)
+	s.free = append(s.free, w)
+	s.tokens <- struct{}{}
+	s.pool.inflight.Done()
+}
+
+// HandleFailure is called when a worker panics: the job it held is put
+// back with a backoff (its attempt was counted before it started), and the
+// worker is restarted one-for-one.
+func (s *supervisor) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message interface{}) {
+	if d, ok := s.inflight[child.Id]; ok {
+		job := d.Job()
+		s.deps.Log.Error("image worker crashed; job put back", zap.String("image_id", job.ImageID),
+			zap.Int("attempt", d.Attempt()), zap.Any("reason", reason))
+		if err := d.Retry(context.Background(), backoff(s.deps.RetryBase, d.Attempt())); err != nil {
+			s.deps.Log.Error("put back image job", zap.String("image_id", job.ImageID), zap.Error(err))
+		}
+		s.release(child)
+	}
+	s.strategy.HandleFailure(system, sup, child, rs, reason, message)
+}
+
+// backoff is exponential with full jitter, capped at five minutes.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << min(attempt-1, 16)
+	if d <= 0 || d > 5*time.Minute {
+		d = 5 * time.Minute
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// worker runs one job at a time.
+type worker struct {
+	deps *ImageDeps
+	ctx  context.Context
+}
+
+func (w *worker) Receive(c actor.Context) {
+	if m, ok := c.Message().(*work); ok {
+		w.run(m.d)
+		c.Send(c.Parent(), &workDone{worker: c.Self()})
+	}
+}
+
+// outcome is how a job ended, for the log line and the queue.
+type outcome struct {
+	result string // ready, failed, retry, skipped
+	code   string
+	detail string
+}
+
+func (w *worker) run(d catalog.Delivery) {
+	start := w.deps.Now()
+	job := d.Job()
+	ctx, cancel := context.WithTimeout(w.ctx, w.deps.JobTimeout)
+	defer cancel()
+	out := w.process(ctx, d)
+	fields := []zap.Field{zap.String("image_id", job.ImageID), zap.String("product_id", job.ProductID),
+		zap.Int("attempt", d.Attempt()), zap.String("outcome", out.result), zap.Duration("duration", w.deps.Now().Sub(start))}
+	if out.code != "" {
+		fields = append(fields, zap.String("code", out.code), zap.String("detail", out.detail))
+	}
+	// Acknowledge with a fresh context: the job's own may have expired.
+	ackCtx, cancelAck := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelAck()
+	var err error
+	if out.result == "retry" {
+		err = d.Retry(ackCtx, backoff(w.deps.RetryBase, d.Attempt()))
+	} else {
+		err = d.Ack(ackCtx)
+	}
+	if err != nil {
+		fields = append(fields, zap.NamedError("queue_error", err))
+	}
+	w.deps.Log.Info("image job", fields...)
+}
+
+func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
+	job := d.Job()
+	img, _, err := w.deps.Images.Image(ctx, job.ProductID, job.ImageID)
+	switch {
+	case catalog.IsNotFound(err):
+		return outcome{result: "skipped", detail: "the image or its product was deleted"}
+	case err != nil:
+		return w.transient(ctx, d, nil, catalog.FailInternal, err)
+	case img.Status == catalog.StatusReady || img.Status == catalog.StatusFailed:
+		// A redelivered job: processing it again would change nothing.
+		return outcome{result: "skipped", detail: "already " + string(img.Status)}
+	}
+	if d.Attempt() > w.deps.MaxAttempts {
+		return w.fail(ctx, img, catalog.FailInternal,
+			fmt.Sprintf("processing was started %d times without finishing (the process crashed or was stopped each time)", d.Attempt()-1))
+	}
+	img.Status = catalog.StatusProcessing
+	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
+		if catalog.IsNotFound(err) {
+			return outcome{result: "skipped", detail: "the image or its product was deleted"}
+		}
+		return w.transient(ctx, d, img, catalog.FailInternal, err)
+	}
+	data, err := w.deps.Blobs.Get(ctx, catalog.OriginalKey(job.ProductID, job.ImageID))
+	if err != nil {
+		if catalog.IsNotFound(err) {
+			return w.fail(ctx, img, catalog.FailInternal, "the original file is missing from storage")
+		}
+		return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
+	}
+	outs, err := w.deps.Processor.Process(ctx, data)
+	if err != nil {
+		var ce *catalog.Error
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+			if w.ctx.Err() != nil { // shutting down: leave it for the next run
+				return outcome{result: "retry", detail: "interrupted by shutdown"}
+			}
+			return w.fail(ctx, img, catalog.FailTimeout, fmt.Sprintf("processing took longer than %s", w.deps.JobTimeout))
+		case errors.As(err, &ce) && (ce.Kind == catalog.KindUnprocessableImage || ce.Kind == catalog.KindUnsupportedMedia):
+			return w.fail(ctx, img, ce.Code, ce.Detail)
+		default:
+			return w.transient(ctx, d, img, catalog.FailInternal, err)
+		}
+	}
+	variants := make([]catalog.Variant, 0, len(outs))
+	for _, o := range outs {
+		key := catalog.VariantKey(job.ProductID, job.ImageID, o.Name, o.Format)
+		if err := w.deps.Blobs.Put(ctx, key, o.Data, o.ContentType); err != nil {
+			return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
+		}
+		variants = append(variants, catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
+			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key)})
+	}
+	now := w.deps.Now().UTC().Truncate(time.Microsecond)
+	img.Status, img.Error, img.Variants, img.ProcessedAt = catalog.StatusReady, nil, variants, &now
+	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
+		if catalog.IsNotFound(err) {
+			return outcome{result: "skipped", detail: "the image or its product was deleted"}
+		}
+		return w.transient(ctx, d, img, catalog.FailInternal, err)
+	}
+	return outcome{result: "ready"}
+}
+
+// transient retries the job later, or fails the image after the last attempt.
+func (w *worker) transient(ctx context.Context, d catalog.Delivery, img *catalog.Image, code string, err error) outcome {
+	if d.Attempt() < w.deps.MaxAttempts || img == nil {
+		return outcome{result: "retry", code: code, detail: err.Error()}
+	}
+	return w.fail(ctx, img, code, fmt.Sprintf("gave up after %d attempts: %v", d.Attempt(), err))
+}
+
+func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail string) outcome {
+	now := w.deps.Now().UTC().Truncate(time.Microsecond)
+	img.Status, img.Error, img.ProcessedAt = catalog.StatusFailed, &catalog.ImageError{Code: code, Detail: detail}, &now
+	img.Variants = []catalog.Variant{}
+	if err := w.deps.Images.SaveImage(ctx, img); err != nil && !catalog.IsNotFound(err) {
+		return outcome{result: "retry", code: code, detail: fmt.Sprintf("%s (and recording the failure failed: %v)", detail, err)}
+	}
+	return outcome{result: "failed", code: code, detail: detail}
+}

@@ -1,0 +1,315 @@
+// Package actors holds vitrine's actors: one virtual product actor (a
+// protoactor cluster grain) per product, which is the only writer of that
+// product, and the image supervisor that feeds libvips worker actors.
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/actors/actorspb"
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// ProductKind is the cluster kind of product grains.
+const ProductKind = "product"
+
+// MaxImagesPerProduct bounds how many images one product may hold.
+const MaxImagesPerProduct = 100
+
+// blobRemover is what a product grain needs of the blob store.
+type blobRemover interface {
+	DeletePrefix(ctx context.Context, prefix string) error
+}
+
+// ProductDeps are what product grains need.
+type ProductDeps struct {
+	Store catalog.ProductStore
+	Cache catalog.Cache
+	Blobs blobRemover
+	Log   *zap.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// IdleTimeout passivates a grain that received nothing for this long.
+	IdleTimeout time.Duration
+	// StoreTimeout bounds each store call.
+	StoreTimeout time.Duration
+}
+
+// NewProductKind returns the cluster kind that activates product grains.
+func NewProductKind(deps ProductDeps) *pcluster.Kind {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.IdleTimeout <= 0 {
+		deps.IdleTimeout = 10 * time.Minute
+	}
+	if deps.StoreTimeout <= 0 {
+		deps.StoreTimeout = 5 * time.Second
+	}
+	d := &deps
+	return pcluster.NewKind(ProductKind, actor.PropsFromProducer(func() actor.Actor {
+		return &productGrain{deps: d}
+	}))
+}
+
+// productGrain owns one product: its state in memory, its rendering, and
+// every write to it.
+type productGrain struct {
+	deps   *ProductDeps
+	id     string
+	loaded bool
+	p      *catalog.Product // nil when the product does not exist
+	body   []byte           // rendered p
+}
+
+func (g *productGrain) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *pcluster.ClusterInit:
+		g.id = m.Identity.Identity
+		c.SetReceiveTimeout(g.deps.IdleTimeout)
+	case *actor.ReceiveTimeout:
+		c.Poison(c.Self())
+	case *actorspb.ProductCommand:
+		c.Respond(g.handle(m))
+	}
+}
+
+func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductReply {
+	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	defer cancel()
+	reply, err := g.apply(ctx, cmd)
+	if errors.Is(err, catalog.ErrVersionConflict) {
+		// Another writer won (a second node during a membership change):
+		// reload and try once more on fresh state.
+		g.loaded = false
+		reply, err = g.apply(ctx, cmd)
+	}
+	if err != nil {
+		if catalog.ErrorKind(err) == catalog.KindInternal || catalog.ErrorKind(err) == catalog.KindUnavailable {
+			g.deps.Log.Error("product command failed", zap.String("product_id", g.id), zap.Stringer("op", cmd.Op), zap.Error(err))
+		}
+		return &actorspb.ProductReply{Error: toProblem(err)}
+	}
+	return reply
+}
+
+func (g *productGrain) load(ctx context.Context) error {
+	if g.loaded {
+		return nil
+	}
+	p, err := g.deps.Store.GetProduct(ctx, g.id)
+	switch {
+	case catalog.IsNotFound(err):
+		g.p, g.body = nil, nil
+	case err != nil:
+		return fmt.Errorf("load product %s: %w", g.id, err)
+	default:
+		if err := g.setState(ctx, p); err != nil {
+			return err
+		}
+	}
+	g.loaded = true
+	return nil
+}
+
+// setState makes p the grain's state, renders it and refreshes the cache.
+func (g *productGrain) setState(ctx context.Context, p *catalog.Product) error {
+	body, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("render product %s: %w", p.ID, err)
+	}
+	g.p, g.body = p, body
+	g.deps.Cache.Set(ctx, p.ID, encodeCached(p.ETag(), body))
+	return nil
+}
+
+func (g *productGrain) reply() *actorspb.ProductReply {
+	return &actorspb.ProductReply{Body: g.body, Etag: g.p.ETag()}
+}
+
+func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
+	if err := g.load(ctx); err != nil {
+		return nil, err
+	}
+	if cmd.Op == actorspb.ProductCommand_CREATE {
+		return g.create(ctx, cmd.Body)
+	}
+	if g.p == nil {
+		return nil, catalog.NotFound("product %s does not exist", g.id)
+	}
+	if cmd.IfMatch != "" && !etagMatches(cmd.IfMatch, g.p.ETag()) {
+		return nil, &catalog.Error{Kind: catalog.KindPrecondition, Code: "precondition_failed",
+			Detail: fmt.Sprintf("If-Match %s does not match the current ETag %s; fetch the product again", cmd.IfMatch, g.p.ETag())}
+	}
+	switch cmd.Op {
+	case actorspb.ProductCommand_GET:
+		return g.reply(), nil
+	case actorspb.ProductCommand_REPLACE:
+		var in catalog.ProductInput
+		if err := json.Unmarshal(cmd.Body, &in); err != nil {
+			return nil, fmt.Errorf("decode input: %w", err)
+		}
+		return g.update(ctx, in)
+	case actorspb.ProductCommand_PATCH:
+		current, err := json.Marshal(g.p.Input())
+		if err != nil {
+			return nil, err
+		}
+		merged, err := catalog.MergePatch(current, cmd.Body)
+		if err != nil {
+			return nil, err
+		}
+		in, err := catalog.ParseProductInput(merged)
+		if err != nil {
+			return nil, err
+		}
+		return g.update(ctx, in)
+	case actorspb.ProductCommand_DELETE:
+		return g.delete(ctx)
+	case actorspb.ProductCommand_ADD_IMAGE:
+		return g.addImage(ctx, cmd.Body)
+	case actorspb.ProductCommand_SAVE_IMAGE:
+		return g.saveImage(ctx, cmd.Body)
+	case actorspb.ProductCommand_GET_IMAGE:
+		img, ok := g.p.Image(cmd.ImageId)
+		if !ok {
+			return nil, catalog.NotFound("image %s of product %s does not exist", cmd.ImageId, g.id)
+		}
+		return imageReply(img)
+	default:
+		return nil, fmt.Errorf("unknown product command %v", cmd.Op)
+	}
+}
+
+func (g *productGrain) create(ctx context.Context, body []byte) (*actorspb.ProductReply, error) {
+	if g.p != nil {
+		return nil, catalog.Errorf(catalog.KindConflict, "already_exists", "product %s already exists", g.id)
+	}
+	var in catalog.ProductInput
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, fmt.Errorf("decode input: %w", err)
+	}
+	now := g.deps.Now().UTC().Truncate(time.Microsecond)
+	p := &catalog.Product{ID: g.id, CreatedAt: now, UpdatedAt: now, Version: 1, Images: []catalog.Image{}}
+	p.Apply(in)
+	if err := g.deps.Store.CreateProduct(ctx, p); err != nil {
+		return nil, fmt.Errorf("create product %s: %w", g.id, err)
+	}
+	if err := g.setState(ctx, p); err != nil {
+		return nil, err
+	}
+	return g.reply(), nil
+}
+
+// next returns a copy of the state with the version bumped.
+func (g *productGrain) next() *catalog.Product {
+	n := *g.p
+	n.Images = append([]catalog.Image(nil), g.p.Images...)
+	n.Version++
+	n.UpdatedAt = g.deps.Now().UTC().Truncate(time.Microsecond)
+	return &n
+}
+
+func (g *productGrain) update(ctx context.Context, in catalog.ProductInput) (*actorspb.ProductReply, error) {
+	if in == g.p.Input() {
+		return g.reply(), nil // nothing changes: keep the version and the ETag
+	}
+	n := g.next()
+	n.Apply(in)
+	if err := g.deps.Store.UpdateProduct(ctx, n); err != nil {
+		return nil, fmt.Errorf("update product %s: %w", g.id, err)
+	}
+	if err := g.setState(ctx, n); err != nil {
+		return nil, err
+	}
+	return g.reply(), nil
+}
+
+func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, error) {
+	if err := g.deps.Store.DeleteProduct(ctx, g.id); err != nil {
+		return nil, fmt.Errorf("delete product %s: %w", g.id, err)
+	}
+	g.p, g.body = nil, nil
+	g.deps.Cache.Delete(ctx, g.id)
+	// The database no longer knows the files; removing them is best effort
+	// and logged, never a reason to fail a delete that already happened.
+	if err := g.deps.Blobs.DeletePrefix(ctx, catalog.ProductPrefix(g.id)); err != nil {
+		g.deps.Log.Warn("delete product files", zap.String("product_id", g.id), zap.Error(err))
+	}
+	return &actorspb.ProductReply{}, nil
+}
+
+func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.ProductReply, error) {
+	var img catalog.Image
+	if err := json.Unmarshal(body, &img); err != nil {
+		return nil, fmt.Errorf("decode image: %w", err)
+	}
+	if _, exists := g.p.Image(img.ID); exists {
+		return nil, catalog.Errorf(catalog.KindConflict, "already_exists", "image %s already exists", img.ID)
+	}
+	if len(g.p.Images) >= MaxImagesPerProduct {
+		return nil, catalog.Errorf(catalog.KindConflict, "too_many_images", "product %s already has %d images, the most it may hold; delete some first", g.id, MaxImagesPerProduct)
+	}
+	img.ProductID = g.id
+	n := g.next()
+	n.Images = append(n.Images, img)
+	if err := g.deps.Store.AddImage(ctx, n, &img); err != nil {
+		return nil, fmt.Errorf("add image %s to product %s: %w", img.ID, g.id, err)
+	}
+	if err := g.setState(ctx, n); err != nil {
+		return nil, err
+	}
+	return imageReply(&img)
+}
+
+func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.ProductReply, error) {
+	var img catalog.Image
+	if err := json.Unmarshal(body, &img); err != nil {
+		return nil, fmt.Errorf("decode image: %w", err)
+	}
+	n := g.next()
+	i := -1
+	for j := range n.Images {
+		if n.Images[j].ID == img.ID {
+			i = j
+		}
+	}
+	if i < 0 {
+		return nil, catalog.NotFound("image %s of product %s does not exist", img.ID, g.id)
+	}
+	img.ProductID, img.CreatedAt, img.Original = g.id, n.Images[i].CreatedAt, n.Images[i].Original
+	n.Images[i] = img
+	if err := g.deps.Store.SaveImage(ctx, n, &img); err != nil {
+		return nil, fmt.Errorf("save image %s of product %s: %w", img.ID, g.id, err)
+	}
+	if err := g.setState(ctx, n); err != nil {
+		return nil, err
+	}
+	return imageReply(&img)
+}
+
+func imageReply(img *catalog.Image) (*actorspb.ProductReply, error) {
+	body, err := json.Marshal(img)
+	if err != nil {
+		return nil, fmt.Errorf("render image %s: %w", img.ID, err)
+	}
+	return &actorspb.ProductReply{Body: body}, nil
+}
+
+// etagMatches implements If-Match: "*" or any listed tag equal to current.
+func etagMatches(header, current string) bool {
+	for _, tag := range splitTags(header) {
+		if tag == "*" || tag == current {
+			return true
+		}
+	}
+	return false
+}

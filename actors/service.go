@@ -1,0 +1,183 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+
+	"github.com/vitrine-dev/vitrine/actors/actorspb"
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// productReader is what the service reads directly, bypassing grains: lists
+// span many products.
+type productReader interface {
+	ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error)
+}
+
+// Service is the front door's view of products: it validates input, answers
+// hot reads from the cache, and sends every write to the product's grain.
+type Service struct {
+	cluster *pcluster.Cluster
+	cache   catalog.Cache
+	reader  productReader
+	newID   func() string
+	timeout time.Duration
+}
+
+// NewService returns a Service over a started cluster member.
+func NewService(c *pcluster.Cluster, cache catalog.Cache, reader productReader, newID func() string, timeout time.Duration) *Service {
+	return &Service{cluster: c, cache: cache, reader: reader, newID: newID, timeout: timeout}
+}
+
+// Product is a rendered product and its ETag.
+type Product struct {
+	ID   string
+	ETag string
+	Body []byte
+}
+
+func (s *Service) send(ctx context.Context, id string, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
+	timeout := s.timeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return nil, catalog.Unavailable("the product actor", context.DeadlineExceeded)
+	}
+	res, err := s.cluster.Request(id, ProductKind, cmd, pcluster.WithTimeout(timeout))
+	if err != nil {
+		return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+	}
+	reply, ok := res.(*actorspb.ProductReply)
+	if !ok {
+		return nil, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
+	}
+	if reply.Error != nil {
+		return nil, fromProblem(reply.Error)
+	}
+	return reply, nil
+}
+
+// Get returns a product, from the cache when it is there.
+func (s *Service) Get(ctx context.Context, id string) (Product, error) {
+	if !catalog.ValidID(id) {
+		return Product{}, catalog.NotFound("product %q does not exist", id)
+	}
+	if v, ok := s.cache.Get(ctx, id); ok {
+		if etag, body, ok := decodeCached(v); ok {
+			return Product{ID: id, ETag: etag, Body: body}, nil
+		}
+	}
+	reply, err := s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
+	if err != nil {
+		return Product{}, err
+	}
+	return Product{ID: id, ETag: reply.Etag, Body: reply.Body}, nil
+}
+
+// Create validates a product document and creates the product.
+func (s *Service) Create(ctx context.Context, doc []byte) (Product, error) {
+	in, err := catalog.ParseProductInput(doc)
+	if err != nil {
+		return Product{}, err
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return Product{}, err
+	}
+	id := s.newID()
+	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_CREATE, Body: body})
+}
+
+// Replace validates a product document and replaces the product's fields.
+func (s *Service) Replace(ctx context.Context, id string, doc []byte, ifMatch string) (Product, error) {
+	if !catalog.ValidID(id) {
+		return Product{}, catalog.NotFound("product %q does not exist", id)
+	}
+	in, err := catalog.ParseProductInput(doc)
+	if err != nil {
+		return Product{}, err
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return Product{}, err
+	}
+	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPLACE, Body: body, IfMatch: ifMatch})
+}
+
+// Patch applies an RFC 7396 merge patch to the product.
+func (s *Service) Patch(ctx context.Context, id string, patch []byte, ifMatch string) (Product, error) {
+	if !catalog.ValidID(id) {
+		return Product{}, catalog.NotFound("product %q does not exist", id)
+	}
+	if !json.Valid(patch) {
+		_, err := catalog.MergePatch([]byte(`{}`), patch)
+		return Product{}, err
+	}
+	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_PATCH, Body: patch, IfMatch: ifMatch})
+}
+
+// Delete removes the product, its images and their files.
+func (s *Service) Delete(ctx context.Context, id string, ifMatch string) error {
+	if !catalog.ValidID(id) {
+		return catalog.NotFound("product %q does not exist", id)
+	}
+	_, err := s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_DELETE, IfMatch: ifMatch})
+	return err
+}
+
+func (s *Service) write(ctx context.Context, id string, cmd *actorspb.ProductCommand) (Product, error) {
+	reply, err := s.send(ctx, id, cmd)
+	if err != nil {
+		return Product{}, err
+	}
+	return Product{ID: id, ETag: reply.Etag, Body: reply.Body}, nil
+}
+
+// List reads a page of products straight from the store.
+func (s *Service) List(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
+	return s.reader.ListProducts(ctx, f)
+}
+
+// AddImage records a new pending image of a product and queues its job.
+func (s *Service) AddImage(ctx context.Context, img *catalog.Image) ([]byte, error) {
+	body, err := json.Marshal(img)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := s.send(ctx, img.ProductID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_ADD_IMAGE, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	return reply.Body, nil
+}
+
+// SaveImage records a new status or result of an image.
+func (s *Service) SaveImage(ctx context.Context, img *catalog.Image) error {
+	body, err := json.Marshal(img)
+	if err != nil {
+		return err
+	}
+	_, err = s.send(ctx, img.ProductID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_SAVE_IMAGE, Body: body})
+	return err
+}
+
+// Image returns one image of a product.
+func (s *Service) Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error) {
+	if !catalog.ValidID(productID) || !catalog.ValidID(imageID) {
+		return nil, nil, catalog.NotFound("image %q of product %q does not exist", imageID, productID)
+	}
+	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET_IMAGE, ImageId: imageID})
+	if err != nil {
+		return nil, nil, err
+	}
+	var img catalog.Image
+	if err := json.Unmarshal(reply.Body, &img); err != nil {
+		return nil, nil, fmt.Errorf("decode image %s: %w", imageID, err)
+	}
+	return &img, reply.Body, nil
+}

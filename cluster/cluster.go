@@ -1,0 +1,80 @@
+// Package cluster starts a node of vitrine's protoactor cluster: the actor
+// system, its remote endpoint and cluster membership, so that product grains
+// are placed by the identity lookup whether there is one node or many.
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/asynkron/protoactor-go/remote"
+	"go.uber.org/zap"
+)
+
+// Config says how a node joins its cluster.
+type Config struct {
+	// Name is the cluster's name; nodes with the same name form one cluster.
+	Name string
+	// Host and Port are where this node's remote endpoint listens.
+	// Port 0 picks a free port.
+	Host string
+	Port int
+	// RequestTimeout bounds one grain request.
+	RequestTimeout time.Duration
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.Name == "" {
+		c.Name = "vitrine"
+	}
+	if c.Host == "" {
+		c.Host = "127.0.0.1"
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+}
+
+// Node is a started cluster member.
+type Node struct {
+	System  *actor.ActorSystem
+	Cluster *pcluster.Cluster
+}
+
+// Start starts the actor system and joins the cluster as a member hosting
+// kinds. With no other members configured this is a single-node cluster
+// (an in-process membership provider); more nodes are a membership
+// provider away, not a rewrite.
+func Start(cfg Config, log *zap.Logger, kinds ...*pcluster.Kind) (*Node, error) {
+	cfg.Defaults()
+	system := actor.NewActorSystem(actor.WithLoggerFactory(slogFactory(log.Named("actors"))))
+	provider := test.NewTestProvider(test.NewInMemAgent())
+	conf := pcluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
+		pcluster.WithKinds(kinds...), pcluster.WithRequestTimeout(cfg.RequestTimeout))
+	c := pcluster.New(system, conf)
+	if err := startMember(c); err != nil {
+		return nil, fmt.Errorf("start cluster member %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	return &Node{System: system, Cluster: c}, nil
+}
+
+func startMember(c *pcluster.Cluster) (err error) {
+	defer func() {
+		if r := recover(); r != nil { // protoactor panics when it cannot listen
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	c.StartMember()
+	return nil
+}
+
+// Stop leaves the cluster gracefully and stops the actor system.
+func (n *Node) Stop() {
+	n.Cluster.Shutdown(true)
+	n.System.Shutdown()
+}

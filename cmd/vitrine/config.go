@@ -1,0 +1,188 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything vitrine serve is told at start, from flags and
+// VITRINE_* environment variables (flags win).
+type Config struct {
+	Addr            string
+	DataDir         string
+	PublicURL       string
+	LogFormat       string
+	LogLevel        string
+	Role            string
+	MaxUploadBytes  int
+	MaxPixels       int
+	MaxFrames       int
+	Workers         int
+	JobTimeout      time.Duration
+	JobMaxAttempts  int
+	ShutdownTimeout time.Duration
+	RequestTimeout  time.Duration
+	CacheEntries    int
+	ClusterName     string
+	ClusterHost     string
+	ClusterPort     int
+}
+
+// setting is one configuration value: its flag, its variable and its default.
+type setting struct {
+	flag, env, def, usage string
+	set                   func(string) error
+}
+
+func (c *Config) settings() []setting {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	num := func(p *int, min int) func(string) error {
+		return func(v string) error {
+			n, err := parseSize(v)
+			if err != nil || n < min {
+				return fmt.Errorf("must be an integer ≥ %d, got %q", min, v)
+			}
+			*p = n
+			return nil
+		}
+	}
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("must be a positive duration such as 30s, got %q", v)
+			}
+			*p = d
+			return nil
+		}
+	}
+	oneOf := func(p *string, allowed ...string) func(string) error {
+		return func(v string) error {
+			for _, a := range allowed {
+				if v == a {
+					*p = v
+					return nil
+				}
+			}
+			return fmt.Errorf("must be one of %s, got %q", strings.Join(allowed, ", "), v)
+		}
+	}
+	return []setting{
+		{"addr", "VITRINE_ADDR", ":8080", "HTTP listen address", str(&c.Addr)},
+		{"data-dir", "VITRINE_DATA_DIR", "./data", "directory of the embedded database and image files", str(&c.DataDir)},
+		{"public-url", "VITRINE_PUBLIC_URL", "", "base URL of image files (default: http://localhost:PORT/media)", str(&c.PublicURL)},
+		{"log-format", "VITRINE_LOG_FORMAT", "json", "log format: json (production) or console (development)", oneOf(&c.LogFormat, "json", "console")},
+		{"log-level", "VITRINE_LOG_LEVEL", "info", "log level: debug, info, warn or error", oneOf(&c.LogLevel, "debug", "info", "warn", "error")},
+		{"role", "VITRINE_ROLE", "all", "what this process runs: api (HTTP), worker (image jobs) or all", oneOf(&c.Role, "all", "api", "worker")},
+		{"max-upload-bytes", "VITRINE_MAX_UPLOAD_BYTES", "25MiB", "largest image upload accepted (bytes, or with KiB/MiB)", num(&c.MaxUploadBytes, 1)},
+		{"max-pixels", "VITRINE_MAX_PIXELS", "50000000", "largest image accepted, in pixels summed over frames", num(&c.MaxPixels, 1)},
+		{"max-frames", "VITRINE_MAX_FRAMES", "1000", "most frames an animated image may have", num(&c.MaxFrames, 1)},
+		{"workers", "VITRINE_WORKERS", strconv.Itoa(runtime.NumCPU()), "image jobs processed at once", num(&c.Workers, 1)},
+		{"job-timeout", "VITRINE_JOB_TIMEOUT", "60s", "time limit of one image job", dur(&c.JobTimeout)},
+		{"job-max-attempts", "VITRINE_JOB_MAX_ATTEMPTS", "5", "how often an image job is started before it is failed", num(&c.JobMaxAttempts, 1)},
+		{"shutdown-timeout", "VITRINE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests and jobs", dur(&c.ShutdownTimeout)},
+		{"request-timeout", "VITRINE_REQUEST_TIMEOUT", "30s", "time limit of one HTTP request's work", dur(&c.RequestTimeout)},
+		{"cache-entries", "VITRINE_CACHE_ENTRIES", "100000", "products kept rendered in the in-process cache", num(&c.CacheEntries, 1)},
+		{"cluster-name", "VITRINE_CLUSTER_NAME", "vitrine", "cluster name; nodes with the same name form one cluster", str(&c.ClusterName)},
+		{"cluster-host", "VITRINE_CLUSTER_HOST", "127.0.0.1", "address of this node's actor endpoint", str(&c.ClusterHost)},
+		{"cluster-port", "VITRINE_CLUSTER_PORT", "0", "port of this node's actor endpoint (0: any free port)", num(&c.ClusterPort, 0)},
+	}
+}
+
+// parseConfig reads flags over environment variables over defaults, and
+// validates the result. An error names the flag and the variable at fault.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	settings := c.settings()
+	fs := flag.NewFlagSet("vitrine serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	for _, s := range settings {
+		fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
+	var errs []error
+	for _, s := range settings {
+		v, from := s.def, "default"
+		if e := getenv(s.env); e != "" {
+			v, from = e, s.env
+		}
+		if f, ok := given[s.flag]; ok {
+			v, from = f, "--"+s.flag
+		}
+		if err := s.set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s (--%s / %s): %w", from, s.flag, s.env, err))
+		}
+	}
+	if err := c.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+func (c *Config) validate() error {
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		return fmt.Errorf("VITRINE_ADDR (--addr) must be host:port or :port, got %q", c.Addr)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("VITRINE_DATA_DIR (--data-dir) must not be empty")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("VITRINE_DATA_DIR (--data-dir) %q: %w", c.DataDir, err)
+	}
+	c.DataDir = abs
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") && !strings.HasPrefix(c.PublicURL, "/") {
+		return fmt.Errorf("VITRINE_PUBLIC_URL (--public-url) must be an http(s) URL or an absolute path, got %q", c.PublicURL)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.ClusterPort > 65535 {
+		return fmt.Errorf("VITRINE_CLUSTER_PORT (--cluster-port) must be at most 65535, got %d", c.ClusterPort)
+	}
+	return nil
+}
+
+// parseSize reads an integer, optionally with a KiB, MiB or GiB suffix.
+func parseSize(v string) (int, error) {
+	mult := 1
+	for suffix, m := range map[string]int{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(v, suffix) {
+			v, mult = strings.TrimSuffix(v, suffix), m
+		}
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return 0, err
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("too large")
+	}
+	return n * mult, nil
+}
+
+// fields lists the configuration for the start-up log line. It holds no
+// secrets yet; credentials, when they come, are masked here.
+func (c Config) fields() map[string]any {
+	return map[string]any{
+		"addr": c.Addr, "data_dir": c.DataDir, "public_url": c.PublicURL, "role": c.Role,
+		"log_format": c.LogFormat, "log_level": c.LogLevel, "max_upload_bytes": c.MaxUploadBytes,
+		"max_pixels": c.MaxPixels, "max_frames": c.MaxFrames, "workers": c.Workers,
+		"job_timeout": c.JobTimeout.String(), "job_max_attempts": c.JobMaxAttempts,
+		"shutdown_timeout": c.ShutdownTimeout.String(), "request_timeout": c.RequestTimeout.String(),
+		"cache_entries": c.CacheEntries, "cluster_name": c.ClusterName, "cluster_host": c.ClusterHost, "cluster_port": c.ClusterPort,
+	}
+}

@@ -1,0 +1,50 @@
+package rest
+
+import (
+	"encoding/json"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+type fakeFiles struct{}
+
+func (fakeFiles) Path(string) (string, error) { return "", nil }
+
+// TestOpenAPIMatchesRoutes fails when a route exists that the document
+// lacks, or the document describes an operation that no route serves.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	s := New(Config{}, nil, nil, fakeFiles{}, nil, zap.NewNop())
+	param := regexp.MustCompile(`\{([a-z_]+)(:[^}]*)?\}`)
+	var routes []string
+	for _, r := range s.Routes() {
+		routes = append(routes, param.ReplaceAllString(r, "{$1}"))
+	}
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiDoc, &doc); err != nil {
+		t.Fatalf("openapi.json is not valid JSON: %v", err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Errorf("openapi version = %q, want 3.1.0", doc.OpenAPI)
+	}
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			if method == "parameters" {
+				continue
+			}
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	sort.Strings(routes)
+	sort.Strings(documented)
+	if strings.Join(routes, "\n") != strings.Join(documented, "\n") {
+		t.Errorf("routes and openapi.json differ\nroutes:\n  %s\ndocumented:\n  %s", strings.Join(routes, "\n  "), strings.Join(documented, "\n  "))
+	}
+}

@@ -1,0 +1,75 @@
+package rest
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// problem is an RFC 9457 problem details document.
+type problem struct {
+	Type      string               `json:"type"`
+	Title     string               `json:"title"`
+	Status    int                  `json:"status"`
+	Detail    string               `json:"detail"`
+	Instance  string               `json:"instance,omitempty"`
+	Code      string               `json:"code"`
+	Errors    []catalog.FieldError `json:"errors,omitempty"`
+	RequestID string               `json:"request_id,omitempty"`
+}
+
+// problemType is the stable type URI of a problem code.
+func problemType(code string) string { return "urn:vitrine:problem:" + code }
+
+// statusOf is the one table from domain error kinds to HTTP statuses.
+var statusOf = map[catalog.Kind]int{
+	catalog.KindInvalid:            http.StatusBadRequest,
+	catalog.KindNotFound:           http.StatusNotFound,
+	catalog.KindPrecondition:       http.StatusPreconditionFailed,
+	catalog.KindConflict:           http.StatusConflict,
+	catalog.KindTooLarge:           http.StatusRequestEntityTooLarge,
+	catalog.KindUnsupportedMedia:   http.StatusUnsupportedMediaType,
+	catalog.KindUnprocessableImage: http.StatusUnprocessableEntity,
+	catalog.KindUnavailable:        http.StatusServiceUnavailable,
+	catalog.KindInternal:           http.StatusInternalServerError,
+}
+
+// writeError answers with the problem err describes. Internal errors keep
+// their text out of the answer; the request log line carries it.
+func writeError(ctx *fasthttp.RequestCtx, err error) {
+	var e *catalog.Error
+	if !errors.As(err, &e) || statusOf[e.Kind] == 0 || e.Kind == catalog.KindInternal {
+		ctx.SetUserValue(errKey, err)
+		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
+		return
+	}
+	if e.Kind == catalog.KindUnavailable {
+		ctx.SetUserValue(errKey, err)
+		ctx.Response.Header.Set("Retry-After", "5")
+	}
+	writeProblem(ctx, statusOf[e.Kind], e.Code, e.Detail, e.Fields)
+}
+
+func writeProblem(ctx *fasthttp.RequestCtx, status int, code, detail string, fields []catalog.FieldError) {
+	p := problem{
+		Type:     problemType(code),
+		Title:    http.StatusText(status),
+		Status:   status,
+		Detail:   detail,
+		Instance: string(ctx.Path()),
+		Code:     code,
+		Errors:   fields,
+	}
+	if id, ok := ctx.UserValue(requestIDKey).(string); ok {
+		p.RequestID = id
+	}
+	body, _ := json.Marshal(p)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/problem+json")
+	ctx.SetBody(body)
+}

@@ -1,0 +1,227 @@
+// Package rest is vitrine's HTTP front door: a fasthttp server whose
+// handlers parse requests, call the product service, and answer JSON or RFC
+// 9457 problem documents.
+package rest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/actors"
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// Products is what the front door needs of the product side.
+type Products interface {
+	Get(ctx context.Context, id string) (actors.Product, error)
+	Create(ctx context.Context, doc []byte) (actors.Product, error)
+	Replace(ctx context.Context, id string, doc []byte, ifMatch string) (actors.Product, error)
+	Patch(ctx context.Context, id string, patch []byte, ifMatch string) (actors.Product, error)
+	Delete(ctx context.Context, id string, ifMatch string) error
+	List(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error)
+	Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error)
+}
+
+// Uploader accepts image uploads.
+type Uploader interface {
+	Upload(ctx context.Context, productID string, data []byte) (*catalog.Image, []byte, error)
+}
+
+// Files serves stored variant files; nil when blobs are served elsewhere
+// (a CDN in front of object storage).
+type Files interface {
+	Path(key string) (string, error)
+}
+
+// Check is a readiness check of one dependency.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config configures the front door.
+type Config struct {
+	// MaxUploadBytes is the largest image accepted.
+	MaxUploadBytes int
+	// MaxJSONBytes is the largest JSON body accepted.
+	MaxJSONBytes int
+	// RequestTimeout bounds the work of one request.
+	RequestTimeout time.Duration
+	// Concurrency caps requests served at once; above it clients get 503.
+	Concurrency int
+}
+
+// Server is the HTTP front door.
+type Server struct {
+	cfg      Config
+	products Products
+	uploads  Uploader
+	files    Files
+	checks   []Check
+	log      *zap.Logger
+	router   *router.Router
+	srv      *fasthttp.Server
+}
+
+// New returns a Server with every route registered.
+func New(cfg Config, products Products, uploads Uploader, files Files, checks []Check, log *zap.Logger) *Server {
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 25 << 20
+	}
+	if cfg.MaxJSONBytes <= 0 {
+		cfg.MaxJSONBytes = 1 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	s := &Server{cfg: cfg, products: products, uploads: uploads, files: files, checks: checks, log: log}
+	r := router.New()
+	r.SaveMatchedRoutePath = true
+	r.RedirectTrailingSlash = false
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/openapi.json", s.openapi)
+	r.POST("/products", s.createProduct)
+	r.GET("/products", s.listProducts)
+	r.GET("/products/{id}", s.getProduct)
+	r.PUT("/products/{id}", s.replaceProduct)
+	r.PATCH("/products/{id}", s.patchProduct)
+	r.DELETE("/products/{id}", s.deleteProduct)
+	r.POST("/products/{id}/images", s.uploadImage)
+	r.GET("/products/{id}/images/{image_id}", s.getImage)
+	if files != nil {
+		r.GET("/media/{key:*}", s.media)
+	}
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		writeProblem(ctx, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", ctx.Method(), ctx.Path()), nil)
+	}
+	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		writeProblem(ctx, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("%s is not allowed on %s; allowed: %s", ctx.Method(), ctx.Path(), ctx.Response.Header.Peek("Allow")), nil)
+	}
+	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
+		ctx.SetUserValue(errKey, fmt.Errorf("panic: %v", v))
+		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
+	}
+	s.router = r
+	s.srv = &fasthttp.Server{
+		Handler:               s.logged(r.Handler),
+		Name:                  "vitrine",
+		MaxRequestBodySize:    cfg.MaxUploadBytes + 1<<20, // room for multipart framing
+		ReadTimeout:           60 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           2 * time.Minute,
+		Concurrency:           cfg.Concurrency,
+		ErrorHandler:          s.transportError,
+		Logger:                zap.NewStdLog(log.Named("fasthttp")),
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+	}
+	return s
+}
+
+// Routes lists every registered route as "METHOD path".
+func (s *Server) Routes() []string {
+	var out []string
+	for method, paths := range s.router.List() {
+		for _, p := range paths {
+			out = append(out, method+" "+p)
+		}
+	}
+	return out
+}
+
+// Handler is the server's request handler, middleware included.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
+
+// Serve serves requests on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+
+// transportError answers requests fasthttp could not even parse.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		writeProblem(ctx, http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("the request body is over the limit of %d bytes", s.srv.MaxRequestBodySize), nil)
+	default:
+		writeProblem(ctx, http.StatusBadRequest, "malformed_request", "the request could not be parsed: "+err.Error(), nil)
+	}
+	ctx.SetConnectionClose()
+}
+
+const (
+	requestIDKey = "vitrine.request_id"
+	errKey       = "vitrine.error"
+)
+
+// logged assigns a request id and writes one log line per request.
+func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		start := time.Now()
+		id := string(ctx.Request.Header.Peek("X-Request-ID"))
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		ctx.SetUserValue(requestIDKey, id)
+		ctx.Response.Header.Set("X-Request-ID", id)
+		next(ctx)
+		route, _ := ctx.UserValue(router.MatchedRoutePathParam).(string)
+		status := ctx.Response.StatusCode()
+		fields := []zap.Field{
+			zap.ByteString("method", ctx.Method()),
+			zap.String("route", route),
+			zap.ByteString("path", ctx.Path()),
+			zap.Int("status", status),
+			zap.Int("bytes", len(ctx.Response.Body())),
+			zap.Duration("latency", time.Since(start)),
+			zap.String("request_id", id),
+		}
+		if err, ok := ctx.UserValue(errKey).(error); ok {
+			fields = append(fields, zap.Error(err))
+		}
+		switch {
+		case status >= 500:
+			s.log.Error("request", fields...)
+		default:
+			s.log.Info("request", fields...)
+		}
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// reqCtx is the context of one request's work.
+func (s *Server) reqCtx(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+}

@@ -72,3 +72,17 @@ func (p Price) String() string {
 func (p Price) MarshalJSON() ([]byte, error) {
 	return []byte(`"` + p.String() + `"`), nil
 }
+
+// UnmarshalJSON reads a price written as a JSON string or number.
+func (p *Price) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := ParsePrice(s)
+	if err != nil {
+		return fmt.Errorf("price %w", err)
+	}
+	*p = v
+	return nil
+}

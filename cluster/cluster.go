@@ -73,8 +73,7 @@ func startMember(c *pcluster.Cluster) (err error) {
 	return nil
 }
 
-// Stop leaves the cluster gracefully and stops the actor system.
+// Stop leaves the cluster gracefully; that stops the actor system too.
 func (n *Node) Stop() {
 	n.Cluster.Shutdown(true)
-	n.System.Shutdown()
 }

@@ -1,0 +1,249 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/vitrine-dev/vitrine/actors"
+	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/cluster"
+	"github.com/vitrine-dev/vitrine/persistence/localfs"
+	"github.com/vitrine-dev/vitrine/persistence/memory"
+	"github.com/vitrine-dev/vitrine/persistence/sqlite"
+)
+
+// fixture is a single-node cluster over the embedded adapters, with an
+// image processor and blob store that tests can make misbehave.
+type fixture struct {
+	t       *testing.T
+	service *actors.Service
+	uploads *actors.Uploads
+	db      *sqlite.DB
+	pool    *actors.ImagePool
+	node    *cluster.Node
+}
+
+type header struct{}
+
+func (header) Probe(data []byte) (actors.Header, error) {
+	return actors.Header{ContentType: "image/png", Width: 10, Height: 10, Frames: 1}, nil
+}
+
+// processor is a scripted image processor.
+type processor struct {
+	calls atomic.Int32
+	fn    func(call int) ([]actors.Rendition, error)
+}
+
+func (p *processor) Process(ctx context.Context, data []byte) ([]actors.Rendition, error) {
+	return p.fn(int(p.calls.Add(1)))
+}
+
+func ok(int) ([]actors.Rendition, error) {
+	return []actors.Rendition{{Name: "thumb", Format: "webp", ContentType: "image/webp", Width: 5, Height: 5, Data: []byte("RIFF")}}, nil
+}
+
+// flakyBlobs fails Put while failPuts > 0.
+type flakyBlobs struct {
+	*localfs.Store
+	failPuts atomic.Int32
+}
+
+func (b *flakyBlobs) Put(ctx context.Context, key string, data []byte, ct string) error {
+	if filepath.Base(key) != "original" && b.failPuts.Add(-1) >= 0 {
+		return errors.New("injected storage failure")
+	}
+	return b.Store.Put(ctx, key, data, ct)
+}
+
+func newFixture(t *testing.T, proc actors.Processor, blobs *flakyBlobs, maxAttempts int) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blobs == nil {
+		blobs = &flakyBlobs{}
+	}
+	blobs.Store, err = localfs.New(filepath.Join(dir, "files"), "http://test/media")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := memory.New(100)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	node, err := cluster.Start(cluster.Config{}, log, actors.NewProductKind(actors.ProductDeps{Store: db, Cache: cache, Blobs: blobs, Log: log}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
+	f := &fixture{t: t, db: db, node: node}
+	f.service = actors.NewService(node.Cluster, cache, db, newID, 5*time.Second)
+	f.uploads = actors.NewUploads(f.service, header{}, blobs, time.Now)
+	f.pool, err = actors.StartImages(node.System, actors.ImageDeps{Queue: db, Images: f.service, Blobs: blobs, Processor: proc,
+		Log: log, Workers: 2, MaxAttempts: maxAttempts, RetryBase: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := f.pool.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+		node.Stop()
+		db.Close()
+	})
+	return f
+}
+
+func (f *fixture) product() string {
+	f.t.Helper()
+	p, err := f.service.Create(context.Background(), []byte(`{"name":"P","price":"1","user_id":1}`))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p.ID
+}
+
+func (f *fixture) upload(productID string) *catalog.Image {
+	f.t.Helper()
+	img, _, err := f.uploads.Upload(context.Background(), productID, []byte("fake image bytes"))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return img
+}
+
+func (f *fixture) wait(img *catalog.Image) *catalog.Image {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, _, err := f.service.Image(context.Background(), img.ProductID, img.ID)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if got.Status == catalog.StatusReady || got.Status == catalog.StatusFailed {
+			return got
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("image still %s", got.Status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWritesAreSerialisedByTheGrain(t *testing.T) {
+	f := newFixture(t, &processor{fn: ok}, nil, 3)
+	id := f.product()
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := f.service.Patch(context.Background(), id, []byte(fmt.Sprintf(`{"description":"edit %d"}`, i)), "")
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent patch: %v", err)
+		}
+	}
+	stored, err := f.db.GetProduct(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Version != 51 {
+		t.Errorf("version after 50 patches = %d, want 51", stored.Version)
+	}
+	// The cached rendering is the stored state.
+	got, err := f.service.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ETag != stored.ETag() {
+		t.Errorf("cached ETag %s, stored %s", got.ETag, stored.ETag())
+	}
+}
+
+func TestCrashedWorkerIsRestartedAndItsJobRetried(t *testing.T) {
+	proc := &processor{fn: func(call int) ([]actors.Rendition, error) {
+		if call == 1 {
+			panic("decoder crashed")
+		}
+		return ok(call)
+	}}
+	f := newFixture(t, proc, nil, 3)
+	img := f.wait(f.upload(f.product()))
+	if img.Status != catalog.StatusReady {
+		t.Fatalf("status %s, error %+v", img.Status, img.Error)
+	}
+	if n := proc.calls.Load(); n != 2 {
+		t.Errorf("processor called %d times, want 2 (a crash, then success)", n)
+	}
+	// The pool still has its workers: more jobs go through.
+	if img := f.wait(f.upload(f.product())); img.Status != catalog.StatusReady {
+		t.Errorf("after the restart: %s", img.Status)
+	}
+}
+
+func TestJobThatAlwaysCrashesIsFailedAfterMaxAttempts(t *testing.T) {
+	proc := &processor{fn: func(int) ([]actors.Rendition, error) { panic("always") }}
+	f := newFixture(t, proc, nil, 3)
+	img := f.wait(f.upload(f.product()))
+	if img.Status != catalog.StatusFailed || img.Error == nil || img.Error.Code != catalog.FailInternal {
+		t.Fatalf("status %s error %+v", img.Status, img.Error)
+	}
+	if n := proc.calls.Load(); n != 3 {
+		t.Errorf("processor called %d times, want 3", n)
+	}
+}
+
+func TestTransientStorageFailureIsRetried(t *testing.T) {
+	blobs := &flakyBlobs{}
+	blobs.failPuts.Store(2)
+	f := newFixture(t, &processor{fn: ok}, blobs, 5)
+	img := f.wait(f.upload(f.product()))
+	if img.Status != catalog.StatusReady || len(img.Variants) != 1 || img.Variants[0].URL == "" {
+		t.Fatalf("status %s error %+v variants %+v", img.Status, img.Error, img.Variants)
+	}
+}
+
+func TestStorageFailingEveryTimeEndsFailed(t *testing.T) {
+	blobs := &flakyBlobs{}
+	blobs.failPuts.Store(1000)
+	f := newFixture(t, &processor{fn: ok}, blobs, 3)
+	img := f.wait(f.upload(f.product()))
+	if img.Status != catalog.StatusFailed || img.Error.Code != catalog.FailStorageUnavailable {
+		t.Fatalf("status %s error %+v", img.Status, img.Error)
+	}
+}
+
+func TestCorruptInputIsNotRetried(t *testing.T) {
+	proc := &processor{fn: func(int) ([]actors.Rendition, error) {
+		return nil, catalog.Errorf(catalog.KindUnprocessableImage, catalog.FailCorruptImage, "truncated JPEG")
+	}}
+	f := newFixture(t, proc, nil, 5)
+	img := f.wait(f.upload(f.product()))
+	if img.Status != catalog.StatusFailed || img.Error.Code != catalog.FailCorruptImage || img.Error.Detail != "truncated JPEG" {
+		t.Fatalf("status %s error %+v", img.Status, img.Error)
+	}
+	if n := proc.calls.Load(); n != 1 {
+		t.Errorf("processor called %d times, want 1", n)
+	}
+}

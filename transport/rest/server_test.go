@@ -1,0 +1,141 @@
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/vitrine-dev/vitrine/actors"
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// stubProducts answers from fixed values; the real service is covered end
+// to end in cmd/vitrine.
+type stubProducts struct {
+	filter catalog.ProductFilter
+	panic  bool
+}
+
+func (s *stubProducts) Get(_ context.Context, id string) (actors.Product, error) {
+	if s.panic {
+		panic("boom")
+	}
+	if id != "01937a4e-7b8c-7def-8a12-3456789abcde" {
+		return actors.Product{}, catalog.NotFound("product %q does not exist", id)
+	}
+	return actors.Product{ID: id, ETag: `"x.1"`, Body: []byte(`{"id":"` + id + `"}`)}, nil
+}
+func (s *stubProducts) Create(context.Context, []byte) (actors.Product, error) {
+	return actors.Product{}, catalog.Unavailable("the database", nil)
+}
+func (s *stubProducts) Replace(context.Context, string, []byte, string) (actors.Product, error) {
+	return actors.Product{}, nil
+}
+func (s *stubProducts) Patch(context.Context, string, []byte, string) (actors.Product, error) {
+	return actors.Product{}, nil
+}
+func (s *stubProducts) Delete(context.Context, string, string) error { return nil }
+func (s *stubProducts) List(_ context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
+	s.filter = f
+	return nil, nil
+}
+func (s *stubProducts) Image(context.Context, string, string) (*catalog.Image, []byte, error) {
+	return nil, nil, catalog.NotFound("no")
+}
+
+func serve(t *testing.T, s *Server) *http.Client {
+	t.Helper()
+	ln := fasthttputil.NewInmemoryListener()
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return ln.Dial() }}}
+}
+
+func TestRequestLogAndID(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	products := &stubProducts{}
+	c := serve(t, New(Config{}, products, nil, nil, nil, zap.New(core)))
+
+	req, _ := http.NewRequest("GET", "http://x/products/01937a4e-7b8c-7def-8a12-3456789abcde", nil)
+	req.Header.Set("X-Request-ID", "abc-123")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.Header.Get("X-Request-ID") != "abc-123" {
+		t.Errorf("X-Request-ID = %q, want the client's", res.Header.Get("X-Request-ID"))
+	}
+	req.Header.Set("X-Request-ID", "bad id with spaces")
+	res, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if id := res.Header.Get("X-Request-ID"); id == "" || strings.Contains(id, " ") {
+		t.Errorf("generated X-Request-ID = %q", id)
+	}
+
+	lines := logs.FilterMessage("request").All()
+	if len(lines) != 2 {
+		t.Fatalf("%d request log lines, want one per request", len(lines))
+	}
+	f := lines[0].ContextMap()
+	if f["method"] != "GET" || f["route"] != "/products/{id}" || f["status"] != int64(200) || f["request_id"] != "abc-123" || f["bytes"] == nil || f["latency"] == nil {
+		t.Errorf("log fields: %v", f)
+	}
+}
+
+func TestProblemsFromErrors(t *testing.T) {
+	products := &stubProducts{}
+	c := serve(t, New(Config{}, products, nil, nil, nil, zap.NewNop()))
+
+	res, err := c.Post("http://x/products", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p problem
+	json.NewDecoder(res.Body).Decode(&p)
+	res.Body.Close()
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" || p.Code != "unavailable" || p.Type != "urn:vitrine:problem:unavailable" {
+		t.Errorf("unavailable: %d %+v retry-after %q", res.StatusCode, p, res.Header.Get("Retry-After"))
+	}
+
+	products.panic = true
+	res, err = c.Get("http://x/products/01937a4e-7b8c-7def-8a12-3456789abcde")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(res.Body).Decode(&p)
+	res.Body.Close()
+	if res.StatusCode != 500 || res.Header.Get("Content-Type") != "application/problem+json" || strings.Contains(p.Detail, "boom") {
+		t.Errorf("panic: %d %+v", res.StatusCode, p)
+	}
+}
+
+func TestParseFilter(t *testing.T) {
+	var args fasthttp.Args
+	args.Parse("user_id=5&min_price=1.5&max_price=20&q=%20Lamp%20&limit=7")
+	f, err := parseFilter(&args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.UserID != 5 || *f.MinPrice != 150 || *f.MaxPrice != 2000 || f.Query != "lamp" || f.Limit != 7 {
+		t.Errorf("filter = %+v", f)
+	}
+	for _, q := range []string{"limit=0", "limit=101", "user_id=0", "min_price=abc", "min_price=3&max_price=2", "cursor=!!", "foo=1", "q=a&q=b"} {
+		var a fasthttp.Args
+		a.Parse(q)
+		if _, err := parseFilter(&a); catalog.ErrorKind(err) != catalog.KindInvalid {
+			t.Errorf("%s: err = %v, want invalid", q, err)
+		}
+	}
+}

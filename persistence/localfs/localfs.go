@@ -1,0 +1,238 @@
+// Package localfs is vitrine's embedded default blob store: one file per
+// blob under a directory of the local file system.
+package localfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// Limits on keys.
+const (
+	MaxKeyLength     = 1024
+	MaxSegmentLength = 255
+)
+
+// Store keeps blobs as files under a directory: the blob with key
+// "products/p/i/original" is the file dir/products/p/i/original. Content
+// types are not kept; whoever serves the files derives them from the name
+// or the content.
+type Store struct {
+	dir     string
+	baseURL string
+}
+
+var _ catalog.BlobStore = (*Store)(nil)
+
+// New returns a store over dir, creating it if needed. URLs of blobs are
+// baseURL + "/" + key.
+func New(dir, baseURL string) (*Store, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("blob dir %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("blob dir %s: %w", dir, err)
+	}
+	return &Store{dir: abs, baseURL: strings.TrimRight(baseURL, "/")}, nil
+}
+
+// ValidKey checks that key is a relative slash-separated path whose segments
+// are made of A-Z a-z 0-9 . _ - and are neither empty, "." nor "..". Such a
+// key always names a file inside the store's directory.
+func ValidKey(key string) error {
+	if key == "" {
+		return invalidKey(key, "is empty")
+	}
+	if len(key) > MaxKeyLength {
+		return invalidKey(key, fmt.Sprintf("is longer than %d bytes", MaxKeyLength))
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch {
+		case seg == "":
+			return invalidKey(key, "has an empty segment")
+		case seg == "." || seg == "..":
+			return invalidKey(key, "has a . or .. segment")
+		case len(seg) > MaxSegmentLength:
+			return invalidKey(key, fmt.Sprintf("has a segment longer than %d bytes", MaxSegmentLength))
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+				return invalidKey(key, fmt.Sprintf("has the character %q; allowed are A-Z a-z 0-9 . _ - and / between segments", c))
+			}
+		}
+	}
+	return nil
+}
+
+func invalidKey(key, why string) error {
+	return catalog.Errorf(catalog.KindInvalid, "invalid_key", "blob key %q %s", key, why)
+}
+
+// Path returns the file that holds the blob with key, for serving it. The
+// file may not exist.
+func (s *Store) Path(key string) (string, error) {
+	if err := ValidKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(key)), nil
+}
+
+// URL is where clients fetch the blob.
+func (s *Store) URL(key string) string {
+	return s.baseURL + "/" + key
+}
+
+// Put stores data under key atomically: readers see the old content or the
+// new, never a part. The content type is not kept.
+func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) error {
+	path, err := s.Path(key)
+	if err != nil {
+		return fmt.Errorf("put blob: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("put blob %s: %w", key, unavailable(err))
+	}
+	if err := writeAtomic(dir, path, data); err != nil {
+		return fmt.Errorf("put blob %s: %w", key, unavailable(err))
+	}
+	return nil
+}
+
+// writeAtomic writes data to a temporary file in dir, flushes it to disk
+// and renames it to path. The temporary name holds a '~', which no key
+// does, so it never shadows a blob.
+func writeAtomic(dir, path string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, "put~*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir) // so that the rename survives a crash
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Get returns the content of the blob with key; a missing blob is NotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	path, err := s.Path(key)
+	if err != nil {
+		return nil, fmt.Errorf("get blob: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get blob %s: %w", key, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if isMissing(err) {
+			return nil, fmt.Errorf("get blob %s: %w", key, catalog.NotFound("blob %s", key))
+		}
+		return nil, fmt.Errorf("get blob %s: %w", key, unavailable(err))
+	}
+	return data, nil
+}
+
+// isMissing reports whether err means there is no blob at the path: no
+// such file, a directory there, or a file where a directory of the path
+// should be.
+func isMissing(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// DeletePrefix removes every blob whose key starts with prefix. A prefix
+// ending in "/" removes that directory tree; another removes the entries of
+// its directory whose names start with its last segment. Deleting what does
+// not exist is not an error.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete blobs %s: %w", prefix, err)
+	}
+	if dirKey, ok := strings.CutSuffix(prefix, "/"); ok {
+		path, err := s.Path(dirKey)
+		if err != nil {
+			return fmt.Errorf("delete blobs: %w", err)
+		}
+		if err := os.RemoveAll(path); err != nil {
+			return fmt.Errorf("delete blobs %s: %w", prefix, unavailable(err))
+		}
+		return nil
+	}
+	path, err := s.Path(prefix)
+	if err != nil {
+		return fmt.Errorf("delete blobs: %w", err)
+	}
+	dir, base := filepath.Split(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if isMissing(err) {
+			return nil
+		}
+		return fmt.Errorf("delete blobs %s: %w", prefix, unavailable(err))
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), base) || strings.Contains(e.Name(), "~") {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("delete blobs %s: %w", prefix, unavailable(err))
+		}
+	}
+	return nil
+}
+
+// Ping checks that the directory is writable.
+func (s *Store) Ping(ctx context.Context) error {
+	f, err := os.CreateTemp(s.dir, "ping~*")
+	if err != nil {
+		return fmt.Errorf("ping blob dir %s: %w", s.dir, unavailable(err))
+	}
+	name := f.Name()
+	f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("ping blob dir %s: %w", s.dir, unavailable(err))
+	}
+	return nil
+}
+
+func unavailable(err error) error {
+	return catalog.Unavailable("blob storage", err)
+}

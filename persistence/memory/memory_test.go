@@ -1,0 +1,74 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/cachetest"
+	"github.com/vitrine-dev/vitrine/persistence/memory"
+)
+
+func TestCache(t *testing.T) {
+	const maxEntries = 64
+	cachetest.Run(t, func(t *testing.T) catalog.Cache { return memory.New(maxEntries) }, maxEntries)
+}
+
+func TestLenReachesBound(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxEntries int
+		want       int
+	}{
+		{"none", 0, 0},
+		{"negative", -5, 0},
+		{"one", 1, 1},
+		{"fewer than shards", 10, 10},
+		{"not a multiple of shards", 100, 100},
+		{"many", 5000, 5000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := memory.New(tt.maxEntries)
+			for i := range 20*tt.want + 100 {
+				c.Set(context.Background(), fmt.Sprintf("product-%d", i), []byte("v"))
+			}
+			if got := c.Len(); got != tt.want {
+				t.Errorf("Len() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestGetDoesNotAllocate(t *testing.T) {
+	c := memory.New(100)
+	ctx := context.Background()
+	c.Set(ctx, "0196a0c2-7b1e-7c3d-8e4f-123456789abc", []byte(`{"name":"Chair"}`))
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, ok := c.Get(ctx, "0196a0c2-7b1e-7c3d-8e4f-123456789abc"); !ok {
+			t.Fatal("miss")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Get allocates %.1f times per hit, want 0", allocs)
+	}
+}
+
+func BenchmarkGetParallel(b *testing.B) {
+	c := memory.New(10_000)
+	ctx := context.Background()
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("0196a0c2-7b1e-7c3d-8e4f-%012d", i)
+		c.Set(ctx, keys[i], make([]byte, 2048))
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			c.Get(ctx, keys[i%len(keys)])
+			i++
+		}
+	})
+}

@@ -1,0 +1,300 @@
+// Package sqlite is vitrine's embedded default store: products, images and
+// the durable queue of image jobs in one SQLite database file, through the
+// pure-Go driver modernc.org/sqlite.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	sqlitedrv "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// migrationFiles holds the schema migrations, NNNN_name.sql, applied in
+// version order.
+//
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Options tune a DB. The zero value is usable.
+type Options struct {
+	// Now is the clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+	// Lease is how long a received job stays invisible to other receivers
+	// before it is delivered again; 0 means 5 minutes.
+	Lease time.Duration
+	// PollInterval bounds how long Receive sleeps before looking for jobs
+	// again when nothing woke it; 0 means 500 ms.
+	PollInterval time.Duration
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// connection; 0 means 5 seconds.
+	BusyTimeout time.Duration
+}
+
+// DB is a SQLite database holding the catalog and its job queue. It is safe
+// for concurrent use.
+type DB struct {
+	sql   *sql.DB
+	now   func() time.Time
+	lease time.Duration
+	poll  time.Duration
+
+	wake      wakeup
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+var (
+	_ catalog.ProductStore = (*DB)(nil)
+	_ catalog.JobQueue     = (*DB)(nil)
+)
+
+// Open opens (creating if needed) the database file at path, applies the
+// migrations it lacks and releases the leases of jobs received by a previous
+// process: the embedded queue belongs to one process, so those jobs are
+// delivered again at once.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite: empty path")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 5 * time.Minute
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 500 * time.Millisecond
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	sqldb, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db := &DB{
+		sql:    sqldb,
+		now:    opts.Now,
+		lease:  opts.Lease,
+		poll:   opts.PollInterval,
+		wake:   wakeup{ch: make(chan struct{})},
+		closed: make(chan struct{}),
+	}
+	if err := db.migrate(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if _, err := sqldb.ExecContext(ctx, `UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open sqlite %s: release leases: %w", path, db.translate(err))
+	}
+	return db, nil
+}
+
+// dsn builds the connection string. Every connection gets WAL, a busy
+// timeout, foreign keys and synchronous=NORMAL (durable at checkpoints, safe
+// with WAL). Writing transactions begin IMMEDIATE, taking the write lock up
+// front, so concurrent writers wait for each other under the busy timeout
+// instead of failing with SQLITE_BUSY when a read lock cannot be upgraded;
+// read-only transactions (sql.TxOptions.ReadOnly) begin DEFERRED.
+func dsn(path string, busy time.Duration) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	// A file: URI, so that a path holding '?' or '#' stays a path.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.Clean(path))
+	return "file:" + escaped + "?" + q.Encode()
+}
+
+// Close releases the database. Receivers waiting for a job return.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() { close(db.closed) })
+	if err := db.sql.Close(); err != nil {
+		return fmt.Errorf("close sqlite: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.sql.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("ping sqlite: %w", db.translate(err))
+	}
+	return nil
+}
+
+// migration is one embedded schema change.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	seen := map[int]string{}
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", e.Name())
+		}
+		if other, dup := seen[v]; dup {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", other, e.Name(), v)
+		}
+		seen[v] = e.Name()
+		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// migrate applies, in version order and each in its own transaction, the
+// migrations not yet recorded in schema_migrations.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    INTEGER NOT NULL PRIMARY KEY,
+	applied_at INTEGER NOT NULL -- unix microseconds UTC
+) STRICT`
+	if _, err := db.sql.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", db.translate(err))
+	}
+	for _, m := range ms {
+		if err := db.apply(ctx, m); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) apply(ctx context.Context, m migration) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		// Checked inside the (immediate) transaction, so two processes
+		// opening the same new file do not both apply it.
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+			m.version, micros(db.now()))
+		return err
+	})
+}
+
+// inTx runs fn in a writing (IMMEDIATE) transaction, committing if fn
+// succeeds. Errors are translated into catalog errors.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return db.translate(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return db.translate(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return db.translate(err)
+	}
+	return nil
+}
+
+// translate turns driver errors into catalog errors: a database that is
+// closed, locked for longer than the busy timeout, out of space or failing
+// I/O is Unavailable. Context errors and catalog errors pass unchanged;
+// anything else (a bug) is returned as is and reads as internal.
+func (db *DB) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *catalog.Error
+	if errors.As(err, &ce) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	select {
+	case <-db.closed:
+		return catalog.Unavailable("database", err)
+	default:
+	}
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
+		return catalog.Unavailable("database", err)
+	}
+	switch sqliteCode(err) & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+		sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
+		return catalog.Unavailable("database", err)
+	}
+	return err
+}
+
+// sqliteCode is the extended result code of a driver error, or 0.
+func sqliteCode(err error) int {
+	var se *sqlitedrv.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// micros is t as the stored unix microseconds.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros is the UTC time of stored unix microseconds.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// wakeup lets writers wake every receiver waiting for a job.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel closed at the next broadcast.
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+// broadcast wakes every current waiter.
+func (w *wakeup) broadcast() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+}

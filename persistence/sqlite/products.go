@@ -1,0 +1,377 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version`
+
+const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
+	frames, sha256, original_key, variants, attempts, created_at, processed_at`
+
+// fold is the form of a name that searches compare: its Unicode lower case.
+func fold(s string) string { return strings.ToLower(s) }
+
+// CreateProduct stores a new product as given (its Images are ignored). An
+// id already taken is a conflict.
+func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
+	_, err := db.sql.ExecContext(ctx, `
+		INSERT INTO products (id, user_id, name, name_fold, description, price, currency, created_at, updated_at, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.UserID, p.Name, fold(p.Name), p.Description, int64(p.Price), p.Currency,
+		micros(p.CreatedAt), micros(p.UpdatedAt), p.Version)
+	if err != nil {
+		if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || code == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+			return fmt.Errorf("create product %s: %w", p.ID, &catalog.Error{
+				Kind: catalog.KindConflict, Code: "already_exists", Detail: "product " + p.ID + " already exists", Err: err})
+		}
+		return fmt.Errorf("create product %s: %w", p.ID, db.translate(err))
+	}
+	return nil
+}
+
+// GetProduct returns the product with its images, oldest image first.
+func (db *DB) GetProduct(ctx context.Context, id string) (*catalog.Product, error) {
+	tx, err := db.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("get product %s: %w", id, db.translate(err))
+	}
+	defer tx.Rollback()
+	p, err := scanProduct(tx.QueryRowContext(ctx, `SELECT `+productColumns+` FROM products WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get product %s: %w", id, catalog.NotFound("product %s", id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get product %s: %w", id, db.translate(err))
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+imageColumns+` FROM images WHERE product_id = ? ORDER BY created_at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("get product %s: images: %w", id, db.translate(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("get product %s: images: %w", id, db.translate(err))
+		}
+		p.Images = append(p.Images, img)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get product %s: images: %w", id, db.translate(err))
+	}
+	return p, nil
+}
+
+// UpdateProduct stores p's fields, whose Version must be the stored one
+// plus one. Images are not touched.
+func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
+	if err := db.inTx(ctx, func(tx *sql.Tx) error { return bump(ctx, tx, p) }); err != nil {
+		return fmt.Errorf("update product %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// bump writes p over the stored product if the stored version is
+// p.Version-1: NotFound if there is no such product, ErrVersionConflict if
+// another write got there first.
+func bump(ctx context.Context, tx *sql.Tx, p *catalog.Product) error {
+	res, err := tx.ExecContext(ctx, `
+		UPDATE products
+		SET user_id = ?, name = ?, name_fold = ?, description = ?, price = ?, currency = ?,
+		    updated_at = ?, version = ?
+		WHERE id = ? AND version = ?`,
+		p.UserID, p.Name, fold(p.Name), p.Description, int64(p.Price), p.Currency,
+		micros(p.UpdatedAt), p.Version, p.ID, p.Version-1)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		return nil
+	}
+	var exists int
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FROM products WHERE id = ?`, p.ID).Scan(&exists)
+	switch {
+	case err != nil:
+		return err
+	case exists == 0:
+		return catalog.NotFound("product %s", p.ID)
+	default:
+		return catalog.ErrVersionConflict
+	}
+}
+
+// DeleteProduct deletes the product, its images and their pending jobs.
+func (db *DB) DeleteProduct(ctx context.Context, id string) error {
+	res, err := db.sql.ExecContext(ctx, `DELETE FROM products WHERE id = ?`, id) // cascades to images, then jobs
+	if err != nil {
+		return fmt.Errorf("delete product %s: %w", id, db.translate(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete product %s: %w", id, db.translate(err))
+	}
+	if n == 0 {
+		return fmt.Errorf("delete product %s: %w", id, catalog.NotFound("product %s", id))
+	}
+	return nil
+}
+
+// ListProducts returns a page of products, newest first, with their images.
+// A Limit of 0 or less means no limit.
+func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
+	var where []string
+	var args []any
+	if f.UserID != 0 {
+		where, args = append(where, "user_id = ?"), append(args, f.UserID)
+	}
+	if f.MinPrice != nil {
+		where, args = append(where, "price >= ?"), append(args, int64(*f.MinPrice))
+	}
+	if f.MaxPrice != nil {
+		where, args = append(where, "price <= ?"), append(args, int64(*f.MaxPrice))
+	}
+	if f.Query != "" {
+		// instr, not LIKE: '%' and '_' in the query are plain characters.
+		where, args = append(where, "instr(name_fold, ?) > 0"), append(args, fold(f.Query))
+	}
+	if f.After != "" {
+		where, args = append(where, "id < ?"), append(args, f.After)
+	}
+	query := `SELECT ` + productColumns + ` FROM products`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	limit := -1
+	if f.Limit > 0 {
+		limit = f.Limit
+	}
+	args = append(args, limit)
+
+	tx, err := db.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", db.translate(err))
+	}
+	defer tx.Rollback()
+	products, err := queryProducts(ctx, tx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", db.translate(err))
+	}
+	if err := attachImages(ctx, tx, products); err != nil {
+		return nil, fmt.Errorf("list products: images: %w", db.translate(err))
+	}
+	return products, nil
+}
+
+func queryProducts(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]*catalog.Product, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	products := []*catalog.Product{}
+	for rows.Next() {
+		p, err := scanProduct(rows)
+		if err != nil {
+			return nil, err
+		}
+		products = append(products, p)
+	}
+	return products, rows.Err()
+}
+
+// attachImages loads the images of all products in one query.
+func attachImages(ctx context.Context, tx *sql.Tx, products []*catalog.Product) error {
+	if len(products) == 0 {
+		return nil
+	}
+	byID := make(map[string]*catalog.Product, len(products))
+	ids := make([]string, len(products))
+	for i, p := range products {
+		byID[p.ID], ids[i] = p, p.ID
+	}
+	idsJSON, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	// The ids travel as one JSON array, whatever the page size.
+	rows, err := tx.QueryContext(ctx, `
+		SELECT `+imageColumns+` FROM images
+		WHERE product_id IN (SELECT value FROM json_each(?))
+		ORDER BY product_id, created_at, id`, string(idsJSON))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		img, err := scanImage(rows)
+		if err != nil {
+			return err
+		}
+		if p := byID[img.ProductID]; p != nil {
+			p.Images = append(p.Images, img)
+		}
+	}
+	return rows.Err()
+}
+
+// AddImage stores a new image of p and its pending job, and bumps p, in one
+// transaction. Waiting receivers are woken. img.ProductID must be p.ID or
+// empty.
+func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error {
+	if img.ProductID != "" && img.ProductID != p.ID {
+		return fmt.Errorf("add image %s: belongs to product %q, not %s", img.ID, img.ProductID, p.ID)
+	}
+	variants, err := marshalVariants(img.Variants)
+	if err != nil {
+		return fmt.Errorf("add image %s: %w", img.ID, err)
+	}
+	now := micros(db.now())
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		errCode, errDetail := imageError(img.Error)
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO images (`+imageColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			img.ID, p.ID, string(img.Status), errCode, errDetail,
+			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
+			img.Original.Frames, img.Original.SHA256, img.Original.Key, variants, img.Attempts,
+			micros(img.CreatedAt), processedAt(img)); err != nil {
+			if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+				return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
+			}
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, created_at)
+			VALUES (?, ?, 0, ?, NULL, ?)`, img.ID, p.ID, now, now)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add image %s to product %s: %w", img.ID, p.ID, err)
+	}
+	db.wake.broadcast()
+	return nil
+}
+
+// SaveImage stores the changed image of p and bumps p in one transaction.
+func (db *DB) SaveImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error {
+	variants, err := marshalVariants(img.Variants)
+	if err != nil {
+		return fmt.Errorf("save image %s: %w", img.ID, err)
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		errCode, errDetail := imageError(img.Error)
+		res, err := tx.ExecContext(ctx, `
+			UPDATE images
+			SET status = ?, error_code = ?, error_detail = ?, content_type = ?, bytes = ?, width = ?,
+			    height = ?, frames = ?, sha256 = ?, original_key = ?, variants = ?, attempts = ?,
+			    processed_at = ?
+			WHERE id = ? AND product_id = ?`,
+			string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
+			img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
+			img.Original.Key, variants, img.Attempts, processedAt(img), img.ID, p.ID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return catalog.NotFound("image %s of product %s", img.ID, p.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save image %s of product %s: %w", img.ID, p.ID, err)
+	}
+	return nil
+}
+
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+func scanProduct(r rowScanner) (*catalog.Product, error) {
+	var p catalog.Product
+	var price, created, updated int64
+	if err := r.Scan(&p.ID, &p.UserID, &p.Name, &p.Description, &price, &p.Currency, &created, &updated, &p.Version); err != nil {
+		return nil, err
+	}
+	p.Price = catalog.Price(price)
+	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
+	p.Images = []catalog.Image{}
+	return &p, nil
+}
+
+func scanImage(r rowScanner) (catalog.Image, error) {
+	var img catalog.Image
+	var status, variants string
+	var errCode, errDetail sql.NullString
+	var created int64
+	var processed sql.NullInt64
+	o := &img.Original
+	if err := r.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
+		&o.Width, &o.Height, &o.Frames, &o.SHA256, &o.Key, &variants, &img.Attempts, &created, &processed); err != nil {
+		return img, err
+	}
+	img.Status = catalog.ImageStatus(status)
+	if errCode.Valid {
+		img.Error = &catalog.ImageError{Code: errCode.String, Detail: errDetail.String}
+	}
+	if err := json.Unmarshal([]byte(variants), &img.Variants); err != nil {
+		return img, fmt.Errorf("image %s: variants: %w", img.ID, err)
+	}
+	if img.Variants == nil {
+		img.Variants = []catalog.Variant{}
+	}
+	img.CreatedAt = fromMicros(created)
+	if processed.Valid {
+		t := fromMicros(processed.Int64)
+		img.ProcessedAt = &t
+	}
+	return img, nil
+}
+
+func marshalVariants(vs []catalog.Variant) (string, error) {
+	if vs == nil {
+		vs = []catalog.Variant{}
+	}
+	b, err := json.Marshal(vs)
+	if err != nil {
+		return "", fmt.Errorf("encode variants: %w", err)
+	}
+	return string(b), nil
+}
+
+func imageError(e *catalog.ImageError) (code, detail sql.NullString) {
+	if e == nil {
+		return code, detail
+	}
+	return sql.NullString{String: e.Code, Valid: true}, sql.NullString{String: e.Detail, Valid: true}
+}
+
+func processedAt(img *catalog.Image) sql.NullInt64 {
+	if img.ProcessedAt == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: micros(*img.ProcessedAt), Valid: true}
+}

@@ -1,0 +1,155 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Receive claims the job that became available first and is not leased,
+// leasing it for Options.Lease and counting the attempt before it runs. It
+// blocks until there is one, ctx ends or the DB is closed. AddImage, Enqueue
+// and Retry wake waiting receivers; they also look again when the next
+// delayed job falls due, and at least every Options.PollInterval.
+func (db *DB) Receive(ctx context.Context) (catalog.Delivery, error) {
+	for {
+		wake := db.wake.wait() // before the claim, so no wake-up is missed
+		d, due, err := db.claim(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("receive job: %w", err)
+		}
+		if d != nil {
+			return d, nil
+		}
+		wait := db.poll
+		if due != nil {
+			if until := due.Sub(db.now()); until < wait {
+				wait = max(until, time.Millisecond)
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fmt.Errorf("receive job: %w", ctx.Err())
+		case <-db.closed:
+			timer.Stop()
+			return nil, fmt.Errorf("receive job: %w", catalog.Unavailable("job queue", errors.New("database closed")))
+		case <-wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// claim leases the first available job in one statement. With none, it
+// returns when the next one falls due (nil if the queue is empty).
+func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
+	now := db.now()
+	lease := micros(now.Add(db.lease))
+	d := &delivery{db: db, lease: lease}
+	err := db.sql.QueryRowContext(ctx, `
+		UPDATE jobs
+		SET lease_until = ?1, attempts = attempts + 1
+		WHERE image_id = (
+			SELECT image_id FROM jobs
+			WHERE available_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2)
+			ORDER BY available_at, image_id
+			LIMIT 1)
+		RETURNING image_id, product_id, attempts`, lease, micros(now)).
+		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt)
+	if err == nil {
+		return d, nil, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, db.translate(err)
+	}
+	var due sql.NullInt64
+	err = db.sql.QueryRowContext(ctx, `SELECT min(max(available_at, coalesce(lease_until, 0))) FROM jobs`).Scan(&due)
+	if err != nil {
+		return nil, nil, db.translate(err)
+	}
+	if !due.Valid {
+		return nil, nil, nil
+	}
+	t := fromMicros(due.Int64)
+	return nil, &t, nil
+}
+
+// Enqueue queues the job of an existing image again, for example to process
+// it anew: the job is available now with no attempts counted, whether or not
+// it was pending. A delivery of it still running loses its lease: its Ack
+// and Retry do nothing.
+func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
+	now := micros(db.now())
+	_, err := db.sql.ExecContext(ctx, `
+		INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, created_at)
+		VALUES (?, ?, 0, ?, NULL, ?)
+		ON CONFLICT (image_id) DO UPDATE
+		SET product_id = excluded.product_id, attempts = 0, available_at = excluded.available_at, lease_until = NULL`,
+		job.ImageID, job.ProductID, now, now)
+	if err != nil {
+		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+			return fmt.Errorf("enqueue image %s: %w", job.ImageID, catalog.NotFound("image %s", job.ImageID))
+		}
+		return fmt.Errorf("enqueue image %s: %w", job.ImageID, db.translate(err))
+	}
+	db.wake.broadcast()
+	return nil
+}
+
+// PendingJobs counts the jobs not yet acknowledged, leased ones included.
+func (db *DB) PendingJobs(ctx context.Context) (int, error) {
+	var n int
+	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM jobs`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending jobs: %w", db.translate(err))
+	}
+	return n, nil
+}
+
+// delivery is a leased job. The lease is identified by the attempt count and
+// the lease end it was claimed with: once the lease is lost (it expired and
+// the job was claimed again, or the job was enqueued anew), Ack and Retry
+// change nothing, as the job belongs to its newer delivery.
+type delivery struct {
+	db      *DB
+	job     catalog.Job
+	attempt int
+	lease   int64
+}
+
+var _ catalog.Delivery = (*delivery)(nil)
+
+func (d *delivery) Job() catalog.Job { return d.job }
+
+func (d *delivery) Attempt() int { return d.attempt }
+
+// Ack deletes the job: it is done.
+func (d *delivery) Ack(ctx context.Context) error {
+	_, err := d.db.sql.ExecContext(ctx, `DELETE FROM jobs WHERE image_id = ? AND attempts = ? AND lease_until = ?`,
+		d.job.ImageID, d.attempt, d.lease)
+	if err != nil {
+		return fmt.Errorf("ack job %s: %w", d.job.ImageID, d.db.translate(err))
+	}
+	return nil
+}
+
+// Retry releases the lease; the job is available again after delay.
+func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
+	available := micros(d.db.now().Add(max(delay, 0)))
+	_, err := d.db.sql.ExecContext(ctx, `
+		UPDATE jobs SET available_at = ?, lease_until = NULL
+		WHERE image_id = ? AND attempts = ? AND lease_until = ?`,
+		available, d.job.ImageID, d.attempt, d.lease)
+	if err != nil {
+		return fmt.Errorf("retry job %s: %w", d.job.ImageID, d.db.translate(err))
+	}
+	// Waiting receivers look again and sleep until the job falls due.
+	d.db.wake.broadcast()
+	return nil
+}

@@ -1,0 +1,374 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/queuetest"
+	"github.com/vitrine-dev/vitrine/persistence/sqlite"
+	"github.com/vitrine-dev/vitrine/persistence/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func open(t *testing.T, path string, opts sqlite.Options) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), path, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestProductStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) catalog.ProductStore {
+		return open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
+	})
+}
+
+func TestJobQueue(t *testing.T) {
+	queuetest.Run(t, func(t *testing.T) queuetest.Harness {
+		path := filepath.Join(t.TempDir(), "vitrine.db")
+		// A poll interval far beyond the suite's patience: every delivery
+		// must come from a wake-up or a due time, never from polling.
+		opts := sqlite.Options{PollInterval: time.Hour}
+		db := open(t, path, opts)
+		return queuetest.Harness{
+			Queue: func() catalog.JobQueue { return db },
+			Add:   func(t *testing.T) catalog.Job { return addJob(t, db) },
+			Crash: func(t *testing.T) {
+				if err := db.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				db = open(t, path, opts)
+			},
+		}
+	})
+}
+
+func newID(t *testing.T) string {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
+}
+
+// addJob creates a product with one image, which queues its job.
+func addJob(t *testing.T, db *sqlite.DB) catalog.Job {
+	t.Helper()
+	now := time.Now()
+	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+	if err := db.CreateProduct(t.Context(), p); err != nil {
+		t.Fatalf("CreateProduct: %v", err)
+	}
+	img := &catalog.Image{ID: newID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: now}
+	p.Version++
+	if err := db.AddImage(t.Context(), p, img); err != nil {
+		t.Fatalf("AddImage: %v", err)
+	}
+	return catalog.Job{ImageID: img.ID, ProductID: p.ID}
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func receive(t *testing.T, db *sqlite.DB, wait time.Duration) (catalog.Delivery, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	return db.Receive(ctx)
+}
+
+func mustReceive(t *testing.T, db *sqlite.DB) catalog.Delivery {
+	t.Helper()
+	d, err := receive(t, db, 5*time.Second)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	return d
+}
+
+func pending(t *testing.T, db *sqlite.DB) int {
+	t.Helper()
+	n, err := db.PendingJobs(t.Context())
+	if err != nil {
+		t.Fatalf("PendingJobs: %v", err)
+	}
+	return n
+}
+
+func TestMigrationsAppliedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vitrine.db")
+	db := open(t, path, sqlite.Options{})
+	job := addJob(t, db)
+	db.Close()
+
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	migrations := func() map[int]int64 {
+		rows, err := raw.Query(`SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		m := map[int]int64{}
+		for rows.Next() {
+			var v int
+			var at int64
+			if err := rows.Scan(&v, &at); err != nil {
+				t.Fatal(err)
+			}
+			m[v] = at
+		}
+		return m
+	}
+	first := migrations()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migration files: %v", err)
+	}
+	if len(first) != len(files) {
+		t.Fatalf("%d migrations recorded, %d files", len(first), len(files))
+	}
+
+	db = open(t, path, sqlite.Options{})
+	if fmt.Sprint(migrations()) != fmt.Sprint(first) {
+		t.Errorf("re-opening changed schema_migrations: %v, was %v", migrations(), first)
+	}
+	if _, err := db.GetProduct(t.Context(), job.ProductID); err != nil {
+		t.Errorf("product lost on re-open: %v", err)
+	}
+	if n := pending(t, db); n != 1 {
+		t.Errorf("PendingJobs after re-open = %d, want 1", n)
+	}
+	var mode string
+	if err := raw.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q (%v), want wal", mode, err)
+	}
+}
+
+func TestLeaseExpires(t *testing.T) {
+	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
+	job := addJob(t, db)
+	first := mustReceive(t, db)
+	if _, err := receive(t, db, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive while leased: error = %v, want deadline exceeded", err)
+	}
+	clk.Advance(time.Minute)
+	second := mustReceive(t, db)
+	if second.Job() != job || second.Attempt() != 2 {
+		t.Fatalf("after the lease expired: %+v attempt %d, want %+v attempt 2", second.Job(), second.Attempt(), job)
+	}
+	// The first delivery lost its lease: its Ack and Retry change nothing.
+	if err := first.Retry(t.Context(), time.Hour); err != nil {
+		t.Fatalf("stale Retry: %v", err)
+	}
+	if err := first.Ack(t.Context()); err != nil {
+		t.Fatalf("stale Ack: %v", err)
+	}
+	if n := pending(t, db); n != 1 {
+		t.Fatalf("PendingJobs after a stale Ack = %d, want 1", n)
+	}
+	if err := second.Ack(t.Context()); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	if n := pending(t, db); n != 0 {
+		t.Fatalf("PendingJobs after Ack = %d, want 0", n)
+	}
+}
+
+func TestRetryDelayFollowsClock(t *testing.T) {
+	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, PollInterval: 20 * time.Millisecond})
+	addJob(t, db)
+	d := mustReceive(t, db)
+	if err := d.Retry(t.Context(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := receive(t, db, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive before the delay: error = %v, want deadline exceeded", err)
+	}
+	clk.Advance(time.Hour)
+	if again := mustReceive(t, db); again.Attempt() != 2 {
+		t.Errorf("Attempt() = %d, want 2", again.Attempt())
+	}
+}
+
+func TestEnqueue(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
+	job := addJob(t, db)
+	d := mustReceive(t, db)
+	if err := d.Ack(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := pending(t, db); n != 0 {
+		t.Fatalf("PendingJobs = %d, want 0", n)
+	}
+
+	if err := db.Enqueue(t.Context(), job); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	running := mustReceive(t, db)
+	if running.Job() != job || running.Attempt() != 1 {
+		t.Fatalf("re-queued job: %+v attempt %d, want %+v attempt 1", running.Job(), running.Attempt(), job)
+	}
+	// Enqueued again while it runs: the running delivery loses the job.
+	if err := db.Enqueue(t.Context(), job); err != nil {
+		t.Fatalf("Enqueue while leased: %v", err)
+	}
+	if err := running.Ack(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	again := mustReceive(t, db)
+	if again.Job() != job || again.Attempt() != 1 {
+		t.Fatalf("job enqueued while running: %+v attempt %d, want %+v attempt 1", again.Job(), again.Attempt(), job)
+	}
+
+	err := db.Enqueue(t.Context(), catalog.Job{ImageID: newID(t), ProductID: job.ProductID})
+	if !catalog.IsNotFound(err) {
+		t.Errorf("Enqueue(unknown image) error = %v, want not found", err)
+	}
+}
+
+func TestDeleteProductDropsJobs(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
+	job := addJob(t, db)
+	other := addJob(t, db)
+	if n := pending(t, db); n != 2 {
+		t.Fatalf("PendingJobs = %d, want 2", n)
+	}
+	if err := db.DeleteProduct(t.Context(), job.ProductID); err != nil {
+		t.Fatal(err)
+	}
+	if n := pending(t, db); n != 1 {
+		t.Fatalf("PendingJobs after delete = %d, want 1", n)
+	}
+	if d := mustReceive(t, db); d.Job() != other {
+		t.Errorf("delivered %+v, want %+v", d.Job(), other)
+	}
+}
+
+// TestWritersOnTwoHandles checks that writers on two connections pools (as
+// two processes would be) wait for each other instead of failing busy.
+func TestWritersOnTwoHandles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vitrine.db")
+	dbs := []*sqlite.DB{open(t, path, sqlite.Options{}), open(t, path, sqlite.Options{})}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		db := dbs[i%2]
+		wg.Go(func() {
+			for range 10 {
+				now := time.Now()
+				p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
+					CreatedAt: now, UpdatedAt: now, Version: 1}
+				if err := db.CreateProduct(t.Context(), p); err != nil {
+					t.Errorf("CreateProduct: %v", err)
+					return
+				}
+				p.Version, p.Name = 2, "Stool"
+				if err := db.UpdateProduct(t.Context(), p); err != nil {
+					t.Errorf("UpdateProduct: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ps, err := dbs[0].ListProducts(t.Context(), catalog.ProductFilter{Query: "stool"})
+	if err != nil || len(ps) != 80 {
+		t.Errorf("listed %d updated products (%v), want 80", len(ps), err)
+	}
+}
+
+func TestTimesTruncatedToMicroseconds(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
+	created := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.FixedZone("EST", -5*3600))
+	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Currency: "EUR", CreatedAt: created, UpdatedAt: created, Version: 1}
+	if err := db.CreateProduct(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetProduct(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2025, 6, 1, 17, 0, 0, 123456000, time.UTC)
+	if got.CreatedAt != want {
+		t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := db.Receive(t.Context())
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if catalog.ErrorKind(err) != catalog.KindUnavailable {
+			t.Errorf("Receive on close: error = %v, want unavailable", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Receive did not return when the DB closed")
+	}
+	if err := db.Ping(t.Context()); catalog.ErrorKind(err) != catalog.KindUnavailable {
+		t.Errorf("Ping after Close: error = %v, want unavailable", err)
+	}
+	if _, err := db.GetProduct(t.Context(), newID(t)); catalog.ErrorKind(err) != catalog.KindUnavailable {
+		t.Errorf("GetProduct after Close: error = %v, want unavailable", err)
+	}
+}
+
+func TestPathWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a?b#c%20d.db")
+	db := open(t, path, sqlite.Options{})
+	addJob(t, db)
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at %s: %v", path, err)
+	}
+}

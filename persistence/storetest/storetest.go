@@ -1,0 +1,782 @@
+// Package storetest is the conformance suite of catalog.ProductStore: every
+// adapter (the embedded SQLite one, PostgreSQL, ...) runs the very same
+// tests from its own _test.go with Run.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// Run runs the suite. open must return a new, empty store for each call; it
+// should register its own cleanup with t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) catalog.ProductStore) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s catalog.ProductStore)
+	}{
+		{"CreateGetRoundTrip", testCreateGet},
+		{"GetUnknown", testGetUnknown},
+		{"CreateDuplicate", testCreateDuplicate},
+		{"Update", testUpdate},
+		{"UpdateStaleVersion", testUpdateStale},
+		{"UpdateUnknown", testUpdateUnknown},
+		{"Delete", testDelete},
+		{"DeleteCascadesImages", testDeleteCascades},
+		{"ListFilters", testListFilters},
+		{"ListPagination", testListPagination},
+		{"ListQueryUnicode", testListQueryUnicode},
+		{"ListQueryLiteral", testListQueryLiteral},
+		{"ListIncludesImages", testListIncludesImages},
+		{"AddImage", testAddImage},
+		{"AddImageConflicts", testAddImageConflicts},
+		{"SaveImage", testSaveImage},
+		{"SaveImageUnknown", testSaveImageUnknown},
+		{"ImagesOrdered", testImagesOrdered},
+		{"ConcurrentUpdateOneWins", testConcurrentUpdate},
+		{"Ping", testPing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+// at is a time d after a fixed instant. It has microsecond precision, the
+// precision stores keep, and is not in UTC, so that the suite sees stores
+// return UTC whatever they were given.
+func at(d time.Duration) time.Time {
+	return time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.FixedZone("UTC+2", 2*60*60)).Add(d)
+}
+
+func newID(t *testing.T) string {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
+}
+
+func newProduct(t *testing.T, userID int64, name string, price catalog.Price) *catalog.Product {
+	t.Helper()
+	return &catalog.Product{
+		ID:          newID(t),
+		UserID:      userID,
+		Name:        name,
+		Description: "about " + name,
+		Price:       price,
+		Currency:    "EUR",
+		CreatedAt:   at(0),
+		UpdatedAt:   at(0),
+		Version:     1,
+	}
+}
+
+func create(t *testing.T, s catalog.ProductStore, p *catalog.Product) {
+	t.Helper()
+	if err := s.CreateProduct(t.Context(), p); err != nil {
+		t.Fatalf("CreateProduct(%s): %v", p.Name, err)
+	}
+}
+
+func get(t *testing.T, s catalog.ProductStore, id string) *catalog.Product {
+	t.Helper()
+	p, err := s.GetProduct(t.Context(), id)
+	if err != nil {
+		t.Fatalf("GetProduct(%s): %v", id, err)
+	}
+	return p
+}
+
+// next returns a copy of p as its next version, changed at at(d).
+func next(p *catalog.Product, d time.Duration) *catalog.Product {
+	q := *p
+	q.Images = nil
+	q.Version++
+	q.UpdatedAt = at(d)
+	return &q
+}
+
+func newImage(t *testing.T, productID string, created time.Time) *catalog.Image {
+	t.Helper()
+	id := newID(t)
+	return &catalog.Image{
+		ID:        id,
+		ProductID: productID,
+		Status:    catalog.StatusPending,
+		Original: catalog.Original{
+			ContentType: "image/png",
+			Bytes:       123456,
+			Width:       1600,
+			Height:      1200,
+			Frames:      1,
+			SHA256:      strings.Repeat("ab", 32),
+			Key:         catalog.OriginalKey(productID, id),
+		},
+		Variants:  []catalog.Variant{},
+		CreatedAt: created,
+	}
+}
+
+func wantUTC(t *testing.T, what string, tm time.Time, want time.Time) {
+	t.Helper()
+	if !tm.Equal(want) {
+		t.Errorf("%s = %v, want %v", what, tm, want)
+	}
+	if tm.Location() != time.UTC {
+		t.Errorf("%s is in %v, want UTC", what, tm.Location())
+	}
+}
+
+// checkProduct compares the stored fields of got and want (not images).
+func checkProduct(t *testing.T, got, want *catalog.Product) {
+	t.Helper()
+	if got.ID != want.ID || got.UserID != want.UserID || got.Name != want.Name ||
+		got.Description != want.Description || got.Price != want.Price ||
+		got.Currency != want.Currency || got.Version != want.Version {
+		t.Errorf("product = %+v\nwant      %+v", *got, *want)
+	}
+	wantUTC(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
+	wantUTC(t, "UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+}
+
+// checkImage compares every field of got and want, times in UTC.
+func checkImage(t *testing.T, got, want catalog.Image) {
+	t.Helper()
+	wantUTC(t, "image CreatedAt", got.CreatedAt, want.CreatedAt)
+	if (got.ProcessedAt == nil) != (want.ProcessedAt == nil) {
+		t.Errorf("image ProcessedAt = %v, want %v", got.ProcessedAt, want.ProcessedAt)
+	} else if got.ProcessedAt != nil {
+		wantUTC(t, "image ProcessedAt", *got.ProcessedAt, *want.ProcessedAt)
+	}
+	if got.Variants == nil {
+		t.Errorf("image Variants is nil, want a non-nil slice")
+	}
+	g, w := got, want
+	g.CreatedAt, w.CreatedAt = time.Time{}, time.Time{}
+	g.ProcessedAt, w.ProcessedAt = nil, nil
+	if w.Variants == nil {
+		w.Variants = []catalog.Variant{}
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("image = %+v\nwant    %+v", g, w)
+	}
+}
+
+func ids(ps []*catalog.Product) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	return out
+}
+
+func names(ps []*catalog.Product) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
+}
+
+func list(t *testing.T, s catalog.ProductStore, f catalog.ProductFilter) []*catalog.Product {
+	t.Helper()
+	ps, err := s.ListProducts(t.Context(), f)
+	if err != nil {
+		t.Fatalf("ListProducts(%+v): %v", f, err)
+	}
+	return ps
+}
+
+func price(p catalog.Price) *catalog.Price { return &p }
+
+func testCreateGet(t *testing.T, s catalog.ProductStore) {
+	tests := []struct {
+		name string
+		p    *catalog.Product
+	}{
+		{"plain", newProduct(t, 1, "Chair", 1999)},
+		{"unicode and empty description", &catalog.Product{ID: newID(t), UserID: 1 << 40, Name: "Fauteuil à bascule 🪑",
+			Price: 0, Currency: "JPY", CreatedAt: at(0), UpdatedAt: at(time.Microsecond), Version: 1}},
+		{"max price", newProduct(t, 2, "Yacht", catalog.MaxPrice)},
+		{"long description", &catalog.Product{ID: newID(t), UserID: 3, Name: "Lamp", Description: strings.Repeat("é\n\"x'", 2000),
+			Price: 10, Currency: "USD", CreatedAt: at(-time.Hour), UpdatedAt: at(0), Version: 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			create(t, s, tt.p)
+			got := get(t, s, tt.p.ID)
+			checkProduct(t, got, tt.p)
+			if got.Images == nil || len(got.Images) != 0 {
+				t.Errorf("Images = %#v, want an empty non-nil slice", got.Images)
+			}
+		})
+	}
+}
+
+func testGetUnknown(t *testing.T, s catalog.ProductStore) {
+	_, err := s.GetProduct(t.Context(), newID(t))
+	if !catalog.IsNotFound(err) {
+		t.Fatalf("GetProduct(unknown) error = %v, want not found", err)
+	}
+}
+
+func testCreateDuplicate(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 100)
+	create(t, s, p)
+	dup := *p
+	dup.Name = "Other"
+	err := s.CreateProduct(t.Context(), &dup)
+	if catalog.ErrorKind(err) != catalog.KindConflict {
+		t.Fatalf("CreateProduct(same id) error = %v, want a conflict", err)
+	}
+	if got := get(t, s, p.ID); got.Name != "Chair" {
+		t.Errorf("after a refused duplicate, name = %q, want Chair", got.Name)
+	}
+}
+
+func testUpdate(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1999)
+	create(t, s, p)
+	u := next(p, time.Minute)
+	u.Name, u.Description, u.Price, u.Currency, u.UserID = "Armchair", "comfier", 2999, "USD", 2
+	if err := s.UpdateProduct(t.Context(), u); err != nil {
+		t.Fatalf("UpdateProduct: %v", err)
+	}
+	got := get(t, s, p.ID)
+	checkProduct(t, got, u)
+	if got.Version != 2 {
+		t.Errorf("Version = %d, want 2", got.Version)
+	}
+}
+
+func testUpdateStale(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1999)
+	create(t, s, p)
+	if err := s.UpdateProduct(t.Context(), next(p, time.Second)); err != nil {
+		t.Fatalf("first UpdateProduct: %v", err)
+	}
+	tests := []struct {
+		name    string
+		version int64
+	}{
+		{"stored version, read before the last write", 2},
+		{"too far ahead", 4},
+		{"behind", 1},
+		{"zero", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := next(p, time.Hour)
+			u.Version, u.Name = tt.version, "stale"
+			err := s.UpdateProduct(t.Context(), u)
+			if !errors.Is(err, catalog.ErrVersionConflict) {
+				t.Fatalf("UpdateProduct(version %d) error = %v, want ErrVersionConflict", tt.version, err)
+			}
+			if catalog.ErrorKind(err) != catalog.KindConflict {
+				t.Errorf("ErrorKind = %s, want conflict", catalog.ErrorKind(err))
+			}
+			if got := get(t, s, p.ID); got.Name != "Chair" || got.Version != 2 {
+				t.Errorf("after a stale write: name %q version %d, want Chair 2", got.Name, got.Version)
+			}
+		})
+	}
+}
+
+func testUpdateUnknown(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Ghost", 1)
+	p.Version = 2
+	if err := s.UpdateProduct(t.Context(), p); !catalog.IsNotFound(err) {
+		t.Fatalf("UpdateProduct(unknown) error = %v, want not found", err)
+	}
+}
+
+func testDelete(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	keep := newProduct(t, 1, "Table", 1)
+	create(t, s, p)
+	create(t, s, keep)
+	if err := s.DeleteProduct(t.Context(), p.ID); err != nil {
+		t.Fatalf("DeleteProduct: %v", err)
+	}
+	if _, err := s.GetProduct(t.Context(), p.ID); !catalog.IsNotFound(err) {
+		t.Errorf("GetProduct(deleted) error = %v, want not found", err)
+	}
+	if err := s.DeleteProduct(t.Context(), p.ID); !catalog.IsNotFound(err) {
+		t.Errorf("DeleteProduct(deleted) error = %v, want not found", err)
+	}
+	get(t, s, keep.ID)
+	if got := ids(list(t, s, catalog.ProductFilter{Limit: 10})); !slices.Equal(got, []string{keep.ID}) {
+		t.Errorf("list after delete = %v, want [%s]", got, keep.ID)
+	}
+}
+
+func testDeleteCascades(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	var imgs []*catalog.Image
+	cur := p
+	for i := range 2 {
+		img := newImage(t, p.ID, at(time.Duration(i)*time.Second))
+		cur = next(cur, time.Duration(i)*time.Second)
+		if err := s.AddImage(t.Context(), cur, img); err != nil {
+			t.Fatalf("AddImage: %v", err)
+		}
+		imgs = append(imgs, img)
+	}
+	if err := s.DeleteProduct(t.Context(), p.ID); err != nil {
+		t.Fatalf("DeleteProduct: %v", err)
+	}
+	// A product created again under the same id has none of the old images,
+	// and the old image ids are free again.
+	create(t, s, p)
+	if got := get(t, s, p.ID); len(got.Images) != 0 {
+		t.Fatalf("images survived their product: %+v", got.Images)
+	}
+	again := *imgs[0]
+	if err := s.AddImage(t.Context(), next(p, time.Minute), &again); err != nil {
+		t.Fatalf("AddImage(id of a deleted image): %v", err)
+	}
+}
+
+// catalogFixture is a small catalog that every filter selects from.
+func catalogFixture(t *testing.T, s catalog.ProductStore) []*catalog.Product {
+	t.Helper()
+	rows := []struct {
+		user  int64
+		name  string
+		price catalog.Price
+	}{
+		{1, "Red chair", 1000},
+		{1, "Blue chair", 2500},
+		{2, "Chair cushion", 500},
+		{2, "Oak table", 25000},
+		{1, "Table lamp", 4999},
+		{3, "Floor lamp", 5000},
+		{2, "Stool", 5001},
+		{3, "High CHAIR", 0},
+	}
+	var ps []*catalog.Product
+	for _, r := range rows {
+		p := newProduct(t, r.user, r.name, r.price)
+		create(t, s, p)
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// expect is what a store must return for f over ps: matching products,
+// newest (greatest id) first.
+func expect(ps []*catalog.Product, f catalog.ProductFilter) []string {
+	var out []string
+	for _, p := range ps {
+		switch {
+		case f.UserID != 0 && p.UserID != f.UserID,
+			f.MinPrice != nil && p.Price < *f.MinPrice,
+			f.MaxPrice != nil && p.Price > *f.MaxPrice,
+			f.Query != "" && !strings.Contains(strings.ToLower(p.Name), strings.ToLower(f.Query)),
+			f.After != "" && p.ID >= f.After:
+			continue
+		}
+		out = append(out, p.ID)
+	}
+	slices.Sort(out)
+	slices.Reverse(out)
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out
+}
+
+func testListFilters(t *testing.T, s catalog.ProductStore) {
+	ps := catalogFixture(t, s)
+	tests := []struct {
+		name   string
+		filter catalog.ProductFilter
+		want   int // how many match, as a check on the fixture
+	}{
+		{"none", catalog.ProductFilter{Limit: 100}, 8},
+		{"limit", catalog.ProductFilter{Limit: 3}, 3},
+		{"user", catalog.ProductFilter{UserID: 2, Limit: 100}, 3},
+		{"unknown user", catalog.ProductFilter{UserID: 99, Limit: 100}, 0},
+		{"min price inclusive", catalog.ProductFilter{MinPrice: price(5000), Limit: 100}, 3},
+		{"max price inclusive", catalog.ProductFilter{MaxPrice: price(1000), Limit: 100}, 3},
+		{"max price zero", catalog.ProductFilter{MaxPrice: price(0), Limit: 100}, 1},
+		{"price range", catalog.ProductFilter{MinPrice: price(2500), MaxPrice: price(5000), Limit: 100}, 3},
+		{"empty price range", catalog.ProductFilter{MinPrice: price(6000), MaxPrice: price(5000), Limit: 100}, 0},
+		{"query", catalog.ProductFilter{Query: "chair", Limit: 100}, 4},
+		{"query mixed case", catalog.ProductFilter{Query: "LaMp", Limit: 100}, 2},
+		{"query no match", catalog.ProductFilter{Query: "sofa", Limit: 100}, 0},
+		{"user and query", catalog.ProductFilter{UserID: 1, Query: "chair", Limit: 100}, 2},
+		{"user and price", catalog.ProductFilter{UserID: 1, MinPrice: price(2000), Limit: 100}, 2},
+		{"all filters", catalog.ProductFilter{UserID: 1, MinPrice: price(1000), MaxPrice: price(2500), Query: "CHAIR", Limit: 100}, 2},
+		{"all filters and limit", catalog.ProductFilter{UserID: 1, MinPrice: price(1000), MaxPrice: price(2500), Query: "CHAIR", Limit: 1}, 1},
+		{"after", catalog.ProductFilter{After: ps[4].ID, Limit: 100}, 4},
+		{"after and user", catalog.ProductFilter{After: ps[4].ID, UserID: 2, Limit: 100}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := expect(ps, tt.filter)
+			if len(want) != tt.want {
+				t.Fatalf("fixture: %d products match, the table says %d", len(want), tt.want)
+			}
+			got := list(t, s, tt.filter)
+			if !slices.Equal(ids(got), want) {
+				t.Errorf("ListProducts(%+v) = %v", tt.filter, names(got))
+			}
+			for _, p := range got {
+				if p.Images == nil {
+					t.Errorf("product %s: Images is nil, want a non-nil slice", p.Name)
+				}
+			}
+		})
+	}
+}
+
+func testListPagination(t *testing.T, s catalog.ProductStore) {
+	const n, limit = 50, 7
+	var all []*catalog.Product
+	for i := range n {
+		p := newProduct(t, int64(1+i%3), fmt.Sprintf("product %02d", i), catalog.Price(i*100))
+		p.CreatedAt = at(time.Duration(i) * time.Millisecond)
+		create(t, s, p)
+		all = append(all, p)
+	}
+	tests := []struct {
+		name   string
+		filter catalog.ProductFilter
+	}{
+		{"all", catalog.ProductFilter{Limit: limit}},
+		{"one user", catalog.ProductFilter{UserID: 2, Limit: limit}},
+		{"price range and query", catalog.ProductFilter{MinPrice: price(500), MaxPrice: price(4000), Query: "PRODUCT", Limit: limit}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := expect(all, catalog.ProductFilter{UserID: tt.filter.UserID, MinPrice: tt.filter.MinPrice,
+				MaxPrice: tt.filter.MaxPrice, Query: tt.filter.Query})
+			var got []string
+			f := tt.filter
+			for page := 0; ; page++ {
+				if page > n {
+					t.Fatal("pagination does not end")
+				}
+				ps := list(t, s, f)
+				if len(ps) > limit {
+					t.Fatalf("page %d has %d products, limit %d", page, len(ps), limit)
+				}
+				got = append(got, ids(ps)...)
+				if len(ps) < limit {
+					break
+				}
+				f.After = ps[len(ps)-1].ID
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("walked %d products, want %d newest first:\ngot  %v\nwant %v", len(got), len(want), got, want)
+			}
+		})
+	}
+	// Newest first: ids are UUIDv7, so the last created comes first.
+	first := list(t, s, catalog.ProductFilter{Limit: 1})
+	if len(first) != 1 || first[0].ID != all[n-1].ID {
+		t.Errorf("first product = %v, want the newest %s", names(first), all[n-1].Name)
+	}
+}
+
+func testListQueryUnicode(t *testing.T, s catalog.ProductStore) {
+	var ps []*catalog.Product
+	for _, name := range []string{"Éclair au chocolat", "mini éclair", "Eclair sans accent", "ΣΟΦΙΑ", "Київ", "plain"} {
+		p := newProduct(t, 1, name, 100)
+		create(t, s, p)
+		ps = append(ps, p)
+	}
+	tests := []struct {
+		name  string
+		query string
+		want  []string
+	}{
+		{"upper finds lower", "ÉCLAIR", []string{"mini éclair", "Éclair au chocolat"}},
+		{"lower finds upper", "éclair au", []string{"Éclair au chocolat"}},
+		{"accents are significant", "eclair", []string{"Eclair sans accent"}},
+		{"greek", "σοφ", []string{"ΣΟΦΙΑ"}},
+		{"cyrillic", "КИЇВ", []string{"Київ"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := names(list(t, s, catalog.ProductFilter{Query: tt.query, Limit: 100}))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("q=%q found %q, want %q", tt.query, got, tt.want)
+			}
+		})
+	}
+}
+
+func testListQueryLiteral(t *testing.T, s catalog.ProductStore) {
+	for _, name := range []string{"100% cotton", "100 cotton", "a_b", "axb", `back\slash`, "it's"} {
+		create(t, s, newProduct(t, 1, name, 100))
+	}
+	tests := []struct {
+		name  string
+		query string
+		want  []string
+	}{
+		{"percent", "%", []string{"100% cotton"}},
+		{"percent in context", "0% c", []string{"100% cotton"}},
+		{"underscore", "_", []string{"a_b"}},
+		{"underscore in context", "a_b", []string{"a_b"}},
+		{"backslash", `\`, []string{`back\slash`}},
+		{"quote", "'", []string{"it's"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := names(list(t, s, catalog.ProductFilter{Query: tt.query, Limit: 100}))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("q=%q found %q, want %q", tt.query, got, tt.want)
+			}
+		})
+	}
+}
+
+func testListIncludesImages(t *testing.T, s catalog.ProductStore) {
+	with := newProduct(t, 1, "with images", 1)
+	without := newProduct(t, 1, "without images", 1)
+	other := newProduct(t, 1, "other", 1)
+	for _, p := range []*catalog.Product{with, without, other} {
+		create(t, s, p)
+	}
+	want := []*catalog.Image{newImage(t, with.ID, at(0)), newImage(t, with.ID, at(time.Second))}
+	cur := with
+	for _, img := range want {
+		cur = next(cur, time.Second)
+		if err := s.AddImage(t.Context(), cur, img); err != nil {
+			t.Fatalf("AddImage: %v", err)
+		}
+	}
+	if err := s.AddImage(t.Context(), next(other, time.Second), newImage(t, other.ID, at(0))); err != nil {
+		t.Fatalf("AddImage: %v", err)
+	}
+	got := list(t, s, catalog.ProductFilter{Limit: 10})
+	if len(got) != 3 {
+		t.Fatalf("listed %d products, want 3", len(got))
+	}
+	counts := map[string]int{}
+	for _, p := range got {
+		if p.Images == nil {
+			t.Errorf("%s: Images is nil", p.Name)
+		}
+		counts[p.Name] = len(p.Images)
+		if p.ID == with.ID {
+			if len(p.Images) != 2 {
+				t.Fatalf("%s has %d images, want 2", p.Name, len(p.Images))
+			}
+			for i := range want {
+				checkImage(t, p.Images[i], *want[i])
+			}
+			if p.Version != 3 {
+				t.Errorf("%s: Version = %d, want 3", p.Name, p.Version)
+			}
+		}
+	}
+	if want := map[string]int{"with images": 2, "without images": 0, "other": 1}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("images per product = %v, want %v", counts, want)
+	}
+}
+
+func testAddImage(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	img := newImage(t, p.ID, at(time.Second))
+	img.Variants = nil // stores hand back a non-nil empty slice
+	u := next(p, 2*time.Second)
+	if err := s.AddImage(t.Context(), u, img); err != nil {
+		t.Fatalf("AddImage: %v", err)
+	}
+	got := get(t, s, p.ID)
+	checkProduct(t, got, u)
+	if len(got.Images) != 1 {
+		t.Fatalf("product has %d images, want 1", len(got.Images))
+	}
+	checkImage(t, got.Images[0], *img)
+	if got.Images[0].Error != nil || got.Images[0].ProcessedAt != nil {
+		t.Errorf("new image has error %v, processed at %v; want neither", got.Images[0].Error, got.Images[0].ProcessedAt)
+	}
+}
+
+func testAddImageConflicts(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	first := newImage(t, p.ID, at(0))
+	if err := s.AddImage(t.Context(), next(p, time.Second), first); err != nil {
+		t.Fatalf("AddImage: %v", err)
+	}
+	t.Run("stale version", func(t *testing.T) {
+		img := newImage(t, p.ID, at(0))
+		err := s.AddImage(t.Context(), next(p, time.Second), img) // version 2 is taken
+		if !errors.Is(err, catalog.ErrVersionConflict) {
+			t.Fatalf("AddImage(stale) error = %v, want ErrVersionConflict", err)
+		}
+		got := get(t, s, p.ID)
+		if len(got.Images) != 1 || got.Version != 2 {
+			t.Errorf("after a stale AddImage: %d images, version %d; want 1 and 2", len(got.Images), got.Version)
+		}
+	})
+	t.Run("unknown product", func(t *testing.T) {
+		ghost := newProduct(t, 1, "Ghost", 1)
+		ghost.Version = 2
+		err := s.AddImage(t.Context(), ghost, newImage(t, ghost.ID, at(0)))
+		if !catalog.IsNotFound(err) {
+			t.Fatalf("AddImage(unknown product) error = %v, want not found", err)
+		}
+	})
+}
+
+func testSaveImage(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	img := newImage(t, p.ID, at(0))
+	cur := next(p, time.Second)
+	if err := s.AddImage(t.Context(), cur, img); err != nil {
+		t.Fatalf("AddImage: %v", err)
+	}
+	processed := at(time.Minute + 123*time.Microsecond)
+	steps := []struct {
+		name   string
+		change func(img *catalog.Image)
+	}{
+		{"processing", func(img *catalog.Image) {
+			img.Status, img.Attempts = catalog.StatusProcessing, 1
+		}},
+		{"ready with variants", func(img *catalog.Image) {
+			img.Status, img.ProcessedAt = catalog.StatusReady, &processed
+			img.Original.Width, img.Original.Height, img.Original.Frames = 1601, 1201, 3
+			img.Variants = []catalog.Variant{
+				{Name: "thumb", Format: "webp", Width: 200, Height: 150, Bytes: 4321, URL: "https://cdn.example/" + img.ID + "/thumb.webp"},
+				{Name: "large", Format: "avif", Width: 1600, Height: 1200, Bytes: 98765, URL: "https://cdn.example/" + img.ID + "/large.avif"},
+			}
+		}},
+		{"failed", func(img *catalog.Image) {
+			img.Status, img.Attempts = catalog.StatusFailed, 3
+			img.Error = &catalog.ImageError{Code: catalog.FailTooManyPixels, Detail: "12000×12000 is over 50 megapixels"}
+			img.Variants = []catalog.Variant{}
+		}},
+		{"reprocessed", func(img *catalog.Image) {
+			img.Status, img.Error, img.ProcessedAt, img.Variants = catalog.StatusPending, nil, nil, nil
+		}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.change(img)
+			cur = next(cur, time.Minute)
+			if err := s.SaveImage(t.Context(), cur, img); err != nil {
+				t.Fatalf("SaveImage: %v", err)
+			}
+			got := get(t, s, p.ID)
+			checkProduct(t, got, cur)
+			if len(got.Images) != 1 {
+				t.Fatalf("product has %d images, want 1", len(got.Images))
+			}
+			checkImage(t, got.Images[0], *img)
+		})
+	}
+	t.Run("stale version", func(t *testing.T) {
+		stale := *cur // the stored version, not one more
+		img.Status = catalog.StatusReady
+		if err := s.SaveImage(t.Context(), &stale, img); !errors.Is(err, catalog.ErrVersionConflict) {
+			t.Fatalf("SaveImage(stale) error = %v, want ErrVersionConflict", err)
+		}
+		if got := get(t, s, p.ID); got.Images[0].Status != catalog.StatusPending {
+			t.Errorf("a stale SaveImage changed the image: status %s", got.Images[0].Status)
+		}
+	})
+}
+
+func testSaveImageUnknown(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	err := s.SaveImage(t.Context(), next(p, time.Second), newImage(t, p.ID, at(0)))
+	if !catalog.IsNotFound(err) {
+		t.Fatalf("SaveImage(unknown image) error = %v, want not found", err)
+	}
+	if got := get(t, s, p.ID); got.Version != 1 {
+		t.Errorf("a failed SaveImage bumped the version to %d", got.Version)
+	}
+}
+
+func testImagesOrdered(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	offsets := []time.Duration{2 * time.Second, time.Second, 3 * time.Second, time.Second}
+	var want []string
+	cur := p
+	for _, d := range offsets {
+		img := newImage(t, p.ID, at(d))
+		cur = next(cur, d)
+		if err := s.AddImage(t.Context(), cur, img); err != nil {
+			t.Fatalf("AddImage: %v", err)
+		}
+		want = append(want, img.ID)
+	}
+	// By created_at, then id: the two images at +1s in id order.
+	want = []string{want[1], want[3], want[0], want[2]}
+	got := get(t, s, p.ID)
+	var gotIDs []string
+	for _, img := range got.Images {
+		gotIDs = append(gotIDs, img.ID)
+	}
+	if !slices.Equal(gotIDs, want) {
+		t.Errorf("images in order %v, want %v", gotIDs, want)
+	}
+}
+
+func testConcurrentUpdate(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	const writers = 8
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range writers {
+		wg.Go(func() {
+			u := next(p, time.Second)
+			u.Name = fmt.Sprintf("writer %d", i)
+			<-start
+			errs[i] = s.UpdateProduct(context.WithoutCancel(t.Context()), u)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("writers %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, catalog.ErrVersionConflict):
+			t.Errorf("writer %d: error = %v, want ErrVersionConflict", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no writer won")
+	}
+	if got := get(t, s, p.ID); got.Name != fmt.Sprintf("writer %d", winner) || got.Version != 2 {
+		t.Errorf("stored %q version %d, want writer %d's at version 2", got.Name, got.Version, winner)
+	}
+}
+
+func testPing(t *testing.T, s catalog.ProductStore) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}

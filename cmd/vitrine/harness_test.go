@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -25,6 +26,7 @@ import (
 var testEngine *engine
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	if !testing.Short() {
 		cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -240,6 +241,9 @@ func parseFilter(args *fasthttp.Args) (catalog.ProductFilter, error) {
 			}
 			f.Limit = n
 		case "cursor":
+			if val == "" { // an empty cursor asks for the first page
+				return
+			}
 			id, err := base64.RawURLEncoding.DecodeString(val)
 			if err != nil || !catalog.ValidID(string(id)) {
 				bad(key, "is not a cursor this server issued; use next_cursor from the previous page")
@@ -390,11 +394,20 @@ func (s *Server) media(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 		return
 	}
-	fasthttp.ServeFileUncompressed(ctx, path)
-	if ctx.Response.StatusCode() == http.StatusNotFound {
+	// Opened per request, not through a cache of open files, so a deleted
+	// file is gone at once.
+	f, err := os.Open(path)
+	if err != nil {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 		return
 	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
+		return
+	}
+	ctx.SetBodyStream(f, int(st.Size())) // fasthttp closes f
 	ctx.Response.Header.Set("Content-Type", ct)
 	ctx.Response.Header.Set("Cache-Control", "public, max-age=31536000, immutable")
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")

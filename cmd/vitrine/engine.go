@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vitrine-dev/vitrine/actors"
+	"github.com/vitrine-dev/vitrine/media"
+	"github.com/vitrine-dev/vitrine/media/vips"
+)
+
+// engine adapts the libvips runtime to what actors need: a probe for
+// uploads and a processor for jobs.
+type engine struct {
+	rt     *vips.Runtime
+	limits media.Limits
+	recipe media.Recipe
+}
+
+// startEngine starts libvips once for the process.
+func startEngine(cfg Config) (*engine, error) {
+	limits := media.Limits{MaxPixels: int64(cfg.MaxPixels), MaxFrames: cfg.MaxFrames}
+	rt, err := vips.Start(vips.Config{Concurrency: 1, Limits: limits})
+	if err != nil {
+		return nil, fmt.Errorf("start libvips: %w", err)
+	}
+	return &engine{rt: rt, limits: limits, recipe: media.DefaultRecipe()}, nil
+}
+
+// Probe reads the header within the limits. Width and height are those
+// the image is displayed at, its EXIF orientation applied.
+func (e *engine) Probe(data []byte) (actors.Header, error) {
+	h, err := e.rt.Probe(data, e.limits)
+	if err != nil {
+		return actors.Header{}, err
+	}
+	w, ht := h.DisplaySize()
+	return actors.Header{ContentType: h.Format.ContentType(), Width: w, Height: ht, Frames: h.Frames}, nil
+}
+
+// Process runs the recipe.
+func (e *engine) Process(ctx context.Context, data []byte) ([]actors.Rendition, error) {
+	outs, err := e.rt.Process(ctx, data, e.recipe)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]actors.Rendition, len(outs))
+	for i, o := range outs {
+		rs[i] = actors.Rendition{Name: o.Name, Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
+	}
+	return rs, nil
+}
+
+// Shutdown stops libvips.
+func (e *engine) Shutdown() { e.rt.Shutdown() }

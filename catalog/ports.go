@@ -43,6 +43,10 @@ type Delivery interface {
 	Ack(ctx context.Context) error
 	// Retry puts the job back to be delivered again after delay.
 	Retry(ctx context.Context, delay time.Duration) error
+	// DeadLetter ends the job without success after its last attempt: it
+	// is acknowledged and kept as a dead letter that an operator can list
+	// and replay.
+	DeadLetter(ctx context.Context, code, detail string) error
 }
 
 // JobQueue hands out image jobs, at least once each.
@@ -67,4 +71,44 @@ type Cache interface {
 	Get(ctx context.Context, id string) ([]byte, bool)
 	Set(ctx context.Context, id string, value []byte)
 	Delete(ctx context.Context, id string)
+}
+
+// JobOutbox is the store's side of image jobs: AddImage writes a job row in
+// the same transaction as its image, and a relay publishes due rows to a
+// broker. Rows are removed when the job's outcome is stored.
+type JobOutbox interface {
+	// DueJobs returns up to n unpublished jobs whose time has come, oldest first.
+	DueJobs(ctx context.Context, n int) ([]Job, error)
+	// MarkPublished records that the broker has these jobs.
+	MarkPublished(ctx context.Context, imageIDs []string) error
+	// Enqueue (re)schedules an image's job to be due now and unpublished,
+	// its attempts reset: reprocessing and replays go through it.
+	Enqueue(ctx context.Context, job Job) error
+	// StartAttempt counts one more start of the job, before it runs, and
+	// returns the count; a job that no longer exists returns NotFound.
+	StartAttempt(ctx context.Context, imageID string) (int, error)
+	// Reschedule makes the job due again, unpublished, after delay.
+	Reschedule(ctx context.Context, imageID string, delay time.Duration) error
+	// FinishJob removes the job row.
+	FinishJob(ctx context.Context, imageID string) error
+	// BuryJob replaces the job row by a dead letter.
+	BuryJob(ctx context.Context, dl DeadLetter) error
+}
+
+// DeadLetter is a job that failed for good.
+type DeadLetter struct {
+	Job      Job       `json:"job"`
+	Code     string    `json:"code"`
+	Detail   string    `json:"detail"`
+	Attempts int       `json:"attempts"`
+	FailedAt time.Time `json:"failed_at"`
+}
+
+// DeadLetters lets an operator see failed jobs and run them again.
+type DeadLetters interface {
+	// ListDeadLetters returns dead letters, newest first.
+	ListDeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
+	// ReviveDeadLetter removes the dead letter and enqueues its job again;
+	// NotFound when there is none for imageID.
+	ReviveDeadLetter(ctx context.Context, imageID string) (Job, error)
 }

@@ -1,0 +1,289 @@
+// Package urlfetch downloads images from client-given URLs without letting
+// those URLs reach inside the network: every address is checked after
+// resolution, at connect time, for the first request and every redirect, so
+// neither DNS rebinding nor a redirect can reach a private, loopback,
+// link-local, multicast or cloud-metadata address unless allowlisted.
+package urlfetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"syscall"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// Resolver looks up a host's addresses; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Config bounds a fetch.
+type Config struct {
+	MaxBytes     int64         // default 25 MiB
+	Timeout      time.Duration // whole fetch; default 15 s
+	MaxRedirects int           // default 3
+	// Allow admits addresses that the guard would otherwise refuse
+	// (e.g. 127.0.0.1/32 for tests, or an internal image host).
+	Allow    []netip.Prefix
+	Resolver Resolver // default net.DefaultResolver
+	// Dial makes the TCP connection to an already checked address; tests
+	// replace it to prove no other connection is attempted.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Fetcher downloads URLs within Config's bounds.
+type Fetcher struct {
+	cfg    Config
+	client *http.Client
+}
+
+// New returns a Fetcher.
+func New(cfg Config) *Fetcher {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 25 << 20
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if cfg.MaxRedirects <= 0 {
+		cfg.MaxRedirects = 3
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	f := &Fetcher{cfg: cfg}
+	transport := &http.Transport{
+		DialContext:           f.dial,
+		Proxy:                 nil, // a proxy would make the address check moot
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second,
+		MaxIdleConns:          10,
+		IdleConnTimeout:       30 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	f.client = &http.Client{
+		Transport: transport,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) > cfg.MaxRedirects {
+				return fmt.Errorf("more than %d redirects", cfg.MaxRedirects)
+			}
+			return CheckURL(req.URL.String())
+		},
+	}
+	return f
+}
+
+// CheckURL refuses URLs that are not plain http(s) to a named host or an
+// address literal; the address itself is checked at connect time.
+func CheckURL(raw string) error {
+	if len(raw) > 2048 {
+		return errors.New("the URL is longer than 2048 characters")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("the URL scheme must be http or https, got %q", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return errors.New("the URL has no host")
+	}
+	if u.User != nil {
+		return errors.New("URLs with credentials are not accepted")
+	}
+	return nil
+}
+
+// dial resolves the host, checks every address, and connects to the first
+// allowed one by its address, so the checked address is the one used.
+func (f *Fetcher) dial(ctx context.Context, network, hostport string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		addrs, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", host, err)
+		}
+	}
+	var refused error
+	for _, a := range addrs {
+		if err := Allowed(a, f.cfg.Allow); err != nil {
+			refused = err
+			continue
+		}
+		return f.cfg.Dial(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+	}
+	if refused == nil {
+		refused = fmt.Errorf("%s has no address", host)
+	}
+	return nil, &blockedError{host: host, err: refused}
+}
+
+type blockedError struct {
+	host string
+	err  error
+}
+
+func (e *blockedError) Error() string { return fmt.Sprintf("%s: %v", e.host, e.err) }
+
+// Fetch downloads raw within the limits. Its errors are *catalog.Error
+// values with code fetch_failed; those of kind Unavailable may succeed if
+// tried again.
+func (f *Fetcher) Fetch(ctx context.Context, raw string) ([]byte, error) {
+	if err := CheckURL(raw); err != nil {
+		return nil, fetchFailed(false, "%v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return nil, fetchFailed(false, "bad request: %v", err)
+	}
+	req.Header.Set("User-Agent", "vitrine-image-import/1")
+	req.Header.Set("Accept", "image/*")
+	res, err := f.client.Do(req)
+	if err != nil {
+		var blocked *blockedError
+		if errors.As(err, &blocked) {
+			return nil, fetchFailed(false, "refused to connect to %v (not a public address)", blocked)
+		}
+		if ctx.Err() != nil {
+			return nil, fetchFailed(true, "the download took longer than %s", f.cfg.Timeout)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Err != nil && !isNetErr(ue.Err) {
+			return nil, fetchFailed(false, "%v", ue.Err)
+		}
+		return nil, fetchFailed(true, "%v", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		transient := res.StatusCode >= 500 || res.StatusCode == http.StatusTooManyRequests
+		return nil, fetchFailed(transient, "the server answered %s", res.Status)
+	}
+	if res.ContentLength > f.cfg.MaxBytes {
+		return nil, fetchFailed(false, "the file is %d bytes, over the limit of %d", res.ContentLength, f.cfg.MaxBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(res.Body, f.cfg.MaxBytes+1))
+	if err != nil {
+		return nil, fetchFailed(true, "reading the body: %v", err)
+	}
+	if int64(len(data)) > f.cfg.MaxBytes {
+		return nil, fetchFailed(false, "the file is over the limit of %d bytes", f.cfg.MaxBytes)
+	}
+	return data, nil
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	var se syscall.Errno
+	return errors.As(err, &ne) || errors.As(err, &se)
+}
+
+// fetchFailed builds a fetch_failed error: transient ones are of kind
+// Unavailable (worth retrying), the others Unprocessable (never retried).
+func fetchFailed(transient bool, format string, args ...any) *catalog.Error {
+	kind := catalog.KindUnprocessableImage
+	if transient {
+		kind = catalog.KindUnavailable
+	}
+	return catalog.Errorf(kind, catalog.FailFetch, format, args...)
+}
+
+// blocked lists the ranges no fetch may reach unless allowlisted.
+var blocked = func() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8",          // "this" network
+		"10.0.0.0/8",         // private
+		"100.64.0.0/10",      // carrier-grade NAT
+		"127.0.0.0/8",        // loopback
+		"169.254.0.0/16",     // link-local, cloud metadata (169.254.169.254)
+		"172.16.0.0/12",      // private
+		"192.0.0.0/24",       // IETF protocol assignments
+		"192.0.2.0/24",       // documentation
+		"192.88.99.0/24",     // 6to4 relay
+		"192.168.0.0/16",     // private
+		"198.18.0.0/15",      // benchmarking
+		"198.51.100.0/24",    // documentation
+		"203.0.113.0/24",     // documentation
+		"224.0.0.0/4",        // multicast
+		"240.0.0.0/4",        // reserved, broadcast
+		"::/128",             // unspecified
+		"::1/128",            // loopback
+		"64:ff9b::/96",       // NAT64: could reach any IPv4
+		"64:ff9b:1::/48",     // local-use NAT64
+		"100::/64",           // discard
+		"2001::/32",          // Teredo
+		"2001:db8::/32",      // documentation
+		"2002::/16",          // 6to4: embeds an IPv4
+		"fc00::/7",           // unique local (fd00:ec2::254 is AWS metadata)
+		"fe80::/10",          // link-local
+		"ff00::/8",           // multicast
+	} {
+		ps = append(ps, netip.MustParsePrefix(s))
+	}
+	return ps
+}()
+
+// Allowed reports whether a connection to addr may be made: it must be a
+// global unicast address outside every blocked range, or inside allow.
+func Allowed(addr netip.Addr, allow []netip.Prefix) error {
+	addr = addr.Unmap()
+	if !addr.IsValid() {
+		return errors.New("invalid address")
+	}
+	for _, p := range allow {
+		if p.Contains(addr) {
+			return nil
+		}
+	}
+	for _, p := range blocked {
+		if p.Contains(addr) {
+			return fmt.Errorf("address %s is in the blocked range %s", addr, p)
+		}
+	}
+	if !addr.IsGlobalUnicast() {
+		return fmt.Errorf("address %s is not a global unicast address", addr)
+	}
+	return nil
+}
+
+// ParseAllow reads a comma-separated list of CIDR prefixes or addresses.
+func ParseAllow(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+

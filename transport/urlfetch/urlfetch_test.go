@@ -1,0 +1,190 @@
+package urlfetch
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+func TestAllowed(t *testing.T) {
+	tests := []struct {
+		addr string
+		ok   bool
+	}{
+		{"169.254.169.254", false}, // cloud metadata
+		{"10.0.0.1", false},
+		{"172.16.5.4", false},
+		{"192.168.1.1", false},
+		{"100.64.0.1", false},
+		{"127.0.0.1", false},
+		{"0.0.0.0", false},
+		{"224.0.0.1", false},
+		{"255.255.255.255", false},
+		{"::1", false},
+		{"::", false},
+		{"fc00::1", false},
+		{"fd00:ec2::254", false}, // AWS metadata over IPv6
+		{"fe80::1", false},
+		{"ff02::1", false},
+		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
+		{"::ffff:10.1.2.3", false},
+		{"64:ff9b::a00:1", false}, // NAT64 of 10.0.0.1
+		{"2002:a00:1::", false},   // 6to4 of 10.0.0.1
+		{"93.184.216.34", true},
+		{"8.8.8.8", true},
+		{"2606:4700:4700::1111", true},
+	}
+	for _, tt := range tests {
+		err := Allowed(netip.MustParseAddr(tt.addr), nil)
+		if (err == nil) != tt.ok {
+			t.Errorf("Allowed(%s) = %v, want ok=%v", tt.addr, err, tt.ok)
+		}
+	}
+	allow, err := ParseAllow([]string{"127.0.0.1", "10.1.0.0/16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, ok := range map[string]bool{"127.0.0.1": true, "127.0.0.2": false, "10.1.2.3": true, "10.2.0.1": false} {
+		if err := Allowed(netip.MustParseAddr(addr), allow); (err == nil) != ok {
+			t.Errorf("with allowlist: Allowed(%s) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+	if _, err := ParseAllow([]string{"not-an-ip"}); err == nil {
+		t.Error("ParseAllow accepted garbage")
+	}
+}
+
+// stubResolver answers from a table and never touches DNS.
+type stubResolver map[string][]string
+
+func (s stubResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, a := range s[host] {
+		out = append(out, netip.MustParseAddr(a))
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no such host")
+	}
+	return out, nil
+}
+
+// loopbackOnly is a dialer that fails the test if any connection to a
+// non-loopback address is attempted.
+func loopbackOnly(t *testing.T, dials *atomic.Int32) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, _ := net.SplitHostPort(addr)
+		if a, err := netip.ParseAddr(host); err != nil || !a.IsLoopback() {
+			t.Errorf("a connection to %s was attempted", addr)
+			return nil, errors.New("test: non-loopback connection refused")
+		}
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+func TestNamesResolvingToBlockedAddressesAreRefusedBeforeConnecting(t *testing.T) {
+	var dials atomic.Int32
+	resolver := stubResolver{
+		"metadata.example":  {"169.254.169.254"},
+		"intranet.example":  {"10.0.0.1"},
+		"router.example":    {"192.168.1.1"},
+		"cgnat.example":     {"100.64.0.1"},
+		"v6local.example":   {"::1"},
+		"ula.example":       {"fc00::1"},
+		"linklocal.example": {"fe80::1"},
+		"loopback.example":  {"127.0.0.1"},
+		"mixed.example":     {"10.0.0.1", "127.0.0.1"},
+	}
+	f := New(Config{Resolver: resolver, Dial: loopbackOnly(t, &dials)})
+	for host := range resolver {
+		_, err := f.Fetch(context.Background(), "http://"+host+"/a.jpg")
+		var ce *catalog.Error
+		if !errors.As(err, &ce) || ce.Code != catalog.FailFetch || ce.Kind != catalog.KindUnprocessableImage {
+			t.Errorf("%s: err = %v, want a permanent fetch_failed", host, err)
+		}
+	}
+	for _, raw := range []string{"http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://127.0.0.1:1/x", "http://[fe80::1%25eth0]/"} {
+		if _, err := f.Fetch(context.Background(), raw); err == nil {
+			t.Errorf("%s was fetched", raw)
+		}
+	}
+	if n := dials.Load(); n != 0 {
+		t.Errorf("%d connections were made", n)
+	}
+}
+
+func TestFetchLoopback(t *testing.T) {
+	var hitsB atomic.Int32
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hitsB.Add(1)
+		w.Write([]byte("secret"))
+	}))
+	defer b.Close()
+
+	// Server A listens on 127.0.0.2 (allowlisted) and redirects to B on
+	// 127.0.0.1 (not allowlisted).
+	lnA, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.2: %v", err)
+	}
+	hops := 0
+	a := &httptest.Server{Listener: lnA, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/image":
+			w.Write([]byte("image bytes"))
+		case "/to-b":
+			http.Redirect(w, r, b.URL+"/", http.StatusFound)
+		case "/loop":
+			hops++
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		case "/big":
+			w.Write(make([]byte, 2048))
+		case "/gone":
+			http.NotFound(w, r)
+		}
+	})}}
+	a.Start()
+	defer a.Close()
+
+	var dials atomic.Int32
+	allowA, _ := ParseAllow([]string{"127.0.0.2"})
+	f := New(Config{Allow: allowA, MaxBytes: 1024, Dial: loopbackOnly(t, &dials)})
+
+	data, err := f.Fetch(context.Background(), a.URL+"/image")
+	if err != nil || string(data) != "image bytes" {
+		t.Fatalf("fetch from an allowlisted server: %q, %v", data, err)
+	}
+	if _, err := f.Fetch(context.Background(), b.URL+"/"); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("direct fetch from a loopback server not allowlisted: %v", err)
+	}
+	if _, err := f.Fetch(context.Background(), a.URL+"/to-b"); err == nil {
+		t.Error("a redirect to a loopback server not allowlisted was followed")
+	}
+	if n := hitsB.Load(); n != 0 {
+		t.Errorf("the refused server was reached %d times", n)
+	}
+	if _, err := f.Fetch(context.Background(), a.URL+"/loop"); err == nil || hops > 4 {
+		t.Errorf("redirect loop: err %v after %d hops", err, hops)
+	}
+	if _, err := f.Fetch(context.Background(), a.URL+"/big"); err == nil {
+		t.Error("a body over MaxBytes was accepted")
+	}
+	_, err = f.Fetch(context.Background(), a.URL+"/gone")
+	if catalog.ErrorKind(err) != catalog.KindUnprocessableImage {
+		t.Errorf("404: %v, want a permanent failure", err)
+	}
+	for _, raw := range []string{"ftp://x/y", "file:///etc/passwd", "http://user:pw@example.com/", "not a url", "http:///nohost"} {
+		if CheckURL(raw) == nil {
+			t.Errorf("CheckURL(%q) accepted", raw)
+		}
+	}
+}

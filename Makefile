@@ -9,7 +9,7 @@ export CGO_ENABLED := 1
 # peak memory down (see README, "Memory").
 export MALLOC_ARENA_MAX ?= 2
 
-.PHONY: all deps test-deps build run test test-short vet fuzz proto clean
+.PHONY: all deps test-deps build run test test-embedded test-short vet fuzz proto clean services-up services-down
 
 all: build
 
@@ -20,21 +20,33 @@ test-deps:
 	@scripts/install-deps --test
 
 build: deps
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/vitrine
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/vitrine
 
 run: build
 	VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
 
 vet:
-	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
 
-# Every test: unit tests, conformance suites, and end-to-end tests over HTTP.
+# Every test: unit tests, conformance suites, end-to-end tests over HTTP on
+# the embedded default, and the same against real PostgreSQL, Redis, Kafka
+# and S3 (started by scripts/services, stopped afterwards).
 test: test-deps vet
+	scripts/with-services $(GO) test -count=1 -p 1 -tags integration -timeout 60m ./...
+
+# Without the real servers: the embedded default only.
+test-embedded: test-deps
 	$(GO) test -count=1 -timeout 40m ./...
 
 # The fast tests only.
 test-short: test-deps
 	$(GO) test -short -count=1 ./...
+
+# Start or stop the real servers by hand: eval "$$(scripts/services up)" && make run
+services-up:
+	@scripts/services up
+services-down:
+	@scripts/services down
 
 # Fuzz the upload sniffing step (FUZZTIME=5m for a long run).
 FUZZTIME ?= 30s

@@ -42,15 +42,15 @@ func (header) Probe(data []byte) (actors.Header, error) {
 // processor is a scripted image processor.
 type processor struct {
 	calls atomic.Int32
-	fn    func(call int) ([]actors.Rendition, error)
+	fn    func(call int) (actors.Processed, error)
 }
 
-func (p *processor) Process(ctx context.Context, data []byte) ([]actors.Rendition, error) {
+func (p *processor) Process(ctx context.Context, data []byte) (actors.Processed, error) {
 	return p.fn(int(p.calls.Add(1)))
 }
 
-func ok(int) ([]actors.Rendition, error) {
-	return []actors.Rendition{{Name: "thumb", Format: "webp", ContentType: "image/webp", Width: 5, Height: 5, Data: []byte("RIFF")}}, nil
+func ok(int) (actors.Processed, error) {
+	return actors.Processed{RecipeVersion: 1, Renditions: []actors.Rendition{{Name: "thumb", Format: "webp", ContentType: "image/webp", Width: 5, Height: 5, Data: []byte("RIFF")}}}, nil
 }
 
 // flakyBlobs fails Put while failPuts > 0.
@@ -119,7 +119,7 @@ func (f *fixture) product() string {
 
 func (f *fixture) upload(productID string) *catalog.Image {
 	f.t.Helper()
-	img, _, err := f.uploads.Upload(context.Background(), productID, []byte("fake image bytes"))
+	img, _, _, err := f.uploads.Upload(context.Background(), productID, []byte(uuid.NewString()))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestWritesAreSerialisedByTheGrain(t *testing.T) {
 }
 
 func TestCrashedWorkerIsRestartedAndItsJobRetried(t *testing.T) {
-	proc := &processor{fn: func(call int) ([]actors.Rendition, error) {
+	proc := &processor{fn: func(call int) (actors.Processed, error) {
 		if call == 1 {
 			panic("decoder crashed")
 		}
@@ -203,7 +203,7 @@ func TestCrashedWorkerIsRestartedAndItsJobRetried(t *testing.T) {
 }
 
 func TestJobThatAlwaysCrashesIsFailedAfterMaxAttempts(t *testing.T) {
-	proc := &processor{fn: func(int) ([]actors.Rendition, error) { panic("always") }}
+	proc := &processor{fn: func(int) (actors.Processed, error) { panic("always") }}
 	f := newFixture(t, proc, nil, 3)
 	img := f.wait(f.upload(f.product()))
 	if img.Status != catalog.StatusFailed || img.Error == nil || img.Error.Code != catalog.FailInternal {
@@ -235,8 +235,8 @@ func TestStorageFailingEveryTimeEndsFailed(t *testing.T) {
 }
 
 func TestCorruptInputIsNotRetried(t *testing.T) {
-	proc := &processor{fn: func(int) ([]actors.Rendition, error) {
-		return nil, catalog.Errorf(catalog.KindUnprocessableImage, catalog.FailCorruptImage, "truncated JPEG")
+	proc := &processor{fn: func(int) (actors.Processed, error) {
+		return actors.Processed{}, catalog.Errorf(catalog.KindUnprocessableImage, catalog.FailCorruptImage, "truncated JPEG")
 	}}
 	f := newFixture(t, proc, nil, 5)
 	img := f.wait(f.upload(f.product()))

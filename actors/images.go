@@ -24,11 +24,26 @@ type Rendition struct {
 	Data        []byte
 }
 
+// Processed is what processing made of an original.
+type Processed struct {
+	Renditions    []Rendition
+	Placeholder   string // blurhash
+	DominantColor string // #rrggbb
+	Animated      bool
+	RecipeVersion int
+}
+
 // Processor turns an original into renditions. Its errors are
 // *catalog.Error values whose Code is a catalog.Fail* code when the input is
 // at fault.
 type Processor interface {
-	Process(ctx context.Context, data []byte) ([]Rendition, error)
+	Process(ctx context.Context, data []byte) (Processed, error)
+}
+
+// Fetcher downloads an imported image. Its errors are *catalog.Error values
+// with code fetch_failed, of kind Unavailable when worth retrying.
+type Fetcher interface {
+	Fetch(ctx context.Context, url string) ([]byte, error)
 }
 
 // imageBook is how workers read and record images: through product grains.
@@ -43,6 +58,8 @@ type ImageDeps struct {
 	Images    imageBook
 	Blobs     catalog.BlobStore
 	Processor Processor
+	Prober    Prober
+	Fetcher   Fetcher
 	Log       *zap.Logger
 	Now       func() time.Time
 	// Workers is the number of worker actors, so of jobs run at once.
@@ -257,7 +274,7 @@ func (w *worker) Receive(c actor.Context) {
 
 // outcome is how a job ended, for the log line and the queue.
 type outcome struct {
-	result string // ready, failed, retry, skipped
+	result string // ready, failed, retry, skipped, dead_letter
 	code   string
 	detail string
 }
@@ -277,9 +294,12 @@ func (w *worker) run(d catalog.Delivery) {
 	ackCtx, cancelAck := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelAck()
 	var err error
-	if out.result == "retry" {
+	switch out.result {
+	case "retry":
 		err = d.Retry(ackCtx, backoff(w.deps.RetryBase, d.Attempt()))
-	} else {
+	case "dead_letter":
+		err = d.DeadLetter(ackCtx, out.code, out.detail)
+	default:
 		err = d.Ack(ackCtx)
 	}
 	if err != nil {
@@ -301,8 +321,12 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		return outcome{result: "skipped", detail: "already " + string(img.Status)}
 	}
 	if d.Attempt() > w.deps.MaxAttempts {
-		return w.fail(ctx, img, catalog.FailInternal,
+		out := w.fail(ctx, img, catalog.FailInternal,
 			fmt.Sprintf("processing was started %d times without finishing (the process crashed or was stopped each time)", d.Attempt()-1))
+		if out.result == "failed" {
+			out.result = "dead_letter"
+		}
+		return out
 	}
 	img.Status = catalog.StatusProcessing
 	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
@@ -311,14 +335,11 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		}
 		return w.transient(ctx, d, img, catalog.FailInternal, err)
 	}
-	data, err := w.deps.Blobs.Get(ctx, catalog.OriginalKey(job.ProductID, job.ImageID))
-	if err != nil {
-		if catalog.IsNotFound(err) {
-			return w.fail(ctx, img, catalog.FailInternal, "the original file is missing from storage")
-		}
-		return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
+	data, out, ok := w.original(ctx, d, img)
+	if !ok {
+		return out
 	}
-	outs, err := w.deps.Processor.Process(ctx, data)
+	res, err := w.deps.Processor.Process(ctx, data)
 	if err != nil {
 		var ce *catalog.Error
 		switch {
@@ -333,32 +354,97 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 			return w.transient(ctx, d, img, catalog.FailInternal, err)
 		}
 	}
-	variants := make([]catalog.Variant, 0, len(outs))
-	for _, o := range outs {
-		key := catalog.VariantKey(job.ProductID, job.ImageID, o.Name, o.Format)
+	variants := make([]catalog.Variant, 0, len(res.Renditions))
+	for _, o := range res.Renditions {
+		key := catalog.VariantKey(job.ProductID, job.ImageID, res.RecipeVersion, o.Name, o.Format)
 		if err := w.deps.Blobs.Put(ctx, key, o.Data, o.ContentType); err != nil {
 			return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
 		}
 		variants = append(variants, catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
 			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key)})
 	}
+	oldRecipe := img.RecipeVersion
 	now := w.deps.Now().UTC().Truncate(time.Microsecond)
 	img.Status, img.Error, img.Variants, img.ProcessedAt = catalog.StatusReady, nil, variants, &now
+	img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion = res.Placeholder, res.DominantColor, res.Animated, res.RecipeVersion
 	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
 		if catalog.IsNotFound(err) {
 			return outcome{result: "skipped", detail: "the image or its product was deleted"}
 		}
 		return w.transient(ctx, d, img, catalog.FailInternal, err)
 	}
+	if oldRecipe != 0 && oldRecipe != res.RecipeVersion {
+		// The new variants are recorded: the old ones can go.
+		if err := w.deps.Blobs.DeletePrefix(ctx, catalog.VariantPrefix(job.ProductID, job.ImageID, oldRecipe)); err != nil {
+			w.deps.Log.Warn("delete old variants", zap.String("image_id", job.ImageID), zap.Int("recipe_version", oldRecipe), zap.Error(err))
+		}
+	}
 	return outcome{result: "ready"}
 }
 
-// transient retries the job later, or fails the image after the last attempt.
+// original returns the image's original bytes: from the blob store, or,
+// for an import not fetched yet, from its URL (then probed and kept).
+func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.Image) ([]byte, outcome, bool) {
+	key := catalog.OriginalKey(img.ProductID, img.ID)
+	if img.SourceURL == "" || img.Original.SHA256 != "" {
+		data, err := w.deps.Blobs.Get(ctx, key)
+		if err != nil {
+			if catalog.IsNotFound(err) {
+				return nil, w.fail(ctx, img, catalog.FailInternal, "the original file is missing from storage"), false
+			}
+			return nil, w.transient(ctx, d, img, catalog.FailStorageUnavailable, err), false
+		}
+		return data, outcome{}, true
+	}
+	if w.deps.Fetcher == nil || w.deps.Prober == nil {
+		return nil, w.fail(ctx, img, catalog.FailInternal, "this worker cannot import images from URLs"), false
+	}
+	data, err := w.deps.Fetcher.Fetch(ctx, img.SourceURL)
+	if err != nil {
+		var ce *catalog.Error
+		if errors.As(err, &ce) && ce.Kind == catalog.KindUnavailable {
+			return nil, w.transient(ctx, d, img, catalog.FailFetch, err), false
+		}
+		if errors.As(err, &ce) {
+			return nil, w.fail(ctx, img, catalog.FailFetch, ce.Detail), false
+		}
+		return nil, w.transient(ctx, d, img, catalog.FailFetch, err), false
+	}
+	h, err := w.deps.Prober.Probe(data)
+	if err != nil {
+		var ce *catalog.Error
+		if errors.As(err, &ce) {
+			code := ce.Code
+			if ce.Kind == catalog.KindUnsupportedMedia {
+				code = catalog.FailUnsupportedFormat
+			}
+			return nil, w.fail(ctx, img, code, ce.Detail), false
+		}
+		return nil, w.transient(ctx, d, img, catalog.FailInternal, err), false
+	}
+	if err := w.deps.Blobs.Put(ctx, key, data, h.ContentType); err != nil {
+		return nil, w.transient(ctx, d, img, catalog.FailStorageUnavailable, err), false
+	}
+	img.Original = originalOf(data, h)
+	return data, outcome{}, true
+}
+
+// transient retries the job later or, after the last attempt, fails the
+// image and keeps the job as a dead letter.
 func (w *worker) transient(ctx context.Context, d catalog.Delivery, img *catalog.Image, code string, err error) outcome {
+	var ce *catalog.Error
+	detail := err.Error()
+	if errors.As(err, &ce) {
+		detail = ce.Detail
+	}
 	if d.Attempt() < w.deps.MaxAttempts || img == nil {
 		return outcome{result: "retry", code: code, detail: err.Error()}
 	}
-	return w.fail(ctx, img, code, fmt.Sprintf("gave up after %d attempts: %v", d.Attempt(), err))
+	out := w.fail(ctx, img, code, fmt.Sprintf("gave up after %d attempts: %s", d.Attempt(), detail))
+	if out.result == "failed" {
+		out.result = "dead_letter"
+	}
+	return out
 }
 
 func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail string) outcome {

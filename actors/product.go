@@ -29,9 +29,17 @@ type blobRemover interface {
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
+// productStore is the store as product grains use it.
+type productStore interface {
+	catalog.ProductStore
+	// RequeueImage records a change of an existing image and (re)queues
+	// its job, due now with its attempts reset, in the same transaction.
+	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
+}
+
 // ProductDeps are what product grains need.
 type ProductDeps struct {
-	Store catalog.ProductStore
+	Store productStore
 	Cache catalog.Cache
 	Blobs blobRemover
 	Log   *zap.Logger
@@ -178,6 +186,8 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 		return g.addImage(ctx, cmd.Body)
 	case actorspb.ProductCommand_SAVE_IMAGE:
 		return g.saveImage(ctx, cmd.Body)
+	case actorspb.ProductCommand_REPROCESS:
+		return g.reprocess(ctx, cmd.ImageId)
 	case actorspb.ProductCommand_GET_IMAGE:
 		img, ok := g.p.Image(cmd.ImageId)
 		if !ok {
@@ -255,6 +265,18 @@ func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.Pro
 	if _, exists := g.p.Image(img.ID); exists {
 		return nil, catalog.Errorf(catalog.KindConflict, "already_exists", "image %s already exists", img.ID)
 	}
+	if img.Original.SHA256 != "" {
+		for i := range g.p.Images {
+			prev := &g.p.Images[i]
+			if prev.Original.SHA256 == img.Original.SHA256 && prev.Status != catalog.StatusFailed {
+				reply, err := imageReply(prev)
+				if reply != nil {
+					reply.Existing = true
+				}
+				return reply, err
+			}
+		}
+	}
 	if len(g.p.Images) >= MaxImagesPerProduct {
 		return nil, catalog.Errorf(catalog.KindConflict, "too_many_images", "product %s already has %d images, the most it may hold; delete some first", g.id, MaxImagesPerProduct)
 	}
@@ -285,7 +307,10 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	if i < 0 {
 		return nil, catalog.NotFound("image %s of product %s does not exist", img.ID, g.id)
 	}
-	img.ProductID, img.CreatedAt, img.Original = g.id, n.Images[i].CreatedAt, n.Images[i].Original
+	img.ProductID, img.CreatedAt, img.SourceURL = g.id, n.Images[i].CreatedAt, n.Images[i].SourceURL
+	if n.Images[i].Original.SHA256 != "" { // the original is fixed once known
+		img.Original = n.Images[i].Original
+	}
 	n.Images[i] = img
 	if err := g.deps.Store.SaveImage(ctx, n, &img); err != nil {
 		return nil, fmt.Errorf("save image %s of product %s: %w", img.ID, g.id, err)
@@ -294,6 +319,35 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 		return nil, err
 	}
 	return imageReply(&img)
+}
+
+// reprocess puts an image back to pending, keeping its variants (they serve
+// until new ones replace them), and queues its job in the same transaction.
+func (g *productGrain) reprocess(ctx context.Context, imageID string) (*actorspb.ProductReply, error) {
+	n := g.next()
+	var img *catalog.Image
+	for j := range n.Images {
+		if n.Images[j].ID == imageID {
+			img = &n.Images[j]
+		}
+	}
+	if img == nil {
+		return nil, catalog.NotFound("image %s of product %s does not exist", imageID, g.id)
+	}
+	if img.Status == catalog.StatusPending || img.Status == catalog.StatusProcessing {
+		return imageReply(img) // already on its way
+	}
+	if img.Original.SHA256 == "" && img.SourceURL == "" {
+		return nil, catalog.Errorf(catalog.KindConflict, "no_original", "image %s has no original to process", imageID)
+	}
+	img.Status, img.Error = catalog.StatusPending, nil
+	if err := g.deps.Store.RequeueImage(ctx, n, img); err != nil {
+		return nil, fmt.Errorf("requeue image %s of product %s: %w", imageID, g.id, err)
+	}
+	if err := g.setState(ctx, n); err != nil {
+		return nil, err
+	}
+	return imageReply(img)
 }
 
 func imageReply(img *catalog.Image) (*actorspb.ProductReply, error) {

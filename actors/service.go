@@ -144,12 +144,27 @@ func (s *Service) List(ctx context.Context, f catalog.ProductFilter) ([]*catalog
 }
 
 // AddImage records a new pending image of a product and queues its job.
-func (s *Service) AddImage(ctx context.Context, img *catalog.Image) ([]byte, error) {
-	body, err := json.Marshal(img)
+// When the product already has an image of the same bytes (not failed),
+// that image is returned instead, with existing set.
+func (s *Service) AddImage(ctx context.Context, img *catalog.Image) (body []byte, existing bool, err error) {
+	doc, err := json.Marshal(img)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	reply, err := s.send(ctx, img.ProductID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_ADD_IMAGE, Body: body})
+	reply, err := s.send(ctx, img.ProductID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_ADD_IMAGE, Body: doc})
+	if err != nil {
+		return nil, false, err
+	}
+	return reply.Body, reply.Existing, nil
+}
+
+// Reprocess puts an image back to pending (its variants keep serving) and
+// queues its job again.
+func (s *Service) Reprocess(ctx context.Context, productID, imageID string) ([]byte, error) {
+	if !catalog.ValidID(productID) || !catalog.ValidID(imageID) {
+		return nil, catalog.NotFound("image %q of product %q does not exist", imageID, productID)
+	}
+	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPROCESS, ImageId: imageID})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,9 @@
 package catalog
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // ImageStatus is where an image is in its processing.
 type ImageStatus string
@@ -27,15 +30,24 @@ const (
 
 // Image is an uploaded picture of a product and what was made of it.
 type Image struct {
-	ID          string      `json:"id"`
-	ProductID   string      `json:"product_id"`
-	Status      ImageStatus `json:"status"`
-	Error       *ImageError `json:"error,omitempty"`
-	Original    Original    `json:"original"`
-	Variants    []Variant   `json:"variants"`
-	CreatedAt   time.Time   `json:"created_at"`
-	ProcessedAt *time.Time  `json:"processed_at"`
-	// Attempts counts the processing runs started, before each starts.
+	ID        string      `json:"id"`
+	ProductID string      `json:"product_id"`
+	Status    ImageStatus `json:"status"`
+	Error     *ImageError `json:"error,omitempty"`
+	Original  Original    `json:"original"`
+	Variants  []Variant   `json:"variants"`
+	// Render-ready data of a ready image: a blurhash placeholder and the
+	// dominant colour (#rrggbb), so a client can paint before loading.
+	Placeholder   string `json:"placeholder,omitempty"`
+	DominantColor string `json:"dominant_color,omitempty"`
+	Animated      bool   `json:"animated"`
+	// RecipeVersion is the version of the recipe that made the variants.
+	RecipeVersion int `json:"recipe_version,omitempty"`
+	// SourceURL is where an imported image is fetched from.
+	SourceURL   string     `json:"source_url,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ProcessedAt *time.Time `json:"processed_at"`
+	// Attempts is kept by stores; the job's own count is authoritative.
 	Attempts int `json:"-"`
 }
 
@@ -79,10 +91,22 @@ func OriginalKey(productID, imageID string) string {
 	return "products/" + productID + "/" + imageID + "/original"
 }
 
-// VariantKey is the blob key of one variant; processing the same image twice
-// writes the same keys.
-func VariantKey(productID, imageID, name, ext string) string {
-	return "products/" + productID + "/" + imageID + "/" + name + "." + ext
+// VariantKey is the blob key of one variant made by a recipe version;
+// processing the same image twice with the same recipe writes the same
+// keys, and a new recipe writes beside the old variants, which keep
+// serving until the new ones are recorded.
+func VariantKey(productID, imageID string, recipeVersion int, name, ext string) string {
+	return VariantPrefix(productID, imageID, recipeVersion) + name + "." + ext
+}
+
+// VariantPrefix is the blob key prefix of the variants of one recipe version.
+func VariantPrefix(productID, imageID string, recipeVersion int) string {
+	return "products/" + productID + "/" + imageID + "/r" + strconv.Itoa(recipeVersion) + "/"
+}
+
+// ImagePrefix is the blob key prefix of everything an image owns.
+func ImagePrefix(productID, imageID string) string {
+	return "products/" + productID + "/" + imageID + "/"
 }
 
 // ProductPrefix is the blob key prefix of everything a product owns.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/asynkron/protoactor-go/remote"
@@ -25,6 +26,12 @@ type Config struct {
 	Port int
 	// RequestTimeout bounds one grain request.
 	RequestTimeout time.Duration
+	// Peers lists the membership endpoints (host:port) of every node,
+	// this one included. Empty means a single-node cluster.
+	Peers []string
+	// ManagePort is where this node answers membership checks when Peers
+	// is set.
+	ManagePort int
 }
 
 // Defaults fills unset fields.
@@ -47,13 +54,18 @@ type Node struct {
 }
 
 // Start starts the actor system and joins the cluster as a member hosting
-// kinds. With no other members configured this is a single-node cluster
-// (an in-process membership provider); more nodes are a membership
-// provider away, not a rewrite.
+// kinds. With no peers configured this is a single-node cluster (an
+// in-process membership provider); with peers, nodes find each other
+// through protoactor's automanaged provider.
 func Start(cfg Config, log *zap.Logger, kinds ...*pcluster.Kind) (*Node, error) {
 	cfg.Defaults()
 	system := actor.NewActorSystem(actor.WithLoggerFactory(slogFactory(log.Named("actors"))))
-	provider := test.NewTestProvider(test.NewInMemAgent())
+	var provider pcluster.ClusterProvider = test.NewTestProvider(test.NewInMemAgent())
+	if len(cfg.Peers) > 0 {
+		// Each node polls the others' membership endpoints; grains are
+		// placed on the members by consistent hashing of their identity.
+		provider = automanaged.NewWithConfig(2*time.Second, cfg.ManagePort, cfg.Peers...)
+	}
 	conf := pcluster.Configure(cfg.Name, provider, disthash.New(), remote.Configure(cfg.Host, cfg.Port),
 		pcluster.WithKinds(kinds...), pcluster.WithRequestTimeout(cfg.RequestTimeout))
 	c := pcluster.New(system, conf)

@@ -2,7 +2,7 @@
 // versions:
 // 	protoc-gen-go v1.36.11
 // 	protoc        v3.21.12
-// source: product.proto
+// source: actors/actorspb/product.proto
 
 // Messages that product grains exchange. They cross nodes in a cluster, so
 // they are protobuf; domain values travel as JSON documents in bytes fields,
@@ -36,6 +36,7 @@ const (
 	ProductCommand_ADD_IMAGE  ProductCommand_Op = 5 // body: catalog.Image JSON (status pending)
 	ProductCommand_SAVE_IMAGE ProductCommand_Op = 6 // body: catalog.Image JSON (a new status or result)
 	ProductCommand_GET_IMAGE  ProductCommand_Op = 7 // image_id
+	ProductCommand_REPROCESS  ProductCommand_Op = 8 // image_id: back to pending, old variants kept until the new ones are ready
 )
 
 // Enum value maps for ProductCommand_Op.
@@ -49,6 +50,7 @@ var (
 		5: "ADD_IMAGE",
 		6: "SAVE_IMAGE",
 		7: "GET_IMAGE",
+		8: "REPROCESS",
 	}
 	ProductCommand_Op_value = map[string]int32{
 		"GET":        0,
@@ -59,6 +61,7 @@ var (
 		"ADD_IMAGE":  5,
 		"SAVE_IMAGE": 6,
 		"GET_IMAGE":  7,
+		"REPROCESS":  8,
 	}
 )
 
@@ -73,11 +76,11 @@ func (x ProductCommand_Op) String() string {
 }
 
 func (ProductCommand_Op) Descriptor() protoreflect.EnumDescriptor {
-	return file_product_proto_enumTypes[0].Descriptor()
+	return file_actors_actorspb_product_proto_enumTypes[0].Descriptor()
 }
 
 func (ProductCommand_Op) Type() protoreflect.EnumType {
-	return &file_product_proto_enumTypes[0]
+	return &file_actors_actorspb_product_proto_enumTypes[0]
 }
 
 func (x ProductCommand_Op) Number() protoreflect.EnumNumber {
@@ -86,7 +89,7 @@ func (x ProductCommand_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProductCommand_Op.Descriptor instead.
 func (ProductCommand_Op) EnumDescriptor() ([]byte, []int) {
-	return file_product_proto_rawDescGZIP(), []int{0, 0}
+	return file_actors_actorspb_product_proto_rawDescGZIP(), []int{0, 0}
 }
 
 // ProductCommand is a request to one product grain.
@@ -102,7 +105,7 @@ type ProductCommand struct {
 
 func (x *ProductCommand) Reset() {
 	*x = ProductCommand{}
-	mi := &file_product_proto_msgTypes[0]
+	mi := &file_actors_actorspb_product_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +117,7 @@ func (x *ProductCommand) String() string {
 func (*ProductCommand) ProtoMessage() {}
 
 func (x *ProductCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_product_proto_msgTypes[0]
+	mi := &file_actors_actorspb_product_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +130,7 @@ func (x *ProductCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductCommand.ProtoReflect.Descriptor instead.
 func (*ProductCommand) Descriptor() ([]byte, []int) {
-	return file_product_proto_rawDescGZIP(), []int{0}
+	return file_actors_actorspb_product_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *ProductCommand) GetOp() ProductCommand_Op {
@@ -165,14 +168,17 @@ type ProductReply struct {
 	Body []byte `protobuf:"bytes,1,opt,name=body,proto3" json:"body,omitempty"`
 	Etag string `protobuf:"bytes,2,opt,name=etag,proto3" json:"etag,omitempty"`
 	// error is a catalog.Error as JSON when the command failed.
-	Error         *Problem `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error *Problem `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// existing is set when ADD_IMAGE found the same bytes already attached:
+	// body is that image.
+	Existing      bool `protobuf:"varint,4,opt,name=existing,proto3" json:"existing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProductReply) Reset() {
 	*x = ProductReply{}
-	mi := &file_product_proto_msgTypes[1]
+	mi := &file_actors_actorspb_product_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +190,7 @@ func (x *ProductReply) String() string {
 func (*ProductReply) ProtoMessage() {}
 
 func (x *ProductReply) ProtoReflect() protoreflect.Message {
-	mi := &file_product_proto_msgTypes[1]
+	mi := &file_actors_actorspb_product_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +203,7 @@ func (x *ProductReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductReply.ProtoReflect.Descriptor instead.
 func (*ProductReply) Descriptor() ([]byte, []int) {
-	return file_product_proto_rawDescGZIP(), []int{1}
+	return file_actors_actorspb_product_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ProductReply) GetBody() []byte {
@@ -221,6 +227,13 @@ func (x *ProductReply) GetError() *Problem {
 	return nil
 }
 
+func (x *ProductReply) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
 // Problem carries a catalog.Error across nodes.
 type Problem struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -234,7 +247,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_product_proto_msgTypes[2]
+	mi := &file_actors_actorspb_product_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +259,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_product_proto_msgTypes[2]
+	mi := &file_actors_actorspb_product_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +272,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_product_proto_rawDescGZIP(), []int{2}
+	return file_actors_actorspb_product_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Problem) GetKind() string {
@@ -300,7 +313,7 @@ type FieldError struct {
 
 func (x *FieldError) Reset() {
 	*x = FieldError{}
-	mi := &file_product_proto_msgTypes[3]
+	mi := &file_actors_actorspb_product_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +325,7 @@ func (x *FieldError) String() string {
 func (*FieldError) ProtoMessage() {}
 
 func (x *FieldError) ProtoReflect() protoreflect.Message {
-	mi := &file_product_proto_msgTypes[3]
+	mi := &file_actors_actorspb_product_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +338,7 @@ func (x *FieldError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldError.ProtoReflect.Descriptor instead.
 func (*FieldError) Descriptor() ([]byte, []int) {
-	return file_product_proto_rawDescGZIP(), []int{3}
+	return file_actors_actorspb_product_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FieldError) GetField() string {
@@ -342,16 +355,16 @@ func (x *FieldError) GetDetail() string {
 	return ""
 }
 
-var File_product_proto protoreflect.FileDescriptor
+var File_actors_actorspb_product_proto protoreflect.FileDescriptor
 
-const file_product_proto_rawDesc = "" +
+const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\n" +
-	"\rproduct.proto\x12\x0evitrine.actors\"\xfa\x01\n" +
+	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\x89\x02\n" +
 	"\x0eProductCommand\x121\n" +
 	"\x02op\x18\x01 \x01(\x0e2!.vitrine.actors.ProductCommand.OpR\x02op\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x19\n" +
 	"\bif_match\x18\x03 \x01(\tR\aifMatch\x12\x19\n" +
-	"\bimage_id\x18\x04 \x01(\tR\aimageId\"k\n" +
+	"\bimage_id\x18\x04 \x01(\tR\aimageId\"z\n" +
 	"\x02Op\x12\a\n" +
 	"\x03GET\x10\x00\x12\n" +
 	"\n" +
@@ -363,11 +376,13 @@ const file_product_proto_rawDesc = "" +
 	"\tADD_IMAGE\x10\x05\x12\x0e\n" +
 	"\n" +
 	"SAVE_IMAGE\x10\x06\x12\r\n" +
-	"\tGET_IMAGE\x10\a\"e\n" +
+	"\tGET_IMAGE\x10\a\x12\r\n" +
+	"\tREPROCESS\x10\b\"\x81\x01\n" +
 	"\fProductReply\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12-\n" +
-	"\x05error\x18\x03 \x01(\v2\x17.vitrine.actors.ProblemR\x05error\"}\n" +
+	"\x05error\x18\x03 \x01(\v2\x17.vitrine.actors.ProblemR\x05error\x12\x1a\n" +
+	"\bexisting\x18\x04 \x01(\bR\bexisting\"}\n" +
 	"\aProblem\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x16\n" +
@@ -379,27 +394,27 @@ const file_product_proto_rawDesc = "" +
 	"\x06detail\x18\x02 \x01(\tR\x06detailB0Z.github.com/vitrine-dev/vitrine/actors/actorspbb\x06proto3"
 
 var (
-	file_product_proto_rawDescOnce sync.Once
-	file_product_proto_rawDescData []byte
+	file_actors_actorspb_product_proto_rawDescOnce sync.Once
+	file_actors_actorspb_product_proto_rawDescData []byte
 )
 
-func file_product_proto_rawDescGZIP() []byte {
-	file_product_proto_rawDescOnce.Do(func() {
-		file_product_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_product_proto_rawDesc), len(file_product_proto_rawDesc)))
+func file_actors_actorspb_product_proto_rawDescGZIP() []byte {
+	file_actors_actorspb_product_proto_rawDescOnce.Do(func() {
+		file_actors_actorspb_product_proto_rawDescData = protoimpl.X.CompressGZIP(unsafe.Slice(unsafe.StringData(file_actors_actorspb_product_proto_rawDesc), len(file_actors_actorspb_product_proto_rawDesc)))
 	})
-	return file_product_proto_rawDescData
+	return file_actors_actorspb_product_proto_rawDescData
 }
 
-var file_product_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_product_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
-var file_product_proto_goTypes = []any{
+var file_actors_actorspb_product_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_actors_actorspb_product_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_actors_actorspb_product_proto_goTypes = []any{
 	(ProductCommand_Op)(0), // 0: vitrine.actors.ProductCommand.Op
 	(*ProductCommand)(nil), // 1: vitrine.actors.ProductCommand
 	(*ProductReply)(nil),   // 2: vitrine.actors.ProductReply
 	(*Problem)(nil),        // 3: vitrine.actors.Problem
 	(*FieldError)(nil),     // 4: vitrine.actors.FieldError
 }
-var file_product_proto_depIdxs = []int32{
+var file_actors_actorspb_product_proto_depIdxs = []int32{
 	0, // 0: vitrine.actors.ProductCommand.op:type_name -> vitrine.actors.ProductCommand.Op
 	3, // 1: vitrine.actors.ProductReply.error:type_name -> vitrine.actors.Problem
 	4, // 2: vitrine.actors.Problem.fields:type_name -> vitrine.actors.FieldError
@@ -410,27 +425,27 @@ var file_product_proto_depIdxs = []int32{
 	0, // [0:3] is the sub-list for field type_name
 }
 
-func init() { file_product_proto_init() }
-func file_product_proto_init() {
-	if File_product_proto != nil {
+func init() { file_actors_actorspb_product_proto_init() }
+func file_actors_actorspb_product_proto_init() {
+	if File_actors_actorspb_product_proto != nil {
 		return
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
-			RawDescriptor: unsafe.Slice(unsafe.StringData(file_product_proto_rawDesc), len(file_product_proto_rawDesc)),
+			RawDescriptor: unsafe.Slice(unsafe.StringData(file_actors_actorspb_product_proto_rawDesc), len(file_actors_actorspb_product_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
-		GoTypes:           file_product_proto_goTypes,
-		DependencyIndexes: file_product_proto_depIdxs,
-		EnumInfos:         file_product_proto_enumTypes,
-		MessageInfos:      file_product_proto_msgTypes,
+		GoTypes:           file_actors_actorspb_product_proto_goTypes,
+		DependencyIndexes: file_actors_actorspb_product_proto_depIdxs,
+		EnumInfos:         file_actors_actorspb_product_proto_enumTypes,
+		MessageInfos:      file_actors_actorspb_product_proto_msgTypes,
 	}.Build()
-	File_product_proto = out.File
-	file_product_proto_goTypes = nil
-	file_product_proto_depIdxs = nil
+	File_actors_actorspb_product_proto = out.File
+	file_actors_actorspb_product_proto_goTypes = nil
+	file_actors_actorspb_product_proto_depIdxs = nil
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,8 +19,13 @@ import (
 	"github.com/vitrine-dev/vitrine/cluster"
 	"github.com/vitrine-dev/vitrine/persistence/localfs"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
+	"github.com/vitrine-dev/vitrine/persistence/postgres"
+	"github.com/vitrine-dev/vitrine/persistence/redis"
+	"github.com/vitrine-dev/vitrine/persistence/s3"
 	"github.com/vitrine-dev/vitrine/persistence/sqlite"
+	"github.com/vitrine-dev/vitrine/transport/kafka"
 	"github.com/vitrine-dev/vitrine/transport/rest"
+	"github.com/vitrine-dev/vitrine/transport/urlfetch"
 )
 
 // imageEngine is the image side vitrine needs: a header probe for uploads
@@ -28,16 +35,38 @@ type imageEngine interface {
 	actors.Processor
 }
 
+// database is what vitrine needs of its store, embedded or PostgreSQL: the
+// products, the job outbox (which is also the queue when there is no
+// broker) and the dead letters.
+type database interface {
+	catalog.ProductStore
+	catalog.JobQueue
+	catalog.JobOutbox
+	catalog.DeadLetters
+	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
+	Close() error
+}
+
+var (
+	_ database = (*sqlite.DB)(nil)
+	_ database = (*postgres.DB)(nil)
+)
+
 // App is a running vitrine: the one process that tests start and stop too.
 type App struct {
-	cfg    Config
-	log    *zap.Logger
-	db     *sqlite.DB
-	node   *cluster.Node
-	pool   *actors.ImagePool
-	server *rest.Server
-	ln     net.Listener
-	served chan error
+	cfg      Config
+	log      *zap.Logger
+	db       database
+	cache    *redis.Cache
+	node     *cluster.Node
+	pool     *actors.ImagePool
+	server   *rest.Server
+	ln       net.Listener
+	served   chan error
+	consumer *kafka.Consumer
+	relay    *kafka.Relay
+	stopBG   context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // Start opens storage, joins the cluster and starts what cfg.Role asks for.
@@ -54,60 +83,138 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
 	serveAPI := cfg.Role == "all" || cfg.Role == "api"
-	publicURL := cfg.PublicURL
+	runWorkers := cfg.Role == "all" || cfg.Role == "worker"
 	if serveAPI {
 		a.ln, err = net.Listen("tcp", cfg.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 		}
 	}
-	if publicURL == "" {
-		port := "8080"
-		if a.ln != nil {
-			_, port, _ = net.SplitHostPort(a.ln.Addr().String())
-		} else if _, p, err := net.SplitHostPort(cfg.Addr); err == nil {
-			port = p
-		}
-		publicURL = "http://localhost:" + port + "/media"
-	}
+	var bgCtx context.Context
+	bgCtx, a.stopBG = context.WithCancel(context.Background())
 
-	a.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{})
+	// Products, images and jobs.
+	if cfg.PostgresURL != "" {
+		a.db, err = postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
+	} else {
+		a.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	blobs, err := localfs.New(filepath.Join(cfg.DataDir, "files"), publicURL)
-	if err != nil {
-		return nil, fmt.Errorf("open file store: %w", err)
+
+	// Files.
+	var blobs catalog.BlobStore
+	var files rest.Files
+	if cfg.S3Bucket != "" {
+		blobs, err = s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
+			AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle == "true",
+			PublicBaseURL: cfg.PublicURL})
+		if err != nil {
+			return nil, fmt.Errorf("open S3 bucket %s: %w", cfg.S3Bucket, err)
+		}
+	} else {
+		publicURL := cfg.PublicURL
+		if publicURL == "" {
+			port := "8080"
+			if a.ln != nil {
+				_, port, _ = net.SplitHostPort(a.ln.Addr().String())
+			} else if _, p, err := net.SplitHostPort(cfg.Addr); err == nil {
+				port = p
+			}
+			publicURL = "http://localhost:" + port + "/media"
+		}
+		fs, err := localfs.New(filepath.Join(cfg.DataDir, "files"), publicURL)
+		if err != nil {
+			return nil, fmt.Errorf("open file store: %w", err)
+		}
+		blobs, files = fs, fs
 	}
-	cache := memory.New(cfg.CacheEntries)
+
+	// The hot-read cache.
+	var cache catalog.Cache = memory.New(cfg.CacheEntries)
+	if cfg.RedisURL != "" {
+		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis")})
+		if err != nil {
+			return nil, fmt.Errorf("open redis: %w", err)
+		}
+		cache = a.cache
+	}
 
 	kind := actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product")})
-	a.node, err = cluster.Start(cluster.Config{Name: cfg.ClusterName, Host: cfg.ClusterHost, Port: cfg.ClusterPort}, log, kind)
+	a.node, err = cluster.Start(cluster.Config{Name: cfg.ClusterName, Host: cfg.ClusterHost, Port: cfg.ClusterPort,
+		Peers: splitList(cfg.ClusterPeers), ManagePort: cfg.ManagePort}, log, kind)
 	if err != nil {
 		return nil, fmt.Errorf("start cluster node: %w", err)
 	}
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
 	service := actors.NewService(a.node.Cluster, cache, a.db, newID, 5*time.Second)
 
-	if cfg.Role == "all" || cfg.Role == "worker" {
+	// Image jobs: Kafka when configured, else the database's own queue.
+	var queue catalog.JobQueue = a.db
+	if cfg.KafkaBrokers != "" {
+		kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions}
+		if err := kafka.EnsureTopics(ctx, kcfg); err != nil {
+			// Kafka may come later: the outbox keeps every job until then.
+			log.Warn("create kafka topics", zap.Error(err))
+		}
+		if serveAPI {
+			a.relay = kafka.NewRelay(kcfg, a.db, log.Named("relay"))
+			a.bg.Add(1)
+			go func() { defer a.bg.Done(); a.relay.Run(bgCtx) }()
+		}
+		if runWorkers {
+			a.consumer = kafka.NewConsumer(kcfg, a.db, log.Named("kafka"))
+			queue = a.consumer
+		}
+	}
+	if runWorkers {
+		allow, _ := urlfetch.ParseAllow(splitList(cfg.FetchAllow)) // validated with the configuration
 		a.pool, err = actors.StartImages(a.node.System, actors.ImageDeps{
-			Queue: a.db, Images: service, Blobs: blobs, Processor: engine, Log: log.Named("images"),
-			Workers: cfg.Workers, MaxAttempts: cfg.JobMaxAttempts, JobTimeout: cfg.JobTimeout,
+			Queue: queue, Images: service, Blobs: blobs, Processor: engine, Prober: engine,
+			Fetcher: urlfetch.New(urlfetch.Config{MaxBytes: int64(cfg.MaxUploadBytes), Allow: allow}),
+			Log:     log.Named("images"), Workers: cfg.Workers, MaxAttempts: cfg.JobMaxAttempts, JobTimeout: cfg.JobTimeout,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start image workers: %w", err)
 		}
 	}
 	if serveAPI {
-		uploads := actors.NewUploads(service, engine, blobs, time.Now)
 		checks := []rest.Check{{Name: "database", Check: a.db.Ping}, {Name: "files", Check: blobs.Ping}}
-		a.server = rest.New(rest.Config{MaxUploadBytes: cfg.MaxUploadBytes, RequestTimeout: cfg.RequestTimeout},
-			service, uploads, blobs, checks, log.Named("http"))
+		if cfg.KafkaBrokers != "" {
+			kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers)}
+			checks = append(checks, rest.Check{Name: "kafka", Check: func(ctx context.Context) error { return kafka.Ping(ctx, kcfg) }})
+		}
+		// Redis is not a readiness check: vitrine serves without it.
+		a.server = rest.New(rest.Config{MaxUploadBytes: cfg.MaxUploadBytes, RequestTimeout: cfg.RequestTimeout, AdminToken: cfg.AdminToken},
+			rest.Deps{
+				Products:  service,
+				Uploads:   actors.NewUploads(service, engine, blobs, time.Now),
+				Reprocess: service,
+				Admin:     actors.NewAdmin(service, a.db),
+				Files:     files,
+				Checks:    checks,
+			}, log.Named("http"))
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()
 	}
-	log.Info("vitrine started", zap.Any("config", cfg.fields()), zap.String("listen", a.Addr()), zap.String("public_url", publicURL))
+	log.Info("vitrine started", zap.Any("config", cfg.fields()), zap.String("listen", a.Addr()),
+		zap.String("backends", backends(cfg)))
 	return a, nil
+}
+
+func backends(cfg Config) string {
+	pick := func(real bool, yes, no string) string {
+		if real {
+			return yes
+		}
+		return no
+	}
+	return "store=" + pick(cfg.PostgresURL != "", "postgres", "sqlite") +
+		" cache=" + pick(cfg.RedisURL != "", "redis", "memory") +
+		" queue=" + pick(cfg.KafkaBrokers != "", "kafka", "database") +
+		" files=" + pick(cfg.S3Bucket != "", "s3", "localfs") +
+		" workers=" + strconv.Itoa(cfg.Workers)
 }
 
 // Addr is the address the HTTP server listens on, or "" without one.
@@ -138,8 +245,25 @@ func (a *App) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if a.stopBG != nil {
+		a.stopBG()
+		a.bg.Wait()
+	}
+	if a.relay != nil {
+		if err := a.relay.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close kafka relay: %w", err))
+		}
+	}
+	if a.consumer != nil {
+		if err := a.consumer.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close kafka consumer: %w", err))
+		}
+	}
 	if a.node != nil {
 		a.node.Stop()
+	}
+	if a.cache != nil {
+		a.cache.Close()
 	}
 	if a.db != nil {
 		if err := a.db.Close(); err != nil {
@@ -148,5 +272,3 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
-var _ catalog.JobQueue = (*sqlite.DB)(nil)

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vitrine-dev/vitrine/transport/urlfetch"
 )
 
 // Config is everything vitrine serve is told at start, from flags and
@@ -34,6 +37,25 @@ type Config struct {
 	ClusterName     string
 	ClusterHost     string
 	ClusterPort     int
+	ClusterPeers    string
+	ManagePort      int
+	AdminToken      string
+	FetchAllow      string
+	RecipeFile      string
+
+	// Production backends: each one set switches its port from the
+	// embedded adapter to the real one.
+	PostgresURL     string
+	RedisURL        string
+	KafkaBrokers    string
+	KafkaTopic      string
+	KafkaPartitions int
+	S3Endpoint      string
+	S3Bucket        string
+	S3Region        string
+	S3AccessKey     string
+	S3SecretKey     string
+	S3PathStyle     string
 }
 
 // setting is one configuration value: its flag, its variable and its default.
@@ -94,6 +116,22 @@ func (c *Config) settings() []setting {
 		{"cluster-name", "VITRINE_CLUSTER_NAME", "vitrine", "cluster name; nodes with the same name form one cluster", str(&c.ClusterName)},
 		{"cluster-host", "VITRINE_CLUSTER_HOST", "127.0.0.1", "address of this node's actor endpoint", str(&c.ClusterHost)},
 		{"cluster-port", "VITRINE_CLUSTER_PORT", "0", "port of this node's actor endpoint (0: any free port)", num(&c.ClusterPort, 0)},
+		{"cluster-peers", "VITRINE_CLUSTER_PEERS", "", "comma-separated membership endpoints host:port of every node, this one included (empty: one node)", str(&c.ClusterPeers)},
+		{"cluster-manage-port", "VITRINE_CLUSTER_MANAGE_PORT", "6330", "port of this node's membership endpoint when peers are set", num(&c.ManagePort, 1)},
+		{"admin-token", "VITRINE_ADMIN_TOKEN", "", "bearer token of the /admin API (empty: /admin disabled)", str(&c.AdminToken)},
+		{"fetch-allow", "VITRINE_FETCH_ALLOW", "", "comma-separated addresses/CIDRs that URL imports may reach despite the SSRF guard", str(&c.FetchAllow)},
+		{"recipe-file", "VITRINE_RECIPE_FILE", "", "JSON recipe of the image variants (default: the built-in recipe)", str(&c.RecipeFile)},
+		{"postgres-url", "VITRINE_POSTGRES_URL", "", "PostgreSQL URL (unset: embedded SQLite)", str(&c.PostgresURL)},
+		{"redis-url", "VITRINE_REDIS_URL", "", "Redis URL for the shared product cache (unset: in-process cache)", str(&c.RedisURL)},
+		{"kafka-brokers", "VITRINE_KAFKA_BROKERS", "", "comma-separated Kafka brokers for image jobs (unset: the database-backed queue)", str(&c.KafkaBrokers)},
+		{"kafka-topic", "VITRINE_KAFKA_TOPIC", "vitrine.image-jobs", "Kafka topic of image jobs (dead letters go to TOPIC.dead-letters)", str(&c.KafkaTopic)},
+		{"kafka-partitions", "VITRINE_KAFKA_PARTITIONS", "6", "partitions of the job topic when vitrine creates it", num(&c.KafkaPartitions, 1)},
+		{"s3-endpoint", "VITRINE_S3_ENDPOINT", "", "S3 endpoint URL (unset with no bucket: local files)", str(&c.S3Endpoint)},
+		{"s3-bucket", "VITRINE_S3_BUCKET", "", "S3 bucket for originals and variants", str(&c.S3Bucket)},
+		{"s3-region", "VITRINE_S3_REGION", "us-east-1", "S3 region", str(&c.S3Region)},
+		{"s3-access-key-id", "VITRINE_S3_ACCESS_KEY_ID", "", "S3 access key (unset: the AWS default credential chain)", str(&c.S3AccessKey)},
+		{"s3-secret-access-key", "VITRINE_S3_SECRET_ACCESS_KEY", "", "S3 secret key", str(&c.S3SecretKey)},
+		{"s3-path-style", "VITRINE_S3_PATH_STYLE", "false", "path-style S3 addressing (most S3-compatible servers)", oneOf(&c.S3PathStyle, "true", "false")},
 	}
 }
 
@@ -150,6 +188,24 @@ func (c *Config) validate() error {
 		return fmt.Errorf("VITRINE_PUBLIC_URL (--public-url) must be an http(s) URL or an absolute path, got %q", c.PublicURL)
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.S3Endpoint != "" && c.S3Bucket == "" {
+		c.S3Bucket = "vitrine"
+	}
+	if c.S3Endpoint != "" && !strings.HasPrefix(c.S3Endpoint, "http://") && !strings.HasPrefix(c.S3Endpoint, "https://") {
+		return fmt.Errorf("VITRINE_S3_ENDPOINT (--s3-endpoint) must be an http(s) URL, got %q", c.S3Endpoint)
+	}
+	if (c.S3AccessKey == "") != (c.S3SecretKey == "") {
+		return fmt.Errorf("VITRINE_S3_ACCESS_KEY_ID and VITRINE_S3_SECRET_ACCESS_KEY must be set together")
+	}
+	if c.PostgresURL != "" && !strings.HasPrefix(c.PostgresURL, "postgres://") && !strings.HasPrefix(c.PostgresURL, "postgresql://") {
+		return fmt.Errorf("VITRINE_POSTGRES_URL (--postgres-url) must be a postgres:// URL")
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") {
+		return fmt.Errorf("VITRINE_REDIS_URL (--redis-url) must be a redis:// or rediss:// URL")
+	}
+	if _, err := urlfetch.ParseAllow(splitList(c.FetchAllow)); err != nil {
+		return fmt.Errorf("VITRINE_FETCH_ALLOW (--fetch-allow): %w", err)
+	}
 	if c.ClusterPort > 65535 {
 		return fmt.Errorf("VITRINE_CLUSTER_PORT (--cluster-port) must be at most 65535, got %d", c.ClusterPort)
 	}
@@ -174,15 +230,50 @@ func parseSize(v string) (int, error) {
 	return n * mult, nil
 }
 
-// fields lists the configuration for the start-up log line. It holds no
-// secrets yet; credentials, when they come, are masked here.
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// maskURL hides the password of a URL.
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+func mask(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "xxxxx"
+}
+
+// fields lists the configuration for the start-up log line, secrets masked.
 func (c Config) fields() map[string]any {
 	return map[string]any{
+		"admin_token": mask(c.AdminToken), "fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile,
+		"postgres_url": maskURL(c.PostgresURL), "redis_url": maskURL(c.RedisURL),
+		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions,
+		"s3_endpoint": c.S3Endpoint, "s3_bucket": c.S3Bucket, "s3_region": c.S3Region,
+		"s3_access_key_id": c.S3AccessKey, "s3_secret_access_key": mask(c.S3SecretKey), "s3_path_style": c.S3PathStyle,
 		"addr": c.Addr, "data_dir": c.DataDir, "public_url": c.PublicURL, "role": c.Role,
 		"log_format": c.LogFormat, "log_level": c.LogLevel, "max_upload_bytes": c.MaxUploadBytes,
 		"max_pixels": c.MaxPixels, "max_frames": c.MaxFrames, "workers": c.Workers,
 		"job_timeout": c.JobTimeout.String(), "job_max_attempts": c.JobMaxAttempts,
 		"shutdown_timeout": c.ShutdownTimeout.String(), "request_timeout": c.RequestTimeout.String(),
 		"cache_entries": c.CacheEntries, "cluster_name": c.ClusterName, "cluster_host": c.ClusterHost, "cluster_port": c.ClusterPort,
+		"cluster_peers": c.ClusterPeers, "cluster_manage_port": c.ManagePort,
 	}
 }

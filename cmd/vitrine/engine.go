@@ -39,16 +39,16 @@ func (e *engine) Probe(data []byte) (actors.Header, error) {
 }
 
 // Process runs the recipe.
-func (e *engine) Process(ctx context.Context, data []byte) ([]actors.Rendition, error) {
+func (e *engine) Process(ctx context.Context, data []byte) (actors.Processed, error) {
 	outs, err := e.rt.Process(ctx, data, e.recipe)
 	if err != nil {
-		return nil, err
+		return actors.Processed{}, err
 	}
-	rs := make([]actors.Rendition, len(outs))
+	res := actors.Processed{RecipeVersion: 1, Renditions: make([]actors.Rendition, len(outs))}
 	for i, o := range outs {
-		rs[i] = actors.Rendition{Name: o.Name, Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
+		res.Renditions[i] = actors.Rendition{Name: o.Name, Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
 	}
-	return rs, nil
+	return res, nil
 }
 
 // Shutdown stops libvips.

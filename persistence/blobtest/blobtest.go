@@ -75,7 +75,7 @@ func testPutGet(t *testing.T, s catalog.BlobStore) {
 		data []byte
 	}{
 		{"original", catalog.OriginalKey("0196a0c2-7b1e-7c3d-8e4f-123456789abc", "0196a0c2-7b1e-7c3d-8e4f-cba987654321"), binary},
-		{"variant", catalog.VariantKey("p1", "i1", "thumb", "webp"), []byte("RIFF....WEBP")},
+		{"variant", catalog.VariantKey("p1", "i1", 1, "thumb", "webp"), []byte("RIFF....WEBP")},
 		{"empty", "products/p1/i1/empty", []byte{}},
 		{"top level", "single", []byte("x")},
 		{"dots and dashes", "a.b/c-d_e/.hidden/f..g", []byte("y")},
@@ -89,7 +89,7 @@ func testPutGet(t *testing.T, s catalog.BlobStore) {
 }
 
 func testOverwrite(t *testing.T, s catalog.BlobStore) {
-	key := catalog.VariantKey("p1", "i1", "thumb", "webp")
+	key := catalog.VariantKey("p1", "i1", 1, "thumb", "webp")
 	put(t, s, key, bytes.Repeat([]byte("long "), 1000))
 	put(t, s, key, []byte("short"))
 	wantBlob(t, s, key, []byte("short"))
@@ -124,7 +124,7 @@ func check(t *testing.T, s catalog.BlobStore, gone, kept []string) {
 func testDeleteDirPrefix(t *testing.T, s catalog.BlobStore) {
 	gone := []string{
 		catalog.OriginalKey("p1", "i1"),
-		catalog.VariantKey("p1", "i1", "thumb", "webp"),
+		catalog.VariantKey("p1", "i1", 1, "thumb", "webp"),
 		catalog.OriginalKey("p1", "i2"),
 	}
 	kept := []string{
@@ -254,7 +254,7 @@ func summary(data []byte) string {
 }
 
 func testURL(t *testing.T, s catalog.BlobStore) {
-	key := catalog.VariantKey("p1", "i1", "thumb", "webp")
+	key := catalog.VariantKey("p1", "i1", 1, "thumb", "webp")
 	u := s.URL(key)
 	if !strings.HasSuffix(u, "/"+key) || len(u) == len(key)+1 {
 		t.Errorf("URL(%s) = %q, want a base followed by /%s", key, u, key)

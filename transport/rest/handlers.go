@@ -3,6 +3,7 @@ package rest
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/urlfetch"
 )
 
 //go:embed openapi.json
@@ -38,7 +40,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	defer cancel()
 	results := map[string]string{}
 	var failed []string
-	for _, ch := range s.checks {
+	for _, ch := range s.deps.Checks {
 		if err := ch.Check(c); err != nil {
 			results[ch.Name] = err.Error()
 			failed = append(failed, ch.Name)
@@ -310,10 +312,16 @@ func (s *Server) getImage(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(body)
 }
 
-// uploadImage accepts multipart/form-data with a "file" field, or the image
-// as the raw body. The format is decided by the bytes, never by the
-// Content-Type or the file name.
+// uploadImage accepts multipart/form-data with a "file" field, the image as
+// the raw body, or JSON {"url": "…"} to import it. The format is decided by
+// the bytes, never by the Content-Type or the file name. The same bytes
+// uploaded again answer 200 with the image they made.
 func (s *Server) uploadImage(ctx *fasthttp.RequestCtx) {
+	productID := pathID(ctx, "id")
+	if mt, _, _ := mime.ParseMediaType(string(ctx.Request.Header.ContentType())); mt == "application/json" {
+		s.importImage(ctx, productID)
+		return
+	}
 	data, err := s.uploadData(ctx)
 	if err != nil {
 		writeError(ctx, err)
@@ -321,8 +329,44 @@ func (s *Server) uploadImage(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := s.reqCtx(ctx)
 	defer cancel()
-	productID := pathID(ctx, "id")
-	img, body, err := s.uploads.Upload(c, productID, data)
+	img, body, existing, err := s.deps.Uploads.Upload(c, productID, data)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	status := http.StatusAccepted
+	if existing {
+		status = http.StatusOK
+	}
+	ctx.Response.Header.Set("Location", "/products/"+productID+"/images/"+img.ID)
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
+func (s *Server) importImage(ctx *fasthttp.RequestCtx, productID string) {
+	body, err := s.jsonBody(ctx, "application/json")
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	var req struct {
+		URL string `json:"url"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(ctx, catalog.Errorf(catalog.KindInvalid, "malformed_json", "the body must be {\"url\": \"https://…\"}: %v", err))
+		return
+	}
+	if err := urlfetch.CheckURL(req.URL); err != nil {
+		writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "validation", Detail: "url " + err.Error(),
+			Fields: []catalog.FieldError{{Field: "url", Detail: err.Error()}}})
+		return
+	}
+	c, cancel := s.reqCtx(ctx)
+	defer cancel()
+	img, out, err := s.deps.Uploads.Import(c, productID, req.URL)
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -330,7 +374,75 @@ func (s *Server) uploadImage(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Location", "/products/"+productID+"/images/"+img.ID)
 	ctx.SetStatusCode(http.StatusAccepted)
 	ctx.SetContentType("application/json")
+	ctx.SetBody(out)
+}
+
+func (s *Server) reprocessImage(ctx *fasthttp.RequestCtx) {
+	c, cancel := s.reqCtx(ctx)
+	defer cancel()
+	productID, imageID := pathID(ctx, "id"), pathID(ctx, "image_id")
+	body, err := s.deps.Reprocess.Reprocess(c, productID, imageID)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/products/"+productID+"/images/"+imageID)
+	ctx.SetStatusCode(http.StatusAccepted)
+	ctx.SetContentType("application/json")
 	ctx.SetBody(body)
+}
+
+// admin guards operator routes with the configured bearer token.
+func (s *Server) admin(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if s.cfg.AdminToken == "" || s.deps.Admin == nil {
+			writeProblem(ctx, http.StatusForbidden, "admin_disabled", "the admin API is disabled; set VITRINE_ADMIN_TOKEN to enable it", nil)
+			return
+		}
+		got := ctx.Request.Header.Peek("Authorization")
+		want := "Bearer " + s.cfg.AdminToken
+		if subtle.ConstantTimeCompare(got, []byte(want)) != 1 {
+			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="vitrine-admin"`)
+			writeProblem(ctx, http.StatusUnauthorized, "unauthorized", "the admin API needs Authorization: Bearer <VITRINE_ADMIN_TOKEN>", nil)
+			return
+		}
+		next(ctx)
+	}
+}
+
+func (s *Server) listDeadLetters(ctx *fasthttp.RequestCtx) {
+	limit := 100
+	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > 1000 {
+			writeError(ctx, catalog.Errorf(catalog.KindInvalid, "invalid_query", "limit must be an integer from 1 to 1000, got %q", v))
+			return
+		}
+		limit = n
+	}
+	c, cancel := s.reqCtx(ctx)
+	defer cancel()
+	items, err := s.deps.Admin.ListDeadLetters(c, limit)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	if items == nil {
+		items = []catalog.DeadLetter{}
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) replayDeadLetter(ctx *fasthttp.RequestCtx) {
+	c, cancel := s.reqCtx(ctx)
+	defer cancel()
+	job, err := s.deps.Admin.ReplayDeadLetter(c, pathID(ctx, "image_id"))
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/products/"+job.ProductID+"/images/"+job.ImageID)
+	writeJSON(ctx, http.StatusAccepted, job)
 }
 
 func (s *Server) uploadData(ctx *fasthttp.RequestCtx) ([]byte, error) {
@@ -389,7 +501,7 @@ func (s *Server) media(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 		return
 	}
-	path, err := s.files.Path(key)
+	path, err := s.deps.Files.Path(key)
 	if err != nil {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 		return

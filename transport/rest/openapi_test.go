@@ -17,7 +17,7 @@ func (fakeFiles) Path(string) (string, error) { return "", nil }
 // TestOpenAPIMatchesRoutes fails when a route exists that the document
 // lacks, or the document describes an operation that no route serves.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	s := New(Config{}, nil, nil, fakeFiles{}, nil, zap.NewNop())
+	s := New(Config{}, Deps{Files: fakeFiles{}}, zap.NewNop())
 	param := regexp.MustCompile(`\{([a-z_]+)(:[^}]*)?\}`)
 	var routes []string
 	for _, r := range s.Routes() {

@@ -32,13 +32,24 @@ type Products interface {
 	Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error)
 }
 
-// Uploader accepts image uploads.
+// Uploader accepts image uploads and imports.
 type Uploader interface {
-	Upload(ctx context.Context, productID string, data []byte) (*catalog.Image, []byte, error)
+	Upload(ctx context.Context, productID string, data []byte) (img *catalog.Image, body []byte, existing bool, err error)
+	Import(ctx context.Context, productID, url string) (*catalog.Image, []byte, error)
 }
 
-// Files serves stored variant files; nil when blobs are served elsewhere
-// (a CDN in front of object storage).
+// Reprocessor runs an image's processing again.
+type Reprocessor interface {
+	Reprocess(ctx context.Context, productID, imageID string) ([]byte, error)
+}
+
+// Admin is what operators reach under /admin.
+type Admin interface {
+	ListDeadLetters(ctx context.Context, limit int) ([]catalog.DeadLetter, error)
+	ReplayDeadLetter(ctx context.Context, imageID string) (catalog.Job, error)
+}
+
+// Files opens stored variant files by key.
 type Files interface {
 	Path(key string) (string, error)
 }
@@ -59,22 +70,34 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Concurrency caps requests served at once; above it clients get 503.
 	Concurrency int
+	// AdminToken guards /admin with a bearer token; empty disables /admin.
+	AdminToken string
+}
+
+// Deps are the services the front door calls.
+type Deps struct {
+	Products  Products
+	Uploads   Uploader
+	Reprocess Reprocessor
+	Admin     Admin
+	// Files serves stored variant files; nil when blobs are served
+	// elsewhere (a CDN in front of object storage).
+	Files  Files
+	Checks []Check
 }
 
 // Server is the HTTP front door.
 type Server struct {
 	cfg      Config
 	products Products
-	uploads  Uploader
-	files    Files
-	checks   []Check
+	deps     Deps
 	log      *zap.Logger
 	router   *router.Router
 	srv      *fasthttp.Server
 }
 
 // New returns a Server with every route registered.
-func New(cfg Config, products Products, uploads Uploader, files Files, checks []Check, log *zap.Logger) *Server {
+func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 25 << 20
 	}
@@ -84,7 +107,7 @@ func New(cfg Config, products Products, uploads Uploader, files Files, checks []
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	s := &Server{cfg: cfg, products: products, uploads: uploads, files: files, checks: checks, log: log}
+	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log}
 	r := router.New()
 	r.SaveMatchedRoutePath = true
 	r.RedirectTrailingSlash = false
@@ -99,7 +122,10 @@ func New(cfg Config, products Products, uploads Uploader, files Files, checks []
 	r.DELETE("/products/{id}", s.deleteProduct)
 	r.POST("/products/{id}/images", s.uploadImage)
 	r.GET("/products/{id}/images/{image_id}", s.getImage)
-	if files != nil {
+	r.POST("/products/{id}/images/{image_id}/reprocess", s.reprocessImage)
+	r.GET("/admin/dead-letters", s.admin(s.listDeadLetters))
+	r.POST("/admin/dead-letters/{image_id}/replay", s.admin(s.replayDeadLetter))
+	if deps.Files != nil {
 		r.GET("/media/{key:*}", s.media)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {

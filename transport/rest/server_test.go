@@ -62,7 +62,7 @@ func serve(t *testing.T, s *Server) *http.Client {
 func TestRequestLogAndID(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	products := &stubProducts{}
-	c := serve(t, New(Config{}, products, nil, nil, nil, zap.New(core)))
+	c := serve(t, New(Config{}, Deps{Products: products}, zap.New(core)))
 
 	req, _ := http.NewRequest("GET", "http://x/products/01937a4e-7b8c-7def-8a12-3456789abcde", nil)
 	req.Header.Set("X-Request-ID", "abc-123")
@@ -96,7 +96,7 @@ func TestRequestLogAndID(t *testing.T) {
 
 func TestProblemsFromErrors(t *testing.T) {
 	products := &stubProducts{}
-	c := serve(t, New(Config{}, products, nil, nil, nil, zap.NewNop()))
+	c := serve(t, New(Config{}, Deps{Products: products}, zap.NewNop()))
 
 	res, err := c.Post("http://x/products", "application/json", strings.NewReader(`{}`))
 	if err != nil {

@@ -212,32 +212,32 @@ func fetchFailed(transient bool, format string, args ...any) *catalog.Error {
 var blocked = func() []netip.Prefix {
 	var ps []netip.Prefix
 	for _, s := range []string{
-		"0.0.0.0/8",          // "this" network
-		"10.0.0.0/8",         // private
-		"100.64.0.0/10",      // carrier-grade NAT
-		"127.0.0.0/8",        // loopback
-		"169.254.0.0/16",     // link-local, cloud metadata (169.254.169.254)
-		"172.16.0.0/12",      // private
-		"192.0.0.0/24",       // IETF protocol assignments
-		"192.0.2.0/24",       // documentation
-		"192.88.99.0/24",     // 6to4 relay
-		"192.168.0.0/16",     // private
-		"198.18.0.0/15",      // benchmarking
-		"198.51.100.0/24",    // documentation
-		"203.0.113.0/24",     // documentation
-		"224.0.0.0/4",        // multicast
-		"240.0.0.0/4",        // reserved, broadcast
-		"::/128",             // unspecified
-		"::1/128",            // loopback
-		"64:ff9b::/96",       // NAT64: could reach any IPv4
-		"64:ff9b:1::/48",     // local-use NAT64
-		"100::/64",           // discard
-		"2001::/32",          // Teredo
-		"2001:db8::/32",      // documentation
-		"2002::/16",          // 6to4: embeds an IPv4
-		"fc00::/7",           // unique local (fd00:ec2::254 is AWS metadata)
-		"fe80::/10",          // link-local
-		"ff00::/8",           // multicast
+		"0.0.0.0/8",       // "this" network
+		"10.0.0.0/8",      // private
+		"100.64.0.0/10",   // carrier-grade NAT
+		"127.0.0.0/8",     // loopback
+		"169.254.0.0/16",  // link-local, cloud metadata (169.254.169.254)
+		"172.16.0.0/12",   // private
+		"192.0.0.0/24",    // IETF protocol assignments
+		"192.0.2.0/24",    // documentation
+		"192.88.99.0/24",  // 6to4 relay
+		"192.168.0.0/16",  // private
+		"198.18.0.0/15",   // benchmarking
+		"198.51.100.0/24", // documentation
+		"203.0.113.0/24",  // documentation
+		"224.0.0.0/4",     // multicast
+		"240.0.0.0/4",     // reserved, broadcast
+		"::/128",          // unspecified
+		"::1/128",         // loopback
+		"64:ff9b::/96",    // NAT64: could reach any IPv4
+		"64:ff9b:1::/48",  // local-use NAT64
+		"100::/64",        // discard
+		"2001::/32",       // Teredo
+		"2001:db8::/32",   // documentation
+		"2002::/16",       // 6to4: embeds an IPv4
+		"fc00::/7",        // unique local (fd00:ec2::254 is AWS metadata)
+		"fe80::/10",       // link-local
+		"ff00::/8",        // multicast
 	} {
 		ps = append(ps, netip.MustParsePrefix(s))
 	}
@@ -286,4 +286,3 @@ func ParseAllow(list []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
-

@@ -10,8 +10,10 @@ import (
 	"time"
 )
 
-func TestBadInput(t *testing.T) {
-	app := startApp(t, t.TempDir(), nil)
+func TestBadInput(t *testing.T) { testBadInput(t, nil) }
+
+func testBadInput(t *testing.T, env map[string]string) {
+	app := startApp(t, t.TempDir(), env)
 	p := app.createProduct(`{"name":"Target","price":"1","user_id":1}`)
 	id := p["id"].(string)
 

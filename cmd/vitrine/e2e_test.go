@@ -12,8 +12,10 @@ import (
 	"time"
 )
 
-func TestProductsEndToEnd(t *testing.T) {
-	app := startApp(t, t.TempDir(), nil)
+func TestProductsEndToEnd(t *testing.T) { testProducts(t, nil) }
+
+func testProducts(t *testing.T, env map[string]string) {
+	app := startApp(t, t.TempDir(), env)
 
 	// Create.
 	r := app.doJSON("POST", "/products", `{"name":"Desk Lamp","description":"brass","price":"19.99","currency":"EUR","user_id":7}`)
@@ -75,8 +77,10 @@ func TestProductsEndToEnd(t *testing.T) {
 	expectProblem(t, app.do("DELETE", "/products/"+id, nil), 404, "delete twice")
 }
 
-func TestListEndToEnd(t *testing.T) {
-	app := startApp(t, t.TempDir(), nil)
+func TestListEndToEnd(t *testing.T) { testList(t, nil) }
+
+func testList(t *testing.T, env map[string]string) {
+	app := startApp(t, t.TempDir(), env)
 	var ids []string // in creation order
 	for i := 0; i < 23; i++ {
 		user := 1 + i%3
@@ -165,8 +169,10 @@ func TestListEndToEnd(t *testing.T) {
 	}
 }
 
-func TestImagesEndToEnd(t *testing.T) {
-	app := startApp(t, t.TempDir(), nil)
+func TestImagesEndToEnd(t *testing.T) { testImages(t, nil) }
+
+func testImages(t *testing.T, env map[string]string) {
+	app := startApp(t, t.TempDir(), env)
 	dir := corpusDir(t)
 	p := app.createProduct(`{"name":"Camera","price":"499","user_id":1}`)
 	id := p["id"].(string)
@@ -210,7 +216,7 @@ func TestImagesEndToEnd(t *testing.T) {
 			v := v.(map[string]any)
 			name, format := v["name"].(string), v["format"].(string)
 			seen[name+"."+format] = true
-			r := app.do("GET", v["url"].(string), nil)
+			r := app.fetch(v["url"].(string))
 			if r.Status != http.StatusOK {
 				t.Fatalf("%s %s.%s: GET %s: %d", c.file, name, format, v["url"], r.Status)
 			}
@@ -238,8 +244,7 @@ func TestImagesEndToEnd(t *testing.T) {
 			if tags := exifTags(t, r.Body); len(tags) > 0 {
 				t.Errorf("%s %s.%s keeps metadata: %v", c.file, name, format, tags)
 			}
-			u, _ := url.Parse(v["url"].(string))
-			files = append(files, u.Path)
+			files = append(files, v["url"].(string))
 		}
 		for _, want := range []string{"thumb.webp", "thumb.jpeg", "medium.webp", "medium.jpeg", "large.webp", "large.jpeg"} {
 			if !seen[want] {
@@ -262,19 +267,21 @@ func TestImagesEndToEnd(t *testing.T) {
 	expectProblem(t, app.do("GET", "/products/"+id, nil), 404, "get after delete")
 	expectProblem(t, app.do("GET", locations[cases[0].file], nil), 404, "image after delete")
 	for _, f := range files {
-		if r := app.do("GET", f, nil); r.Status != http.StatusNotFound {
+		if r := app.fetch(f); r.Status != http.StatusNotFound {
 			t.Errorf("%s after delete: %d", f, r.Status)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(app.dir, "files", "products", id)); !os.IsNotExist(err) {
-		t.Errorf("product directory still exists: %v", err)
+	if n := app.storedFiles(id); n != 0 {
+		t.Errorf("%d files of the product remain in storage", n)
 	}
 }
 
-func TestRestartResumesPendingJobs(t *testing.T) {
+func TestRestartResumesPendingJobs(t *testing.T) { testRestart(t, nil) }
+
+func testRestart(t *testing.T, env map[string]string) {
 	dir := t.TempDir()
 	// An api-only process accepts the upload; no worker runs it.
-	api := startApp(t, dir, map[string]string{"VITRINE_ROLE": "api"})
+	api := startApp(t, dir, with(env, "VITRINE_ROLE", "api"))
 	p := api.createProduct(`{"name":"Vase","price":"12","user_id":3}`)
 	r := api.uploadFile(p["id"].(string), filepath.Join(corpusDir(t), "photo_mate_twowings.jpg"), true)
 	if r.Status != http.StatusAccepted {
@@ -288,7 +295,7 @@ func TestRestartResumesPendingJobs(t *testing.T) {
 	api.stop()
 
 	// Started again on the same data directory, it finishes the job.
-	app := startApp(t, dir, nil)
+	app := startApp(t, dir, env)
 	if img := app.waitImage(location, 2*time.Minute); img["status"] != "ready" {
 		t.Fatalf("after restart: %v", img)
 	}

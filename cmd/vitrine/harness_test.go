@@ -92,9 +92,10 @@ func readManifest(t testing.TB) []manifestRow {
 // testApp is a vitrine started in-process on a loopback port.
 type testApp struct {
 	*App
-	t    testing.TB
-	base string
-	dir  string
+	t     testing.TB
+	base  string
+	dir   string
+	blobs blobReader // set when files live in S3
 }
 
 func startApp(t testing.TB, dir string, env map[string]string) *testApp {
@@ -118,7 +119,7 @@ func startApp(t testing.TB, dir string, env map[string]string) *testApp {
 	if err != nil {
 		t.Fatalf("start vitrine: %v", err)
 	}
-	ta := &testApp{App: app, t: t, base: "http://" + app.Addr(), dir: dir}
+	ta := &testApp{App: app, t: t, base: "http://" + app.Addr(), dir: dir, blobs: openBlobs(t, cfg)}
 	t.Cleanup(func() { ta.stop() })
 	return ta
 }
@@ -259,6 +260,45 @@ func (a *testApp) waitImage(location string, timeout time.Duration) map[string]a
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// with returns a copy of env with k set to v.
+func with(env map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+// fetch downloads a variant by its URL: over HTTP from vitrine's own file
+// store, or from the bucket when files live in S3 (the bucket is private;
+// a CDN would front it).
+func (a *testApp) fetch(rawURL string) response {
+	a.t.Helper()
+	if a.blobs != nil && !strings.HasPrefix(rawURL, a.base) {
+		return a.fetchBlob(rawURL)
+	}
+	return a.do("GET", rawURL, nil)
+}
+
+// storedFiles counts the files kept for a product.
+func (a *testApp) storedFiles(productID string) int {
+	a.t.Helper()
+	if a.blobs != nil {
+		return a.countBlobs(productID)
+	}
+	n := 0
+	filepath.WalkDir(filepath.Join(a.dir, "files", "products", productID), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // exifTags lists the metadata tags exiftool finds in data, beyond the file's

@@ -221,7 +221,12 @@ func NewConsumer(cfg Config, outbox catalog.JobOutbox, log *zap.Logger) *Consume
 			MaxWait:        250 * time.Millisecond,
 			CommitInterval: 0, // commit synchronously, when we say so
 			StartOffset:    kafkago.FirstOffset,
-			Dialer:         &kafkago.Dialer{Timeout: cfg.DialTimeout},
+			// A worker that dies without leaving the group holds its
+			// partitions until its session ends: keep that short.
+			SessionTimeout:    10 * time.Second,
+			RebalanceTimeout:  10 * time.Second,
+			HeartbeatInterval: time.Second,
+			Dialer:            &kafkago.Dialer{Timeout: cfg.DialTimeout},
 			// Prefetch little: a worker takes a job only when free, and a
 			// job fetched here is one another node cannot take.
 			QueueCapacity: 1,

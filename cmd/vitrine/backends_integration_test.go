@@ -1,0 +1,377 @@
+//go:build integration
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/s3"
+)
+
+// requireEnv returns a variable that make test sets through scripts/services.
+func requireEnv(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf(`%s is not set: run eval "$(scripts/services up)" first (make test does)`, name)
+	}
+	return v
+}
+
+// backendEnv points a vitrine at every real server, isolated from other
+// tests: its own PostgreSQL schema, Kafka topic and S3 bucket.
+func backendEnv(t testing.TB) map[string]string {
+	t.Helper()
+	suffix := fmt.Sprintf("%x", rand.Uint64())
+	pgURL := requireEnv(t, "VITRINE_POSTGRES_URL")
+	schema := "t_" + suffix
+	conn, err := pgx.Connect(context.Background(), pgURL)
+	if err != nil {
+		t.Fatalf("connect to PostgreSQL: %v", err)
+	}
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), pgURL)
+		if err == nil {
+			conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			conn.Close(context.Background())
+		}
+	})
+	sep := "?"
+	if strings.Contains(pgURL, "?") {
+		sep = "&"
+	}
+	return map[string]string{
+		"VITRINE_POSTGRES_URL":         pgURL + sep + "search_path=" + schema,
+		"VITRINE_REDIS_URL":            requireEnv(t, "VITRINE_REDIS_URL"),
+		"VITRINE_KAFKA_BROKERS":        requireEnv(t, "VITRINE_KAFKA_BROKERS"),
+		"VITRINE_KAFKA_TOPIC":          "vitrine-test-" + suffix,
+		"VITRINE_KAFKA_PARTITIONS":     "3",
+		"VITRINE_S3_ENDPOINT":          requireEnv(t, "VITRINE_S3_ENDPOINT"),
+		"VITRINE_S3_BUCKET":            "vitrine-test-" + suffix,
+		"VITRINE_S3_REGION":            requireEnv(t, "VITRINE_S3_REGION"),
+		"VITRINE_S3_ACCESS_KEY_ID":     requireEnv(t, "VITRINE_S3_ACCESS_KEY_ID"),
+		"VITRINE_S3_SECRET_ACCESS_KEY": requireEnv(t, "VITRINE_S3_SECRET_ACCESS_KEY"),
+		"VITRINE_S3_PATH_STYLE":        "true",
+	}
+}
+
+type blobReader struct {
+	store  *s3.Store
+	client *awss3.Client
+	bucket string
+}
+
+func openBlobs(t testing.TB, cfg Config) *blobReader {
+	t.Helper()
+	if cfg.S3Bucket == "" {
+		return nil
+	}
+	sc := s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket, AccessKeyID: cfg.S3AccessKey,
+		SecretAccessKey: cfg.S3SecretKey, PathStyle: true}
+	st, err := s3.New(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := awss3.New(awss3.Options{Region: cfg.S3Region, BaseEndpoint: aws.String(cfg.S3Endpoint), UsePathStyle: true,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey}, nil
+		})})
+	return &blobReader{store: st, client: client, bucket: cfg.S3Bucket}
+}
+
+// fetchBlob reads the object a variant URL names, with its headers.
+func (a *testApp) fetchBlob(rawURL string) response {
+	a.t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	key := strings.TrimPrefix(u.Path, "/"+a.blobs.bucket+"/")
+	out, err := a.blobs.client.GetObject(context.Background(), &awss3.GetObjectInput{Bucket: &a.blobs.bucket, Key: &key})
+	if err != nil {
+		var nf interface{ ErrorCode() string }
+		if errors.As(err, &nf) && (nf.ErrorCode() == "NoSuchKey" || nf.ErrorCode() == "NotFound") {
+			return response{Status: http.StatusNotFound}
+		}
+		a.t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(out.Body)
+	h := http.Header{}
+	h.Set("Content-Type", aws.ToString(out.ContentType))
+	h.Set("Cache-Control", aws.ToString(out.CacheControl))
+	return response{Status: http.StatusOK, Header: h, Body: buf.Bytes()}
+}
+
+func (a *testApp) countBlobs(productID string) int {
+	a.t.Helper()
+	prefix := catalog.ProductPrefix(productID)
+	out, err := a.blobs.client.ListObjectsV2(context.Background(), &awss3.ListObjectsV2Input{Bucket: &a.blobs.bucket, Prefix: &prefix})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return int(aws.ToInt32(out.KeyCount))
+}
+
+// The walking-skeleton scenarios again, with every real backend on.
+func TestRealBackendsProducts(t *testing.T) { testProducts(t, backendEnv(t)) }
+func TestRealBackendsList(t *testing.T)     { testList(t, backendEnv(t)) }
+func TestRealBackendsImages(t *testing.T)   { testImages(t, backendEnv(t)) }
+func TestRealBackendsRestart(t *testing.T)  { testRestart(t, backendEnv(t)) }
+func TestRealBackendsBadInput(t *testing.T) { testBadInput(t, backendEnv(t)) }
+
+// services runs scripts/services.
+func services(t testing.TB, args ...string) {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "services")
+	cmd := exec.Command(script, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("scripts/services %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+}
+
+// distinctPNG makes a small PNG whose bytes differ from every other call.
+func distinctPNG(t testing.TB, seed int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+	r := rand.New(rand.NewPCG(uint64(seed), 7))
+	for y := 0; y < 48; y++ {
+		for x := 0; x < 64; x++ {
+			img.Set(x, y, color.RGBA{uint8(r.IntN(256)), uint8(x * 4), uint8(y * 5), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestKafkaDown: uploads answered while Kafka is down are all processed,
+// once each, when it returns.
+func TestKafkaDown(t *testing.T) {
+	env := backendEnv(t)
+	app := startApp(t, t.TempDir(), env)
+	p := app.createProduct(`{"name":"Broker outage","price":"1","user_id":1}`)
+	id := p["id"].(string)
+
+	services(t, "down", "kafka")
+	t.Cleanup(func() { services(t, "up", "kafka") })
+	var locations []string
+	for i := 0; i < 20; i++ {
+		r := app.uploadBytes(id, fmt.Sprintf("%d.png", i), distinctPNG(t, i), true)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload %d with Kafka down: %d %s", i, r.Status, r.Body)
+		}
+		locations = append(locations, r.Header.Get("Location"))
+	}
+	time.Sleep(time.Second)
+	if img := app.do("GET", locations[0], nil).json(t); img["status"] != "pending" {
+		t.Errorf("with Kafka down the image is %v, want pending", img["status"])
+	}
+	services(t, "up", "kafka")
+	for i, loc := range locations {
+		img := app.waitImage(loc, 3*time.Minute)
+		if img["status"] != "ready" {
+			t.Fatalf("image %d: %v", i, img)
+		}
+		seen := map[string]bool{}
+		for _, v := range img["variants"].([]any) {
+			v := v.(map[string]any)
+			k := v["name"].(string) + "." + v["format"].(string)
+			if seen[k] {
+				t.Errorf("image %d has %s twice", i, k)
+			}
+			seen[k] = true
+		}
+	}
+	// Every image's files: its variants and its original, nothing twice.
+	perImage := len(app.waitImage(locations[0], time.Second)["variants"].([]any)) + 1
+	if n := app.storedFiles(id); n != perImage*len(locations) {
+		t.Errorf("%d files stored, want %d (%d per image)", n, perImage*len(locations), perImage)
+	}
+}
+
+// TestWorkerKilledMidJob: jobs of a worker process killed with SIGKILL are
+// delivered again and processed by another worker.
+func TestWorkerKilledMidJob(t *testing.T) {
+	env := backendEnv(t)
+	bin := buildBinary(t)
+	api := startApp(t, t.TempDir(), with(env, "VITRINE_ROLE", "api"))
+	startWorker := func() (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = os.Environ()
+		for k, v := range with(env, "VITRINE_ROLE", "worker", "VITRINE_WORKERS", "1", "VITRINE_DATA_DIR", t.TempDir(), "VITRINE_LOG_FORMAT", "json") {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, &logs
+	}
+	p := api.createProduct(`{"name":"Worker crash","price":"1","user_id":1}`)
+	id := p["id"].(string)
+	photos := []string{"photo_pixel6pro_ultrahdr_p3.jpg", "photo_iphonex_p3_orient6_gps.jpg", "photo_mate_wood.jpg", "photo_mate_twowings.jpg", "photo_adobergb_2000x1072.jpg", "progressive_mate_freshflower.jpg"}
+	var locations []string
+	for _, f := range photos {
+		r := api.uploadFile(id, filepath.Join(corpusDir(t), f), true)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload %s: %d %s", f, r.Status, r.Body)
+		}
+		locations = append(locations, r.Header.Get("Location"))
+	}
+	first, _ := startWorker()
+	// Kill it while it holds a job.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		busy := false
+		for _, loc := range locations {
+			if api.do("GET", loc, nil).json(t)["status"] == "processing" {
+				busy = true
+			}
+		}
+		if busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never started a job")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	_, logs := startWorker()
+	for i, loc := range locations {
+		img := api.waitImage(loc, 4*time.Minute)
+		if img["status"] != "ready" {
+			t.Fatalf("%s: %v\nsecond worker:\n%s", photos[i], img, logs.String())
+		}
+	}
+}
+
+// TestRedisDown: reads and writes go on without Redis; once it is back, a
+// change made on one node is seen on the other node's next read.
+func TestRedisDown(t *testing.T) {
+	env := backendEnv(t)
+	p1, p2 := freePort(t), freePort(t)
+	_, m1, _ := strings.Cut(p1, ":")
+	_, m2, _ := strings.Cut(p2, ":")
+	peers := "127.0.0.1:" + m1 + ",127.0.0.1:" + m2
+	a := startApp(t, t.TempDir(), with(env, "VITRINE_CLUSTER_PEERS", peers, "VITRINE_CLUSTER_MANAGE_PORT", m1))
+	b := startApp(t, t.TempDir(), with(env, "VITRINE_CLUSTER_PEERS", peers, "VITRINE_CLUSTER_MANAGE_PORT", m2))
+	p := a.createProduct(`{"name":"Cached","price":"10","user_id":1}`)
+	id := p["id"].(string)
+	if r := b.do("GET", "/products/"+id, nil); r.Status != http.StatusOK {
+		t.Fatalf("read on b: %d %s", r.Status, r.Body)
+	}
+
+	services(t, "down", "redis")
+	t.Cleanup(func() { services(t, "up", "redis") })
+	for _, node := range []*testApp{a, b} {
+		r := node.do("GET", "/products/"+id, nil)
+		if r.Status != http.StatusOK || r.json(t)["price"] != "10.00" {
+			t.Fatalf("read with Redis down: %d %s", r.Status, r.Body)
+		}
+	}
+	r := a.do("PATCH", "/products/"+id, strings.NewReader(`{"price":"11"}`), "Content-Type", "application/merge-patch+json")
+	if r.Status != http.StatusOK {
+		t.Fatalf("write with Redis down: %d %s", r.Status, r.Body)
+	}
+	if r := b.do("GET", "/products/"+id, nil); r.json(t)["price"] != "11.00" {
+		t.Fatalf("b reads %s after a's write with Redis down", r.Body)
+	}
+
+	services(t, "up", "redis")
+	time.Sleep(3 * time.Second) // past the breaker's cooldown
+	for i := 0; i < 3; i++ {
+		b.do("GET", "/products/"+id, nil) // b caches again
+	}
+	r = a.do("PATCH", "/products/"+id, strings.NewReader(`{"price":"12"}`), "Content-Type", "application/merge-patch+json")
+	if r.Status != http.StatusOK {
+		t.Fatalf("write after Redis returned: %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := b.do("GET", "/products/"+id, nil).json(t)["price"]
+		if got == "12.00" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b still reads price %v after a's write", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPostgresDown: requests that need the database answer 503 with
+// Retry-After, quickly, and the service recovers by itself.
+func TestPostgresDown(t *testing.T) {
+	env := backendEnv(t)
+	app := startApp(t, t.TempDir(), env)
+	p := app.createProduct(`{"name":"Before","price":"1","user_id":1}`)
+
+	services(t, "down", "postgres")
+	t.Cleanup(func() { services(t, "up", "postgres") })
+	r := app.doJSON("POST", "/products", `{"name":"During","price":"1","user_id":1}`)
+	expectProblem(t, r, http.StatusServiceUnavailable, "create with PostgreSQL down")
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	expectProblem(t, app.do("GET", "/products?limit=5", nil), http.StatusServiceUnavailable, "list with PostgreSQL down")
+	expectProblem(t, app.do("GET", "/readyz", nil), http.StatusServiceUnavailable, "readyz with PostgreSQL down")
+	if r := app.do("GET", "/healthz", nil); r.Status != http.StatusOK {
+		t.Errorf("healthz with PostgreSQL down: %d", r.Status)
+	}
+	// A product already rendered is still served.
+	if r := app.do("GET", "/products/"+p["id"].(string), nil); r.Status != http.StatusOK {
+		t.Errorf("cached read with PostgreSQL down: %d", r.Status)
+	}
+
+	services(t, "up", "postgres")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r := app.doJSON("POST", "/products", `{"name":"After","price":"1","user_id":1}`)
+		if r.Status == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not recovered 60 s after PostgreSQL returned: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

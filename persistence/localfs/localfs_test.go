@@ -77,7 +77,7 @@ func TestURL(t *testing.T) {
 func TestPutLeavesNoTemporaryFiles(t *testing.T) {
 	dir := t.TempDir()
 	s := newStore(t, dir, "")
-	key := catalog.VariantKey("p", "i", "thumb", "webp")
+	key := catalog.VariantKey("p", "i", 1, "thumb", "webp")
 	for range 3 {
 		if err := s.Put(t.Context(), key, []byte("data"), "image/webp"); err != nil {
 			t.Fatal(err)

@@ -94,13 +94,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	bgCtx, a.stopBG = context.WithCancel(context.Background())
 
 	// Products, images and jobs.
-	if cfg.PostgresURL != "" {
-		a.db, err = postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
-	} else {
-		a.db, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+	if a.db, err = openDatabase(ctx, cfg); err != nil {
+		return nil, err
 	}
 
 	// Files.
@@ -201,6 +196,26 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	log.Info("vitrine started", zap.Any("config", cfg.fields()), zap.String("listen", a.Addr()),
 		zap.String("backends", backends(cfg)))
 	return a, nil
+}
+
+// openDatabase opens PostgreSQL when configured, else the embedded SQLite
+// file; either applies its migrations.
+func openDatabase(ctx context.Context, cfg Config) (database, error) {
+	if cfg.PostgresURL != "" {
+		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL: %w", err)
+		}
+		return db, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return db, nil
 }
 
 func backends(cfg Config) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/vitrine-dev/vitrine/actors"
 	"github.com/vitrine-dev/vitrine/media"
@@ -17,14 +18,34 @@ type engine struct {
 	recipe media.Recipe
 }
 
+// loadRecipe reads the recipe file, or returns the built-in recipe.
+func loadRecipe(path string) (media.Recipe, error) {
+	if path == "" {
+		return media.DefaultRecipe(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return media.Recipe{}, fmt.Errorf("VITRINE_RECIPE_FILE: %w", err)
+	}
+	r, err := media.ParseRecipe(data)
+	if err != nil {
+		return media.Recipe{}, fmt.Errorf("VITRINE_RECIPE_FILE %s: %w", path, err)
+	}
+	return r, nil
+}
+
 // startEngine starts libvips once for the process.
 func startEngine(cfg Config) (*engine, error) {
+	recipe, err := loadRecipe(cfg.RecipeFile)
+	if err != nil {
+		return nil, err
+	}
 	limits := media.Limits{MaxPixels: int64(cfg.MaxPixels), MaxFrames: cfg.MaxFrames}
 	rt, err := vips.Start(vips.Config{Concurrency: 1, Limits: limits})
 	if err != nil {
 		return nil, fmt.Errorf("start libvips: %w", err)
 	}
-	return &engine{rt: rt, limits: limits, recipe: media.DefaultRecipe()}, nil
+	return &engine{rt: rt, limits: limits, recipe: recipe}, nil
 }
 
 // Probe reads the header within the limits. Width and height are those
@@ -44,7 +65,7 @@ func (e *engine) Process(ctx context.Context, data []byte) (actors.Processed, er
 	if err != nil {
 		return actors.Processed{}, err
 	}
-	res := actors.Processed{RecipeVersion: 1, Renditions: make([]actors.Rendition, len(outs))}
+	res := actors.Processed{RecipeVersion: e.recipe.Version, Renditions: make([]actors.Rendition, len(outs))}
 	for i, o := range outs {
 		res.Renditions[i] = actors.Rendition{Name: o.Name, Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
 	}

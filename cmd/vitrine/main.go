@@ -17,8 +17,11 @@ import (
 const usage = `vitrine — a product catalog service with asynchronous image processing
 
 Usage:
-  vitrine serve [flags]   run the service (vitrine serve -h lists the flags)
-  vitrine version         print the version
+  vitrine serve [flags]          run the service (vitrine serve -h lists the flags)
+  vitrine migrate                apply the database migrations and exit
+  vitrine reprocess --all | --product ID [--url URL] [--force]
+                                 process again the images made by an older recipe
+  vitrine version                print the version
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -49,6 +52,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], getenv, stderr)
+	case "reprocess":
+		return reprocess(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vitrine", version)
 		return nil
@@ -90,6 +97,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// migrate applies the migrations of the configured database and exits.
+func migrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	db, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "migrations applied")
+	return db.Close()
 }
 
 // newLogger builds the process logger: JSON lines in production, readable

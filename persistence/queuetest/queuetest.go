@@ -24,6 +24,9 @@ type Harness struct {
 	// nor retried before it must be delivered again after it, soon (within
 	// a few seconds).
 	Crash func(t *testing.T)
+	// DeadLetters returns where the queue's dead letters are kept, as it is
+	// now (Crash may replace it).
+	DeadLetters func() catalog.DeadLetters
 }
 
 // Run runs the suite. open must return a harness over a new, empty queue for
@@ -41,10 +44,16 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"RedeliveredAfterCrash", testCrash},
 		{"ReceiveCancelled", testReceiveCancelled},
 		{"AddWakesReceiver", testWake},
+		{"DeadLetterRemovesAndKeeps", testDeadLetter},
+		{"ReviveRedelivers", testRevive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.fn(t, open(t))
+			h := open(t)
+			if h.Queue == nil || h.Add == nil || h.Crash == nil || h.DeadLetters == nil {
+				t.Fatal("queuetest: the harness must set Queue, Add, Crash and DeadLetters")
+			}
+			tt.fn(t, h)
 		})
 	}
 }
@@ -276,4 +285,85 @@ func testWake(t *testing.T, h Harness) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a job added while a receiver waited was not delivered within 5s")
 	}
+}
+
+// deadLetter returns the dead letter of imageID, if it is listed.
+func deadLetter(t *testing.T, h Harness, imageID string) (catalog.DeadLetter, bool) {
+	t.Helper()
+	dls, err := h.DeadLetters().ListDeadLetters(t.Context(), 0)
+	if err != nil {
+		t.Fatalf("ListDeadLetters: %v", err)
+	}
+	for _, dl := range dls {
+		if dl.Job.ImageID == imageID {
+			return dl, true
+		}
+	}
+	return catalog.DeadLetter{}, false
+}
+
+func testDeadLetter(t *testing.T, h Harness) {
+	job := h.Add(t)
+	d := receive(t, h)
+	if d.Job() != job {
+		t.Fatalf("delivered %+v, want %+v", d.Job(), job)
+	}
+	before := time.Now()
+	if err := d.DeadLetter(t.Context(), catalog.FailCorruptImage, "the PNG ends early"); err != nil {
+		t.Fatalf("DeadLetter: %v", err)
+	}
+	dl, ok := deadLetter(t, h, job.ImageID)
+	if !ok {
+		t.Fatalf("dead letter of %s not listed", job.ImageID)
+	}
+	if dl.Job != job || dl.Code != catalog.FailCorruptImage || dl.Detail != "the PNG ends early" || dl.Attempts != d.Attempt() {
+		t.Errorf("dead letter = %+v, want job %+v, code %s, the detail given and %d attempts",
+			dl, job, catalog.FailCorruptImage, d.Attempt())
+	}
+	if dl.FailedAt.Location() != time.UTC || dl.FailedAt.Before(before.Add(-time.Minute)) {
+		t.Errorf("dead letter FailedAt = %v, want about %v in UTC", dl.FailedAt, before.UTC())
+	}
+	expectEmpty(t, h)
+	h.Crash(t)
+	expectEmpty(t, h) // a dead letter is not delivered again, even after a crash
+	if _, ok := deadLetter(t, h, job.ImageID); !ok {
+		t.Errorf("dead letter of %s lost in the crash", job.ImageID)
+	}
+}
+
+func testRevive(t *testing.T, h Harness) {
+	job := h.Add(t)
+	d := receive(t, h)
+	if err := d.Retry(t.Context(), 0); err != nil {
+		t.Fatalf("Retry: %v", err)
+	}
+	d = receive(t, h)
+	if d.Attempt() != 2 {
+		t.Fatalf("second delivery Attempt() = %d, want 2", d.Attempt())
+	}
+	if err := d.DeadLetter(t.Context(), catalog.FailTimeout, "took too long"); err != nil {
+		t.Fatalf("DeadLetter: %v", err)
+	}
+	if dl, _ := deadLetter(t, h, job.ImageID); dl.Attempts != 2 {
+		t.Errorf("dead letter Attempts = %d, want 2", dl.Attempts)
+	}
+	revived, err := h.DeadLetters().ReviveDeadLetter(t.Context(), job.ImageID)
+	if err != nil {
+		t.Fatalf("ReviveDeadLetter: %v", err)
+	}
+	if revived != job {
+		t.Errorf("ReviveDeadLetter = %+v, want %+v", revived, job)
+	}
+	again := receive(t, h)
+	if again.Job() != job || again.Attempt() != 1 {
+		t.Errorf("revived job delivered as %+v attempt %d, want %+v attempt 1", again.Job(), again.Attempt(), job)
+	}
+	if _, ok := deadLetter(t, h, job.ImageID); ok {
+		t.Errorf("dead letter still listed after its revival")
+	}
+	if _, err := h.DeadLetters().ReviveDeadLetter(t.Context(), job.ImageID); !catalog.IsNotFound(err) {
+		t.Errorf("ReviveDeadLetter(revived) error = %v, want not found", err)
+	}
+	ack(t, again)
+	expectEmpty(t, h)
 }

@@ -15,7 +15,8 @@ import (
 const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version`
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
-	frames, sha256, original_key, variants, attempts, created_at, processed_at`
+	frames, sha256, original_key, variants, placeholder, dominant_color, animated, recipe_version, source_url,
+	attempts, created_at, processed_at`
 
 // fold is the form of a name that searches compare: its Unicode lower case.
 func fold(s string) string { return strings.ToLower(s) }
@@ -246,10 +247,11 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 		errCode, errDetail := imageError(img.Error)
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO images (`+imageColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			img.ID, p.ID, string(img.Status), errCode, errDetail,
 			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
-			img.Original.Frames, img.Original.SHA256, img.Original.Key, variants, img.Attempts,
+			img.Original.Frames, img.Original.SHA256, img.Original.Key, variants,
+			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL, img.Attempts,
 			micros(img.CreatedAt), processedAt(img)); err != nil {
 			if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 				return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
@@ -274,34 +276,61 @@ func (db *DB) SaveImage(ctx context.Context, p *catalog.Product, img *catalog.Im
 	if err != nil {
 		return fmt.Errorf("save image %s: %w", img.ID, err)
 	}
+	if err := db.inTx(ctx, func(tx *sql.Tx) error { return saveImage(ctx, tx, p, img, variants) }); err != nil {
+		return fmt.Errorf("save image %s of product %s: %w", img.ID, p.ID, err)
+	}
+	return nil
+}
+
+// RequeueImage stores the changed image of p, bumps p and queues the
+// image's job again, in one transaction: the job is due now, unpublished,
+// its attempts reset and its dead letter dropped, as with Enqueue. It is
+// how an image is processed anew. Waiting receivers are woken.
+func (db *DB) RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error {
+	variants, err := marshalVariants(img.Variants)
+	if err != nil {
+		return fmt.Errorf("requeue image %s: %w", img.ID, err)
+	}
+	now := micros(db.now())
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		if err := bump(ctx, tx, p); err != nil {
+		if err := saveImage(ctx, tx, p, img, variants); err != nil {
 			return err
 		}
-		errCode, errDetail := imageError(img.Error)
-		res, err := tx.ExecContext(ctx, `
-			UPDATE images
-			SET status = ?, error_code = ?, error_detail = ?, content_type = ?, bytes = ?, width = ?,
-			    height = ?, frames = ?, sha256 = ?, original_key = ?, variants = ?, attempts = ?,
-			    processed_at = ?
-			WHERE id = ? AND product_id = ?`,
-			string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
-			img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
-			img.Original.Key, variants, img.Attempts, processedAt(img), img.ID, p.ID)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return catalog.NotFound("image %s of product %s", img.ID, p.ID)
-		}
-		return nil
+		return enqueue(ctx, tx, catalog.Job{ImageID: img.ID, ProductID: p.ID}, now)
 	})
 	if err != nil {
-		return fmt.Errorf("save image %s of product %s: %w", img.ID, p.ID, err)
+		return fmt.Errorf("requeue image %s of product %s: %w", img.ID, p.ID, err)
+	}
+	db.wake.broadcast()
+	return nil
+}
+
+// saveImage bumps p and writes img over its stored row.
+func saveImage(ctx context.Context, tx *sql.Tx, p *catalog.Product, img *catalog.Image, variants string) error {
+	if err := bump(ctx, tx, p); err != nil {
+		return err
+	}
+	errCode, errDetail := imageError(img.Error)
+	res, err := tx.ExecContext(ctx, `
+		UPDATE images
+		SET status = ?, error_code = ?, error_detail = ?, content_type = ?, bytes = ?, width = ?,
+		    height = ?, frames = ?, sha256 = ?, original_key = ?, variants = ?, placeholder = ?,
+		    dominant_color = ?, animated = ?, recipe_version = ?, source_url = ?, attempts = ?,
+		    processed_at = ?
+		WHERE id = ? AND product_id = ?`,
+		string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
+		img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
+		img.Original.Key, variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
+		img.SourceURL, img.Attempts, processedAt(img), img.ID, p.ID)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return catalog.NotFound("image %s of product %s", img.ID, p.ID)
 	}
 	return nil
 }
@@ -330,7 +359,8 @@ func scanImage(r rowScanner) (catalog.Image, error) {
 	var processed sql.NullInt64
 	o := &img.Original
 	if err := r.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
-		&o.Width, &o.Height, &o.Frames, &o.SHA256, &o.Key, &variants, &img.Attempts, &created, &processed); err != nil {
+		&o.Width, &o.Height, &o.Frames, &o.SHA256, &o.Key, &variants, &img.Placeholder, &img.DominantColor,
+		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.Attempts, &created, &processed); err != nil {
 		return img, err
 	}
 	img.Status = catalog.ImageStatus(status)

@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Receive claims the job that became available first and is not leased,
 // leasing it for Options.Lease and counting the attempt before it runs. It
-// blocks until there is one, ctx ends or the DB is closed. AddImage, Enqueue
-// and Retry wake waiting receivers; they also look again when the next
-// delayed job falls due, and at least every Options.PollInterval.
+// blocks until there is one, ctx ends or the DB is closed. AddImage,
+// Enqueue, Retry, Reschedule and ReviveDeadLetter wake waiting receivers;
+// they also look again when the next delayed job falls due, and at least
+// every Options.PollInterval.
 func (db *DB) Receive(ctx context.Context) (catalog.Delivery, error) {
 	for {
 		wake := db.wake.wait() // before the claim, so no wake-up is missed
@@ -81,28 +81,6 @@ func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
 	return nil, &t, nil
 }
 
-// Enqueue queues the job of an existing image again, for example to process
-// it anew: the job is available now with no attempts counted, whether or not
-// it was pending. A delivery of it still running loses its lease: its Ack
-// and Retry do nothing.
-func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
-	now := micros(db.now())
-	_, err := db.sql.ExecContext(ctx, `
-		INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, created_at)
-		VALUES (?, ?, 0, ?, NULL, ?)
-		ON CONFLICT (image_id) DO UPDATE
-		SET product_id = excluded.product_id, attempts = 0, available_at = excluded.available_at, lease_until = NULL`,
-		job.ImageID, job.ProductID, now, now)
-	if err != nil {
-		if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
-			return fmt.Errorf("enqueue image %s: %w", job.ImageID, catalog.NotFound("image %s", job.ImageID))
-		}
-		return fmt.Errorf("enqueue image %s: %w", job.ImageID, db.translate(err))
-	}
-	db.wake.broadcast()
-	return nil
-}
-
 // PendingJobs counts the jobs not yet acknowledged, leased ones included.
 func (db *DB) PendingJobs(ctx context.Context) (int, error) {
 	var n int
@@ -114,8 +92,8 @@ func (db *DB) PendingJobs(ctx context.Context) (int, error) {
 
 // delivery is a leased job. The lease is identified by the attempt count and
 // the lease end it was claimed with: once the lease is lost (it expired and
-// the job was claimed again, or the job was enqueued anew), Ack and Retry
-// change nothing, as the job belongs to its newer delivery.
+// the job was claimed again, or the job was enqueued anew), Ack, Retry and
+// DeadLetter change nothing, as the job belongs to its newer delivery.
 type delivery struct {
 	db      *DB
 	job     catalog.Job
@@ -151,5 +129,17 @@ func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
 	}
 	// Waiting receivers look again and sleep until the job falls due.
 	d.db.wake.broadcast()
+	return nil
+}
+
+// DeadLetter replaces the job by a dead letter holding this delivery's
+// attempt count, in one transaction.
+func (d *delivery) DeadLetter(ctx context.Context, code, detail string) error {
+	dl := catalog.DeadLetter{Job: d.job, Code: code, Detail: detail, Attempts: d.attempt, FailedAt: d.db.now()}
+	err := d.db.bury(ctx, dl, `DELETE FROM jobs WHERE image_id = ? AND attempts = ? AND lease_until = ? RETURNING product_id`,
+		d.job.ImageID, d.attempt, d.lease)
+	if err != nil {
+		return fmt.Errorf("dead-letter job %s: %w", d.job.ImageID, err)
+	}
 	return nil
 }

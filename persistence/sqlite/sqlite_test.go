@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
 	"github.com/vitrine-dev/vitrine/persistence/queuetest"
 	"github.com/vitrine-dev/vitrine/persistence/sqlite"
 	"github.com/vitrine-dev/vitrine/persistence/storetest"
@@ -56,7 +57,16 @@ func TestJobQueue(t *testing.T) {
 				}
 				db = open(t, path, opts)
 			},
+			DeadLetters: func() catalog.DeadLetters { return db },
 		}
+	})
+}
+
+func TestJobOutbox(t *testing.T) {
+	outboxtest.Run(t, func(t *testing.T) outboxtest.Harness {
+		clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+		db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now})
+		return outboxtest.Harness{Store: db, Advance: clk.Advance}
 	})
 }
 
@@ -201,6 +211,12 @@ func TestLeaseExpires(t *testing.T) {
 	}
 	if err := first.Ack(t.Context()); err != nil {
 		t.Fatalf("stale Ack: %v", err)
+	}
+	if err := first.DeadLetter(t.Context(), catalog.FailInternal, "stale"); err != nil {
+		t.Fatalf("stale DeadLetter: %v", err)
+	}
+	if dls, err := db.ListDeadLetters(t.Context(), 0); err != nil || len(dls) != 0 {
+		t.Fatalf("after a stale DeadLetter: dead letters %+v (%v), want none", dls, err)
 	}
 	if n := pending(t, db); n != 1 {
 		t.Fatalf("PendingJobs after a stale Ack = %d, want 1", n)
@@ -370,5 +386,66 @@ func TestPathWithURICharacters(t *testing.T) {
 	addJob(t, db)
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("database not at %s: %v", path, err)
+	}
+}
+
+// TestDueJobsSkipsLeased checks that the outbox does not hand a broker the
+// job that the embedded queue is running, until its lease expires.
+func TestDueJobsSkipsLeased(t *testing.T) {
+	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
+	job := addJob(t, db)
+	d := mustReceive(t, db)
+	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 0 {
+		t.Fatalf("DueJobs while leased = %+v (%v), want none", jobs, err)
+	}
+	clk.Advance(time.Minute)
+	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 1 || jobs[0] != job {
+		t.Fatalf("DueJobs after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
+	}
+	// Reschedule drops the lease: the delivery is stale.
+	if err := db.Reschedule(t.Context(), job.ImageID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Ack(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := pending(t, db); n != 1 {
+		t.Errorf("PendingJobs after a stale Ack = %d, want 1", n)
+	}
+}
+
+// TestMigrationFromVersion1 opens a database made by the first schema and
+// checks that its pending job survives the outbox migration.
+func TestMigrationFromVersion1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vitrine.db")
+	db := open(t, path, sqlite.Options{})
+	job := addJob(t, db)
+	db.Close()
+
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, stmt := range []string{
+		`DROP TABLE dead_letters`,
+		`DROP INDEX jobs_unpublished`,
+		`ALTER TABLE jobs DROP COLUMN published_at`,
+		`DELETE FROM schema_migrations WHERE version = 2`,
+	} {
+		if _, err := raw.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	raw.Close()
+
+	db = open(t, path, sqlite.Options{})
+	jobs, err := db.DueJobs(t.Context(), 10)
+	if err != nil || len(jobs) != 1 || jobs[0] != job {
+		t.Fatalf("DueJobs after migrating = %+v (%v), want [%+v]", jobs, err, job)
+	}
+	if dls, err := db.ListDeadLetters(t.Context(), 0); err != nil || len(dls) != 0 {
+		t.Fatalf("ListDeadLetters after migrating = %+v (%v)", dls, err)
 	}
 }

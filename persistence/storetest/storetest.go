@@ -598,6 +598,8 @@ func testAddImage(t *testing.T, s catalog.ProductStore) {
 	create(t, s, p)
 	img := newImage(t, p.ID, at(time.Second))
 	img.Variants = nil // stores hand back a non-nil empty slice
+	// An import, fetched later from where it came from.
+	img.SourceURL = "https://shop.example/images/chair.png?size=large&v=2"
 	u := next(p, 2*time.Second)
 	if err := s.AddImage(t.Context(), u, img); err != nil {
 		t.Fatalf("AddImage: %v", err)
@@ -660,6 +662,7 @@ func testSaveImage(t *testing.T, s catalog.ProductStore) {
 		{"ready with variants", func(img *catalog.Image) {
 			img.Status, img.ProcessedAt = catalog.StatusReady, &processed
 			img.Original.Width, img.Original.Height, img.Original.Frames = 1601, 1201, 3
+			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion = "LEHV6nWB2yk8pyo0adR*.7kCMdnj", "#a1b2c3", true, 2
 			img.Variants = []catalog.Variant{
 				{Name: "thumb", Format: "webp", Width: 200, Height: 150, Bytes: 4321, URL: "https://cdn.example/" + img.ID + "/thumb.webp"},
 				{Name: "large", Format: "avif", Width: 1600, Height: 1200, Bytes: 98765, URL: "https://cdn.example/" + img.ID + "/large.avif"},

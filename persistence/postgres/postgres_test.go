@@ -1,0 +1,612 @@
+//go:build integration
+
+// The integration tests run against a real PostgreSQL, the one that
+// VITRINE_POSTGRES_URL names:
+//
+//	eval "$(scripts/services up postgres)"
+//	go test -tags integration ./persistence/postgres/
+//
+// Each test works in a fresh schema of its own, dropped at its end.
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
+	"github.com/vitrine-dev/vitrine/persistence/postgres"
+	"github.com/vitrine-dev/vitrine/persistence/queuetest"
+	"github.com/vitrine-dev/vitrine/persistence/storetest"
+)
+
+func open(t *testing.T, url string, opts postgres.Options) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(t.Context(), url, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestProductStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) catalog.ProductStore {
+		url, _ := postgres.FreshSchema(t)
+		return open(t, url, postgres.Options{})
+	})
+}
+
+// offsetClock is the real time moved forward by Advance: time passes as
+// the suites expect, and a crash can skip a lease.
+type offsetClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *offsetClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *offsetClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+func TestJobQueue(t *testing.T) {
+	t.Parallel()
+	queuetest.Run(t, func(t *testing.T) queuetest.Harness {
+		url, _ := postgres.FreshSchema(t)
+		clk := &offsetClock{}
+		// A poll interval far beyond the suite's patience: every delivery
+		// must come from a wake-up or a due time, never from polling.
+		opts := postgres.Options{Now: clk.Now, Lease: time.Minute, PollInterval: time.Hour}
+		db := open(t, url, opts)
+		return queuetest.Harness{
+			Queue: func() catalog.JobQueue { return db },
+			Add:   func(t *testing.T) catalog.Job { return addJob(t, db) },
+			// Processes sharing PostgreSQL do not release each other's
+			// leases: a dead consumer's jobs come back when their lease
+			// expires, which the clock skips to.
+			Crash: func(t *testing.T) {
+				db.Close()
+				clk.Advance(opts.Lease)
+				db = open(t, url, opts)
+			},
+			DeadLetters: func() catalog.DeadLetters { return db },
+		}
+	})
+}
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newClock() *clock { return &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func TestJobOutbox(t *testing.T) {
+	t.Parallel()
+	outboxtest.Run(t, func(t *testing.T) outboxtest.Harness {
+		url, _ := postgres.FreshSchema(t)
+		clk := newClock()
+		db := open(t, url, postgres.Options{Now: clk.Now})
+		return outboxtest.Harness{Store: db, Advance: clk.Advance}
+	})
+}
+
+func newID(t *testing.T) string {
+	t.Helper()
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
+}
+
+// addJob creates a product with one image, which queues its job.
+func addJob(t *testing.T, db catalog.ProductStore) catalog.Job {
+	t.Helper()
+	now := time.Now()
+	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
+		CreatedAt: now, UpdatedAt: now, Version: 1}
+	if err := db.CreateProduct(t.Context(), p); err != nil {
+		t.Fatalf("CreateProduct: %v", err)
+	}
+	img := &catalog.Image{ID: newID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: now}
+	p.Version++
+	if err := db.AddImage(t.Context(), p, img); err != nil {
+		t.Fatalf("AddImage: %v", err)
+	}
+	return catalog.Job{ImageID: img.ID, ProductID: p.ID}
+}
+
+func receive(t *testing.T, q catalog.JobQueue, wait time.Duration) (catalog.Delivery, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	return q.Receive(ctx)
+}
+
+func mustReceive(t *testing.T, q catalog.JobQueue) catalog.Delivery {
+	t.Helper()
+	d, err := receive(t, q, 5*time.Second)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	return d
+}
+
+func expectNothing(t *testing.T, q catalog.JobQueue) {
+	t.Helper()
+	if d, err := receive(t, q, 300*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil {
+			t.Fatalf("Receive delivered %+v attempt %d, want nothing", d.Job(), d.Attempt())
+		}
+		t.Fatalf("Receive error = %v, want deadline exceeded", err)
+	}
+}
+
+func pending(t *testing.T, db *postgres.DB) int {
+	t.Helper()
+	n, err := db.PendingJobs(t.Context())
+	if err != nil {
+		t.Fatalf("PendingJobs: %v", err)
+	}
+	return n
+}
+
+func migrationFiles(t *testing.T) int {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migration files: %v", err)
+	}
+	return len(files)
+}
+
+// TestMigrationsRace opens the same empty schema from several processes at
+// once: one applies the migrations, the others wait for it and find them
+// applied.
+func TestMigrationsRace(t *testing.T) {
+	t.Parallel()
+	url, schema := postgres.FreshSchema(t)
+	const opens = 4
+	dbs := make([]*postgres.DB, opens)
+	errs := make([]error, opens)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range opens {
+		wg.Go(func() {
+			<-start
+			dbs[i], errs[i] = postgres.Open(t.Context(), url, postgres.Options{})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open #%d: %v", i, err)
+			continue
+		}
+		defer dbs[i].Close()
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rows, versions int
+	err = conn.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT version) FROM `+schema+`.schema_migrations`).Scan(&rows, &versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := migrationFiles(t); rows != want || versions != want {
+		t.Errorf("schema_migrations has %d rows of %d versions, want %d once each", rows, versions, want)
+	}
+	// Every handle works, and Migrate again changes nothing.
+	for _, db := range dbs {
+		addJob(t, db)
+		if err := db.Migrate(t.Context()); err != nil {
+			t.Errorf("Migrate again: %v", err)
+		}
+	}
+	if n := pending(t, dbs[0]); n != opens {
+		t.Errorf("PendingJobs = %d, want %d", n, opens)
+	}
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM `+schema+`.schema_migrations`).Scan(&rows); err != nil || rows != migrationFiles(t) {
+		t.Errorf("after Migrate again: %d rows (%v)", rows, err)
+	}
+
+	// SkipMigrations opens a migrated schema without touching it.
+	skip := open(t, url, postgres.Options{SkipMigrations: true})
+	if n := pending(t, skip); n != opens {
+		t.Errorf("PendingJobs through a SkipMigrations handle = %d, want %d", n, opens)
+	}
+}
+
+func TestLeaseExpires(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	clk := newClock()
+	db := open(t, url, postgres.Options{Now: clk.Now, Lease: time.Minute})
+	job := addJob(t, db)
+	first := mustReceive(t, db)
+	expectNothing(t, db)
+	clk.Advance(time.Minute)
+	second := mustReceive(t, db)
+	if second.Job() != job || second.Attempt() != 2 {
+		t.Fatalf("after the lease expired: %+v attempt %d, want %+v attempt 2", second.Job(), second.Attempt(), job)
+	}
+	// The first delivery lost its lease: its Retry, DeadLetter and Ack
+	// change nothing.
+	if err := first.Retry(t.Context(), time.Hour); err != nil {
+		t.Fatalf("stale Retry: %v", err)
+	}
+	if err := first.DeadLetter(t.Context(), catalog.FailInternal, "stale"); err != nil {
+		t.Fatalf("stale DeadLetter: %v", err)
+	}
+	if err := first.Ack(t.Context()); err != nil {
+		t.Fatalf("stale Ack: %v", err)
+	}
+	if n := pending(t, db); n != 1 {
+		t.Fatalf("PendingJobs after stale calls = %d, want 1", n)
+	}
+	if dls, err := db.ListDeadLetters(t.Context(), 0); err != nil || len(dls) != 0 {
+		t.Fatalf("dead letters after a stale DeadLetter: %+v (%v)", dls, err)
+	}
+	// Enqueued again while it runs (same clock, same lease end): the
+	// running delivery loses the job to the next one.
+	if err := db.Enqueue(t.Context(), job); err != nil {
+		t.Fatal(err)
+	}
+	third := mustReceive(t, db)
+	if err := second.Ack(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := pending(t, db); n != 1 {
+		t.Fatalf("PendingJobs after the Ack of a re-enqueued job = %d, want 1", n)
+	}
+	if err := third.Ack(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := pending(t, db); n != 0 {
+		t.Fatalf("PendingJobs after Ack = %d, want 0", n)
+	}
+}
+
+// TestLeasesKeptAtOpen checks that a process starting does not take the
+// jobs that another, live one is running.
+func TestLeasesKeptAtOpen(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	a := open(t, url, postgres.Options{})
+	job := addJob(t, a)
+	d := mustReceive(t, a)
+	b := open(t, url, postgres.Options{})
+	expectNothing(t, b)
+	if err := d.Retry(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustReceive(t, b); got.Job() != job || got.Attempt() != 2 {
+		t.Errorf("delivered %+v attempt %d by the other process, want %+v attempt 2", got.Job(), got.Attempt(), job)
+	}
+}
+
+// TestConcurrentProcesses has receivers of three processes share a queue:
+// each job goes to one of them.
+func TestConcurrentProcesses(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	var dbs []*postgres.DB
+	for range 3 {
+		dbs = append(dbs, open(t, url, postgres.Options{PollInterval: 50 * time.Millisecond}))
+	}
+	const jobs = 30
+	for range jobs {
+		addJob(t, dbs[0])
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		db := dbs[i%3]
+		wg.Go(func() {
+			for {
+				d, err := receive(t, db, 500*time.Millisecond)
+				if errors.Is(err, context.DeadlineExceeded) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Receive: %v", err)
+					return
+				}
+				mu.Lock()
+				seen[d.Job().ImageID]++
+				mu.Unlock()
+				if err := d.Ack(t.Context()); err != nil {
+					t.Errorf("Ack: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(seen) != jobs {
+		t.Errorf("%d jobs delivered, want %d", len(seen), jobs)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("job %s delivered %d times", id, n)
+		}
+	}
+}
+
+// TestDueJobsSkipsLeased checks that the outbox does not hand a broker the
+// job that a receiver is running, until its lease expires.
+func TestDueJobsSkipsLeased(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	clk := newClock()
+	db := open(t, url, postgres.Options{Now: clk.Now, Lease: time.Minute})
+	job := addJob(t, db)
+	mustReceive(t, db)
+	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 0 {
+		t.Fatalf("DueJobs while leased = %+v (%v), want none", jobs, err)
+	}
+	clk.Advance(time.Minute)
+	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 1 || jobs[0] != job {
+		t.Fatalf("DueJobs after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
+	}
+}
+
+// TestBadIDs checks that strings that are not UUIDs, which a uuid column
+// cannot hold, read as absent rather than as a server error.
+func TestBadIDs(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	db := open(t, url, postgres.Options{})
+	const bad = "not-a-uuid"
+	if _, err := db.GetProduct(t.Context(), bad); !catalog.IsNotFound(err) {
+		t.Errorf("GetProduct: %v, want not found", err)
+	}
+	if err := db.DeleteProduct(t.Context(), bad); !catalog.IsNotFound(err) {
+		t.Errorf("DeleteProduct: %v, want not found", err)
+	}
+	if _, err := db.StartAttempt(t.Context(), bad); !catalog.IsNotFound(err) {
+		t.Errorf("StartAttempt: %v, want not found", err)
+	}
+	if _, err := db.ReviveDeadLetter(t.Context(), bad); !catalog.IsNotFound(err) {
+		t.Errorf("ReviveDeadLetter: %v, want not found", err)
+	}
+	if err := db.MarkPublished(t.Context(), []string{bad}); err != nil {
+		t.Errorf("MarkPublished: %v", err)
+	}
+	if _, err := db.ListProducts(t.Context(), catalog.ProductFilter{After: bad}); catalog.ErrorKind(err) != catalog.KindInvalid {
+		t.Errorf("ListProducts(after %q): %v, want invalid", bad, err)
+	}
+	p := &catalog.Product{ID: bad, UserID: 1, Name: "x", Currency: "EUR", Version: 1}
+	if err := db.CreateProduct(t.Context(), p); catalog.ErrorKind(err) != catalog.KindInvalid {
+		t.Errorf("CreateProduct: %v, want invalid", err)
+	}
+}
+
+// proxy forwards TCP connections to a server, and can cut them all or stop
+// accepting, as a network failure or a server that stops would.
+type proxy struct {
+	t      *testing.T
+	target string
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, target: target, ln: ln}
+	p.wg.Go(p.serve)
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(s, c); s.Close(); c.Close() })
+		p.wg.Go(func() { io.Copy(c, s); s.Close(); c.Close() })
+	}
+}
+
+// cut closes every connection open through the proxy.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// stop refuses new connections and cuts the open ones.
+func (p *proxy) stop() {
+	p.ln.Close()
+	p.cut()
+	p.wg.Wait()
+}
+
+// through returns u with its host replaced by the proxy's.
+func (p *proxy) through(u string) string {
+	p.t.Helper()
+	parsed, err := url.Parse(u)
+	if err != nil {
+		p.t.Fatalf("the proxy tests need VITRINE_POSTGRES_URL as a URL: %v", err)
+	}
+	parsed.Host = p.ln.Addr().String()
+	return parsed.String()
+}
+
+func serverAddr(t *testing.T, u string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+}
+
+// TestServerGoneUnavailableFast stops a server (as seen through a proxy)
+// under an open DB: its calls fail fast with Unavailable, none hangs.
+func TestServerGoneUnavailableFast(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	p := startProxy(t, serverAddr(t, url))
+	db := open(t, p.through(url), postgres.Options{ConnectTimeout: time.Second})
+	job := addJob(t, db)
+	p.stop()
+
+	calls := []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Ping", db.Ping},
+		{"GetProduct", func(ctx context.Context) error { _, err := db.GetProduct(ctx, job.ProductID); return err }},
+		{"ListProducts", func(ctx context.Context) error {
+			_, err := db.ListProducts(ctx, catalog.ProductFilter{Limit: 10})
+			return err
+		}},
+		{"Receive", func(ctx context.Context) error { _, err := db.Receive(ctx); return err }},
+		{"DueJobs", func(ctx context.Context) error { _, err := db.DueJobs(ctx, 10); return err }},
+		{"Enqueue", func(ctx context.Context) error { return db.Enqueue(ctx, job) }},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := c.call(ctx)
+			if catalog.ErrorKind(err) != catalog.KindUnavailable {
+				t.Errorf("error = %v, want unavailable", err)
+			}
+			if elapsed := time.Since(start); elapsed > 3*time.Second {
+				t.Errorf("took %v to fail", elapsed)
+			}
+		})
+	}
+}
+
+// TestNotifyAcrossProcesses checks that a job added by one process wakes
+// the receivers of another at once (no polling), also after the receiving
+// process lost its connections and got them back.
+func TestNotifyAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	p := startProxy(t, serverAddr(t, url))
+	receiver := open(t, p.through(url), postgres.Options{PollInterval: time.Hour})
+	writer := open(t, url, postgres.Options{})
+
+	// wakesWithin starts a receiver, adds a job from the writer once the
+	// receiver waits, and expects it delivered soon.
+	wakesWithin := func(t *testing.T) {
+		t.Helper()
+		got := make(chan catalog.Delivery, 1)
+		errc := make(chan error, 1)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		go func() {
+			d, err := receiver.Receive(ctx)
+			if err != nil {
+				errc <- err
+				return
+			}
+			got <- d
+		}()
+		time.Sleep(300 * time.Millisecond) // the receiver is waiting by now
+		job := addJob(t, writer)
+		select {
+		case d := <-got:
+			if d.Job() != job {
+				t.Errorf("woken with %+v, want %+v", d.Job(), job)
+			}
+			if err := d.Ack(t.Context()); err != nil {
+				t.Error(err)
+			}
+		case err := <-errc:
+			t.Fatalf("Receive: %v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("a job added by another process was not delivered within 5s")
+		}
+	}
+	t.Run("listening", wakesWithin)
+	p.cut() // the listener and the pooled connections are lost
+	// The listener reconnects within its first backoff; the pool replaces
+	// its connections once found broken (it pings those idle for over a second).
+	time.Sleep(1500 * time.Millisecond)
+	t.Run("after reconnecting", wakesWithin)
+}
+
+// TestTimesUTC checks that times come back in UTC, to the microsecond.
+func TestTimesUTC(t *testing.T) {
+	t.Parallel()
+	url, _ := postgres.FreshSchema(t)
+	db := open(t, url, postgres.Options{})
+	created := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.FixedZone("EST", -5*3600))
+	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Currency: "EUR", CreatedAt: created, UpdatedAt: created, Version: 1}
+	if err := db.CreateProduct(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetProduct(t.Context(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2025, 6, 1, 17, 0, 0, 123456000, time.UTC)
+	if got.CreatedAt != want {
+		t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
+	}
+}

@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// jobsChannel is the channel that the jobs table's trigger notifies when a
+// job becomes available; its payload is the table's schema.
+const jobsChannel = "vitrine_jobs"
+
+// Receive claims the job that became available first and is not leased,
+// leasing it for Options.Lease and counting the attempt before it runs. It
+// blocks until there is one, ctx ends or the DB is closed. Receivers of
+// every process sharing the database are woken by a notification when a
+// job becomes available (AddImage, Enqueue, Retry, Reschedule,
+// ReviveDeadLetter); they also look again when the next delayed job or
+// lease falls due, and at least every Options.PollInterval, so that a lost
+// notification only delays a job.
+func (db *DB) Receive(ctx context.Context) (catalog.Delivery, error) {
+	db.startListener()
+	for {
+		wake := db.wake.wait() // before the claim, so no wake-up is missed
+		d, due, err := db.claim(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("receive job: %w", err)
+		}
+		if d != nil {
+			return d, nil
+		}
+		wait := db.poll
+		if due != nil {
+			if until := due.Sub(db.now()); until < wait {
+				wait = max(until, time.Millisecond)
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fmt.Errorf("receive job: %w", ctx.Err())
+		case <-db.closed:
+			timer.Stop()
+			return nil, fmt.Errorf("receive job: %w", catalog.Unavailable("job queue", errors.New("database closed")))
+		case <-wake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// claim leases the first available job in one statement. Receivers of
+// other processes claiming at the same time skip the row it locks rather
+// than wait for it. With no job available, it returns when the next one
+// falls due (nil if there is none).
+func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
+	now := utc(db.now())
+	d := &delivery{db: db, token: rand.Int64()}
+	err := db.pool.QueryRow(ctx, `
+		UPDATE jobs
+		SET lease_until = $1, lease_token = $2, attempts = attempts + 1
+		WHERE image_id = (
+			SELECT image_id FROM jobs
+			WHERE available_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+			ORDER BY available_at, image_id
+			LIMIT 1
+			FOR UPDATE SKIP LOCKED)
+		RETURNING image_id, product_id, attempts`, utc(now.Add(db.lease)), d.token, now).
+		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt)
+	if err == nil {
+		return d, nil, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, db.translate(ctx, err)
+	}
+	var due *time.Time
+	// greatest() ignores NULLs: an unleased job is due at available_at.
+	if err := db.pool.QueryRow(ctx, `SELECT min(greatest(available_at, lease_until)) FROM jobs`).Scan(&due); err != nil {
+		return nil, nil, db.translate(ctx, err)
+	}
+	return nil, due, nil
+}
+
+// PendingJobs counts the jobs whose outcome is not stored yet, leased and
+// published ones included.
+func (db *DB) PendingJobs(ctx context.Context) (int, error) {
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM jobs`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending jobs: %w", db.translate(ctx, err))
+	}
+	return n, nil
+}
+
+// delivery is a leased job. The lease is identified by the random token it
+// was claimed with: once the lease is lost (it expired and the job was
+// claimed again, or the job was enqueued or rescheduled anew), Ack, Retry
+// and DeadLetter change nothing, as the job belongs to its newer delivery.
+type delivery struct {
+	db      *DB
+	job     catalog.Job
+	attempt int
+	token   int64
+}
+
+var _ catalog.Delivery = (*delivery)(nil)
+
+func (d *delivery) Job() catalog.Job { return d.job }
+
+func (d *delivery) Attempt() int { return d.attempt }
+
+// Ack deletes the job: it is done.
+func (d *delivery) Ack(ctx context.Context) error {
+	_, err := d.db.pool.Exec(ctx, `DELETE FROM jobs WHERE image_id = $1 AND lease_token = $2`, d.job.ImageID, d.token)
+	if err != nil {
+		return fmt.Errorf("ack job %s: %w", d.job.ImageID, d.db.translate(ctx, err))
+	}
+	return nil
+}
+
+// Retry releases the lease; the job is available again after delay.
+func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
+	_, err := d.db.pool.Exec(ctx, `
+		UPDATE jobs SET available_at = $1, lease_until = NULL, lease_token = NULL
+		WHERE image_id = $2 AND lease_token = $3`,
+		utc(d.db.now().Add(max(delay, 0))), d.job.ImageID, d.token)
+	if err != nil {
+		return fmt.Errorf("retry job %s: %w", d.job.ImageID, d.db.translate(ctx, err))
+	}
+	// Local receivers look again at once and sleep until the job falls due
+	// (the trigger's notification tells the other processes).
+	d.db.wake.broadcast()
+	return nil
+}
+
+// DeadLetter replaces the job by a dead letter holding this delivery's
+// attempt count, in one statement.
+func (d *delivery) DeadLetter(ctx context.Context, code, detail string) error {
+	_, err := d.db.pool.Exec(ctx, `
+		WITH gone AS (
+			DELETE FROM jobs WHERE image_id = $5 AND lease_token = $6
+			RETURNING image_id, product_id)
+		`+insertDeadLetter,
+		code, detail, d.attempt, utc(d.db.now()), d.job.ImageID, d.token)
+	if err != nil {
+		return fmt.Errorf("dead-letter job %s: %w", d.job.ImageID, d.db.translate(ctx, err))
+	}
+	return nil
+}
+
+// startListener starts, once, the goroutine that keeps a connection
+// listening for jobs; Close stops it.
+func (db *DB) startListener() {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.listening || db.isClosed {
+		return
+	}
+	db.listening = true
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		db.listenLoop(db.bg)
+	}()
+}
+
+// listenLoop keeps a dedicated connection listening on jobsChannel until
+// ctx ends, reconnecting with a capped backoff when it is lost. While it is
+// down, receivers fall back on polling.
+func (db *DB) listenLoop(ctx context.Context) {
+	const first, most = 100 * time.Millisecond, 5 * time.Second
+	backoff := first
+	for {
+		connected, _ := db.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		// Notifications may have been lost with the connection: receivers
+		// look again.
+		db.wake.broadcast()
+		if connected {
+			backoff = first
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, most)
+	}
+}
+
+// listenOnce connects, listens and wakes receivers at each notification of
+// this schema's jobs, until the connection fails or ctx ends. connected
+// tells whether it got as far as listening.
+func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, db.listen)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(closeCtx)
+	}()
+	var schema *string // NULL when no schema of the search_path exists
+	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return false, err
+	}
+	if _, err := conn.Exec(ctx, `LISTEN `+jobsChannel); err != nil {
+		return false, err
+	}
+	// Jobs added before LISTEN took effect notified no one.
+	db.wake.broadcast()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true, err
+		}
+		if schema == nil || n.Payload == *schema {
+			db.wake.broadcast()
+		}
+	}
+}

@@ -247,3 +247,87 @@ func TestCorruptInputIsNotRetried(t *testing.T) {
 		t.Errorf("processor called %d times, want 1", n)
 	}
 }
+
+func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
+	blobs := &flakyBlobs{}
+	blobs.failPuts.Store(1000)
+	f := newFixture(t, &processor{fn: ok}, blobs, 2)
+	img := f.wait(f.upload(f.product()))
+	if img.Status != catalog.StatusFailed {
+		t.Fatalf("status %s", img.Status)
+	}
+	var letters []catalog.DeadLetter
+	deadline := time.Now().Add(5 * time.Second)
+	for len(letters) == 0 && time.Now().Before(deadline) {
+		var err error
+		if letters, err = f.db.ListDeadLetters(context.Background(), 10); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(letters) != 1 || letters[0].Job.ImageID != img.ID || letters[0].Code != catalog.FailStorageUnavailable || letters[0].Attempts != 2 {
+		t.Fatalf("dead letters: %+v", letters)
+	}
+
+	// Replayed once storage works again, the image ends ready.
+	blobs.failPuts.Store(0)
+	admin := actors.NewAdmin(f.service, f.db)
+	if _, err := admin.ReplayDeadLetter(context.Background(), img.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := f.wait(img); got.Status != catalog.StatusReady {
+		t.Fatalf("after replay: %s %+v", got.Status, got.Error)
+	}
+	if letters, _ := f.db.ListDeadLetters(context.Background(), 10); len(letters) != 0 {
+		t.Errorf("dead letters after replay: %+v", letters)
+	}
+}
+
+func TestCorruptInputIsNotDeadLettered(t *testing.T) {
+	proc := &processor{fn: func(int) (actors.Processed, error) {
+		return actors.Processed{}, catalog.Errorf(catalog.KindUnprocessableImage, catalog.FailCorruptImage, "bad")
+	}}
+	f := newFixture(t, proc, nil, 3)
+	f.wait(f.upload(f.product()))
+	if letters, _ := f.db.ListDeadLetters(context.Background(), 10); len(letters) != 0 {
+		t.Errorf("a corrupt image was dead-lettered: %+v", letters)
+	}
+}
+
+func TestSameBytesReturnTheExistingImage(t *testing.T) {
+	f := newFixture(t, &processor{fn: ok}, nil, 3)
+	id := f.product()
+	a, _, existing, err := f.uploads.Upload(context.Background(), id, []byte("same bytes"))
+	if err != nil || existing {
+		t.Fatalf("first: %v %v", existing, err)
+	}
+	b, _, existing, err := f.uploads.Upload(context.Background(), id, []byte("same bytes"))
+	if err != nil || !existing || b.ID != a.ID {
+		t.Fatalf("second: id %s existing %v err %v, want %s", b.ID, existing, err, a.ID)
+	}
+}
+
+func TestReprocessKeepsVariantsUntilNewOnesAreReady(t *testing.T) {
+	version := atomic.Int32{}
+	version.Store(1)
+	proc := &processor{fn: func(int) (actors.Processed, error) {
+		p, _ := ok(0)
+		p.RecipeVersion = int(version.Load())
+		return p, nil
+	}}
+	f := newFixture(t, proc, nil, 3)
+	img := f.wait(f.upload(f.product()))
+	oldURL := img.Variants[0].URL
+	version.Store(2)
+	if _, err := f.service.Reprocess(context.Background(), img.ProductID, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := f.wait(img)
+	if got.RecipeVersion != 2 || got.Variants[0].URL == oldURL {
+		t.Fatalf("after reprocess: recipe %d url %s (old %s)", got.RecipeVersion, got.Variants[0].URL, oldURL)
+	}
+	if proc.calls.Load() != 2 {
+		t.Errorf("processed %d times, want 2", proc.calls.Load())
+	}
+}

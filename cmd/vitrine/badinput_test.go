@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,11 +43,14 @@ func testBadInput(t *testing.T, env map[string]string) {
 	})
 
 	t.Run("30 MiB JSON body", func(t *testing.T) {
-		body := `{"name":"` + strings.Repeat("a", 30<<20) + `","price":1,"user_id":1}`
-		expectProblem(t, app.doJSON("POST", "/products", body), 413, "30 MiB JSON")
+		expectProblem(t, oversized(t, app, "/products", "application/json", 30<<20), 413, "30 MiB JSON")
+		if r := app.do("GET", "/healthz", nil); r.Status != http.StatusOK {
+			t.Fatalf("healthz after: %d", r.Status)
+		}
+		var body2 string
 		// 2 MiB is within the transport limit but over the JSON limit.
-		body = `{"name":"` + strings.Repeat("a", 2<<20) + `","price":1,"user_id":1}`
-		expectProblem(t, app.doJSON("POST", "/products", body), 413, "2 MiB JSON")
+		body2 = `{"name":"` + strings.Repeat("a", 2<<20) + `","price":1,"user_id":1}`
+		expectProblem(t, app.doJSON("POST", "/products", body2), 413, "2 MiB JSON")
 	})
 
 	t.Run("uploads", func(t *testing.T) {
@@ -60,8 +67,10 @@ func testBadInput(t *testing.T, env map[string]string) {
 		expectProblem(t, app.uploadBytes("01937a4e-7b8c-7def-8a12-3456789abcde", "a.jpg", jpeg, true), 404, "unknown product")
 		body, ct := multipartBody(t, "picture", "a.jpg", jpeg)
 		expectProblem(t, app.do("POST", "/products/"+id+"/images", body, "Content-Type", ct), 400, "wrong multipart field")
-		big := append(append([]byte{}, jpeg...), make([]byte, 26<<20)...)
-		expectProblem(t, app.uploadBytes(id, "big.jpg", big, false), 413, "26 MiB upload")
+		expectProblem(t, oversized(t, app, "/products/"+id+"/images", "image/jpeg", 30<<20), 413, "30 MiB upload")
+		// Just over the 25 MiB limit, sent whole: refused by the handler.
+		big := append(append([]byte{}, jpeg...), make([]byte, 25<<20)...)
+		expectProblem(t, app.uploadBytes(id, "big.jpg", big, false), 413, "25 MiB + upload")
 	})
 
 	t.Run("corpus rejects", func(t *testing.T) {
@@ -101,4 +110,25 @@ func testBadInput(t *testing.T, env map[string]string) {
 			t.Fatalf("product after the rejects: %d", r.Status)
 		}
 	})
+}
+
+// oversized declares a body of size bytes and sends only its start, as a
+// client streaming a huge body would: the server must answer from the
+// headers, without reading (or buffering) the rest.
+func oversized(t *testing.T, app *testApp, path, contentType string, size int) response {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(app.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", path, contentType, size)
+	conn.Write(bytes.Repeat([]byte("a"), 4096))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return response{Status: res.StatusCode, Header: res.Header, Body: body}
 }

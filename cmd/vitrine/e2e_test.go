@@ -233,11 +233,15 @@ func testImages(t *testing.T, env map[string]string) {
 			if h.Width != int(v["width"].(float64)) || h.Height != int(v["height"].(float64)) || int64(len(r.Body)) != int64(v["bytes"].(float64)) {
 				t.Errorf("%s %s.%s: file %dx%d %d bytes, described %v", c.file, name, format, h.Width, h.Height, len(r.Body), v)
 			}
-			box := map[string]int{"thumb": 200, "medium": 800, "large": 1600}[name]
+			box := map[string]int{"thumb": 200, "small": 400, "medium": 800, "large": 1600}[name]
 			if box == 0 || h.Width > box || h.Height > box || (h.Width != box && h.Height != box && h.Width < int(orig["width"].(float64)) && h.Height < int(orig["height"].(float64))) {
 				t.Errorf("%s %s: %dx%d does not fit the %d box", c.file, name, h.Width, h.Height, box)
 			}
-			if c.portrait != (h.Height > h.Width) {
+			if name == "thumb" { // cover: cropped to fill its square box
+				if h.Width != h.Height {
+					t.Errorf("%s thumb.%s: %dx%d, want a square", c.file, format, h.Width, h.Height)
+				}
+			} else if c.portrait != (h.Height > h.Width) {
 				t.Errorf("%s %s.%s: %dx%d, want portrait=%v", c.file, name, format, h.Width, h.Height, c.portrait)
 			}
 			if tags := exifTags(t, r.Body); len(tags) > 0 {
@@ -245,7 +249,7 @@ func testImages(t *testing.T, env map[string]string) {
 			}
 			files = append(files, v["url"].(string))
 		}
-		for _, want := range []string{"thumb.webp", "thumb.jpeg", "medium.webp", "medium.jpeg", "large.webp", "large.jpeg"} {
+		for _, want := range []string{"thumb.webp", "thumb.jpeg", "small.webp", "small.jpeg", "medium.webp", "medium.jpeg", "large.webp", "large.jpeg"} {
 			if !seen[want] {
 				t.Errorf("%s: no %s variant in %v", c.file, want, seen)
 			}

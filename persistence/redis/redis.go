@@ -6,6 +6,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -73,6 +74,45 @@ type Cache struct {
 	// reads a copy older than a write it missed.
 	mu    sync.Mutex
 	dirty map[string]struct{}
+	// recent holds this node's own writes for a moment: Redis's
+	// invalidation of the node's tracked copy arrives asynchronously, and
+	// a read right after a write must not see the copy from before it.
+	rmu    sync.Mutex
+	recent map[string]recentWrite
+}
+
+type recentWrite struct {
+	value   []byte // nil: deleted
+	expires time.Time
+}
+
+// recentFor is how long a node trusts its own write over Redis: far longer
+// than an invalidation takes to arrive on loopback or a LAN.
+const recentFor = time.Second
+
+func (c *Cache) remember(key string, value []byte) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	now := time.Now()
+	if len(c.recent) > 4096 {
+		for k, w := range c.recent {
+			if now.After(w.expires) {
+				delete(c.recent, k)
+			}
+		}
+	}
+	c.recent[key] = recentWrite{value: value, expires: now.Add(recentFor)}
+}
+
+func (c *Cache) recentWrite(key string) (recentWrite, bool) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	w, ok := c.recent[key]
+	if ok && time.Now().After(w.expires) {
+		delete(c.recent, key)
+		return w, false
+	}
+	return w, ok
 }
 
 var _ catalog.Cache = (*Cache)(nil)
@@ -90,7 +130,7 @@ func New(url string, opts Options) (*Cache, error) {
 	co.ConnWriteTimeout = time.Second
 	co.DisableRetry = true // a slow retry is worse than a miss here
 	co.ForceSingleClient = true
-	c := &Cache{opts: opts, dirty: map[string]struct{}{}}
+	c := &Cache{opts: opts, dirty: map[string]struct{}{}, recent: map[string]recentWrite{}}
 	// With ForceSingleClient, rueidis returns a usable client even when
 	// the first dial fails: it dials again on use.
 	c.client, err = rueidis.NewClient(co)
@@ -153,12 +193,15 @@ func (c *Cache) hasDirty() bool {
 // Get answers from this node's memory when it holds a tracked copy, else
 // from Redis; any failure is a miss.
 func (c *Cache) Get(ctx context.Context, id string) ([]byte, bool) {
+	key := c.opts.Prefix + id
+	if w, ok := c.recentWrite(key); ok {
+		return w.value, w.value != nil
+	}
 	if c.open() {
 		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	key := c.opts.Prefix + id
 	if c.hasDirty() {
 		c.healthy(ctx)
 		if c.open() {
@@ -178,11 +221,17 @@ func (c *Cache) Get(ctx context.Context, id string) ([]byte, bool) {
 
 // Set stores value; Redis invalidates every node's copy of the key.
 func (c *Cache) Set(ctx context.Context, id string, value []byte) {
+	value = bytes.Clone(value)
+	if value == nil {
+		value = []byte{}
+	}
+	c.remember(c.opts.Prefix+id, value)
 	c.write(ctx, id, c.client.B().Set().Key(c.opts.Prefix+id).Value(rueidis.BinaryString(value)).Ex(c.opts.TTL).Build())
 }
 
 // Delete removes the key; Redis invalidates every node's copy.
 func (c *Cache) Delete(ctx context.Context, id string) {
+	c.remember(c.opts.Prefix+id, nil)
 	c.write(ctx, id, c.client.B().Del().Key(c.opts.Prefix+id).Build())
 }
 

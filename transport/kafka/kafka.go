@@ -88,6 +88,25 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	if err := cc.CreateTopics(topics...); err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
 		return fmt.Errorf("create topics %s, %s: %w", cfg.Topic, cfg.DeadLetterTopic, err)
 	}
+	// Topics are created asynchronously: wait until every partition has a
+	// leader, so the first write does not fail.
+	for _, tc := range topics {
+		for {
+			parts, err := conn.ReadPartitions(tc.Topic)
+			ready := err == nil && len(parts) >= tc.NumPartitions
+			for _, p := range parts {
+				ready = ready && p.Leader.Host != ""
+			}
+			if ready {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("topic %s not ready: %w", tc.Topic, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 	return nil
 }
 
@@ -106,6 +125,16 @@ func Ping(ctx context.Context, cfg Config) error {
 		}
 	}
 	return catalog.Unavailable("kafka", fmt.Errorf("no broker of %s answers", strings.Join(cfg.Brokers, ",")))
+}
+
+// newTransport gives each writer its own connections and metadata cache:
+// kafka-go's shared default transport keeps topic metadata for a while and
+// would not see a topic created after its last refresh.
+func newTransport(cfg Config) *kafkago.Transport {
+	return &kafkago.Transport{
+		Dial:        (&net.Dialer{Timeout: cfg.DialTimeout}).DialContext,
+		MetadataTTL: 5 * time.Second,
+	}
 }
 
 // message is a job on the wire.
@@ -135,7 +164,7 @@ func NewRelay(cfg Config, outbox catalog.JobOutbox, log *zap.Logger) *Relay {
 		BatchTimeout: time.Millisecond,
 		WriteTimeout: 5 * time.Second,
 		MaxAttempts:  1, // the relay itself retries, from the outbox
-		Transport:    &kafkago.Transport{Dial: (&net.Dialer{Timeout: cfg.DialTimeout}).DialContext},
+		Transport:    newTransport(cfg),
 	}}
 }
 
@@ -237,6 +266,7 @@ func NewConsumer(cfg Config, outbox catalog.JobOutbox, log *zap.Logger) *Consume
 			RequiredAcks: kafkago.RequireAll,
 			BatchTimeout: time.Millisecond,
 			WriteTimeout: 5 * time.Second,
+			Transport:    newTransport(cfg),
 		},
 	}
 }

@@ -2,7 +2,10 @@ package media_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -14,30 +17,98 @@ func TestDefaultRecipe(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if r.Outputs() != 6 {
-		t.Errorf("outputs = %d, want 6", r.Outputs())
+	if r.Version != 2 || media.DefaultRecipeVersion != 2 {
+		t.Errorf("version = %d, want 2", r.Version)
 	}
-	boxes := map[string]int{"thumb": 200, "medium": 800, "large": 1600}
-	for _, v := range r.Variants {
-		if boxes[v.Name] != v.Width || v.Width != v.Height || v.Fit != media.FitInside {
-			t.Errorf("variant %+v", v)
+	if r.Outputs() != 8 {
+		t.Errorf("outputs = %d, want 8", r.Outputs())
+	}
+	boxes := map[string]int{"thumb": 200, "small": 400, "medium": 800, "large": 1600}
+	for i, v := range r.Variants {
+		fit := media.FitInside
+		if v.Name == "thumb" {
+			fit = media.FitCover
+		}
+		if boxes[v.Name] != v.Width || v.Width != v.Height || v.Fit != fit {
+			t.Errorf("variant %d %+v", i, v)
 		}
 		if len(v.Formats) != 2 || v.Formats[0] != (media.Encoding{Format: media.FormatWebP, Quality: 80}) ||
 			v.Formats[1] != (media.Encoding{Format: media.FormatJPEG, Quality: 82}) {
 			t.Errorf("variant %s formats %+v", v.Name, v.Formats)
 		}
 	}
-	// The recipe is data: it survives JSON.
+	// The recipe is data: it survives JSON, through ParseRecipe too.
 	text, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back media.Recipe
-	if err := json.Unmarshal(text, &back); err != nil {
+	back, err := media.ParseRecipe(text)
+	if err != nil {
+		t.Fatalf("ParseRecipe(%s): %v", text, err)
+	}
+	if !reflect.DeepEqual(back, r) {
+		t.Errorf("JSON round trip: %s gives %+v", text, back)
+	}
+}
+
+func TestParseRecipe(t *testing.T) {
+	const good = `{
+  "version": 3,
+  "variants": [
+    {"name": "thumb", "width": 200, "height": 150, "fit": "cover",
+     "formats": [{"format": "avif", "quality": 55}, {"format": "jpg", "quality": 82}]},
+    {"name": "big", "width": 1600, "height": 1600,
+     "formats": [{"format": "webp", "quality": 80}]}
+  ]
+}
+`
+	r, err := media.ParseRecipe([]byte(good))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Variants[2].Formats[1].Format != media.FormatJPEG {
-		t.Errorf("JSON round trip: %s", text)
+	want := media.Recipe{Version: 3, Variants: []media.Variant{
+		{Name: "thumb", Width: 200, Height: 150, Fit: media.FitCover, Formats: []media.Encoding{{Format: media.FormatAVIF, Quality: 55}, {Format: media.FormatJPEG, Quality: 82}}},
+		{Name: "big", Width: 1600, Height: 1600, Formats: []media.Encoding{{Format: media.FormatWebP, Quality: 80}}},
+	}}
+	if !reflect.DeepEqual(r, want) {
+		t.Errorf("got %+v\nwant %+v", r, want)
+	}
+
+	v := func(extra string) string {
+		return `{"version": 1, "variants": [{"name": "a", "width": 10, "height": 10, "formats": [{"format": "webp", "quality": 80}]` + extra + `}]}`
+	}
+	tests := []struct {
+		name, text, detail string
+	}{
+		{"empty", ``, "ends before"},
+		{"not an object", `[1]`, "must be a media.Recipe"},
+		{"null", `null`, "version 0"},
+		{"no version", `{"variants": []}`, "version 0"},
+		{"version zero", `{"version": 0, "variants": []}`, "version 0"},
+		{"unknown top field", `{"version": 1, "variant": []}`, `line 1, column 16 (byte 15): unknown field "variant"`},
+		{"unknown nested field", v(`, "crop": "smart"`), `unknown field "crop"`},
+		{"unknown encoding field", strings.Replace(v(""), `"quality": 80`, `"quality": 80, "effort": 4`, 1), `unknown field "effort"`},
+		{"misplaced known field", `{"version": 1, "quality": 80, "variants": []}`, `unknown field "quality"`},
+		{"wrong case", strings.Replace(v(""), `"width"`, `"Width"`, 1), `lower case: "width"`},
+		{"duplicate field", strings.Replace(v(""), `"width": 10`, `"width": 10, "width": 20`, 1), `"width" appears twice`},
+		{"fractional width", strings.Replace(v(""), `"width": 10`, `"width": 10.5`, 1), "must be a int"},
+		{"string width", strings.Replace(v(""), `"width": 10`, `"width": "10"`, 1), "must be a int"},
+		{"unknown format", strings.Replace(v(""), `"webp"`, `"bmp"`, 1), `unknown image format "bmp"`},
+		{"unwritable format", strings.Replace(v(""), `"webp"`, `"gif"`, 1), "cannot be written"},
+		{"unknown fit", v(`, "fit": "fill"`), `unknown fit "fill"`},
+		{"trailing data", v("") + ` {}`, "after the recipe"},
+		{"syntax error on line 2", "{\n  \"version\": 1,,\n}", "line 2, column 16 (byte 17): invalid character ','"},
+		{"invalid variant", strings.Replace(v(""), `"quality": 80`, `"quality": 0`, 1), "quality 0 must be 1-100"},
+		{"too large", `{"version": 1, "variants": [` + strings.Repeat(" ", media.MaxRecipeBytes) + `]}`, "the limit is 65536"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := media.ParseRecipe([]byte(tt.text))
+			wantErr(t, err, catalog.KindInvalid, "invalid_recipe", tt.detail)
+			if !reflect.DeepEqual(r, media.Recipe{}) {
+				t.Errorf("recipe %+v returned with the error", r)
+			}
+		})
 	}
 }
 
@@ -51,16 +122,27 @@ func TestRecipeValidate(t *testing.T) {
 		detail string // "" if valid
 	}{
 		{"valid, empty fit means inside", func(r *media.Recipe) {}, ""},
+		{"cover", func(r *media.Recipe) { r.Variants[0].Fit = media.FitCover }, ""},
+		{"avif", func(r *media.Recipe) { r.Variants[0].Formats[0].Format = media.FormatAVIF }, ""},
+		{"no version", func(r *media.Recipe) { r.Version = 0 }, "version 0 must be 1 or more"},
+		{"negative version", func(r *media.Recipe) { r.Version = -1 }, "version -1"},
 		{"no variants", func(r *media.Recipe) { r.Variants = nil }, "at least one variant"},
+		{"too many variants", func(r *media.Recipe) {
+			for i := range media.MaxVariants {
+				v := ok()
+				v.Name = fmt.Sprint("v", i)
+				r.Variants = append(r.Variants, v)
+			}
+		}, "at most 16 variants, not 17"},
 		{"empty name", func(r *media.Recipe) { r.Variants[0].Name = "" }, "name"},
 		{"name with slash", func(r *media.Recipe) { r.Variants[0].Name = "../x" }, "name"},
 		{"duplicate name", func(r *media.Recipe) { r.Variants = append(r.Variants, ok()) }, "twice"},
 		{"zero width", func(r *media.Recipe) { r.Variants[0].Width = 0 }, "box"},
 		{"huge height", func(r *media.Recipe) { r.Variants[0].Height = 20000 }, "box"},
-		{"cover not yet", func(r *media.Recipe) { r.Variants[0].Fit = media.FitCover }, "not implemented"},
 		{"unknown fit", func(r *media.Recipe) { r.Variants[0].Fit = "stretch" }, "unknown fit"},
 		{"no formats", func(r *media.Recipe) { r.Variants[0].Formats = nil }, "no formats"},
 		{"png output", func(r *media.Recipe) { r.Variants[0].Formats[0].Format = media.FormatPNG }, "cannot be written"},
+		{"heic output", func(r *media.Recipe) { r.Variants[0].Formats[0].Format = media.FormatHEIC }, "cannot be written"},
 		{"quality 0", func(r *media.Recipe) { r.Variants[0].Formats[0].Quality = 0 }, "quality"},
 		{"quality 101", func(r *media.Recipe) { r.Variants[0].Formats[0].Quality = 101 }, "quality"},
 		{"format twice", func(r *media.Recipe) {
@@ -69,7 +151,7 @@ func TestRecipeValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := media.Recipe{Variants: []media.Variant{ok()}}
+			r := media.Recipe{Version: 1, Variants: []media.Variant{ok()}}
 			tt.edit(&r)
 			err := r.Validate()
 			if tt.detail == "" {

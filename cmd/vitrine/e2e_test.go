@@ -209,6 +209,15 @@ func testImages(t *testing.T, env map[string]string) {
 		if orig["sha256"] == "" || orig["bytes"].(float64) <= 0 || img["processed_at"] == nil {
 			t.Errorf("%s: original %v", c.file, orig)
 		}
+		if ph, _ := img["placeholder"].(string); len(ph) < 6 {
+			t.Errorf("%s: placeholder %q", c.file, ph)
+		}
+		if dc, _ := img["dominant_color"].(string); len(dc) != 7 || dc[0] != '#' {
+			t.Errorf("%s: dominant_color %q", c.file, dc)
+		}
+		if img["recipe_version"] != 2.0 || img["animated"] != false {
+			t.Errorf("%s: recipe_version %v animated %v", c.file, img["recipe_version"], img["animated"])
+		}
 		variants := img["variants"].([]any)
 		seen := map[string]bool{}
 		for _, v := range variants {

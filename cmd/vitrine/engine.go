@@ -61,12 +61,13 @@ func (e *engine) Probe(data []byte) (actors.Header, error) {
 
 // Process runs the recipe.
 func (e *engine) Process(ctx context.Context, data []byte) (actors.Processed, error) {
-	outs, err := e.rt.Process(ctx, data, e.recipe)
+	r, err := e.rt.ProcessImage(ctx, data, e.recipe)
 	if err != nil {
 		return actors.Processed{}, err
 	}
-	res := actors.Processed{RecipeVersion: e.recipe.Version, Renditions: make([]actors.Rendition, len(outs))}
-	for i, o := range outs {
+	res := actors.Processed{RecipeVersion: e.recipe.Version, Placeholder: r.Placeholder, DominantColor: r.DominantColor,
+		Animated: r.Animated, Renditions: make([]actors.Rendition, len(r.Outputs))}
+	for i, o := range r.Outputs {
 		res.Renditions[i] = actors.Rendition{Name: o.Name, Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
 	}
 	return res, nil

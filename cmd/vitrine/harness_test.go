@@ -95,7 +95,7 @@ type testApp struct {
 	t     testing.TB
 	base  string
 	dir   string
-	blobs blobReader // set when files live in S3
+	blobs *blobReader // set when files live in S3
 }
 
 func startApp(t testing.TB, dir string, env map[string]string) *testApp {

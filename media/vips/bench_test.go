@@ -42,7 +42,8 @@ func BenchmarkVariantSource(b *testing.B) {
 		for b.Loop() {
 			blob := newBlob(data)
 			for _, v := range recipe.Variants {
-				img, err := decode(context.Background(), blob, h, v.Width, v.Height)
+				w, ht := decodeBox(h, v)
+				img, err := decode(context.Background(), blob, h, w, ht)
 				if err != nil {
 					b.Fatal(err)
 				}

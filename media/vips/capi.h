@@ -26,7 +26,7 @@ void vt_blob_unref(VipsBlob *blob);
 int vt_load(VipsBlob *blob, const char *loader, VipsFailOn fail_on,
             int jpeg_shrink, double webp_scale, VipsImage **out);
 int vt_thumbnail_image(VipsImage *in, int width, int height, int rotate,
-                       VipsImage **out);
+                       int crop, VipsImage **out);
 
 // Rendering to memory in two steps, so that the caller holds the target and
 // can kill the evaluation from another thread.
@@ -37,11 +37,18 @@ void vt_kill(VipsImage *image);
 // Conversions.
 int vt_to_srgb8(VipsImage *in, VipsImage **out);
 int vt_flatten_white(VipsImage *in, VipsImage **out);
+int vt_cast_uchar(VipsImage *in, VipsImage **out);
 int vt_strip(VipsImage *in, VipsImage **out);
 
 // Saving. The caller frees *buf with g_free.
 int vt_save_jpeg(VipsImage *in, int quality, void **buf, size_t *len);
 int vt_save_webp(VipsImage *in, int quality, void **buf, size_t *len);
+int vt_save_avif(VipsImage *in, int quality, int effort, void **buf,
+                 size_t *len);
+
+// Pixels: the image rendered as packed bytes; the caller frees the result
+// with g_free. The image must be uchar.
+void *vt_pixels(VipsImage *in, size_t *len);
 
 // Header fields.
 int vt_width(VipsImage *image);

@@ -68,10 +68,11 @@ func checkAccepted(t *testing.T, e corpustest.Entry, data []byte, outDir string)
 	if e.OrientationFix == "yes" && !h.Format.IsHEIF() && h.Orientation == 1 {
 		t.Errorf("probe: orientation 1, manifest says it needs fixing")
 	}
-	outs, err := testRuntime.Process(context.Background(), data, media.DefaultRecipe())
+	res, err := testRuntime.ProcessImage(context.Background(), data, media.DefaultRecipe())
 	if err != nil {
 		t.Fatalf("process: %v", err)
 	}
+	outs := res.Outputs
 	recipe := media.DefaultRecipe()
 	if len(outs) != recipe.Outputs() {
 		t.Fatalf("process: %d outputs, want %d", len(outs), recipe.Outputs())
@@ -79,10 +80,23 @@ func checkAccepted(t *testing.T, e corpustest.Entry, data []byte, outDir string)
 	// The displayed size: EXIF orientations 5-8 swap width and height;
 	// HEIF headers are already displayed sizes.
 	dw, dh := h.DisplaySize()
+	if res.Width != dw || res.Height != dh || res.Frames != h.Frames || res.Animated != (h.Frames > 1 && strings.Contains(e.Category, "animated")) {
+		t.Errorf("result %dx%d, %d frames, animated %v; header %dx%d, %d frames, category %s", res.Width, res.Height, res.Frames, res.Animated, dw, dh, h.Frames, e.Category)
+	}
+	if len(res.Placeholder) != 28 || !validHexColor(res.DominantColor) {
+		t.Errorf("placeholder %q, dominant colour %q", res.Placeholder, res.DominantColor)
+	}
 	i := 0
 	for _, v := range recipe.Variants {
-		scale := math.Min(1, math.Min(float64(v.Width)/float64(dw), float64(v.Height)/float64(dh)))
-		ew, eh := max(1, int(math.Round(float64(dw)*scale))), max(1, int(math.Round(float64(dh)*scale)))
+		var ew, eh int
+		if v.Fit == media.FitCover {
+			// The box, or its shape cut as large as the source allows.
+			f := math.Min(1, math.Min(float64(dw)/float64(v.Width), float64(dh)/float64(v.Height)))
+			ew, eh = max(1, int(math.Round(float64(v.Width)*f))), max(1, int(math.Round(float64(v.Height)*f)))
+		} else {
+			scale := math.Min(1, math.Min(float64(v.Width)/float64(dw), float64(v.Height)/float64(dh)))
+			ew, eh = max(1, int(math.Round(float64(dw)*scale))), max(1, int(math.Round(float64(dh)*scale)))
+		}
 		for _, enc := range v.Formats {
 			o := outs[i]
 			i++
@@ -133,6 +147,19 @@ func isMetadataField(name string) bool {
 }
 
 func abs(n int) int { return max(n, -n) }
+
+// validHexColor reports whether s is "#rrggbb" in lower case.
+func validHexColor(s string) bool {
+	if len(s) != 7 || s[0] != '#' {
+		return false
+	}
+	for _, c := range s[1:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // unsupportedManifestFormats are manifest formats Sniff must refuse as
 // unsupported.

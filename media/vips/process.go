@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -19,7 +20,18 @@ import (
 // as extraneous bytes before a marker, are refused too.
 const strictness = failOnWarning
 
-// Process makes the recipe's variants of an image file.
+// Process makes the recipe's variants of an image file: ProcessImage
+// without the data about the image.
+func (rt *Runtime) Process(ctx context.Context, data []byte, recipe media.Recipe) ([]media.Output, error) {
+	res, err := rt.ProcessImage(ctx, data, recipe)
+	if err != nil {
+		return nil, err
+	}
+	return res.Outputs, nil
+}
+
+// ProcessImage makes the recipe's variants of an image file and describes
+// the image for rendering (see media.Result).
 //
 // The file is sniffed, its header checked against the Runtime's limits,
 // then the largest variant is decoded from the buffer with shrink-on-load
@@ -27,80 +39,138 @@ const strictness = failOnWarning
 // converted to 8-bit sRGB through its embedded ICC profile (CMYK without
 // one through libvips' built-in profile), and rendered to memory once; each
 // smaller variant is shrunk from the previous in-memory result rather than
-// decoded again. Animations yield their first frame. Before every save all
-// metadata is removed from the image itself (EXIF, XMP, IPTC, ICC,
-// orientation, comments, …). Alpha is kept in WebP and flattened onto white
-// for JPEG. No variant is larger than the oriented source.
+// decoded again. Variants fitted inside their box are such results; a
+// cover variant is cut from the current result, by libvips' thumbnail
+// with crop=attention, and not used further. Animations yield their first
+// frame. Before every save all metadata is removed from the image itself
+// (EXIF, XMP, IPTC, ICC, orientation, comments, …). Alpha is kept in WebP
+// and AVIF and flattened onto white for JPEG. No variant is larger than the
+// oriented source. The placeholder and dominant colour are computed last,
+// from a 32 px rendition of the smallest uncropped result.
 //
 // Outputs come in recipe order, each variant's encodings in order. ctx is
 // checked between steps, and ending it kills a decode in progress.
 //
 // Errors: those of Probe; corrupt_image (a *catalog.Error) when the decoder
 // fails; ctx's cause, wrapped, when ctx ends; others wrapped.
-func (rt *Runtime) Process(ctx context.Context, data []byte, recipe media.Recipe) ([]media.Output, error) {
+func (rt *Runtime) ProcessImage(ctx context.Context, data []byte, recipe media.Recipe) (media.Result, error) {
 	leave, err := rt.enter()
 	if err != nil {
-		return nil, err
+		return media.Result{}, err
 	}
 	defer leave()
 	if err := recipe.Validate(); err != nil {
-		return nil, fmt.Errorf("vips: process: %w", err)
+		return media.Result{}, fmt.Errorf("vips: process: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("vips: process: %w", context.Cause(ctx))
+		return media.Result{}, fmt.Errorf("vips: process: %w", context.Cause(ctx))
 	}
 	f, err := media.Sniff(data)
 	if err != nil {
-		return nil, err
+		return media.Result{}, err
 	}
 	b := newBlob(data)
 	defer b.close()
 	h, err := readHeader(b, f)
 	if err != nil {
-		return nil, err
+		return media.Result{}, err
 	}
 	if err := rt.limits.Check(h); err != nil {
-		return nil, err
+		return media.Result{}, err
 	}
 
-	// Largest result first: it is decoded from the buffer, and each other
-	// variant is shrunk from the previous result, which is at least as
-	// large, so that shrinking it gives what shrinking the source would.
+	// Largest scale first: it is decoded from the buffer, and each other
+	// variant is made from the current uncropped result, which is at least
+	// as large, so that shrinking it gives what shrinking the source would.
 	order := make([]int, len(recipe.Variants))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
-		return cmp.Compare(fitScale(h, recipe.Variants[b]), fitScale(h, recipe.Variants[a]))
+		return cmp.Compare(variantScale(h, recipe.Variants[b]), variantScale(h, recipe.Variants[a]))
 	})
 	byVariant := make([][]media.Output, len(recipe.Variants))
-	var prev *vimage
-	defer func() { prev.close() }()
+	var base *vimage // the current uncropped result
+	defer func() { base.close() }()
 	for k, i := range order {
 		v := recipe.Variants[i]
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("vips: process: before variant %q: %w", v.Name, context.Cause(ctx))
+			return media.Result{}, fmt.Errorf("vips: process: before variant %q: %w", v.Name, context.Cause(ctx))
 		}
-		var img *vimage
-		if k == 0 {
-			img, err = decode(ctx, b, h, v.Width, v.Height)
-		} else {
-			img, err = shrink(ctx, prev, v.Width, v.Height)
+		var next *vimage
+		switch {
+		case k == 0:
+			w, ht := decodeBox(h, v)
+			next, err = decode(ctx, b, h, w, ht)
+		case v.Fit != media.FitCover:
+			next, err = shrink(ctx, base, v.Width, v.Height, false)
 		}
 		if err != nil {
-			return nil, err
+			return media.Result{}, err
 		}
-		prev.close()
-		prev = img
-		if byVariant[i], err = encode(ctx, img, v); err != nil {
-			return nil, err
+		if next != nil {
+			base.close()
+			base = next
+		}
+		img := base
+		if v.Fit == media.FitCover {
+			w, ht := coverSize(h, v)
+			if img, err = shrink(ctx, base, w, ht, true); err != nil {
+				return media.Result{}, err
+			}
+		}
+		byVariant[i], err = encode(ctx, img, v)
+		if img != base {
+			img.close()
+		}
+		if err != nil {
+			return media.Result{}, err
 		}
 	}
-	outs := make([]media.Output, 0, recipe.Outputs())
+	res := media.Result{Outputs: make([]media.Output, 0, recipe.Outputs()), Frames: h.Frames}
 	for _, o := range byVariant {
-		outs = append(outs, o...)
+		res.Outputs = append(res.Outputs, o...)
 	}
-	return outs, nil
+	res.Width, res.Height = h.DisplaySize()
+	res.Animated = h.Frames > 1 && (f == media.FormatGIF || f == media.FormatWebP)
+	if err := ctx.Err(); err != nil {
+		return media.Result{}, fmt.Errorf("vips: process: before the placeholder: %w", context.Cause(ctx))
+	}
+	if res.Placeholder, res.DominantColor, err = placeholder(base); err != nil {
+		return media.Result{}, fmt.Errorf("vips: process: placeholder: %w", err)
+	}
+	return res, nil
+}
+
+// placeholder computes the BlurHash and mean colour of img, an upright
+// 8-bit sRGB image, from a rendition PlaceholderSide pixels on its longest
+// side, flattened onto white.
+func placeholder(img *vimage) (hash, color string, err error) {
+	small, err := thumbnailImage(img, media.PlaceholderSide, media.PlaceholderSide, false, false)
+	if err != nil {
+		return "", "", err
+	}
+	defer small.close()
+	flat := small
+	if small.hasAlpha() {
+		if flat, err = flattenWhite(small); err != nil {
+			return "", "", err
+		}
+		defer flat.close()
+	}
+	u8, err := castUchar(flat)
+	if err != nil {
+		return "", "", err
+	}
+	defer u8.close()
+	if u8.bands() != 3 {
+		return "", "", fmt.Errorf("the rendition has %d bands, not 3", u8.bands())
+	}
+	pix, err := pixels(u8)
+	if err != nil {
+		return "", "", err
+	}
+	return media.PlaceholderOf(pix, u8.width(), u8.height())
 }
 
 // decode opens the first frame of b inside width×height, upright, in 8-bit
@@ -120,7 +190,7 @@ func decode(ctx context.Context, b *blob, h media.Header, width, height int) (*v
 		return nil, corruptError(f, "cannot be opened", err)
 	}
 	defer src.close()
-	thumb, err := thumbnailImage(src, width, height, true)
+	thumb, err := thumbnailImage(src, width, height, true, false)
 	if err != nil {
 		return nil, corruptError(f, "cannot be resized", err)
 	}
@@ -140,11 +210,36 @@ func decode(ctx context.Context, b *blob, h media.Header, width, height int) (*v
 	return mem, nil
 }
 
-// fitScale is the scale of an image with header h in variant v: fitted
-// inside the box, never enlarged.
-func fitScale(h media.Header, v media.Variant) float64 {
+// variantScale is the scale of the source, with header h, that variant v
+// needs: fitted inside the box, or covering it, never enlarged.
+func variantScale(h media.Header, v media.Variant) float64 {
 	dw, dh := h.DisplaySize()
-	return min(1, float64(v.Width)/float64(dw), float64(v.Height)/float64(dh))
+	sw, sh := float64(v.Width)/float64(dw), float64(v.Height)/float64(dh)
+	if v.Fit == media.FitCover {
+		return min(1, max(sw, sh))
+	}
+	return min(1, sw, sh)
+}
+
+// coverSize is the size of cover variant v of an image with header h: its
+// box, or the largest rectangle of the box's shape inside the source if
+// the source cannot cover the box.
+func coverSize(h media.Header, v media.Variant) (width, height int) {
+	dw, dh := h.DisplaySize()
+	f := min(1, float64(dw)/float64(v.Width), float64(dh)/float64(v.Height))
+	return max(1, int(math.Round(float64(v.Width)*f))), max(1, int(math.Round(float64(v.Height)*f)))
+}
+
+// decodeBox is the box the source is decoded to, fitted inside, for its
+// first variant v: v's box, or for a cover variant the whole source at the
+// scale v needs, from which v is then cropped.
+func decodeBox(h media.Header, v media.Variant) (width, height int) {
+	if v.Fit != media.FitCover {
+		return v.Width, v.Height
+	}
+	dw, dh := h.DisplaySize()
+	s := variantScale(h, v)
+	return max(1, int(math.Ceil(float64(dw)*s))), max(1, int(math.Ceil(float64(dh)*s)))
 }
 
 // loadShrink is the shrink-on-load factor (1, 2, 4 or 8) for fitting an
@@ -165,9 +260,10 @@ func loadShrink(h media.Header, width, height int) int {
 	return 1
 }
 
-// shrink renders in shrunk to fit inside width×height, never enlarged.
-func shrink(ctx context.Context, in *vimage, width, height int) (*vimage, error) {
-	t, err := thumbnailImage(in, width, height, false)
+// shrink renders in shrunk to fit inside width×height, or with crop to
+// cover it and cropped, never enlarged.
+func shrink(ctx context.Context, in *vimage, width, height int, crop bool) (*vimage, error) {
+	t, err := thumbnailImage(in, width, height, false, crop)
 	if err != nil {
 		return nil, fmt.Errorf("vips: process: shrink to %dx%d: %w", width, height, err)
 	}
@@ -216,6 +312,9 @@ func encodeOne(bare *vimage, e media.Encoding) (data []byte, width, height int, 
 			return nil, 0, 0, err
 		}
 		return data, bare.width(), bare.height(), nil
+	case media.FormatAVIF:
+		data, err = saveAVIF(bare, e.Quality)
+		return data, bare.width(), bare.height(), err
 	case media.FormatJPEG:
 		in := bare
 		if bare.hasAlpha() {

@@ -117,7 +117,7 @@ func TestProcessOrientation(t *testing.T) {
 		"orient_landscape_1.jpg":        {"orient_landscape_2.jpg", "orient_landscape_3.jpg", "orient_landscape_4.jpg", "orient_landscape_5.jpg", "orient_landscape_6.jpg", "orient_landscape_7.jpg", "orient_landscape_8.jpg"},
 		"orient_portrait_0_invalid.jpg": {"orient_portrait_2.jpg", "orient_portrait_4.jpg", "orient_portrait_7.jpg"},
 	}
-	recipe := media.Recipe{Variants: []media.Variant{{Name: "t", Width: 120, Height: 120, Formats: []media.Encoding{{Format: media.FormatJPEG, Quality: 90}}}}}
+	recipe := media.Recipe{Version: 1, Variants: []media.Variant{{Name: "t", Width: 120, Height: 120, Formats: []media.Encoding{{Format: media.FormatJPEG, Quality: 90}}}}}
 	thumb := func(file string) []byte {
 		outs, err := testRuntime.Process(context.Background(), corpustest.Read(t, file), recipe)
 		if err != nil {
@@ -143,7 +143,7 @@ func TestProcessRecipeOrder(t *testing.T) {
 	enc := []media.Encoding{{Format: media.FormatJPEG, Quality: 80}, {Format: media.FormatWebP, Quality: 70}}
 	// "wide" has a larger box than "mid" but makes a smaller image of this
 	// 2560×1600 photo: it must not be the source of "mid".
-	recipe := media.Recipe{Variants: []media.Variant{
+	recipe := media.Recipe{Version: 1, Variants: []media.Variant{
 		{Name: "small", Width: 100, Height: 100, Formats: enc},
 		{Name: "big", Width: 1000, Height: 500, Fit: media.FitInside, Formats: enc[1:]},
 		{Name: "wide", Width: 1000, Height: 100, Formats: enc[:1]},
@@ -239,7 +239,7 @@ func TestProcessConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				outs, err := testRuntime.Process(context.Background(), corpustest.Read(t, f), media.DefaultRecipe())
-				if err == nil && len(outs) != 6 {
+				if err == nil && len(outs) != 8 {
 					err = fmt.Errorf("%d outputs", len(outs))
 				}
 				if err != nil {

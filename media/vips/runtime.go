@@ -1,6 +1,8 @@
 // Package vips reads and renders images with libvips: Probe reads a header
-// without decoding, Process makes a recipe's variants. It is vitrine's only
-// cgo package.
+// without decoding, ProcessImage makes a recipe's variants (WebP, JPEG,
+// AVIF) and describes the image for rendering (size, BlurHash placeholder,
+// dominant colour, animation), Process the variants alone. It is vitrine's
+// only cgo package.
 //
 // libvips is process-global: it is initialised once, its loaders, cache and
 // thread settings are shared by everything in the process, and it cannot be

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/google/uuid"
 	"go.uber.org/zap"
 
@@ -136,9 +137,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		cache = a.cache
 	}
 
-	kind := actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product")})
+	// Product grains live on API nodes only: a worker node, whose decoders
+	// may crash it, calls them there.
+	var kinds []*pcluster.Kind
+	if serveAPI {
+		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product")}))
+	}
 	a.node, err = cluster.Start(cluster.Config{Name: cfg.ClusterName, Host: cfg.ClusterHost, Port: cfg.ClusterPort,
-		Peers: splitList(cfg.ClusterPeers), ManagePort: cfg.ManagePort}, log, kind)
+		Peers: splitList(cfg.ClusterPeers), ManagePort: cfg.ManagePort}, log, kinds...)
 	if err != nil {
 		return nil, fmt.Errorf("start cluster node: %w", err)
 	}

@@ -227,11 +227,22 @@ func TestKafkaDown(t *testing.T) {
 func TestWorkerKilledMidJob(t *testing.T) {
 	env := backendEnv(t)
 	bin := buildBinary(t)
-	api := startApp(t, t.TempDir(), with(env, "VITRINE_ROLE", "api"))
+	// One cluster: the API node and the two workers that will take turns.
+	var manage []string
+	for i := 0; i < 3; i++ {
+		_, port, _ := strings.Cut(freePort(t), ":")
+		manage = append(manage, port)
+	}
+	peers := "127.0.0.1:" + strings.Join(manage, ",127.0.0.1:")
+	env = with(env, "VITRINE_CLUSTER_PEERS", peers)
+	api := startApp(t, t.TempDir(), with(env, "VITRINE_ROLE", "api", "VITRINE_CLUSTER_MANAGE_PORT", manage[0]))
+	workers := 0
 	startWorker := func() (*exec.Cmd, *bytes.Buffer) {
+		workers++
 		cmd := exec.Command(bin, "serve")
 		cmd.Env = os.Environ()
-		for k, v := range with(env, "VITRINE_ROLE", "worker", "VITRINE_WORKERS", "1", "VITRINE_DATA_DIR", t.TempDir(), "VITRINE_LOG_FORMAT", "json") {
+		for k, v := range with(env, "VITRINE_ROLE", "worker", "VITRINE_WORKERS", "1", "VITRINE_DATA_DIR", t.TempDir(), "VITRINE_LOG_FORMAT", "json",
+			"VITRINE_CLUSTER_MANAGE_PORT", manage[workers]) {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
 		var logs bytes.Buffer
@@ -242,18 +253,21 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		return cmd, &logs
 	}
-	p := api.createProduct(`{"name":"Worker crash","price":"1","user_id":1}`)
-	id := p["id"].(string)
+	// Enough work that one worker is busy for a while: the large photos,
+	// on three products (the same bytes on one product are one image).
 	photos := []string{"photo_pixel6pro_ultrahdr_p3.jpg", "photo_iphonex_p3_orient6_gps.jpg", "photo_mate_wood.jpg", "photo_mate_twowings.jpg", "photo_adobergb_2000x1072.jpg", "progressive_mate_freshflower.jpg"}
 	var locations []string
-	for _, f := range photos {
-		r := api.uploadFile(id, filepath.Join(corpusDir(t), f), true)
-		if r.Status != http.StatusAccepted {
-			t.Fatalf("upload %s: %d %s", f, r.Status, r.Body)
+	for i := 0; i < 3; i++ {
+		p := api.createProduct(`{"name":"Worker crash","price":"1","user_id":1}`)
+		for _, f := range photos {
+			r := api.uploadFile(p["id"].(string), filepath.Join(corpusDir(t), f), true)
+			if r.Status != http.StatusAccepted {
+				t.Fatalf("upload %s: %d %s", f, r.Status, r.Body)
+			}
+			locations = append(locations, r.Header.Get("Location"))
 		}
-		locations = append(locations, r.Header.Get("Location"))
 	}
-	first, _ := startWorker()
+	first, firstLogs := startWorker()
 	// Kill it while it holds a job.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -267,7 +281,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the worker never started a job")
+			t.Fatalf("the worker never started a job:\n%s", firstLogs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -276,11 +290,16 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	}
 	first.Wait()
 	_, logs := startWorker()
-	for i, loc := range locations {
+	for _, loc := range locations {
 		img := api.waitImage(loc, 4*time.Minute)
 		if img["status"] != "ready" {
-			t.Fatalf("%s: %v\nsecond worker:\n%s", photos[i], img, logs.String())
+			t.Fatalf("%s: %v\nsecond worker:\n%s", loc, img, logs.String())
 		}
+	}
+	// The job the first worker died holding was delivered again: its
+	// second attempt was counted before it ran.
+	if !strings.Contains(logs.String(), `"attempt":2`) {
+		t.Errorf("no job was redelivered to the second worker:\n%s", logs.String())
 	}
 }
 

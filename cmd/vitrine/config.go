@@ -206,6 +206,9 @@ func (c *Config) validate() error {
 	if _, err := urlfetch.ParseAllow(splitList(c.FetchAllow)); err != nil {
 		return fmt.Errorf("VITRINE_FETCH_ALLOW (--fetch-allow): %w", err)
 	}
+	if c.Role == "worker" && c.ClusterPeers == "" {
+		return fmt.Errorf("VITRINE_ROLE=worker needs VITRINE_CLUSTER_PEERS: a worker joins the cluster of the API nodes, whose product actors record its results")
+	}
 	if c.ClusterPort > 65535 {
 		return fmt.Errorf("VITRINE_CLUSTER_PORT (--cluster-port) must be at most 65535, got %d", c.ClusterPort)
 	}

@@ -26,7 +26,7 @@ type Config struct {
 	Brokers           []string
 	Topic             string // default vitrine.image-jobs
 	DeadLetterTopic   string // default Topic + ".dead-letters"
-	GroupID           string // default vitrine-image-workers
+	GroupID           string // default Topic + ".workers"
 	Partitions        int    // default 6, used when creating topics
 	ReplicationFactor int    // default 1
 	// RelayInterval is how often the relay looks for unpublished jobs.
@@ -44,7 +44,7 @@ func (c *Config) Defaults() {
 		c.DeadLetterTopic = c.Topic + ".dead-letters"
 	}
 	if c.GroupID == "" {
-		c.GroupID = "vitrine-image-workers"
+		c.GroupID = c.Topic + ".workers"
 	}
 	if c.Partitions <= 0 {
 		c.Partitions = 6

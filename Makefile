@@ -60,3 +60,11 @@ proto:
 
 clean:
 	rm -rf bin
+
+# Load test (bench/README.md): about a minute on the embedded default (or on
+# the real backends when VITRINE_POSTGRES_URL… are set); prints the ratios to
+# the baselines and writes bench/out/report.json and report.html.
+# BENCH_DURATION=3s shortens each phase; BENCH_FLAGS passes more flags.
+.PHONY: bench
+bench: test-deps
+	$(GO) run ./bench $(BENCH_FLAGS)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,6 +66,7 @@ type App struct {
 	server   *rest.Server
 	ln       net.Listener
 	served   chan error
+	pprof    *http.Server
 	consumer *kafka.Consumer
 	relay    *kafka.Relay
 	stopBG   context.CancelFunc
@@ -199,6 +202,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()
 	}
+	if cfg.PprofAddr != "" {
+		if err := a.startPprof(cfg.PprofAddr); err != nil {
+			return nil, err
+		}
+	}
 	log.Info("vitrine started", zap.Any("config", cfg.fields()), zap.String("listen", a.Addr()),
 		zap.String("backends", backends(cfg)))
 	return a, nil
@@ -238,6 +246,24 @@ func backends(cfg Config) string {
 		" workers=" + strconv.Itoa(cfg.Workers)
 }
 
+// startPprof serves the Go profiler on its own listener, never on the
+// public port.
+func (a *App) startPprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	a.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = a.pprof.Serve(ln) }()
+	return nil
+}
+
 // Addr is the address the HTTP server listens on, or "" without one.
 func (a *App) Addr() string {
 	if a.ln == nil {
@@ -260,6 +286,9 @@ func (a *App) Close(ctx context.Context) error {
 		}
 	} else if a.ln != nil {
 		_ = a.ln.Close()
+	}
+	if a.pprof != nil {
+		_ = a.pprof.Close()
 	}
 	if a.pool != nil {
 		if err := a.pool.Stop(ctx); err != nil {

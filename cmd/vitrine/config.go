@@ -42,6 +42,7 @@ type Config struct {
 	AdminToken      string
 	FetchAllow      string
 	RecipeFile      string
+	PprofAddr       string
 
 	// Production backends: each one set switches its port from the
 	// embedded adapter to the real one.
@@ -120,6 +121,7 @@ func (c *Config) settings() []setting {
 		{"cluster-manage-port", "VITRINE_CLUSTER_MANAGE_PORT", "6330", "port of this node's membership endpoint when peers are set", num(&c.ManagePort, 1)},
 		{"admin-token", "VITRINE_ADMIN_TOKEN", "", "bearer token of the /admin API (empty: /admin disabled)", str(&c.AdminToken)},
 		{"fetch-allow", "VITRINE_FETCH_ALLOW", "", "comma-separated addresses/CIDRs that URL imports may reach despite the SSRF guard", str(&c.FetchAllow)},
+		{"pprof-addr", "VITRINE_PPROF_ADDR", "", "address of a separate net/http/pprof listener for profiling (empty: off)", str(&c.PprofAddr)},
 		{"recipe-file", "VITRINE_RECIPE_FILE", "", "JSON recipe of the image variants (default: the built-in recipe)", str(&c.RecipeFile)},
 		{"postgres-url", "VITRINE_POSTGRES_URL", "", "PostgreSQL URL (unset: embedded SQLite)", str(&c.PostgresURL)},
 		{"redis-url", "VITRINE_REDIS_URL", "", "Redis URL for the shared product cache (unset: in-process cache)", str(&c.RedisURL)},
@@ -266,7 +268,7 @@ func mask(secret string) string {
 // fields lists the configuration for the start-up log line, secrets masked.
 func (c Config) fields() map[string]any {
 	return map[string]any{
-		"admin_token": mask(c.AdminToken), "fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile,
+		"admin_token": mask(c.AdminToken), "fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr,
 		"postgres_url": maskURL(c.PostgresURL), "redis_url": maskURL(c.RedisURL),
 		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions,
 		"s3_endpoint": c.S3Endpoint, "s3_bucket": c.S3Bucket, "s3_region": c.S3Region,

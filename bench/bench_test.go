@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+	"github.com/vitrine-dev/vitrine/bench/internal/report"
+)
+
+func TestMain(m *testing.M) {
+	// The bare baseline runs the bench's own executable as its server: here
+	// that is this test binary.
+	if os.Getenv(baseline.BareEnv) != "" {
+		if err := baseline.ServeBare(); err != nil {
+			fmt.Fprintln(os.Stderr, "bare server:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	o, err := parseFlags(nil, env(map[string]string{"BENCH_DURATION": "3s", "VITRINE_LOG_LEVEL": ""}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.duration != 3*time.Second || len(o.scenarios) != len(allScenarios) || o.mode != "both" || o.logLevel != "warn" || !o.baselines["bare"] {
+		t.Errorf("defaults: %+v", o)
+	}
+	o, err = parseFlags([]string{"-duration", "2s", "-scenarios", "list,read-hot", "-baselines", "none"}, env(map[string]string{"BENCH_DURATION": "3s"}), &bytes.Buffer{})
+	if err != nil || o.duration != 2*time.Second || len(o.scenarios) != 2 || len(o.baselines) != 0 {
+		t.Errorf("flags over BENCH_DURATION: %+v, %v", o, err)
+	}
+	for _, bad := range [][]string{
+		{"-scenarios", "read-warm"}, {"-mode", "open"}, {"-mode", "sideways"}, {"-zipf", "0"},
+		{"-baselines", "nginx"}, {"-url", "http://x", "-pprof"}, {"-c", "0"}, {"extra"},
+	} {
+		if _, err := parseFlags(bad, env(nil), &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if _, err := parseFlags(nil, env(map[string]string{"BENCH_DURATION": "soon"}), &bytes.Buffer{}); err == nil {
+		t.Errorf("BENCH_DURATION=soon accepted")
+	}
+}
+
+// TestSmoke runs every scenario for a second against a vitrine the bench
+// builds and starts, and checks the reports.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts vitrine (cgo, libvips): skipped with -short")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command to build vitrine")
+	}
+	// The embedded default, whatever the environment says.
+	for _, k := range []string{"VITRINE_POSTGRES_URL", "VITRINE_REDIS_URL", "VITRINE_KAFKA_BROKERS", "VITRINE_S3_ENDPOINT", "VITRINE_S3_BUCKET", "VITRINE_WORKERS"} {
+		t.Setenv(k, "")
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"-products", "200", "-uploads", "3", "-upload-concurrency", "3", "-photos", "progressive_mate",
+		"-c", "8", "-open-workers", "32", "-out", out}
+	start := time.Now()
+	if err := run(ctx, args, env(map[string]string{"BENCH_DURATION": "1s"}), &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("bench ran in %v:\n%s", time.Since(start).Round(time.Millisecond), stdout.String())
+	for _, want := range []string{"read-hot", "bare-fasthttp", "ratios to the baselines", "targets (reported, not asserted)", "peak RSS"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+
+	// report.json
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Version   int            `json:"version"`
+		Target    map[string]any `json:"target"`
+		Config    map[string]any `json:"config"`
+		Scenarios []struct {
+			Name         string             `json:"name"`
+			Unit         string             `json:"unit"`
+			Throughput   float64            `json:"throughput"`
+			Latency      map[string]float64 `json:"latency_ms"`
+			Errors       map[string]uint64  `json:"errors"`
+			PeakRSSBytes *int64             `json:"peak_rss_bytes"`
+			Ratio        *float64           `json:"ratio"`
+			Baseline     *struct {
+				Name  string  `json:"name"`
+				Value float64 `json:"value"`
+			} `json:"baseline"`
+			Phases []struct {
+				Mode        string           `json:"mode"`
+				Requests    uint64           `json:"requests"`
+				Timeline    []map[string]any `json:"timeline"`
+				Percentiles []map[string]any `json:"percentiles"`
+			} `json:"phases"`
+		} `json:"scenarios"`
+		Baselines []struct {
+			Name    string  `json:"name"`
+			Value   float64 `json:"value"`
+			Skipped string  `json:"skipped"`
+		} `json:"baselines"`
+		Targets []map[string]any `json:"targets"`
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	var generic map[string]any
+	_ = json.Unmarshal(raw, &generic)
+	for _, k := range []string{"version", "started_at", "target", "machine", "config", "seed", "scenarios", "baselines", "targets", "notes"} {
+		if _, ok := generic[k]; !ok {
+			t.Errorf("report.json lacks %q", k)
+		}
+	}
+	if rep.Version != 1 || rep.Target["managed"] != true {
+		t.Errorf("version %d target %v", rep.Version, rep.Target)
+	}
+	if len(rep.Scenarios) != len(allScenarios) {
+		t.Fatalf("%d scenarios, want %d", len(rep.Scenarios), len(allScenarios))
+	}
+	for i, s := range rep.Scenarios {
+		if s.Name != allScenarios[i] {
+			t.Errorf("scenario %d is %q, want %q", i, s.Name, allScenarios[i])
+		}
+		for _, k := range []string{"p50", "p90", "p99", "p99_9", "max"} {
+			if _, ok := s.Latency[k]; !ok {
+				t.Errorf("%s: latency_ms lacks %s", s.Name, k)
+			}
+		}
+		if s.Throughput <= 0 || s.Latency["p50"] <= 0 || s.Latency["max"] < s.Latency["p99"] || s.Latency["p99"] < s.Latency["p50"] {
+			t.Errorf("%s: throughput %v %s, latency %v", s.Name, s.Throughput, s.Unit, s.Latency)
+		}
+		if s.Errors == nil {
+			t.Errorf("%s: no errors map", s.Name)
+		}
+		var n uint64
+		for _, c := range s.Errors {
+			n += c
+		}
+		if n > 0 {
+			t.Errorf("%s: errors %v", s.Name, s.Errors)
+		}
+		if s.PeakRSSBytes == nil || *s.PeakRSSBytes < 1<<20 {
+			t.Errorf("%s: peak RSS %v", s.Name, s.PeakRSSBytes)
+		}
+		if len(s.Phases) == 0 || s.Phases[0].Requests == 0 || len(s.Phases[0].Timeline) == 0 || len(s.Phases[0].Percentiles) == 0 {
+			t.Errorf("%s: phases %+v", s.Name, s.Phases)
+		}
+		if !bytes.Contains(raw, []byte(`"ratio"`)) {
+			t.Errorf("no ratio key")
+		}
+	}
+	hot := rep.Scenarios[0]
+	if len(hot.Phases) != 2 || hot.Phases[0].Mode != "closed" || hot.Phases[1].Mode != "open" {
+		t.Errorf("read-hot phases: %+v", hot.Phases)
+	}
+	if hot.Ratio == nil || *hot.Ratio <= 0 || hot.Baseline == nil || hot.Baseline.Name != "bare-fasthttp" || hot.Baseline.Value <= 0 {
+		t.Errorf("read-hot has no ratio to the bare baseline: %v %+v", hot.Ratio, hot.Baseline)
+	}
+	up := rep.Scenarios[3]
+	if up.Unit != "images/s" || up.Phases[0].Requests != 3 {
+		t.Errorf("upload: %+v", up)
+	}
+	for _, b := range rep.Baselines {
+		if b.Name == "vips-cli" && b.Skipped == "" && (up.Ratio == nil || b.Value <= 0) {
+			t.Errorf("vips baseline %+v but upload ratio %v", b, up.Ratio)
+		}
+		if b.Name == "pgbench-S" && !strings.Contains(b.Skipped, "VITRINE_POSTGRES_URL") {
+			t.Errorf("pgbench on SQLite: %+v", b)
+		}
+	}
+	if len(rep.Targets) < 4 {
+		t.Errorf("targets: %v", rep.Targets)
+	}
+
+	// report.html: self-contained, with the charts, each SVG well-formed.
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(page)
+	if !strings.HasPrefix(html, "<!DOCTYPE html>") || !strings.HasSuffix(strings.TrimSpace(html), "</html>") {
+		t.Errorf("report.html is not a whole HTML page")
+	}
+	for _, want := range []string{`class="chart latency-over-time"`, `class="chart throughput-over-time"`, `class="chart percentiles"`, "<style>", "bare-fasthttp"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report.html lacks %s", want)
+		}
+	}
+	for _, s := range allScenarios {
+		if !strings.Contains(html, `id="`+s+`"`) {
+			t.Errorf("report.html has no section for %s", s)
+		}
+	}
+	if regexp.MustCompile(`(?i)<script[^>]+src=|<link[^>]+href=|url\(http`).MatchString(html) {
+		t.Errorf("report.html loads something from outside")
+	}
+	svgs := regexp.MustCompile(`(?s)<svg .*?</svg>`).FindAllString(html, -1)
+	if len(svgs) < 10 {
+		t.Errorf("%d charts, want one per phase and more", len(svgs))
+	}
+	for _, svg := range svgs {
+		d := xml.NewDecoder(strings.NewReader(svg))
+		for {
+			if _, err := d.Token(); err != nil {
+				if err.Error() != "EOF" {
+					t.Fatalf("an SVG chart is not well-formed: %v\n%.300s", err, svg)
+				}
+				break
+			}
+		}
+		if !strings.Contains(svg, "<polyline") && !strings.Contains(svg, "no data") {
+			t.Errorf("a chart without a line: %.200s", svg)
+		}
+	}
+}
+
+// With -pprof, the bench fetches a CPU profile for the phase and the
+// allocation profile at its end; a vitrine without the endpoint only gets
+// a note.
+func TestProfiles(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.RequestURI())
+		switch r.URL.Path {
+		case "/debug/pprof/profile", "/debug/pprof/allocs":
+			fmt.Fprint(w, "profile of "+r.URL.Path)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	b := newBench(options{duration: 1500 * time.Millisecond, quiet: true}, os.Getenv, io.Discard, io.Discard)
+	b.rep, b.out, b.pprof = &report.Report{}, t.TempDir(), strings.TrimPrefix(srv.URL, "http://")
+	b.startProfile(context.Background(), "read-hot.closed")()
+	if strings.Join(paths, " ") != "/debug/pprof/profile?seconds=2 /debug/pprof/allocs" {
+		t.Errorf("requests %v", paths)
+	}
+	for _, f := range []string{"read-hot.closed.cpu.pprof", "read-hot.closed.allocs.pprof"} {
+		if b, err := os.ReadFile(filepath.Join(b.out, "pprof", f)); err != nil || !strings.HasPrefix(string(b), "profile of") {
+			t.Errorf("%s: %q %v", f, b, err)
+		}
+	}
+	srv.Close()
+	b.startProfile(context.Background(), "mixed.closed")()
+	if len(b.rep.Notes) != 2 || !strings.Contains(b.rep.Notes[0], "VITRINE_PPROF_ADDR") {
+		t.Errorf("notes without the endpoint: %v", b.rep.Notes)
+	}
+	b.pprof = ""
+	b.startProfile(context.Background(), "off")() // nothing to do without -pprof
+}

@@ -1,0 +1,199 @@
+// Command bench load-tests vitrine and shows where it stands against the
+// limits of the machine it runs on: a bare fasthttp server serving the same
+// bytes (the front door's limit), pgbench -S (cold reads on PostgreSQL) and
+// the vips command line (images), all measured in the same run.
+//
+//	go run ./bench                       # builds and starts a vitrine of its own
+//	go run ./bench -vitrine bin/vitrine  # starts that binary instead
+//	go run ./bench -url http://host:8080 # measures a running vitrine
+//
+// See bench/README.md for the scenarios, the flags and the report.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+)
+
+func main() {
+	if os.Getenv(baseline.BareEnv) != "" {
+		if err := baseline.ServeBare(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: bare server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// All scenarios, in the order they run.
+var allScenarios = []string{"read-hot", "mixed", "list", "upload", "read-cold"}
+
+// options are the flags.
+type options struct {
+	url         string
+	vitrine     string
+	scenarios   []string
+	duration    time.Duration
+	concurrency int
+	openWorkers int
+	mode        string
+	rate        float64
+	products    int
+	zipfS       float64
+	seed        uint64
+	uploads     int
+	uploadConc  int
+	photos      string
+	corpus      string
+	out         string
+	baselines   map[string]bool
+	pprof       bool
+	pprofAddr   string
+	logLevel    string
+	timeout     time.Duration
+	quiet       bool
+	keep        bool
+}
+
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `bench — load-test vitrine against the machine's limits
+
+Usage: go run ./bench [flags]
+
+With no -url, it builds ./cmd/vitrine (or runs -vitrine) on a free loopback
+port with a temporary data directory; VITRINE_* variables of the environment
+(VITRINE_POSTGRES_URL…) are passed on. BENCH_DURATION sets the default -duration.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	defDuration := 4 * time.Second
+	if v := getenv("BENCH_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return o, fmt.Errorf("BENCH_DURATION=%q: want a positive duration such as 3s", v)
+		}
+		defDuration = d
+	}
+	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated: "+strings.Join(allScenarios, ", "))
+	base := fs.String("baselines", "bare,pgbench,vips", "baselines to measure, comma-separated (bare, pgbench, vips), or none")
+	seed := fs.Uint64("seed", 1, "random seed (products, Zipf ranks, request mix)")
+	fs.StringVar(&o.url, "url", "", "measure the vitrine at this base URL instead of starting one")
+	fs.StringVar(&o.vitrine, "vitrine", "", "vitrine binary to start (default: go build ./cmd/vitrine into a temporary directory)")
+	fs.DurationVar(&o.duration, "duration", defDuration, "length of each load phase (env BENCH_DURATION)")
+	fs.IntVar(&o.concurrency, "c", 32, "closed-loop workers (connections)")
+	fs.IntVar(&o.openWorkers, "open-workers", 256, "open-loop workers: requests in flight at most")
+	fs.StringVar(&o.mode, "mode", "both", "closed (peak rate), open (fixed rate, needs -rate) or both (closed, then open at -rate or half the peak)")
+	fs.Float64Var(&o.rate, "rate", 0, "open-loop rate in requests/s (default: 50% of the scenario's closed-loop peak)")
+	fs.IntVar(&o.products, "products", 10000, "products to seed")
+	fs.Float64Var(&o.zipfS, "zipf", 1.0, "Zipf exponent of product popularity (> 0; 1 = classic Zipf)")
+	fs.IntVar(&o.uploads, "uploads", 16, "images in the upload burst")
+	fs.IntVar(&o.uploadConc, "upload-concurrency", 8, "uploads sent at once")
+	fs.StringVar(&o.photos, "photos", "jpeg-photo", "corpus images to upload: accepted JPEGs whose MANIFEST category or file name contains this")
+	fs.StringVar(&o.corpus, "corpus", "", "image corpus directory with MANIFEST.tsv (default: $VITRINE_CORPUS/public or ../shared/corpus/public beside the repository)")
+	fs.StringVar(&o.out, "out", "", "output directory (default: bench/out in the repository)")
+	fs.BoolVar(&o.pprof, "pprof", false, "capture CPU and allocation profiles of vitrine per scenario (needs VITRINE_PPROF_ADDR support in vitrine)")
+	fs.StringVar(&o.pprofAddr, "pprof-addr", "", "with -url and -pprof: the host:port of vitrine's pprof endpoint")
+	fs.StringVar(&o.logLevel, "log-level", "", "VITRINE_LOG_LEVEL of the started vitrine (default: the environment's, else warn; info logs every request)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of one request")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (vitrine's data and log)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	o.seed = *seed
+	known := map[string]bool{}
+	for _, s := range allScenarios {
+		known[s] = true
+	}
+	for _, s := range strings.Split(*scen, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !known[s] {
+			return o, fmt.Errorf("-scenarios: unknown scenario %q (have %s)", s, strings.Join(allScenarios, ", "))
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	o.baselines = map[string]bool{}
+	for _, b := range strings.Split(*base, ",") {
+		switch b = strings.TrimSpace(b); b {
+		case "", "none":
+		case "bare", "pgbench", "vips":
+			o.baselines[b] = true
+		default:
+			return o, fmt.Errorf("-baselines: unknown baseline %q (have bare, pgbench, vips, none)", b)
+		}
+	}
+	switch {
+	case o.mode != "closed" && o.mode != "open" && o.mode != "both":
+		return o, fmt.Errorf("-mode must be closed, open or both, got %q", o.mode)
+	case o.mode == "open" && o.rate <= 0:
+		return o, fmt.Errorf("-mode open needs -rate")
+	case o.duration <= 0 || o.concurrency < 1 || o.openWorkers < 1 || o.products < 1 || o.uploads < 1 || o.uploadConc < 1:
+		return o, fmt.Errorf("-duration, -c, -open-workers, -products, -uploads and -upload-concurrency must be positive")
+	case !(o.zipfS > 0):
+		return o, fmt.Errorf("-zipf must be > 0")
+	case o.pprof && o.url != "" && o.pprofAddr == "":
+		return o, fmt.Errorf("-pprof with -url needs -pprof-addr")
+	case o.url != "" && o.vitrine != "":
+		return o, fmt.Errorf("-url and -vitrine exclude each other")
+	}
+	if o.logLevel == "" {
+		o.logLevel = getenv("VITRINE_LOG_LEVEL")
+		if o.logLevel == "" {
+			o.logLevel = "warn"
+		}
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	b := newBench(o, getenv, stdout, stderr)
+	return b.run(ctx)
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func cpus() int { return runtime.NumCPU() }

@@ -79,18 +79,22 @@ func (s *Service) Get(ctx context.Context, id string) (Product, error) {
 	return Product{ID: id, ETag: reply.Etag, Body: reply.Body}, nil
 }
 
-// Create validates a product document and creates the product.
-func (s *Service) Create(ctx context.Context, doc []byte) (Product, error) {
+// normalized validates a product document and returns the grain's form of it.
+func normalized(doc []byte) ([]byte, error) {
 	in, err := catalog.ParseProductInput(doc)
 	if err != nil {
-		return Product{}, err
+		return nil, err
 	}
-	body, err := json.Marshal(in)
+	return json.Marshal(in)
+}
+
+// Create validates a product document and creates the product.
+func (s *Service) Create(ctx context.Context, doc []byte) (Product, error) {
+	body, err := normalized(doc)
 	if err != nil {
 		return Product{}, err
 	}
-	id := s.newID()
-	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_CREATE, Body: body})
+	return s.write(ctx, s.newID(), &actorspb.ProductCommand{Op: actorspb.ProductCommand_CREATE, Body: body})
 }
 
 // Replace validates a product document and replaces the product's fields.
@@ -98,11 +102,7 @@ func (s *Service) Replace(ctx context.Context, id string, doc []byte, ifMatch st
 	if !catalog.ValidID(id) {
 		return Product{}, catalog.NotFound("product %q does not exist", id)
 	}
-	in, err := catalog.ParseProductInput(doc)
-	if err != nil {
-		return Product{}, err
-	}
-	body, err := json.Marshal(in)
+	body, err := normalized(doc)
 	if err != nil {
 		return Product{}, err
 	}

@@ -49,6 +49,13 @@ func (s *Service) send(ctx context.Context, id string, cmd *actorspb.ProductComm
 		return nil, catalog.Unavailable("the product actor", context.DeadlineExceeded)
 	}
 	res, err := s.cluster.Request(id, ProductKind, cmd, pcluster.WithTimeout(timeout))
+	if err != nil && cmd.Op == actorspb.ProductCommand_GET {
+		// A membership change can strand a request; a read is safe to
+		// send once more, now that the topology has had time to settle.
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
+			res, err = s.cluster.Request(id, ProductKind, cmd, pcluster.WithTimeout(timeout))
+		}
+	}
 	if err != nil {
 		return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
 	}

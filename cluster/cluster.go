@@ -32,6 +32,9 @@ type Config struct {
 	// ManagePort is where this node answers membership checks when Peers
 	// is set.
 	ManagePort int
+	// JoinTimeout bounds the wait for this node to appear in the
+	// membership when Peers is set.
+	JoinTimeout time.Duration
 }
 
 // Defaults fills unset fields.
@@ -44,6 +47,9 @@ func (c *Config) Defaults() {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 5 * time.Second
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = 60 * time.Second
 	}
 }
 
@@ -72,7 +78,20 @@ func Start(cfg Config, log *zap.Logger, kinds ...*pcluster.Kind) (*Node, error) 
 	if err := startMember(c); err != nil {
 		return nil, fmt.Errorf("start cluster member %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
-	return &Node{System: system, Cluster: c}, nil
+	n := &Node{System: system, Cluster: c}
+	if len(cfg.Peers) > 0 {
+		// Do not serve before this node sees itself in the membership:
+		// until then no grain can be placed.
+		deadline := time.Now().Add(cfg.JoinTimeout)
+		for !c.MemberList.ContainsMemberID(system.ID) {
+			if time.Now().After(deadline) {
+				n.Stop()
+				return nil, fmt.Errorf("join cluster %s: not a member after %s (peers %v)", cfg.Name, cfg.JoinTimeout, cfg.Peers)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return n, nil
 }
 
 func startMember(c *pcluster.Cluster) (err error) {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -93,6 +95,7 @@ type Server struct {
 	deps     Deps
 	log      *zap.Logger
 	router   *router.Router
+	ids      *requestIDs
 	srv      *fasthttp.Server
 }
 
@@ -109,24 +112,25 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log}
 	r := router.New()
-	r.SaveMatchedRoutePath = true
 	r.RedirectTrailingSlash = false
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	r.GET("/openapi.json", s.openapi)
-	r.POST("/products", s.createProduct)
-	r.GET("/products", s.listProducts)
-	r.GET("/products/{id}", s.getProduct)
-	r.PUT("/products/{id}", s.replaceProduct)
-	r.PATCH("/products/{id}", s.patchProduct)
-	r.DELETE("/products/{id}", s.deleteProduct)
-	r.POST("/products/{id}/images", s.uploadImage)
-	r.GET("/products/{id}/images/{image_id}", s.getImage)
-	r.POST("/products/{id}/images/{image_id}/reprocess", s.reprocessImage)
-	r.GET("/admin/dead-letters", s.admin(s.listDeadLetters))
-	r.POST("/admin/dead-letters/{image_id}/replay", s.admin(s.replayDeadLetter))
+	s.router = r
+	s.ids = newRequestIDs()
+	s.route("GET", "/healthz", s.healthz)
+	s.route("GET", "/readyz", s.readyz)
+	s.route("GET", "/openapi.json", s.openapi)
+	s.route("POST", "/products", s.createProduct)
+	s.route("GET", "/products", s.listProducts)
+	s.route("GET", "/products/{id}", s.getProduct)
+	s.route("PUT", "/products/{id}", s.replaceProduct)
+	s.route("PATCH", "/products/{id}", s.patchProduct)
+	s.route("DELETE", "/products/{id}", s.deleteProduct)
+	s.route("POST", "/products/{id}/images", s.uploadImage)
+	s.route("GET", "/products/{id}/images/{image_id}", s.getImage)
+	s.route("POST", "/products/{id}/images/{image_id}/reprocess", s.reprocessImage)
+	s.route("GET", "/admin/dead-letters", s.admin(s.listDeadLetters))
+	s.route("POST", "/admin/dead-letters/{image_id}/replay", s.admin(s.replayDeadLetter))
 	if deps.Files != nil {
-		r.GET("/media/{key:*}", s.media)
+		s.route("GET", "/media/{key:*}", s.media)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", ctx.Method(), ctx.Path()), nil)
@@ -139,7 +143,6 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		ctx.SetUserValue(errKey, fmt.Errorf("panic: %v", v))
 		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
 	}
-	s.router = r
 	s.srv = &fasthttp.Server{
 		Handler:               s.logged(r.Handler),
 		Name:                  "vitrine",
@@ -193,21 +196,34 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 const (
 	requestIDKey = "vitrine.request_id"
 	errKey       = "vitrine.error"
+	routeKey     = "vitrine.route"
 )
 
-// logged assigns a request id and writes one log line per request.
+// logged assigns a request id and writes one log line per request. The
+// line's fields are built only when its level is enabled: on the hot path a
+// disabled log costs nothing.
 func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		id := string(ctx.Request.Header.Peek("X-Request-ID"))
-		if !validRequestID(id) {
-			id = newRequestID()
+		var id string
+		if h := ctx.Request.Header.Peek("X-Request-ID"); validRequestID(h) {
+			id = string(h)
+		} else {
+			id = s.ids.next()
 		}
 		ctx.SetUserValue(requestIDKey, id)
 		ctx.Response.Header.Set("X-Request-ID", id)
 		next(ctx)
-		route, _ := ctx.UserValue(router.MatchedRoutePathParam).(string)
 		status := ctx.Response.StatusCode()
+		level := zap.InfoLevel
+		if status >= 500 {
+			level = zap.ErrorLevel
+		}
+		ce := s.log.Check(level, "request")
+		if ce == nil {
+			return
+		}
+		route, _ := ctx.UserValue(routeKey).(string)
 		fields := []zap.Field{
 			zap.ByteString("method", ctx.Method()),
 			zap.String("route", route),
@@ -220,31 +236,45 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if err, ok := ctx.UserValue(errKey).(error); ok {
 			fields = append(fields, zap.Error(err))
 		}
-		switch {
-		case status >= 500:
-			s.log.Error("request", fields...)
-		default:
-			s.log.Info("request", fields...)
-		}
+		ce.Write(fields...)
 	}
 }
 
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
 		return false
 	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c < 0x21 || c > 0x7e {
+	for _, c := range id {
+		if c < 0x21 || c > 0x7e {
 			return false
 		}
 	}
 	return true
 }
 
-func newRequestID() string {
-	var b [12]byte
+// requestIDs makes unique request ids cheaply: a random prefix per process
+// and a counter, instead of a random read per request.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (r *requestIDs) next() string {
+	return r.prefix + strconv.FormatUint(r.n.Add(1), 36)
+}
+
+// route registers h under path, recording the route pattern for the log.
+func (s *Server) route(method, path string, h fasthttp.RequestHandler) {
+	s.router.Handle(method, path, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetUserValue(routeKey, path)
+		h(ctx)
+	})
 }
 
 // reqCtx is the context of one request's work.

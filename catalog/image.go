@@ -47,8 +47,6 @@ type Image struct {
 	SourceURL   string     `json:"source_url,omitempty"`
 	CreatedAt   time.Time  `json:"created_at"`
 	ProcessedAt *time.Time `json:"processed_at"`
-	// Attempts is kept by stores; the job's own count is authoritative.
-	Attempts int `json:"-"`
 }
 
 // ImageError says why processing failed.
@@ -65,8 +63,6 @@ type Original struct {
 	Height      int    `json:"height"`
 	Frames      int    `json:"frames"`
 	SHA256      string `json:"sha256"`
-	// Key is where the original is kept in the blob store.
-	Key string `json:"-"`
 }
 
 // Variant is one encoded rendition of an image.

@@ -18,8 +18,8 @@ import (
 const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version`
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
-	frames, sha256, original_key, variants, placeholder, dominant_color, animated, recipe_version, source_url,
-	attempts, created_at, processed_at`
+	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
+	created_at, processed_at`
 
 // fold is the form of a name that searches compare: its Unicode lower case,
 // made here rather than by the server's lower(), whose result depends on
@@ -268,11 +268,11 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 		errCode, errDetail := imageError(img.Error)
 		_, err := tx.Exec(ctx, `
 			INSERT INTO images (`+imageColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 			img.ID, p.ID, string(img.Status), errCode, errDetail,
 			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
-			img.Original.Frames, img.Original.SHA256, img.Original.Key, variants,
-			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL, img.Attempts,
+			img.Original.Frames, img.Original.SHA256, variants,
+			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL,
 			utc(img.CreatedAt), processedAt(img))
 		if pgCode(err) == codeUniqueViolation {
 			return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
@@ -343,14 +343,14 @@ func saveImage(ctx context.Context, tx pgx.Tx, p *catalog.Product, img *catalog.
 	tag, err := tx.Exec(ctx, `
 		UPDATE images
 		SET status = $1, error_code = $2, error_detail = $3, content_type = $4, bytes = $5, width = $6,
-		    height = $7, frames = $8, sha256 = $9, original_key = $10, variants = $11, placeholder = $12,
-		    dominant_color = $13, animated = $14, recipe_version = $15, source_url = $16, attempts = $17,
-		    processed_at = $18
-		WHERE id = $19 AND product_id = $20`,
+		    height = $7, frames = $8, sha256 = $9, variants = $10, placeholder = $11,
+		    dominant_color = $12, animated = $13, recipe_version = $14, source_url = $15,
+		    processed_at = $16
+		WHERE id = $17 AND product_id = $18`,
 		string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
 		img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
-		img.Original.Key, variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
-		img.SourceURL, img.Attempts, processedAt(img), img.ID, p.ID)
+		variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
+		img.SourceURL, processedAt(img), img.ID, p.ID)
 	if err != nil {
 		return err
 	}
@@ -381,8 +381,8 @@ func scanImage(row pgx.Row) (catalog.Image, error) {
 	var processed *time.Time
 	o := &img.Original
 	if err := row.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
-		&o.Width, &o.Height, &o.Frames, &o.SHA256, &o.Key, &variants, &img.Placeholder, &img.DominantColor,
-		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.Attempts, &img.CreatedAt, &processed); err != nil {
+		&o.Width, &o.Height, &o.Frames, &o.SHA256, &variants, &img.Placeholder, &img.DominantColor,
+		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.CreatedAt, &processed); err != nil {
 		return img, err
 	}
 	img.Status = catalog.ImageStatus(status)

@@ -15,8 +15,8 @@ import (
 const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version`
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
-	frames, sha256, original_key, variants, placeholder, dominant_color, animated, recipe_version, source_url,
-	attempts, created_at, processed_at`
+	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
+	created_at, processed_at`
 
 // fold is the form of a name that searches compare: its Unicode lower case.
 func fold(s string) string { return strings.ToLower(s) }
@@ -247,11 +247,11 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 		errCode, errDetail := imageError(img.Error)
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO images (`+imageColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			img.ID, p.ID, string(img.Status), errCode, errDetail,
 			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
-			img.Original.Frames, img.Original.SHA256, img.Original.Key, variants,
-			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL, img.Attempts,
+			img.Original.Frames, img.Original.SHA256, variants,
+			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL,
 			micros(img.CreatedAt), processedAt(img)); err != nil {
 			if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 				return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
@@ -314,14 +314,14 @@ func saveImage(ctx context.Context, tx *sql.Tx, p *catalog.Product, img *catalog
 	res, err := tx.ExecContext(ctx, `
 		UPDATE images
 		SET status = ?, error_code = ?, error_detail = ?, content_type = ?, bytes = ?, width = ?,
-		    height = ?, frames = ?, sha256 = ?, original_key = ?, variants = ?, placeholder = ?,
-		    dominant_color = ?, animated = ?, recipe_version = ?, source_url = ?, attempts = ?,
+		    height = ?, frames = ?, sha256 = ?, variants = ?, placeholder = ?,
+		    dominant_color = ?, animated = ?, recipe_version = ?, source_url = ?,
 		    processed_at = ?
 		WHERE id = ? AND product_id = ?`,
 		string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
 		img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
-		img.Original.Key, variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
-		img.SourceURL, img.Attempts, processedAt(img), img.ID, p.ID)
+		variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
+		img.SourceURL, processedAt(img), img.ID, p.ID)
 	if err != nil {
 		return err
 	}
@@ -359,8 +359,8 @@ func scanImage(r rowScanner) (catalog.Image, error) {
 	var processed sql.NullInt64
 	o := &img.Original
 	if err := r.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
-		&o.Width, &o.Height, &o.Frames, &o.SHA256, &o.Key, &variants, &img.Placeholder, &img.DominantColor,
-		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.Attempts, &created, &processed); err != nil {
+		&o.Width, &o.Height, &o.Frames, &o.SHA256, &variants, &img.Placeholder, &img.DominantColor,
+		&img.Animated, &img.RecipeVersion, &img.SourceURL, &created, &processed); err != nil {
 		return img, err
 	}
 	img.Status = catalog.ImageStatus(status)

@@ -123,7 +123,6 @@ func newImage(t *testing.T, productID string, created time.Time) *catalog.Image 
 			Height:      1200,
 			Frames:      1,
 			SHA256:      strings.Repeat("ab", 32),
-			Key:         catalog.OriginalKey(productID, id),
 		},
 		Variants:  []catalog.Variant{},
 		CreatedAt: created,
@@ -657,7 +656,7 @@ func testSaveImage(t *testing.T, s catalog.ProductStore) {
 		change func(img *catalog.Image)
 	}{
 		{"processing", func(img *catalog.Image) {
-			img.Status, img.Attempts = catalog.StatusProcessing, 1
+			img.Status = catalog.StatusProcessing
 		}},
 		{"ready with variants", func(img *catalog.Image) {
 			img.Status, img.ProcessedAt = catalog.StatusReady, &processed
@@ -669,7 +668,7 @@ func testSaveImage(t *testing.T, s catalog.ProductStore) {
 			}
 		}},
 		{"failed", func(img *catalog.Image) {
-			img.Status, img.Attempts = catalog.StatusFailed, 3
+			img.Status = catalog.StatusFailed
 			img.Error = &catalog.ImageError{Code: catalog.FailTooManyPixels, Detail: "12000×12000 is over 50 megapixels"}
 			img.Variants = []catalog.Variant{}
 		}},

@@ -11,10 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +23,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/jobwait"
+	"github.com/vitrine-dev/vitrine/persistence/migrations"
 )
 
 // migrationFiles holds the schema migrations, NNNN_name.sql, applied in
@@ -66,7 +66,7 @@ type DB struct {
 	lease  time.Duration
 	poll   time.Duration
 
-	wake wakeup
+	wake *jobwait.Signal
 
 	mu        sync.Mutex // guards listening and isClosed
 	listening bool
@@ -133,7 +133,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		now:    opts.Now,
 		lease:  opts.Lease,
 		poll:   opts.PollInterval,
-		wake:   wakeup{ch: make(chan struct{})},
+		wake:   jobwait.NewSignal(),
 		bg:     bg,
 		stop:   stop,
 		closed: make(chan struct{}),
@@ -173,40 +173,6 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// migration is one embedded schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", e.Name())
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", other, e.Name(), v)
-		}
-		seen[v] = e.Name()
-		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
 // migrationLock is the key of the advisory lock that makes processes
 // starting at once apply the migrations one after the other ("vitrine" in
 // ASCII).
@@ -217,7 +183,7 @@ const migrationLock int64 = 0x76_69_74_72_69_6e_65
 // of several processes starting at once, one applies them and the others
 // then find them recorded. It is safe to run at any time.
 func (db *DB) Migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -242,16 +208,16 @@ func (db *DB) Migrate(ctx context.Context) error {
 			return err
 		}
 		for _, m := range ms {
-			if slices.Contains(applied, m.version) {
+			if slices.Contains(applied, m.Version) {
 				continue
 			}
 			// No arguments: sent with the simple protocol, which runs the
 			// file's several statements.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}
 		return nil
@@ -346,24 +312,3 @@ func pgCode(err error) string {
 // utc is t as stored: UTC, truncated to the microsecond that timestamptz
 // keeps (rather than rounded by the server).
 func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-// wakeup lets writers wake every receiver waiting for a job.
-type wakeup struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// wait returns a channel closed at the next broadcast.
-func (w *wakeup) wait() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ch
-}
-
-// broadcast wakes every current waiter.
-func (w *wakeup) broadcast() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	close(w.ch)
-	w.ch = make(chan struct{})
-}

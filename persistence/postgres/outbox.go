@@ -83,7 +83,7 @@ func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
 	if err != nil {
 		return fmt.Errorf("enqueue image %s: %w", job.ImageID, db.translate(ctx, err))
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return nil
 }
 
@@ -128,7 +128,7 @@ func (db *DB) Reschedule(ctx context.Context, imageID string, delay time.Duratio
 	if err != nil {
 		return fmt.Errorf("reschedule job %s: %w", imageID, db.translate(ctx, err))
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return nil
 }
 
@@ -230,6 +230,6 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 	if err != nil {
 		return catalog.Job{}, fmt.Errorf("revive dead letter %s: %w", imageID, db.translate(ctx, err))
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return job, nil
 }

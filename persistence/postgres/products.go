@@ -288,7 +288,7 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 	if err != nil {
 		return fmt.Errorf("add image %s to product %s: %w", img.ID, p.ID, err)
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return nil
 }
 
@@ -330,7 +330,7 @@ func (db *DB) RequeueImage(ctx context.Context, p *catalog.Product, img *catalog
 	if err != nil {
 		return fmt.Errorf("requeue image %s of product %s: %w", img.ID, p.ID, err)
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return nil
 }
 

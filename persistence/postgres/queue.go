@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/jobwait"
 )
 
 // jobsChannel is the channel that the jobs table's trigger notifies when a
@@ -26,34 +27,11 @@ const jobsChannel = "vitrine_jobs"
 // notification only delays a job.
 func (db *DB) Receive(ctx context.Context) (catalog.Delivery, error) {
 	db.startListener()
-	for {
-		wake := db.wake.wait() // before the claim, so no wake-up is missed
+	loop := jobwait.Loop{Signal: db.wake, Closed: db.closed, Poll: db.poll, Now: db.now}
+	return jobwait.Receive(ctx, loop, func(ctx context.Context) (*delivery, bool, *time.Time, error) {
 		d, due, err := db.claim(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("receive job: %w", err)
-		}
-		if d != nil {
-			return d, nil
-		}
-		wait := db.poll
-		if due != nil {
-			if until := due.Sub(db.now()); until < wait {
-				wait = max(until, time.Millisecond)
-			}
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, fmt.Errorf("receive job: %w", ctx.Err())
-		case <-db.closed:
-			timer.Stop()
-			return nil, fmt.Errorf("receive job: %w", catalog.Unavailable("job queue", errors.New("database closed")))
-		case <-wake:
-		case <-timer.C:
-		}
-		timer.Stop()
-	}
+		return d, d != nil, due, err
+	})
 }
 
 // claim leases the first available job in one statement. Receivers of
@@ -135,7 +113,7 @@ func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
 	}
 	// Local receivers look again at once and sleep until the job falls due
 	// (the trigger's notification tells the other processes).
-	d.db.wake.broadcast()
+	d.db.wake.Broadcast()
 	return nil
 }
 
@@ -183,7 +161,7 @@ func (db *DB) listenLoop(ctx context.Context) {
 		}
 		// Notifications may have been lost with the connection: receivers
 		// look again.
-		db.wake.broadcast()
+		db.wake.Broadcast()
 		if connected {
 			backoff = first
 		}
@@ -219,14 +197,14 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 		return false, err
 	}
 	// Jobs added before LISTEN took effect notified no one.
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true, err
 		}
 		if schema == nil || n.Payload == *schema {
-			db.wake.broadcast()
+			db.wake.Broadcast()
 		}
 	}
 }

@@ -44,16 +44,24 @@ func TestConformance(t *testing.T) {
 	cachetest.Run(t, func(t *testing.T) catalog.Cache { return open(t) }, 0)
 }
 
+// peer is a second node's cache over the same keys as a, keeping its
+// local copies for long, so only invalidation can drop them.
+func peer(t *testing.T, a *Cache) *Cache {
+	t.Helper()
+	b, err := New(redisURL(t), Options{Prefix: a.opts.Prefix, LocalTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
 // TestInvalidationAcrossClients: a copy one node keeps in memory is dropped
 // when another node changes the key.
 func TestInvalidationAcrossClients(t *testing.T) {
 	ctx := context.Background()
 	a := open(t)
-	b, err := New(redisURL(t), Options{Prefix: a.opts.Prefix, LocalTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := peer(t, a)
 	a.Set(ctx, "p1", []byte("v1"))
 	if v, ok := b.Get(ctx, "p1"); !ok || string(v) != "v1" {
 		t.Fatalf("b reads %q %v", v, ok)
@@ -135,11 +143,7 @@ func services(t *testing.T, args ...string) {
 func TestWriteMissedDuringOutage(t *testing.T) {
 	ctx := context.Background()
 	a := open(t)
-	b, err := New(redisURL(t), Options{Prefix: a.opts.Prefix, LocalTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := peer(t, a)
 	a.Set(ctx, "k", []byte("v1"))
 	if v, ok := b.Get(ctx, "k"); !ok || string(v) != "v1" {
 		t.Fatalf("b reads %q %v", v, ok)

@@ -10,16 +10,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/jobwait"
+	"github.com/vitrine-dev/vitrine/persistence/migrations"
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -53,7 +53,7 @@ type DB struct {
 	lease time.Duration
 	poll  time.Duration
 
-	wake      wakeup
+	wake      *jobwait.Signal
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -92,7 +92,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		now:    opts.Now,
 		lease:  opts.Lease,
 		poll:   opts.PollInterval,
-		wake:   wakeup{ch: make(chan struct{})},
+		wake:   jobwait.NewSignal(),
 		closed: make(chan struct{}),
 	}
 	if err := db.migrate(ctx); err != nil {
@@ -142,44 +142,10 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// migration is one embedded schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_name.sql", e.Name())
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", other, e.Name(), v)
-		}
-		seen[v] = e.Name()
-		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
 // migrate applies, in version order and each in its own transaction, the
 // migrations not yet recorded in schema_migrations.
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
+	ms, err := migrations.Load(migrationFiles, "migrations")
 	if err != nil {
 		return err
 	}
@@ -192,28 +158,28 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	for _, m := range ms {
 		if err := db.apply(ctx, m); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return nil
 }
 
-func (db *DB) apply(ctx context.Context, m migration) error {
+func (db *DB) apply(ctx context.Context, m migrations.Migration) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		// Checked inside the (immediate) transaction, so two processes
 		// opening the same new file do not both apply it.
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
-			m.version, micros(db.now()))
+			m.Version, micros(db.now()))
 		return err
 	})
 }
@@ -277,24 +243,3 @@ func micros(t time.Time) int64 { return t.UnixMicro() }
 
 // fromMicros is the UTC time of stored unix microseconds.
 func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
-
-// wakeup lets writers wake every receiver waiting for a job.
-type wakeup struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// wait returns a channel closed at the next broadcast.
-func (w *wakeup) wait() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.ch
-}
-
-// broadcast wakes every current waiter.
-func (w *wakeup) broadcast() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	close(w.ch)
-	w.ch = make(chan struct{})
-}

@@ -82,7 +82,7 @@ func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
 	if err := db.inTx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, job, now) }); err != nil {
 		return fmt.Errorf("enqueue image %s: %w", job.ImageID, err)
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return nil
 }
 
@@ -129,7 +129,7 @@ func (db *DB) Reschedule(ctx context.Context, imageID string, delay time.Duratio
 	if err != nil {
 		return fmt.Errorf("reschedule job %s: %w", imageID, db.translate(err))
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return nil
 }
 
@@ -228,6 +228,6 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 	if err != nil {
 		return catalog.Job{}, fmt.Errorf("revive dead letter %s: %w", imageID, err)
 	}
-	db.wake.broadcast()
+	db.wake.Broadcast()
 	return job, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/jobwait"
 )
 
 // Receive claims the job that became available first and is not leased,
@@ -17,34 +18,11 @@ import (
 // they also look again when the next delayed job falls due, and at least
 // every Options.PollInterval.
 func (db *DB) Receive(ctx context.Context) (catalog.Delivery, error) {
-	for {
-		wake := db.wake.wait() // before the claim, so no wake-up is missed
+	loop := jobwait.Loop{Signal: db.wake, Closed: db.closed, Poll: db.poll, Now: db.now}
+	return jobwait.Receive(ctx, loop, func(ctx context.Context) (*delivery, bool, *time.Time, error) {
 		d, due, err := db.claim(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("receive job: %w", err)
-		}
-		if d != nil {
-			return d, nil
-		}
-		wait := db.poll
-		if due != nil {
-			if until := due.Sub(db.now()); until < wait {
-				wait = max(until, time.Millisecond)
-			}
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, fmt.Errorf("receive job: %w", ctx.Err())
-		case <-db.closed:
-			timer.Stop()
-			return nil, fmt.Errorf("receive job: %w", catalog.Unavailable("job queue", errors.New("database closed")))
-		case <-wake:
-		case <-timer.C:
-		}
-		timer.Stop()
-	}
+		return d, d != nil, due, err
+	})
 }
 
 // claim leases the first available job in one statement. With none, it
@@ -128,7 +106,7 @@ func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
 		return fmt.Errorf("retry job %s: %w", d.job.ImageID, d.db.translate(err))
 	}
 	// Waiting receivers look again and sleep until the job falls due.
-	d.db.wake.broadcast()
+	d.db.wake.Broadcast()
 	return nil
 }
 

@@ -41,12 +41,17 @@ var (
 // tables are untouched, and the schema is dropped afterwards. It returns
 // an error saying why when pgbench or psql is not installed.
 func Pgbench(ctx context.Context, url string, clients int, d time.Duration) (PgbenchResult, error) {
+	return pgbench(ctx, url, pgbenchSchema, clients, d)
+}
+
+// pgbench is Pgbench with its tables in schema.
+func pgbench(ctx context.Context, url, schema string, clients int, d time.Duration) (PgbenchResult, error) {
 	for _, tool := range []string{"pgbench", "psql"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return PgbenchResult{}, fmt.Errorf("%s is not installed (Debian: apt-get install postgresql-client postgresql-contrib)", tool)
 		}
 	}
-	env := append(os.Environ(), "PGOPTIONS=-c search_path="+pgbenchSchema)
+	env := append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
 	run := func(name string, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Env = env
@@ -56,11 +61,11 @@ func Pgbench(ctx context.Context, url string, clients int, d time.Duration) (Pgb
 		}
 		return string(out), nil
 	}
-	if _, err := run("psql", "-qXc", "DROP SCHEMA IF EXISTS "+pgbenchSchema+" CASCADE; CREATE SCHEMA "+pgbenchSchema, url); err != nil {
+	if _, err := run("psql", "-qXc", "DROP SCHEMA IF EXISTS "+schema+" CASCADE; CREATE SCHEMA "+schema, url); err != nil {
 		return PgbenchResult{}, err
 	}
 	defer func() {
-		_, _ = exec.Command("psql", "-qXc", "DROP SCHEMA IF EXISTS "+pgbenchSchema+" CASCADE", url).CombinedOutput()
+		_, _ = exec.Command("psql", "-qXc", "DROP SCHEMA IF EXISTS "+schema+" CASCADE", url).CombinedOutput()
 	}()
 	const scale = 1 // 100,000 accounts: a table of the catalog's order of size
 	if _, err := run("pgbench", "-i", "-q", "-s", strconv.Itoa(scale), url); err != nil {

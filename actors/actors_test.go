@@ -279,7 +279,11 @@ func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
 	if got := f.wait(img); got.Status != catalog.StatusReady {
 		t.Fatalf("after replay: %s %+v", got.Status, got.Error)
 	}
-	if letters, _ := f.db.ListDeadLetters(context.Background(), 10); len(letters) != 0 {
+	letters, err := f.db.ListDeadLetters(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 0 {
 		t.Errorf("dead letters after replay: %+v", letters)
 	}
 }
@@ -289,8 +293,14 @@ func TestCorruptInputIsNotDeadLettered(t *testing.T) {
 		return actors.Processed{}, catalog.Errorf(catalog.KindUnprocessableImage, catalog.FailCorruptImage, "bad")
 	}}
 	f := newFixture(t, proc, nil, 3)
-	f.wait(f.upload(f.product()))
-	if letters, _ := f.db.ListDeadLetters(context.Background(), 10); len(letters) != 0 {
+	if got := f.wait(f.upload(f.product())); got.Status != catalog.StatusFailed || got.Error == nil || got.Error.Code != catalog.FailCorruptImage {
+		t.Fatalf("a corrupt image ended %s %+v, want failed corrupt_image", got.Status, got.Error)
+	}
+	letters, err := f.db.ListDeadLetters(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 0 {
 		t.Errorf("a corrupt image was dead-lettered: %+v", letters)
 	}
 }

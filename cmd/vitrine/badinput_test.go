@@ -97,11 +97,14 @@ func testBadInput(t *testing.T, env map[string]string) {
 				t.Errorf("%s was accepted and ended %v, want failed", file, img["status"])
 				continue
 			}
+			// An absent key reads as nil, never as "": take the strings out.
 			e, _ := img["error"].(map[string]any)
-			if e["code"] == "" || e["detail"] == "" {
+			code, _ := e["code"].(string)
+			detail, _ := e["detail"].(string)
+			if code == "" || detail == "" {
 				t.Errorf("%s failed without a code and detail: %v", file, img["error"])
 			}
-			t.Logf("%s: failed in processing: %v", file, e["code"])
+			t.Logf("%s: failed in processing: %s", file, code)
 		}
 		if r := app.do("GET", "/healthz", nil); r.Status != http.StatusOK {
 			t.Fatalf("healthz after the rejects: %d", r.Status)

@@ -206,8 +206,8 @@ func testImages(t *testing.T, env map[string]string) {
 			t.Fatalf("%s: %v", c.file, img)
 		}
 		orig := img["original"].(map[string]any)
-		if orig["sha256"] == "" || orig["bytes"].(float64) <= 0 || img["processed_at"] == nil {
-			t.Errorf("%s: original %v", c.file, orig)
+		if sha, _ := orig["sha256"].(string); len(sha) != 64 || orig["bytes"].(float64) <= 0 || img["processed_at"] == nil {
+			t.Errorf("%s: original %v, processed_at %v", c.file, orig, img["processed_at"])
 		}
 		if ph, _ := img["placeholder"].(string); len(ph) < 6 {
 			t.Errorf("%s: placeholder %q", c.file, ph)
@@ -272,7 +272,12 @@ func testImages(t *testing.T, env map[string]string) {
 		t.Fatalf("product images: %s", r.Body)
 	}
 
-	// Delete: 404 afterwards and the files are gone.
+	// Delete: 404 afterwards and the files are gone. They are counted first,
+	// so that a count of none afterwards means deleted, not looked for in
+	// the wrong place.
+	if n := app.storedFiles(id); n != len(files)+len(cases) {
+		t.Errorf("%d files of the product in storage, want %d (the variants and an original per image)", n, len(files)+len(cases))
+	}
 	if r := app.do("DELETE", "/products/"+id, nil); r.Status != http.StatusNoContent {
 		t.Fatalf("delete: %d", r.Status)
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,15 +77,31 @@ func readManifest(t testing.TB) []manifestRow {
 	var rows []manifestRow
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
-	for sc.Scan() {
+	for line := 2; sc.Scan(); line++ {
 		cols := strings.Split(sc.Text(), "\t")
 		if len(cols) < 7 {
-			continue
+			t.Fatalf("MANIFEST.tsv line %d has %d columns, want 7 or more", line, len(cols))
 		}
 		r := manifestRow{File: cols[0], Category: cols[1], Expected: cols[2], OrientationFix: cols[3], Format: cols[6]}
-		fmt.Sscan(cols[4], &r.Width)
-		fmt.Sscan(cols[5], &r.Height)
+		if r.Expected != "accept" && r.Expected != "reject" {
+			t.Fatalf("MANIFEST.tsv line %d: expected %q", line, r.Expected)
+		}
+		// A size is a number, or "-" where the manifest has none (Width
+		// and Height stay 0, which the tests treat as unknown).
+		for _, c := range []struct {
+			s string
+			n *int
+		}{{cols[4], &r.Width}, {cols[5], &r.Height}} {
+			if n, err := strconv.Atoi(c.s); err == nil {
+				*c.n = n
+			} else if c.s != "-" {
+				t.Fatalf("MANIFEST.tsv line %d: size %q", line, c.s)
+			}
+		}
 		rows = append(rows, r)
+	}
+	if err := sc.Err(); err != nil || len(rows) == 0 {
+		t.Fatalf("MANIFEST.tsv: %d rows, %v", len(rows), err)
 	}
 	return rows
 }

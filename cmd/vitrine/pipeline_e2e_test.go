@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vitrine-dev/vitrine/media"
 )
 
 // TestCorpusAcceptsReachReady: every file the corpus marks accept is
@@ -59,7 +61,11 @@ func TestCorpusAcceptsReachReady(t *testing.T) {
 				}
 			}
 		}
-		for _, v := range img["variants"].([]any) {
+		variants, _ := img["variants"].([]any)
+		if len(variants) != media.DefaultRecipe().Outputs() {
+			t.Errorf("%s: %d variants, want %d", u.row.File, len(variants), media.DefaultRecipe().Outputs())
+		}
+		for _, v := range variants {
 			v := v.(map[string]any)
 			vw, vh := int(v["width"].(float64)), int(v["height"].(float64))
 			if v["name"] == "thumb" || w == 0 || h == 0 {
@@ -83,7 +89,10 @@ func vmHWM(t *testing.T) int {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			if err != nil || kb <= 0 {
+				t.Fatalf("VmHWM:%s: %v", rest, err)
+			}
 			return kb
 		}
 	}

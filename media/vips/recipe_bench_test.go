@@ -16,6 +16,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/media"
 	"github.com/vitrine-dev/vitrine/media/internal/corpustest"
+	"github.com/vitrine-dev/vitrine/media/vipscli"
 )
 
 // benchPhotos are the corpus's large photos.
@@ -28,40 +29,23 @@ var benchPhotos = []string{
 	"progressive_mate_freshflower.jpg", // 1600×1203, progressive
 }
 
-// cliCommand is one vips command line and the output it writes.
-type cliCommand struct{ args []string }
-
 // cliRecipeCommands are the vips commands that make the recipe's outputs
-// of a file, one process per output, as a user would script it: `vips
-// thumbnail in out.webp[Q=80,strip] 1600 --height 1600 --size down`, with
-// --crop attention for cover variants, the same saver options as vitrine,
-// --export-profile srgb for files with an ICC profile (vitrine converts
-// them; the CLI would otherwise keep the profile and skip the work), and
-// --fail-on warning (vitrine decodes strictly).
-func cliRecipeCommands(tb testing.TB, in, outDir string, recipe media.Recipe) []cliCommand {
-	icc := hasICC(tb, in)
-	var cmds []cliCommand
-	for _, v := range recipe.Variants {
-		for _, e := range v.Formats {
-			out := filepath.Join(outDir, fmt.Sprintf("%s-%s.%s", filepath.Base(in), v.Name, e.Format.Name())) + cliSaveOptions(e)
-			args := []string{"thumbnail", in, out, strconv.Itoa(v.Width), "--height", strconv.Itoa(v.Height), "--size", "down", "--fail-on", "warning"}
-			if v.Fit == media.FitCover {
-				args = append(args, "--crop", "attention")
-			}
-			if icc {
-				args = append(args, "--export-profile", "srgb")
-			}
-			cmds = append(cmds, cliCommand{args})
-		}
+// of a file, one process per output: the reference command line the bench's
+// vips-cli baseline runs too (vipscli.Commands).
+func cliRecipeCommands(tb testing.TB, in, outDir string, recipe media.Recipe) [][]string {
+	tb.Helper()
+	icc, err := vipscli.HasICC(vipsCLI(tb), in)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return cmds
+	return vipscli.Commands(in, icc, outDir, recipe)
 }
 
 // runCLI runs the commands on workers processes at a time, each libvips
 // process with one thread (VIPS_CONCURRENCY=1), as vitrine's jobs have; it
 // returns the wall time. (The children's ru_maxrss would not tell their
 // peak RSS: a child started with vfork inherits the parent's.)
-func runCLI(tb testing.TB, vips string, cmds []cliCommand, workers int) time.Duration {
+func runCLI(tb testing.TB, vips string, cmds [][]string, workers int) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
@@ -75,10 +59,10 @@ func runCLI(tb testing.TB, vips string, cmds []cliCommand, workers int) time.Dur
 				if i >= len(cmds) {
 					return
 				}
-				cmd := exec.Command(vips, cmds[i].args...)
+				cmd := exec.Command(vips, cmds[i]...)
 				cmd.Env = append(os.Environ(), "VIPS_CONCURRENCY=1")
 				if out, err := cmd.CombinedOutput(); err != nil {
-					errs <- fmt.Errorf("vips %s: %v\n%s", strings.Join(cmds[i].args, " "), err, out)
+					errs <- fmt.Errorf("vips %s: %v\n%s", strings.Join(cmds[i], " "), err, out)
 					return
 				}
 			}
@@ -182,7 +166,7 @@ func BenchmarkRecipeVsCLI(b *testing.B) {
 	dir := corpustest.Dir(b)
 	outDir := b.TempDir()
 	var inputs [][]byte
-	var cmds []cliCommand
+	var cmds [][]string
 	for _, name := range benchPhotos {
 		inputs = append(inputs, corpustest.Read(b, name))
 		cmds = append(cmds, cliRecipeCommands(b, filepath.Join(dir, name), outDir, recipe)...)
@@ -247,7 +231,7 @@ func BenchmarkSingleWebP800(b *testing.B) {
 	b.Run("cli", func(b *testing.B) {
 		vips := vipsCLI(b)
 		one := cliRecipeCommands(b, filepath.Join(corpustest.Dir(b), file), b.TempDir(), recipe)
-		cmds := make([]cliCommand, 0, b.N)
+		cmds := make([][]string, 0, b.N)
 		for range b.N {
 			cmds = append(cmds, one...)
 		}

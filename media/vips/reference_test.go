@@ -18,6 +18,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/media"
 	"github.com/vitrine-dev/vitrine/media/internal/corpustest"
+	"github.com/vitrine-dev/vitrine/media/vipscli"
 )
 
 // vipsCLI returns the path of the vips command, failing the test without
@@ -50,28 +51,21 @@ func header(t testing.TB, file, field string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// cliSaveOptions are the vips command's saver options for enc, as vitrine
-// saves it.
-func cliSaveOptions(enc media.Encoding) string {
-	switch enc.Format {
-	case media.FormatJPEG:
-		return fmt.Sprintf("[Q=%d,strip,optimize_coding]", enc.Quality)
-	case media.FormatAVIF:
-		return fmt.Sprintf("[Q=%d,strip,compression=av1,bitdepth=8,effort=%d]", enc.Quality, avifEffort)
-	case media.FormatWebP:
-		return fmt.Sprintf("[Q=%d,strip]", enc.Quality)
-	}
-	return ""
-}
-
 // hasICC reports whether an image file has an ICC profile.
 func hasICC(t testing.TB, file string) bool {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(filepath.Dir(vipsCLI(t)), "vipsheader"), "-a", file).Output()
+	icc, err := vipscli.HasICC(vipsCLI(t), file)
 	if err != nil {
-		t.Fatalf("vipsheader -a %s: %v", file, err)
+		t.Fatal(err)
 	}
-	return strings.Contains(string(out), "\nicc-profile-data:")
+	return icc
+}
+
+// The reference command line saves AVIF at vitrine's effort.
+func TestCLIAVIFEffortIsVitrines(t *testing.T) {
+	if avifEffort != vipscli.AVIFEffort {
+		t.Errorf("vitrine saves AVIF at effort %d, the vips CLI reference at %d (vipscli.AVIFEffort)", avifEffort, vipscli.AVIFEffort)
+	}
 }
 
 // cliThumbnail runs `vips thumbnail in out width --height height --size
@@ -169,7 +163,7 @@ func cliEncode(t testing.TB, in string, enc media.Encoding) []byte {
 		in = flat
 	}
 	out := filepath.Join(dir, "out."+enc.Format.Name())
-	runVips(t, "cast", in, out+cliSaveOptions(enc), "uchar")
+	runVips(t, "cast", in, out+vipscli.SaveOptions(enc), "uchar")
 	return readFile(t, out)
 }
 

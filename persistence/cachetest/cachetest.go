@@ -5,6 +5,7 @@ package cachetest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -13,11 +14,26 @@ import (
 	"github.com/vitrine-dev/vitrine/catalog"
 )
 
+// Bound is the bound on this process's memory that the caches under test
+// are opened with, and how to see it. Every cache must have one: the suite
+// fills the cache four times past it and checks what the memory kept.
+type Bound struct {
+	// Entries is the most entries kept (0: not bounded by a count).
+	Entries int
+	// Bytes is the most bytes the kept entries take, values and the
+	// cache's own bookkeeping (0: not bounded by size).
+	Bytes int
+	// Local reads id and reports whether the answer came from this
+	// process's memory. A cache backed by a server may bring id into its
+	// memory on a miss (evicting an older entry); the suite allows for that.
+	// nil: Get's hit, for a cache that is all memory.
+	Local func(ctx context.Context, c catalog.Cache, id string) bool
+}
+
 // Run runs the suite. open must return a new, empty cache for each call; it
-// should register its own cleanup with t.Cleanup. maxEntries is the bound
-// the caches are opened with, checked by the suite; 0 skips that check, for
-// caches bounded otherwise (by memory, by time).
-func Run(t *testing.T, open func(t *testing.T) catalog.Cache, maxEntries int) {
+// should register its own cleanup with t.Cleanup. bound is the memory bound
+// the caches are opened with; the suite fails when it is not given.
+func Run(t *testing.T, open func(t *testing.T) catalog.Cache, bound Bound) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, c catalog.Cache)
@@ -26,7 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Cache, maxEntries int) {
 		{"Overwrite", testOverwrite},
 		{"KeepsItsOwnCopy", testOwnCopy},
 		{"Concurrent", testConcurrent},
-		{"Bounded", func(t *testing.T, c catalog.Cache) { testBounded(t, c, maxEntries) }},
+		{"Bounded", func(t *testing.T, c catalog.Cache) { testBounded(t, c, bound) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,27 +141,66 @@ func testConcurrent(t *testing.T, c catalog.Cache) {
 	wg.Wait()
 }
 
-func testBounded(t *testing.T, c catalog.Cache, maxEntries int) {
-	if maxEntries <= 0 {
-		t.Skip("the cache is not bounded by a number of entries")
-	}
+// testBounded fills the cache with four times what its bound allows, reads
+// every entry once in the order written (a cache backed by a server then
+// holds the newest in memory), and counts, newest first, the entries its
+// memory answers: they must fit the bound, use a fair share of it (a bound
+// wired to something else shows), and include the newest.
+func testBounded(t *testing.T, c catalog.Cache, b Bound) {
 	ctx := t.Context()
-	n := 4 * maxEntries
-	for i := range n {
-		c.Set(ctx, fmt.Sprintf("product-%d", i), []byte("value"))
-	}
-	kept := 0
-	for i := range n {
-		if _, ok := c.Get(ctx, fmt.Sprintf("product-%d", i)); ok {
-			kept++
+	local := b.Local
+	if local == nil {
+		local = func(ctx context.Context, c catalog.Cache, id string) bool {
+			_, ok := c.Get(ctx, id)
+			return ok
 		}
 	}
-	if kept > maxEntries {
-		t.Errorf("kept %d entries, bound %d", kept, maxEntries)
+	// Values of a size the bound holds a few dozen of.
+	size, capacity := 16, 0
+	switch {
+	case b.Entries > 0 && b.Bytes > 0:
+		size = max(b.Bytes/b.Entries, size)
+		capacity = b.Entries
+	case b.Entries > 0:
+		capacity = b.Entries
+	case b.Bytes > 0:
+		size = max(b.Bytes/64, size)
+		capacity = b.Bytes / size
+	default:
+		t.Fatal("the cache under test has no bound: give Run its Bound (Entries or Bytes)")
 	}
-	if kept == 0 {
-		t.Error("kept nothing")
+	id := func(i int) string { return fmt.Sprintf("product-%d", i) }
+	value := func(i int) []byte {
+		v := bytes.Repeat([]byte{'v'}, size)
+		copy(v, id(i)+"|")
+		return v
 	}
-	last := fmt.Sprintf("product-%d", n-1)
-	want(t, c, last, []byte("value")) // the newest entry is never the one evicted for it
+	n := 4 * capacity
+	for i := range n {
+		c.Set(ctx, id(i), value(i))
+	}
+	for i := range n {
+		local(ctx, c, id(i))
+	}
+	kept, newest := 0, false
+	for i := n - 1; i >= 0; i-- {
+		if local(ctx, c, id(i)) {
+			kept++
+			newest = newest || i == n-1
+		}
+	}
+	t.Logf("kept %d of %d entries of %d bytes in memory (bound: %d entries, %d bytes)", kept, n, size, b.Entries, b.Bytes)
+	if b.Entries > 0 && kept > b.Entries {
+		t.Errorf("kept %d entries, bound %d", kept, b.Entries)
+	}
+	if b.Bytes > 0 && kept*size > b.Bytes {
+		t.Errorf("kept %d entries of %d bytes: %d bytes of values alone, bound %d", kept, size, kept*size, b.Bytes)
+	}
+	if kept < capacity/4 {
+		t.Errorf("kept %d entries, under a quarter of the %d the bound allows", kept, capacity)
+	}
+	if !newest {
+		t.Error("the newest entry is not in memory")
+	}
+	want(t, c, id(n-1), value(n-1)) // and reads back whole
 }

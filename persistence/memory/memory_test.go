@@ -12,7 +12,7 @@ import (
 
 func TestCache(t *testing.T) {
 	const maxEntries = 64
-	cachetest.Run(t, func(t *testing.T) catalog.Cache { return memory.New(maxEntries) }, maxEntries)
+	cachetest.Run(t, func(t *testing.T) catalog.Cache { return memory.New(maxEntries) }, cachetest.Bound{Entries: maxEntries})
 }
 
 func TestLenReachesBound(t *testing.T) {

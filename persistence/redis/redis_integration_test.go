@@ -40,8 +40,33 @@ func open(t *testing.T) *Cache {
 	return c
 }
 
+// localBytes is the client-side cache the conformance suite opens caches
+// with: small, so that the suite fills it many times over.
+const localBytes = 256 << 10
+
+// TestConformance runs the suite with the bound on this node's memory: the
+// client-side cache, LocalBytes per connection. The keys of one test cache
+// share a hash tag, hence a slot, so rueidis sends all of them through one
+// of its connections, whose cache alone holds them.
 func TestConformance(t *testing.T) {
-	cachetest.Run(t, func(t *testing.T) catalog.Cache { return open(t) }, 0)
+	bound := cachetest.Bound{
+		Bytes: localBytes,
+		Local: func(ctx context.Context, cc catalog.Cache, id string) bool {
+			c := cc.(*Cache)
+			return c.client.DoCache(ctx, c.client.B().Get().Key(c.opts.Prefix+id).Cache(), time.Hour).IsCacheHit()
+		},
+	}
+	cachetest.Run(t, func(t *testing.T) catalog.Cache {
+		c, err := New(redisURL(t), Options{Prefix: fmt.Sprintf("test:{%d}:", rand.Int64()), LocalBytes: localBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		if err := c.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}, bound)
 }
 
 // peer is a second node's cache over the same keys as a, keeping its

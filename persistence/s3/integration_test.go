@@ -61,10 +61,12 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// calls counts the S3 operations a client makes, and can fail some.
+// calls counts the S3 operations a client makes, keeps the last error of
+// each, and can fail some.
 type calls struct {
 	mu     sync.Mutex
 	counts map[string]int
+	errs   map[string]error
 	fail   func(op string, in any) error // nil, or an error to fail the call with
 }
 
@@ -85,7 +87,14 @@ func (c *calls) option(o *s3api.Options) {
 						return middleware.InitializeOutput{}, middleware.Metadata{}, err
 					}
 				}
-				return next.HandleInitialize(ctx, in)
+				out, md, err := next.HandleInitialize(ctx, in)
+				c.mu.Lock()
+				if c.errs == nil {
+					c.errs = map[string]error{}
+				}
+				c.errs[op] = err
+				c.mu.Unlock()
+				return out, md, err
 			}), middleware.Before)
 	})
 }
@@ -100,6 +109,13 @@ func (c *calls) get(op string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[op]
+}
+
+// lastErr is what the server answered the last op sent to it.
+func (c *calls) lastErr(op string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.errs[op]
 }
 
 // newStore creates a store over a fresh bucket, which is emptied and
@@ -207,13 +223,33 @@ func TestNewCreatesBucketOnce(t *testing.T) {
 	if got, err := s2.Get(t.Context(), "x"); err != nil || string(got) != "kept" {
 		t.Fatalf("Get = %q, %v", got, err)
 	}
-	// CreateBucket on a bucket we own is tolerated too (a race between two
-	// processes starting).
-	if _, err := s.client.CreateBucket(t.Context(), &s3api.CreateBucketInput{Bucket: &s.bucket}); err != nil {
-		var owned *types.BucketAlreadyOwnedByYou
-		if !errors.As(err, &owned) {
-			t.Logf("CreateBucket on an existing bucket: %v (not BucketAlreadyOwnedByYou)", err)
+	// Two processes starting together both find no bucket and both create
+	// it: the second CreateBucket finds the bucket made, and that is fine.
+	// The race is played by a store whose HeadBucket is told the bucket is
+	// missing, so that its CreateBucket reaches the server.
+	c := &calls{fail: func(op string, _ any) error {
+		if op == "HeadBucket" {
+			return &types.NotFound{Message: aws.String("missing, as the test says")}
 		}
+		return nil
+	}}
+	racer, err := open(t.Context(), cfg, c.option)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := racer.ensureBucket(t.Context()); err != nil {
+		t.Fatalf("ensureBucket losing the race to create the bucket: %v", err)
+	}
+	if n := c.get("CreateBucket"); n != 1 {
+		t.Fatalf("CreateBucket sent %d times, want 1: the race was not played", n)
+	}
+	// Only a refusal exercises the tolerance: the server must have said so.
+	var owned *types.BucketAlreadyOwnedByYou
+	if err := c.lastErr("CreateBucket"); !errors.As(err, &owned) {
+		t.Fatalf("the server answered CreateBucket on our existing bucket with %v, want BucketAlreadyOwnedByYou", err)
+	}
+	if got, err := racer.Get(t.Context(), "x"); err != nil || string(got) != "kept" {
+		t.Fatalf("Get after the race = %q, %v", got, err)
 	}
 }
 

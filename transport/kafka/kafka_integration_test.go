@@ -4,6 +4,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -183,6 +184,8 @@ func TestCommitsInOrderWhenJobsFinishOutOfOrder(t *testing.T) {
 	defer cancel()
 	if extra, err := r.queue().Receive(ctx2); err == nil {
 		t.Fatalf("finished job %s delivered again", extra.Job().ImageID)
+	} else if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive with nothing left: error = %v, want context.DeadlineExceeded", err)
 	}
 }
 

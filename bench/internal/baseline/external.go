@@ -15,6 +15,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/bench/internal/hist"
 	"github.com/vitrine-dev/vitrine/media"
+	"github.com/vitrine-dev/vitrine/media/vipscli"
 )
 
 // PgbenchResult is a pgbench -S run.
@@ -41,12 +42,17 @@ var (
 // tables are untouched, and the schema is dropped afterwards. It returns
 // an error saying why when pgbench or psql is not installed.
 func Pgbench(ctx context.Context, url string, clients int, d time.Duration) (PgbenchResult, error) {
+	return pgbench(ctx, url, pgbenchSchema, clients, d)
+}
+
+// pgbench is Pgbench with its tables in schema.
+func pgbench(ctx context.Context, url, schema string, clients int, d time.Duration) (PgbenchResult, error) {
 	for _, tool := range []string{"pgbench", "psql"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return PgbenchResult{}, fmt.Errorf("%s is not installed (Debian: apt-get install postgresql-client postgresql-contrib)", tool)
 		}
 	}
-	env := append(os.Environ(), "PGOPTIONS=-c search_path="+pgbenchSchema)
+	env := append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
 	run := func(name string, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Env = env
@@ -56,11 +62,11 @@ func Pgbench(ctx context.Context, url string, clients int, d time.Duration) (Pgb
 		}
 		return string(out), nil
 	}
-	if _, err := run("psql", "-qXc", "DROP SCHEMA IF EXISTS "+pgbenchSchema+" CASCADE; CREATE SCHEMA "+pgbenchSchema, url); err != nil {
+	if _, err := run("psql", "-qXc", "DROP SCHEMA IF EXISTS "+schema+" CASCADE; CREATE SCHEMA "+schema, url); err != nil {
 		return PgbenchResult{}, err
 	}
 	defer func() {
-		_, _ = exec.Command("psql", "-qXc", "DROP SCHEMA IF EXISTS "+pgbenchSchema+" CASCADE", url).CombinedOutput()
+		_, _ = exec.Command("psql", "-qXc", "DROP SCHEMA IF EXISTS "+schema+" CASCADE", url).CombinedOutput()
 	}()
 	const scale = 1 // 100,000 accounts: a table of the catalog's order of size
 	if _, err := run("pgbench", "-i", "-q", "-s", strconv.Itoa(scale), url); err != nil {
@@ -94,49 +100,27 @@ type VipsResult struct {
 	Version      string
 }
 
-// VipsCommands are the vips invocations that make recipe's variants of
-// file in dir: one `vips thumbnail` per variant and format, with
-// shrink-on-load, auto-rotation, conversion to sRGB through an embedded
-// profile, the attention crop for cover variants, never enlarging, and
-// metadata stripped on save at the recipe's quality.
-func VipsCommands(file, dir string, recipe media.Recipe) [][]string {
-	var cmds [][]string
-	for _, v := range recipe.Variants {
-		for _, e := range v.Formats {
-			ext, opts := "", ""
-			switch e.Format {
-			case media.FormatJPEG:
-				ext, opts = "jpg", fmt.Sprintf("[Q=%d,strip,optimize_coding]", e.Quality)
-			case media.FormatWebP:
-				ext, opts = "webp", fmt.Sprintf("[Q=%d,strip]", e.Quality)
-			case media.FormatAVIF:
-				ext, opts = "avif", fmt.Sprintf("[Q=%d,strip]", e.Quality)
-			default:
-				continue
-			}
-			out := filepath.Join(dir, v.Name+"."+ext) + opts
-			args := []string{"thumbnail", file, out, strconv.Itoa(v.Width), "--height", strconv.Itoa(v.Height), "--size", "down"}
-			if v.Fit == media.FitCover {
-				args = append(args, "--crop", "attention")
-			}
-			cmds = append(cmds, args)
-		}
-	}
-	return cmds
-}
-
 // Vips makes recipe's variants of count images (files taken in turn) with
-// the vips command line, workers images at a time (VIPS_CONCURRENCY=1, as
+// the vips command line, the reference commands of vipscli.Commands (one
+// process per output), workers images at a time (VIPS_CONCURRENCY=1, as
 // vitrine runs libvips, one job a worker), and reports images per second.
 func Vips(ctx context.Context, files []string, count, workers int, recipe media.Recipe, tmp string) (VipsResult, error) {
-	if _, err := exec.LookPath("vips"); err != nil {
+	vips, err := exec.LookPath("vips")
+	if err != nil {
 		return VipsResult{}, fmt.Errorf("the vips command is not installed (Debian: apt-get install libvips-tools)")
 	}
 	if len(files) == 0 || count < 1 {
 		return VipsResult{}, fmt.Errorf("no images")
 	}
+	// Whether each photo carries an ICC profile, asked once, off the clock.
+	icc := make([]bool, len(files))
+	for i, f := range files {
+		if icc[i], err = vipscli.HasICC(vips, f); err != nil {
+			return VipsResult{}, err
+		}
+	}
 	res := VipsResult{Images: count, PerImage: &hist.Histogram{}}
-	if b, err := exec.Command("vips", "--version").Output(); err == nil {
+	if b, err := exec.Command(vips, "--version").Output(); err == nil {
 		res.Version = strings.TrimSpace(string(b))
 	}
 	env := append(os.Environ(), "VIPS_CONCURRENCY=1")
@@ -162,9 +146,9 @@ func Vips(ctx context.Context, files []string, count, workers int, recipe media.
 					return
 				}
 				t0 := time.Now()
-				cmds := VipsCommands(files[k%len(files)], dir, recipe)
+				cmds := vipscli.Commands(files[k%len(files)], icc[k%len(files)], dir, recipe)
 				for _, args := range cmds {
-					cmd := exec.CommandContext(ctx, "vips", args...)
+					cmd := exec.CommandContext(ctx, vips, args...)
 					cmd.Env = env
 					if out, err := cmd.CombinedOutput(); err != nil {
 						mu.Lock()

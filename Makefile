@@ -22,8 +22,9 @@ test-deps:
 build: deps
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/vitrine
 
+# Development mode: anonymous writes, on 127.0.0.1 only (README, "Access").
 run: build
-	VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
+	VITRINE_ENV=$${VITRINE_ENV:-development} VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
 
 vet:
 	$(GO) vet -tags integration ./...

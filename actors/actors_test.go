@@ -90,7 +90,7 @@ func newFixture(t *testing.T, proc actors.Processor, blobs *flakyBlobs, maxAttem
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
 	f := &fixture{t: t, db: db, node: node}
 	f.service = actors.NewService(node.Cluster, cache, db, newID, 5*time.Second)
-	f.uploads = actors.NewUploads(f.service, header{}, blobs, time.Now)
+	f.uploads = actors.NewUploads(f.service, header{}, blobs, db, actors.UploadLimits{}, time.Now)
 	f.pool, err = actors.StartImages(node.System, actors.ImageDeps{Queue: db, Images: f.service, Blobs: blobs, Processor: proc,
 		Log: log, Workers: 2, MaxAttempts: maxAttempts, RetryBase: 5 * time.Millisecond})
 	if err != nil {
@@ -110,7 +110,7 @@ func newFixture(t *testing.T, proc actors.Processor, blobs *flakyBlobs, maxAttem
 
 func (f *fixture) product() string {
 	f.t.Helper()
-	p, err := f.service.Create(context.Background(), []byte(`{"name":"P","price":"1","user_id":1}`))
+	p, err := f.service.Create(context.Background(), []byte(`{"name":"P","price":"1","user_id":1}`), 0)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func (f *fixture) product() string {
 
 func (f *fixture) upload(productID string) *catalog.Image {
 	f.t.Helper()
-	img, _, _, err := f.uploads.Upload(context.Background(), productID, []byte(uuid.NewString()))
+	img, _, _, err := f.uploads.Upload(context.Background(), productID, []byte(uuid.NewString()), 0)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestWritesAreSerialisedByTheGrain(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := f.service.Patch(context.Background(), id, []byte(fmt.Sprintf(`{"description":"edit %d"}`, i)), "")
+			_, err := f.service.Patch(context.Background(), id, []byte(fmt.Sprintf(`{"description":"edit %d"}`, i)), "", 0)
 			errs <- err
 		}(i)
 	}
@@ -308,11 +308,11 @@ func TestCorruptInputIsNotDeadLettered(t *testing.T) {
 func TestSameBytesReturnTheExistingImage(t *testing.T) {
 	f := newFixture(t, &processor{fn: ok}, nil, 3)
 	id := f.product()
-	a, _, existing, err := f.uploads.Upload(context.Background(), id, []byte("same bytes"))
+	a, _, existing, err := f.uploads.Upload(context.Background(), id, []byte("same bytes"), 0)
 	if err != nil || existing {
 		t.Fatalf("first: %v %v", existing, err)
 	}
-	b, _, existing, err := f.uploads.Upload(context.Background(), id, []byte("same bytes"))
+	b, _, existing, err := f.uploads.Upload(context.Background(), id, []byte("same bytes"), 0)
 	if err != nil || !existing || b.ID != a.ID {
 		t.Fatalf("second: id %s existing %v err %v, want %s", b.ID, existing, err, a.ID)
 	}
@@ -330,7 +330,7 @@ func TestReprocessKeepsVariantsUntilNewOnesAreReady(t *testing.T) {
 	img := f.wait(f.upload(f.product()))
 	oldURL := img.Variants[0].URL
 	version.Store(2)
-	if _, err := f.service.Reprocess(context.Background(), img.ProductID, img.ID); err != nil {
+	if _, err := f.service.Reprocess(context.Background(), img.ProductID, img.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	got := f.wait(img)

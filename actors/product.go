@@ -104,7 +104,11 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 		if catalog.ErrorKind(err) == catalog.KindInternal || catalog.ErrorKind(err) == catalog.KindUnavailable {
 			g.deps.Log.Error("product command failed", zap.String("product_id", g.id), zap.Stringer("op", cmd.Op), zap.Error(err))
 		}
-		return &actorspb.ProductReply{Error: toProblem(err)}
+		reply := &actorspb.ProductReply{Error: toProblem(err)}
+		if catalog.ErrorKind(err) == catalog.KindPrecondition && g.p != nil {
+			reply.Etag = g.p.ETag() // a client that lost the race learns the current version
+		}
+		return reply
 	}
 	return reply
 }
@@ -148,10 +152,13 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 		return nil, err
 	}
 	if cmd.Op == actorspb.ProductCommand_CREATE {
-		return g.create(ctx, cmd.Body)
+		return g.create(ctx, cmd.Body, cmd.Owner)
 	}
 	if g.p == nil {
 		return nil, catalog.NotFound("product %s does not exist", g.id)
+	}
+	if cmd.Owner != 0 && g.p.UserID != cmd.Owner && writes(cmd.Op) {
+		return nil, catalog.Forbidden("product %s belongs to another owner; this key may change only the products of user_id %d", g.id, cmd.Owner)
 	}
 	if cmd.IfMatch != "" && !etagMatches(cmd.IfMatch, g.p.ETag()) {
 		return nil, &catalog.Error{Kind: catalog.KindPrecondition, Code: "precondition_failed",
@@ -165,7 +172,7 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 		if err := json.Unmarshal(cmd.Body, &in); err != nil {
 			return nil, fmt.Errorf("decode input: %w", err)
 		}
-		return g.update(ctx, in)
+		return g.update(ctx, in, cmd.Owner)
 	case actorspb.ProductCommand_PATCH:
 		current, err := json.Marshal(g.p.Input())
 		if err != nil {
@@ -179,7 +186,7 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 		if err != nil {
 			return nil, err
 		}
-		return g.update(ctx, in)
+		return g.update(ctx, in, cmd.Owner)
 	case actorspb.ProductCommand_DELETE:
 		return g.delete(ctx)
 	case actorspb.ProductCommand_ADD_IMAGE:
@@ -199,13 +206,16 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 	}
 }
 
-func (g *productGrain) create(ctx context.Context, body []byte) (*actorspb.ProductReply, error) {
+func (g *productGrain) create(ctx context.Context, body []byte, owner int64) (*actorspb.ProductReply, error) {
 	if g.p != nil {
 		return nil, catalog.Errorf(catalog.KindConflict, "already_exists", "product %s already exists", g.id)
 	}
 	var in catalog.ProductInput
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("decode input: %w", err)
+	}
+	if err := ownedBy(in, owner); err != nil {
+		return nil, err
 	}
 	now := g.deps.Now().UTC().Truncate(time.Microsecond)
 	p := &catalog.Product{ID: g.id, CreatedAt: now, UpdatedAt: now, Version: 1, Images: []catalog.Image{}}
@@ -228,7 +238,28 @@ func (g *productGrain) next() *catalog.Product {
 	return &n
 }
 
-func (g *productGrain) update(ctx context.Context, in catalog.ProductInput) (*actorspb.ProductReply, error) {
+// writes reports whether op changes the product.
+func writes(op actorspb.ProductCommand_Op) bool {
+	switch op {
+	case actorspb.ProductCommand_GET, actorspb.ProductCommand_GET_IMAGE:
+		return false
+	}
+	return true
+}
+
+// ownedBy refuses input that would give a product to anyone but owner (0:
+// any owner is fine).
+func ownedBy(in catalog.ProductInput, owner int64) error {
+	if owner != 0 && in.UserID != owner {
+		return catalog.Forbidden("this key may write only the products of user_id %d, not of user_id %d", owner, in.UserID)
+	}
+	return nil
+}
+
+func (g *productGrain) update(ctx context.Context, in catalog.ProductInput, owner int64) (*actorspb.ProductReply, error) {
+	if err := ownedBy(in, owner); err != nil {
+		return nil, err
+	}
 	if in == g.p.Input() {
 		return g.reply(), nil // nothing changes: keep the version and the ETag
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
@@ -64,10 +65,23 @@ func (s *Service) send(ctx context.Context, id string, cmd *actorspb.ProductComm
 		return nil, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
 	}
 	if reply.Error != nil {
+		if reply.Etag != "" {
+			return nil, &StaleError{Err: fromProblem(reply.Error), ETag: reply.Etag}
+		}
 		return nil, fromProblem(reply.Error)
 	}
 	return reply, nil
 }
+
+// StaleError is a write refused because its If-Match named another version
+// of the product; ETag is the current one.
+type StaleError struct {
+	Err  *catalog.Error
+	ETag string
+}
+
+func (e *StaleError) Error() string { return e.Err.Error() }
+func (e *StaleError) Unwrap() error { return e.Err }
 
 // Get returns a product, from the cache when it is there.
 func (s *Service) Get(ctx context.Context, id string) (Product, error) {
@@ -95,29 +109,33 @@ func normalized(doc []byte) ([]byte, error) {
 	return json.Marshal(in)
 }
 
+// Every write takes an owner: when not 0, the write may touch only the
+// products of that user_id (the caller's API key is bound to it), and a
+// document without user_id gets it.
+
 // Create validates a product document and creates the product.
-func (s *Service) Create(ctx context.Context, doc []byte) (Product, error) {
-	body, err := normalized(doc)
+func (s *Service) Create(ctx context.Context, doc []byte, owner int64) (Product, error) {
+	body, err := normalized(defaultOwner(doc, owner))
 	if err != nil {
 		return Product{}, err
 	}
-	return s.write(ctx, s.newID(), &actorspb.ProductCommand{Op: actorspb.ProductCommand_CREATE, Body: body})
+	return s.write(ctx, s.newID(), &actorspb.ProductCommand{Op: actorspb.ProductCommand_CREATE, Body: body, Owner: owner})
 }
 
 // Replace validates a product document and replaces the product's fields.
-func (s *Service) Replace(ctx context.Context, id string, doc []byte, ifMatch string) (Product, error) {
+func (s *Service) Replace(ctx context.Context, id string, doc []byte, ifMatch string, owner int64) (Product, error) {
 	if !catalog.ValidID(id) {
 		return Product{}, catalog.NotFound("product %q does not exist", id)
 	}
-	body, err := normalized(doc)
+	body, err := normalized(defaultOwner(doc, owner))
 	if err != nil {
 		return Product{}, err
 	}
-	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPLACE, Body: body, IfMatch: ifMatch})
+	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPLACE, Body: body, IfMatch: ifMatch, Owner: owner})
 }
 
 // Patch applies an RFC 7396 merge patch to the product.
-func (s *Service) Patch(ctx context.Context, id string, patch []byte, ifMatch string) (Product, error) {
+func (s *Service) Patch(ctx context.Context, id string, patch []byte, ifMatch string, owner int64) (Product, error) {
 	if !catalog.ValidID(id) {
 		return Product{}, catalog.NotFound("product %q does not exist", id)
 	}
@@ -125,16 +143,37 @@ func (s *Service) Patch(ctx context.Context, id string, patch []byte, ifMatch st
 		_, err := catalog.MergePatch([]byte(`{}`), patch)
 		return Product{}, err
 	}
-	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_PATCH, Body: patch, IfMatch: ifMatch})
+	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_PATCH, Body: patch, IfMatch: ifMatch, Owner: owner})
 }
 
 // Delete removes the product, its images and their files.
-func (s *Service) Delete(ctx context.Context, id string, ifMatch string) error {
+func (s *Service) Delete(ctx context.Context, id string, ifMatch string, owner int64) error {
 	if !catalog.ValidID(id) {
 		return catalog.NotFound("product %q does not exist", id)
 	}
-	_, err := s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_DELETE, IfMatch: ifMatch})
+	_, err := s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_DELETE, IfMatch: ifMatch, Owner: owner})
 	return err
+}
+
+// defaultOwner gives a product document without user_id the owner's (when
+// there is one); anything else is left for validation to judge.
+func defaultOwner(doc []byte, owner int64) []byte {
+	if owner == 0 {
+		return doc
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &m); err != nil || m == nil {
+		return doc
+	}
+	if v, ok := m["user_id"]; ok && string(v) != "null" {
+		return doc
+	}
+	m["user_id"] = json.RawMessage(strconv.FormatInt(owner, 10))
+	out, err := json.Marshal(m)
+	if err != nil {
+		return doc
+	}
+	return out
 }
 
 func (s *Service) write(ctx context.Context, id string, cmd *actorspb.ProductCommand) (Product, error) {
@@ -153,12 +192,12 @@ func (s *Service) List(ctx context.Context, f catalog.ProductFilter) ([]*catalog
 // AddImage records a new pending image of a product and queues its job.
 // When the product already has an image of the same bytes (not failed),
 // that image is returned instead, with existing set.
-func (s *Service) AddImage(ctx context.Context, img *catalog.Image) (body []byte, existing bool, err error) {
+func (s *Service) AddImage(ctx context.Context, img *catalog.Image, owner int64) (body []byte, existing bool, err error) {
 	doc, err := json.Marshal(img)
 	if err != nil {
 		return nil, false, err
 	}
-	reply, err := s.send(ctx, img.ProductID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_ADD_IMAGE, Body: doc})
+	reply, err := s.send(ctx, img.ProductID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_ADD_IMAGE, Body: doc, Owner: owner})
 	if err != nil {
 		return nil, false, err
 	}
@@ -167,11 +206,11 @@ func (s *Service) AddImage(ctx context.Context, img *catalog.Image) (body []byte
 
 // Reprocess puts an image back to pending (its variants keep serving) and
 // queues its job again.
-func (s *Service) Reprocess(ctx context.Context, productID, imageID string) ([]byte, error) {
+func (s *Service) Reprocess(ctx context.Context, productID, imageID string, owner int64) ([]byte, error) {
 	if !catalog.ValidID(productID) || !catalog.ValidID(imageID) {
 		return nil, catalog.NotFound("image %q of product %q does not exist", imageID, productID)
 	}
-	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPROCESS, ImageId: imageID})
+	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPROCESS, ImageId: imageID, Owner: owner})
 	if err != nil {
 		return nil, err
 	}

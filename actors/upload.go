@@ -32,26 +32,84 @@ type blobWriter interface {
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
+// backlog counts image jobs not finished yet.
+type backlog interface {
+	// Backlog returns the jobs of every product, and of userID's products.
+	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
+}
+
+// UploadLimits bound the image backlog: beyond them uploads are refused,
+// and nothing already accepted is dropped.
+type UploadLimits struct {
+	// MaxBacklog refuses uploads (503) while this many jobs wait; 0: no limit.
+	MaxBacklog int
+	// MaxOwnerBacklog refuses an owner's uploads (429) while this many jobs
+	// of their products wait; 0: no limit.
+	MaxOwnerBacklog int
+	// RetryAfter is what a refused client is told to wait.
+	RetryAfter time.Duration
+}
+
 // Uploads accepts image uploads: it probes them, keeps the original and
 // records a pending image whose job the queue then hands to a worker.
 type Uploads struct {
 	service *Service
 	prober  Prober
 	blobs   blobWriter
+	backlog backlog
+	limits  UploadLimits
 	now     func() time.Time
 }
 
 // NewUploads returns Uploads over a Service.
-func NewUploads(s *Service, p Prober, blobs blobWriter, now func() time.Time) *Uploads {
-	return &Uploads{service: s, prober: p, blobs: blobs, now: now}
+func NewUploads(s *Service, p Prober, blobs blobWriter, jobs backlog, limits UploadLimits, now func() time.Time) *Uploads {
+	if limits.RetryAfter <= 0 {
+		limits.RetryAfter = 10 * time.Second
+	}
+	return &Uploads{service: s, prober: p, blobs: blobs, backlog: jobs, limits: limits, now: now}
+}
+
+// admit checks that product productID exists, that owner (when not 0) may
+// write it, and that the backlog has room for one more job.
+func (u *Uploads) admit(ctx context.Context, productID string, owner int64) error {
+	p, err := u.service.Get(ctx, productID)
+	if err != nil {
+		return err
+	}
+	var doc struct {
+		UserID int64 `json:"user_id"`
+	}
+	if err := json.Unmarshal(p.Body, &doc); err != nil {
+		return fmt.Errorf("decode product %s: %w", productID, err)
+	}
+	if owner != 0 && doc.UserID != owner {
+		return catalog.Forbidden("product %s belongs to another owner; this key may change only the products of user_id %d", productID, owner)
+	}
+	if u.limits.MaxBacklog <= 0 && u.limits.MaxOwnerBacklog <= 0 {
+		return nil
+	}
+	total, owned, err := u.backlog.Backlog(ctx, doc.UserID)
+	if err != nil {
+		return err
+	}
+	if u.limits.MaxBacklog > 0 && total >= u.limits.MaxBacklog {
+		return &catalog.Error{Kind: catalog.KindUnavailable, Code: "backlog_full", RetryAfter: u.limits.RetryAfter,
+			Detail: fmt.Sprintf("%d image jobs are waiting, the most this service queues; retry later", total)}
+	}
+	if u.limits.MaxOwnerBacklog > 0 && owned >= u.limits.MaxOwnerBacklog {
+		return &catalog.Error{Kind: catalog.KindTooManyRequests, Code: "owner_backlog_full", RetryAfter: u.limits.RetryAfter,
+			Detail: fmt.Sprintf("%d image jobs of user_id %d are waiting, the most one owner may queue; retry later", owned, doc.UserID)}
+	}
+	return nil
 }
 
 // Upload accepts data as a new image of product productID and returns the
 // pending image as JSON. The same bytes uploaded again to the same product
 // return the image they already made, with existing set, and no new job.
-func (u *Uploads) Upload(ctx context.Context, productID string, data []byte) (img *catalog.Image, body []byte, existing bool, err error) {
-	// Unknown products are refused before any work is done for them.
-	if _, err := u.service.Get(ctx, productID); err != nil {
+// owner, when not 0, restricts the upload to that user_id's products.
+func (u *Uploads) Upload(ctx context.Context, productID string, data []byte, owner int64) (img *catalog.Image, body []byte, existing bool, err error) {
+	// Unknown products and a full backlog are refused before any work.
+	if err := u.admit(ctx, productID, owner); err != nil {
 		return nil, nil, false, err
 	}
 	if len(data) == 0 {
@@ -73,7 +131,7 @@ func (u *Uploads) Upload(ctx context.Context, productID string, data []byte) (im
 	if err := u.blobs.Put(ctx, catalog.OriginalKey(productID, id), data, h.ContentType); err != nil {
 		return nil, nil, false, catalog.Unavailable("image storage", fmt.Errorf("store original of image %s: %w", id, err))
 	}
-	body, existing, err = u.service.AddImage(ctx, img)
+	body, existing, err = u.service.AddImage(ctx, img, owner)
 	if err != nil || existing {
 		// Nothing refers to the file: remove it (best effort; a leftover is
 		// harmless, it is never served).
@@ -93,8 +151,8 @@ func (u *Uploads) Upload(ctx context.Context, productID string, data []byte) (im
 }
 
 // Import records a pending image to be fetched from url by a worker.
-func (u *Uploads) Import(ctx context.Context, productID, url string) (*catalog.Image, []byte, error) {
-	if _, err := u.service.Get(ctx, productID); err != nil {
+func (u *Uploads) Import(ctx context.Context, productID, url string, owner int64) (*catalog.Image, []byte, error) {
+	if err := u.admit(ctx, productID, owner); err != nil {
 		return nil, nil, err
 	}
 	img := &catalog.Image{
@@ -105,7 +163,7 @@ func (u *Uploads) Import(ctx context.Context, productID, url string) (*catalog.I
 		Variants:  []catalog.Variant{},
 		CreatedAt: u.now().UTC().Truncate(time.Microsecond),
 	}
-	body, _, err := u.service.AddImage(ctx, img)
+	body, _, err := u.service.AddImage(ctx, img, owner)
 	if err != nil {
 		return nil, nil, err
 	}

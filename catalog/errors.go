@@ -6,6 +6,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an Error so that transports can map it to a status once.
@@ -20,7 +21,11 @@ const (
 	KindTooLarge           Kind = "too_large"           // the body or file is over a byte limit
 	KindUnsupportedMedia   Kind = "unsupported_media"   // not an accepted format
 	KindUnprocessableImage Kind = "unprocessable_image" // an accepted format, but over a limit or corrupt
-	KindUnavailable        Kind = "unavailable"         // a dependency is down; retry later
+	KindUnavailable        Kind = "unavailable"         // a dependency is down or the service is full; retry later
+	KindUnauthorized       Kind = "unauthorized"        // no credential, or one nobody issued
+	KindForbidden          Kind = "forbidden"           // the credential may not do this
+	KindTooManyRequests    Kind = "too_many_requests"   // this client is over a limit; retry later
+	KindUnprocessable      Kind = "unprocessable"       // well-formed, but cannot be done as asked
 	KindInternal           Kind = "internal"
 )
 
@@ -36,7 +41,9 @@ type Error struct {
 	Code   string // stable slug, e.g. "validation", "too_many_pixels"
 	Detail string
 	Fields []FieldError
-	Err    error // the cause, if any
+	// RetryAfter, when set, says when a refused request may be tried again.
+	RetryAfter time.Duration
+	Err        error // the cause, if any
 }
 
 func (e *Error) Error() string {
@@ -78,6 +85,11 @@ func ErrorKind(err error) Kind {
 		return e.Kind
 	}
 	return KindInternal
+}
+
+// Forbidden builds an error for a credential that may not do what it asks.
+func Forbidden(format string, args ...any) *Error {
+	return &Error{Kind: KindForbidden, Code: "forbidden", Detail: fmt.Sprintf(format, args...)}
 }
 
 // Unavailable wraps a dependency failure so that callers answer 503.

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 )
@@ -47,6 +48,16 @@ type Image struct {
 	SourceURL   string     `json:"source_url,omitempty"`
 	CreatedAt   time.Time  `json:"created_at"`
 	ProcessedAt *time.Time `json:"processed_at"`
+}
+
+// MarshalJSON renders the image with variants always an array.
+func (img Image) MarshalJSON() ([]byte, error) {
+	type plain Image
+	q := plain(img)
+	if q.Variants == nil {
+		q.Variants = []Variant{}
+	}
+	return json.Marshal(q)
 }
 
 // ImageError says why processing failed.

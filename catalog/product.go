@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -31,6 +32,17 @@ type Product struct {
 	// ETag is derived from it.
 	Version int64   `json:"version"`
 	Images  []Image `json:"images"`
+}
+
+// MarshalJSON renders the product with images always an array (never
+// null), and each image's variants too, whatever the store returned.
+func (p Product) MarshalJSON() ([]byte, error) {
+	type plain Product
+	q := plain(p)
+	if q.Images == nil {
+		q.Images = []Image{}
+	}
+	return json.Marshal(q)
 }
 
 // ProductInput holds the fields a client may set.
@@ -135,13 +147,16 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 		}
 	}
 
-	// price: required decimal, as a JSON string or number, never via float.
+	// price: required decimal as a JSON string ("19.99"), or a whole
+	// amount as a JSON number (19), never via float.
 	if raw, ok := present(doc, "price"); !ok {
 		add("price", "is required")
 	} else {
 		text, ok := priceText(raw)
-		if !ok {
-			add("price", "must be a decimal number or a string such as \"19.99\", got %s", jsonType(raw))
+		if !ok && jsonType(raw) == "number" {
+			add("price", "as a JSON number must be a whole amount such as 19; send cents as a string such as \"19.99\", got %s", bytes.TrimSpace(raw))
+		} else if !ok {
+			add("price", "must be a string such as \"19.99\" or a whole number, got %s", jsonType(raw))
 		} else if p, err := ParsePrice(text); err != nil {
 			add("price", "%v", err)
 		} else {
@@ -165,11 +180,11 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 	if raw, ok := present(doc, "user_id"); !ok {
 		add("user_id", "is required")
 	} else {
-		var n json.Number
-		if err := json.Unmarshal(raw, &n); err != nil || jsonType(raw) != "number" {
+		text, ok := integral(raw)
+		if !ok {
 			add("user_id", "must be a positive integer, got %s", jsonType(raw))
-		} else if id, err := n.Int64(); err != nil || id <= 0 {
-			add("user_id", "must be a positive integer, got %s", n)
+		} else if id, err := strconv.ParseInt(text, 10, 64); err != nil || id <= 0 {
+			add("user_id", "must be a positive integer of at most 19 digits, got %s", text)
 		} else {
 			in.UserID = id
 		}
@@ -204,15 +219,31 @@ func jsonString(raw json.RawMessage) (string, error) {
 	return s, err
 }
 
+// priceText is a price's decimal text: a JSON string as written, or a JSON
+// number that is a whole amount.
 func priceText(raw json.RawMessage) (string, bool) {
 	switch jsonType(raw) {
 	case "number":
-		return string(bytes.TrimSpace(raw)), true
+		return integral(raw)
 	case "string":
 		s, err := jsonString(raw)
 		return s, err == nil
 	}
 	return "", false
+}
+
+// integral returns the digits of a JSON number that is an integer, written
+// without an exponent: 19, or 19.0 (an integer too, for JSON Schema).
+func integral(raw json.RawMessage) (string, bool) {
+	text := string(bytes.TrimSpace(raw))
+	if jsonType(raw) != "number" || !json.Valid(raw) || strings.ContainsAny(text, "eE-") {
+		return "", false
+	}
+	whole, frac, _ := strings.Cut(text, ".")
+	if strings.Trim(frac, "0") != "" {
+		return "", false
+	}
+	return whole, true
 }
 
 func jsonType(raw json.RawMessage) string {

@@ -20,7 +20,20 @@ func TestParseProductInput(t *testing.T) {
 				t.Errorf("got %+v", in)
 			}
 		}},
-		{name: "price as number", body: `{"name":"Lamp","price":19.99,"user_id":7}`, check: func(t *testing.T, in ProductInput) {
+		{name: "price as whole number", body: `{"name":"Lamp","price":19.0,"user_id":7}`, check: func(t *testing.T, in ProductInput) {
+			if in.Price.String() != "19.00" {
+				t.Errorf("price = %s, want 19.00", in.Price)
+			}
+		}},
+		{name: "user_id written 7.0", body: `{"name":"Lamp","price":"19.99","user_id":7.0}`, check: func(t *testing.T, in ProductInput) {
+			if in.UserID != 7 {
+				t.Errorf("user_id = %d, want 7", in.UserID)
+			}
+		}},
+		{name: "price with cents as number", body: `{"name":"Lamp","price":19.99,"user_id":7}`, wantField: "price"},
+		{name: "user_id 7.5", body: `{"name":"Lamp","price":1,"user_id":7.5}`, wantField: "user_id"},
+		{name: "user_id with exponent", body: `{"name":"Lamp","price":1,"user_id":7e0}`, wantField: "user_id"},
+		{name: "price as string", body: `{"name":"Lamp","price":"19.99","user_id":7}`, check: func(t *testing.T, in ProductInput) {
 			if in.Price.String() != "19.99" {
 				t.Errorf("price = %s, want 19.99", in.Price)
 			}

@@ -51,6 +51,19 @@ func Sniff(data []byte) (Format, error) {
 	return f, nil
 }
 
+// Identify names the format of a file from its first bytes only (a few
+// hundred are plenty), without the structural checks of Sniff, so that an
+// upload that is no image at all is refused before its body is read. Its
+// error is Sniff's for an unknown format.
+func Identify(head []byte) (Format, error) {
+	f := identify(head)
+	if f == FormatUnknown {
+		return FormatUnknown, catalog.Errorf(catalog.KindUnsupportedMedia, catalog.FailUnsupportedFormat,
+			"not an accepted image format (JPEG, PNG, WebP, GIF, HEIC, AVIF, TIFF): %s", describe(head))
+	}
+	return f, nil
+}
+
 // corrupt builds the error for a file of format f whose structure is broken.
 func corrupt(f Format, format string, args ...any) *catalog.Error {
 	e := catalog.Errorf(catalog.KindUnprocessableImage, catalog.FailCorruptImage, format, args...)

@@ -94,11 +94,15 @@ func (ProductCommand_Op) EnumDescriptor() ([]byte, []int) {
 
 // ProductCommand is a request to one product grain.
 type ProductCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Op            ProductCommand_Op      `protobuf:"varint,1,opt,name=op,proto3,enum=vitrine.actors.ProductCommand_Op" json:"op,omitempty"`
-	Body          []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
-	IfMatch       string                 `protobuf:"bytes,3,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
-	ImageId       string                 `protobuf:"bytes,4,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Op      ProductCommand_Op      `protobuf:"varint,1,opt,name=op,proto3,enum=vitrine.actors.ProductCommand_Op" json:"op,omitempty"`
+	Body    []byte                 `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
+	IfMatch string                 `protobuf:"bytes,3,opt,name=if_match,json=ifMatch,proto3" json:"if_match,omitempty"`
+	ImageId string                 `protobuf:"bytes,4,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	// owner, when not 0, restricts a write to the products of that user_id:
+	// the grain answers forbidden for any other product, and a write may
+	// not give the product to another owner.
+	Owner         int64 `protobuf:"varint,5,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -159,6 +163,13 @@ func (x *ProductCommand) GetImageId() string {
 		return x.ImageId
 	}
 	return ""
+}
+
+func (x *ProductCommand) GetOwner() int64 {
+	if x != nil {
+		return x.Owner
+	}
+	return 0
 }
 
 // ProductReply answers a ProductCommand.
@@ -359,12 +370,13 @@ var File_actors_actorspb_product_proto protoreflect.FileDescriptor
 
 const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\n" +
-	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\x89\x02\n" +
+	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\x9f\x02\n" +
 	"\x0eProductCommand\x121\n" +
 	"\x02op\x18\x01 \x01(\x0e2!.vitrine.actors.ProductCommand.OpR\x02op\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x19\n" +
 	"\bif_match\x18\x03 \x01(\tR\aifMatch\x12\x19\n" +
-	"\bimage_id\x18\x04 \x01(\tR\aimageId\"z\n" +
+	"\bimage_id\x18\x04 \x01(\tR\aimageId\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\x03R\x05owner\"z\n" +
 	"\x02Op\x12\a\n" +
 	"\x03GET\x10\x00\x12\n" +
 	"\n" +

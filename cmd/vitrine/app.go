@@ -46,7 +46,10 @@ type database interface {
 	catalog.JobQueue
 	catalog.JobOutbox
 	catalog.DeadLetters
+	catalog.KeyStore
+	catalog.IdempotencyStore
 	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
+	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
 	Close() error
 }
 
@@ -130,14 +133,17 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		blobs, files = fs, fs
 	}
 
-	// The hot-read cache.
+	// The hot-read cache and the rate limits: in-process, or shared by
+	// every node through Redis.
 	var cache catalog.Cache = memory.New(cfg.CacheEntries)
+	var limiter catalog.RateLimiter = memory.NewLimiter(nil)
 	if cfg.RedisURL != "" {
 		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis")})
 		if err != nil {
 			return nil, fmt.Errorf("open redis: %w", err)
 		}
 		cache = a.cache
+		limiter = a.cache.Limiter(limiter)
 	}
 
 	// Product grains live on API nodes only: a worker node, whose decoders
@@ -190,14 +196,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 			checks = append(checks, rest.Check{Name: "kafka", Check: func(ctx context.Context) error { return kafka.Ping(ctx, kcfg) }})
 		}
 		// Redis is not a readiness check: vitrine serves without it.
-		a.server = rest.New(rest.Config{MaxUploadBytes: cfg.MaxUploadBytes, RequestTimeout: cfg.RequestTimeout, AdminToken: cfg.AdminToken},
+		limits := actors.UploadLimits{MaxBacklog: cfg.Access.MaxBacklog, MaxOwnerBacklog: cfg.Access.MaxOwnerBacklog}
+		a.server = rest.New(cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout),
 			rest.Deps{
-				Products:  service,
-				Uploads:   actors.NewUploads(service, engine, blobs, time.Now),
-				Reprocess: service,
-				Admin:     actors.NewAdmin(service, a.db),
-				Files:     files,
-				Checks:    checks,
+				Products:    service,
+				Uploads:     actors.NewUploads(service, engine, blobs, a.db, limits, time.Now),
+				Reprocess:   service,
+				Admin:       actors.NewAdmin(service, a.db),
+				Keys:        a.db,
+				Limiter:     limiter,
+				Idempotency: a.db,
+				Files:       files,
+				Checks:      checks,
+				NewID:       newID,
 			}, log.Named("http"))
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()
@@ -209,6 +220,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	}
 	log.Info("vitrine started", zap.Any("config", cfg.fields()), zap.String("listen", a.Addr()),
 		zap.String("backends", backends(cfg)))
+	if cfg.Access.openWrites {
+		log.Warn("anonymous clients may write: every product is open to anyone who reaches "+a.Addr(),
+			zap.String("env", cfg.Access.Env), zap.String("fix", "VITRINE_ENV=production and API keys (vitrine keys create)"))
+	}
 	return a, nil
 }
 

@@ -39,10 +39,12 @@ type Config struct {
 	ClusterPort     int
 	ClusterPeers    string
 	ManagePort      int
-	AdminToken      string
 	FetchAllow      string
 	RecipeFile      string
 	PprofAddr       string
+
+	// Access and limits (config_access.go).
+	Access AccessConfig
 
 	// Production backends: each one set switches its port from the
 	// embedded adapter to the real one.
@@ -66,40 +68,9 @@ type setting struct {
 }
 
 func (c *Config) settings() []setting {
-	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
-	num := func(p *int, min int) func(string) error {
-		return func(v string) error {
-			n, err := parseSize(v)
-			if err != nil || n < min {
-				return fmt.Errorf("must be an integer ≥ %d, got %q", min, v)
-			}
-			*p = n
-			return nil
-		}
-	}
-	dur := func(p *time.Duration) func(string) error {
-		return func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return fmt.Errorf("must be a positive duration such as 30s, got %q", v)
-			}
-			*p = d
-			return nil
-		}
-	}
-	oneOf := func(p *string, allowed ...string) func(string) error {
-		return func(v string) error {
-			for _, a := range allowed {
-				if v == a {
-					*p = v
-					return nil
-				}
-			}
-			return fmt.Errorf("must be one of %s, got %q", strings.Join(allowed, ", "), v)
-		}
-	}
-	return []setting{
-		{"addr", "VITRINE_ADDR", ":8080", "HTTP listen address", str(&c.Addr)},
+	str, num, dur, oneOf := setString, setInt, setDuration, setOneOf
+	return append([]setting{
+		{"addr", "VITRINE_ADDR", "", "HTTP listen address (default :8080; 127.0.0.1:8080 in development)", str(&c.Addr)},
 		{"data-dir", "VITRINE_DATA_DIR", "./data", "directory of the embedded database and image files", str(&c.DataDir)},
 		{"public-url", "VITRINE_PUBLIC_URL", "", "base URL of image files (default: http://localhost:PORT/media)", str(&c.PublicURL)},
 		{"log-format", "VITRINE_LOG_FORMAT", "json", "log format: json (production) or console (development)", oneOf(&c.LogFormat, "json", "console")},
@@ -119,7 +90,6 @@ func (c *Config) settings() []setting {
 		{"cluster-port", "VITRINE_CLUSTER_PORT", "0", "port of this node's actor endpoint (0: any free port)", num(&c.ClusterPort, 0)},
 		{"cluster-peers", "VITRINE_CLUSTER_PEERS", "", "comma-separated membership endpoints host:port of every node, this one included (empty: one node)", str(&c.ClusterPeers)},
 		{"cluster-manage-port", "VITRINE_CLUSTER_MANAGE_PORT", "6330", "port of this node's membership endpoint when peers are set", num(&c.ManagePort, 1)},
-		{"admin-token", "VITRINE_ADMIN_TOKEN", "", "bearer token of the /admin API (empty: /admin disabled)", str(&c.AdminToken)},
 		{"fetch-allow", "VITRINE_FETCH_ALLOW", "", "comma-separated addresses/CIDRs that URL imports may reach despite the SSRF guard", str(&c.FetchAllow)},
 		{"pprof-addr", "VITRINE_PPROF_ADDR", "", "address of a separate net/http/pprof listener for profiling (empty: off)", str(&c.PprofAddr)},
 		{"recipe-file", "VITRINE_RECIPE_FILE", "", "JSON recipe of the image variants (default: the built-in recipe)", str(&c.RecipeFile)},
@@ -134,6 +104,44 @@ func (c *Config) settings() []setting {
 		{"s3-access-key-id", "VITRINE_S3_ACCESS_KEY_ID", "", "S3 access key (unset: the AWS default credential chain)", str(&c.S3AccessKey)},
 		{"s3-secret-access-key", "VITRINE_S3_SECRET_ACCESS_KEY", "", "S3 secret key", str(&c.S3SecretKey)},
 		{"s3-path-style", "VITRINE_S3_PATH_STYLE", "false", "path-style S3 addressing (most S3-compatible servers)", oneOf(&c.S3PathStyle, "true", "false")},
+	}, c.Access.settings()...)
+}
+
+// The setters of settings: each parses a value into its field.
+
+func setString(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+
+func setInt(p *int, min int) func(string) error {
+	return func(v string) error {
+		n, err := parseSize(v)
+		if err != nil || n < min {
+			return fmt.Errorf("must be an integer ≥ %d, got %q", min, v)
+		}
+		*p = n
+		return nil
+	}
+}
+
+func setDuration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("must be a positive duration such as 30s, got %q", v)
+		}
+		*p = d
+		return nil
+	}
+}
+
+func setOneOf(p *string, allowed ...string) func(string) error {
+	return func(v string) error {
+		for _, a := range allowed {
+			if v == a {
+				*p = v
+				return nil
+			}
+		}
+		return fmt.Errorf("must be one of %s, got %q", strings.Join(allowed, ", "), v)
 	}
 }
 
@@ -175,6 +183,12 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 }
 
 func (c *Config) validate() error {
+	if c.Addr == "" {
+		c.Addr = ":8080"
+		if c.Access.Env == envDevelopment {
+			c.Addr = "127.0.0.1:8080"
+		}
+	}
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
 		return fmt.Errorf("VITRINE_ADDR (--addr) must be host:port or :port, got %q", c.Addr)
 	}
@@ -214,7 +228,7 @@ func (c *Config) validate() error {
 	if c.ClusterPort > 65535 {
 		return fmt.Errorf("VITRINE_CLUSTER_PORT (--cluster-port) must be at most 65535, got %d", c.ClusterPort)
 	}
-	return nil
+	return c.Access.validate(c.Addr)
 }
 
 // parseSize reads an integer, optionally with a KiB, MiB or GiB suffix.
@@ -268,7 +282,7 @@ func mask(secret string) string {
 // fields lists the configuration for the start-up log line, secrets masked.
 func (c Config) fields() map[string]any {
 	return map[string]any{
-		"admin_token": mask(c.AdminToken), "fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr,
+		"fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr,
 		"postgres_url": maskURL(c.PostgresURL), "redis_url": maskURL(c.RedisURL),
 		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions,
 		"s3_endpoint": c.S3Endpoint, "s3_bucket": c.S3Bucket, "s3_region": c.S3Region,
@@ -280,5 +294,6 @@ func (c Config) fields() map[string]any {
 		"shutdown_timeout": c.ShutdownTimeout.String(), "request_timeout": c.RequestTimeout.String(),
 		"cache_entries": c.CacheEntries, "cluster_name": c.ClusterName, "cluster_host": c.ClusterHost, "cluster_port": c.ClusterPort,
 		"cluster_peers": c.ClusterPeers, "cluster_manage_port": c.ManagePort,
+		"access": c.Access.fields(),
 	}
 }

@@ -120,7 +120,10 @@ func startApp(t testing.TB, dir string, env map[string]string) *testApp {
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
-	vars := map[string]string{"VITRINE_ADDR": "127.0.0.1:0", "VITRINE_DATA_DIR": dir, "VITRINE_WORKERS": "2"}
+	// Development mode on loopback: anonymous writes, as `make run` has;
+	// the access tests ask for production.
+	vars := map[string]string{"VITRINE_ADDR": "127.0.0.1:0", "VITRINE_DATA_DIR": dir, "VITRINE_WORKERS": "2",
+		"VITRINE_ENV": "development", "VITRINE_RATE_ANONYMOUS": "0"}
 	for k, v := range env {
 		vars[k] = v
 	}

@@ -19,7 +19,9 @@ const usage = `vitrine — a product catalog service with asynchronous image pro
 Usage:
   vitrine serve [flags]          run the service (vitrine serve -h lists the flags)
   vitrine migrate                apply the database migrations and exit
-  vitrine reprocess --all | --product ID [--url URL] [--force]
+  vitrine keys create|list|revoke
+                                 manage API keys (vitrine keys help)
+  vitrine reprocess --all | --product ID [--url URL] [--key KEY] [--force]
                                  process again the images made by an older recipe
   vitrine version                print the version
 `
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], getenv, stderr)
+	case "keys":
+		return keys(ctx, args[1:], getenv, stdout, stderr)
 	case "reprocess":
 		return reprocess(ctx, args[1:], getenv, stdout, stderr)
 	case "version":

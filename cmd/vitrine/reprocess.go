@@ -24,6 +24,7 @@ func reprocess(ctx context.Context, args []string, getenv func(string) string, s
 	all := fs.Bool("all", false, "every product")
 	product := fs.String("product", "", "one product's id")
 	force := fs.Bool("force", false, "also images already made by the current recipe")
+	key := fs.String("key", getenv("VITRINE_API_KEY"), "API key with the write scope (env VITRINE_API_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +39,7 @@ func reprocess(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	c := &apiClient{base: strings.TrimRight(*base, "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	c := &apiClient{base: strings.TrimRight(*base, "/"), key: *key, http: &http.Client{Timeout: 30 * time.Second}}
 
 	// Find the images to redo.
 	type target struct{ product, image string }
@@ -113,7 +114,15 @@ type apiProduct struct {
 
 type apiClient struct {
 	base string
+	key  string // sent as a bearer token when set
 	http *http.Client
+}
+
+func (c *apiClient) do(req *http.Request) (*http.Response, error) {
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	return c.http.Do(req)
 }
 
 func (c *apiClient) get(ctx context.Context, path string, v any) error {
@@ -121,7 +130,7 @@ func (c *apiClient) get(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.http.Do(req)
+	res, err := c.do(req)
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", path, err)
 	}
@@ -138,7 +147,7 @@ func (c *apiClient) post(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.http.Do(req)
+	res, err := c.do(req)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", path, err)
 	}

@@ -55,12 +55,7 @@ func New(maxEntries int) *Cache {
 
 // shard returns the shard of key, by its FNV-1a hash.
 func (c *Cache) shard(key string) *shard {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(key); i++ {
-		h ^= uint64(key[i])
-		h *= 1099511628211
-	}
-	return &c.shards[h&c.mask]
+	return &c.shards[fnv(key)&c.mask]
 }
 
 // Get returns the value kept for id. The caller must not modify it.

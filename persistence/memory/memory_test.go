@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/cachetest"
+	"github.com/vitrine-dev/vitrine/persistence/limitertest"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
 )
 
@@ -71,4 +73,29 @@ func BenchmarkGetParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+func TestLimiter(t *testing.T) {
+	limitertest.Run(t, func(t *testing.T) catalog.RateLimiter { return memory.NewLimiter(nil) })
+}
+
+func TestLimiterForgetsIdleKeys(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := memory.NewLimiter(func() time.Time { return now })
+	r := catalog.Rate{Limit: 10, Period: time.Second, Burst: 10}
+	for i := range 1000 {
+		if _, err := l.Allow(context.Background(), fmt.Sprint("client-", i), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := l.Allow(context.Background(), "one more", r); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 { // touch (almost) every shard, so that each sweeps
+		l.Allow(context.Background(), fmt.Sprint("sweep-", i), r)
+	}
+	if n := l.Keys(); n > 400 {
+		t.Fatalf("limiter holds %d keys after every client went idle, want only the recent ones", n)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/accesstest"
 	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
 	"github.com/vitrine-dev/vitrine/persistence/postgres"
 	"github.com/vitrine-dev/vitrine/persistence/queuetest"
@@ -44,6 +45,14 @@ func open(t *testing.T, url string, opts postgres.Options) *postgres.DB {
 func TestProductStore(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) catalog.ProductStore {
+		url, _ := postgres.FreshSchema(t)
+		return open(t, url, postgres.Options{})
+	})
+}
+
+func TestAccessStore(t *testing.T) {
+	t.Parallel()
+	accesstest.Run(t, func(t *testing.T) accesstest.Store {
 		url, _ := postgres.FreshSchema(t)
 		return open(t, url, postgres.Options{})
 	})

@@ -76,6 +76,18 @@ func (db *DB) PendingJobs(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// Backlog counts the jobs whose outcome is not stored yet: all of them,
+// and those of the products of userID.
+func (db *DB) Backlog(ctx context.Context, userID int64) (total, owned int, err error) {
+	err = db.pool.QueryRow(ctx, `
+		SELECT count(*), count(*) FILTER (WHERE p.user_id = $1)
+		FROM jobs j JOIN products p ON p.id = j.product_id`, userID).Scan(&total, &owned)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count the job backlog: %w", db.translate(ctx, err))
+	}
+	return total, owned, nil
+}
+
 // delivery is a leased job. The lease is identified by the random token it
 // was claimed with: once the lease is lost (it expired and the job was
 // claimed again, or the job was enqueued or rescheduled anew), Ack, Retry

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/accesstest"
 	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
 	"github.com/vitrine-dev/vitrine/persistence/queuetest"
 	"github.com/vitrine-dev/vitrine/persistence/sqlite"
@@ -37,6 +38,12 @@ func open(t *testing.T, path string, opts sqlite.Options) *sqlite.DB {
 
 func TestProductStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) catalog.ProductStore {
+		return open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
+	})
+}
+
+func TestAccessStore(t *testing.T) {
+	accesstest.Run(t, func(t *testing.T) accesstest.Store {
 		return open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
 	})
 }

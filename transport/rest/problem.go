@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -35,6 +36,10 @@ var statusOf = map[catalog.Kind]int{
 	catalog.KindUnsupportedMedia:   http.StatusUnsupportedMediaType,
 	catalog.KindUnprocessableImage: http.StatusUnprocessableEntity,
 	catalog.KindUnavailable:        http.StatusServiceUnavailable,
+	catalog.KindUnauthorized:       http.StatusUnauthorized,
+	catalog.KindForbidden:          http.StatusForbidden,
+	catalog.KindTooManyRequests:    http.StatusTooManyRequests,
+	catalog.KindUnprocessable:      http.StatusUnprocessableEntity,
 	catalog.KindInternal:           http.StatusInternalServerError,
 }
 
@@ -47,9 +52,14 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
 		return
 	}
+	switch {
+	case e.RetryAfter > 0:
+		ctx.Response.Header.Set("Retry-After", strconv.Itoa(ceilSeconds(e.RetryAfter)))
+	case e.Kind == catalog.KindUnavailable || e.Kind == catalog.KindTooManyRequests:
+		ctx.Response.Header.Set("Retry-After", "5")
+	}
 	if e.Kind == catalog.KindUnavailable {
 		ctx.SetUserValue(errKey, err)
-		ctx.Response.Header.Set("Retry-After", "5")
 	}
 	writeProblem(ctx, statusOf[e.Kind], e.Code, e.Detail, e.Fields)
 }

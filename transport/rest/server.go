@@ -1,6 +1,6 @@
 // Package rest is vitrine's HTTP front door: a fasthttp server whose
-// handlers parse requests, call the product service, and answer JSON or RFC
-// 9457 problem documents.
+// handlers authenticate and limit requests, call the product service, and
+// answer JSON or RFC 9457 problem documents.
 package rest
 
 import (
@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,26 +25,27 @@ import (
 	"github.com/vitrine-dev/vitrine/catalog"
 )
 
-// Products is what the front door needs of the product side.
+// Products is what the front door needs of the product side. Writes take
+// the owner the caller's key is bound to (0: any).
 type Products interface {
 	Get(ctx context.Context, id string) (actors.Product, error)
-	Create(ctx context.Context, doc []byte) (actors.Product, error)
-	Replace(ctx context.Context, id string, doc []byte, ifMatch string) (actors.Product, error)
-	Patch(ctx context.Context, id string, patch []byte, ifMatch string) (actors.Product, error)
-	Delete(ctx context.Context, id string, ifMatch string) error
+	Create(ctx context.Context, doc []byte, owner int64) (actors.Product, error)
+	Replace(ctx context.Context, id string, doc []byte, ifMatch string, owner int64) (actors.Product, error)
+	Patch(ctx context.Context, id string, patch []byte, ifMatch string, owner int64) (actors.Product, error)
+	Delete(ctx context.Context, id string, ifMatch string, owner int64) error
 	List(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error)
 	Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error)
 }
 
 // Uploader accepts image uploads and imports.
 type Uploader interface {
-	Upload(ctx context.Context, productID string, data []byte) (img *catalog.Image, body []byte, existing bool, err error)
-	Import(ctx context.Context, productID, url string) (*catalog.Image, []byte, error)
+	Upload(ctx context.Context, productID string, data []byte, owner int64) (img *catalog.Image, body []byte, existing bool, err error)
+	Import(ctx context.Context, productID, url string, owner int64) (*catalog.Image, []byte, error)
 }
 
 // Reprocessor runs an image's processing again.
 type Reprocessor interface {
-	Reprocess(ctx context.Context, productID, imageID string) ([]byte, error)
+	Reprocess(ctx context.Context, productID, imageID string, owner int64) ([]byte, error)
 }
 
 // Admin is what operators reach under /admin.
@@ -62,18 +65,88 @@ type Check struct {
 	Check func(ctx context.Context) error
 }
 
-// Config configures the front door.
+// Config configures the front door. Zero values take the defaults that
+// New documents.
 type Config struct {
-	// MaxUploadBytes is the largest image accepted.
+	// MaxUploadBytes is the largest image accepted (25 MiB).
 	MaxUploadBytes int
-	// MaxJSONBytes is the largest JSON body accepted.
+	// MaxJSONBytes is the largest JSON body accepted (1 MiB).
 	MaxJSONBytes int
-	// RequestTimeout bounds the work of one request.
+	// RequestTimeout bounds the work of one request (30 s).
 	RequestTimeout time.Duration
-	// Concurrency caps requests served at once; above it clients get 503.
-	Concurrency int
-	// AdminToken guards /admin with a bearer token; empty disables /admin.
+
+	// AdminToken is the bootstrap credential: it acts as a key with the
+	// admin scope. Empty: none.
 	AdminToken string
+	// AnonymousWrites lets requests without a key write (development
+	// only; the configuration refuses it on a non-loopback address).
+	AnonymousWrites bool
+	// PrivateReads makes reads need a key with the read scope.
+	PrivateReads bool
+	// KeyCacheTTL is how long a node trusts what it looked up of a key: a
+	// revoked key stops working on every node within it (5 s).
+	KeyCacheTTL time.Duration
+
+	// RateAnonymous limits each client address without a key; RateKey
+	// limits each API key. Off when zero.
+	RateAnonymous catalog.Rate
+	RateKey       catalog.Rate
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// IdempotencyTTL is how long an Idempotency-Key's response is kept (24 h).
+	IdempotencyTTL time.Duration
+
+	// UploadMemory is the budget of upload bytes in flight, all uploads
+	// together (64 MiB); AdmissionWait is how long an upload waits for
+	// room before it is refused with 503 (10 s).
+	UploadMemory  int64
+	AdmissionWait time.Duration
+
+	// HeaderTimeout bounds receiving a request's header (10 s), and
+	// ReadTimeout its body, from the end of its header (60 s);
+	// WriteTimeout bounds writing a response (60 s); IdleTimeout an idle
+	// keep-alive connection (2 min).
+	HeaderTimeout time.Duration
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	IdleTimeout   time.Duration
+	// MaxHeaderBytes bounds a request's header (16 KiB).
+	MaxHeaderBytes int
+	// MaxConns bounds open connections (10,000); MaxConnsPerIP those of
+	// one client address (0: no limit).
+	MaxConns      int
+	MaxConnsPerIP int
+	// CORSOrigins are the origins browsers may call from ("*": any); empty
+	// turns CORS off.
+	CORSOrigins []string
+}
+
+func (c *Config) defaults() {
+	setDefault := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	setDuration := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	setDefault(&c.MaxUploadBytes, 25<<20)
+	setDefault(&c.MaxJSONBytes, 1<<20)
+	setDefault(&c.MaxHeaderBytes, 16<<10)
+	setDefault(&c.MaxConns, 10_000)
+	setDuration(&c.RequestTimeout, 30*time.Second)
+	setDuration(&c.KeyCacheTTL, 5*time.Second)
+	setDuration(&c.IdempotencyTTL, 24*time.Hour)
+	setDuration(&c.AdmissionWait, 10*time.Second)
+	setDuration(&c.HeaderTimeout, 10*time.Second)
+	setDuration(&c.ReadTimeout, 60*time.Second)
+	setDuration(&c.WriteTimeout, 60*time.Second)
+	setDuration(&c.IdleTimeout, 2*time.Minute)
+	if c.UploadMemory <= 0 {
+		c.UploadMemory = 64 << 20
+	}
 }
 
 // Deps are the services the front door calls.
@@ -82,10 +155,20 @@ type Deps struct {
 	Uploads   Uploader
 	Reprocess Reprocessor
 	Admin     Admin
+	// Keys holds API keys; nil allows only the admin token and anonymous
+	// access.
+	Keys catalog.KeyStore
+	// Limiter counts requests for rate limits; nil turns them off.
+	Limiter catalog.RateLimiter
+	// Idempotency keeps Idempotency-Key responses; nil ignores the header.
+	Idempotency catalog.IdempotencyStore
 	// Files serves stored variant files; nil when blobs are served
 	// elsewhere (a CDN in front of object storage).
 	Files  Files
 	Checks []Check
+	// NewID makes ids (of keys); Now is the clock. Defaults: random, time.Now.
+	NewID func() string
+	Now   func() time.Time
 }
 
 // Server is the HTTP front door.
@@ -96,41 +179,77 @@ type Server struct {
 	log      *zap.Logger
 	router   *router.Router
 	ids      *requestIDs
+	auth     *authenticator
+	budget   *uploadBudget
+	cors     *cors
 	srv      *fasthttp.Server
+	now      func() time.Time
 }
+
+// access is who may call a route.
+type access int
+
+const (
+	// open routes answer anyone, unlimited: health, the API document,
+	// media files.
+	open access = iota
+	// reader routes need the read scope, or nothing when reads are public.
+	reader
+	// writer routes need the write scope (or nothing in development).
+	writer
+	// operator routes need the admin scope.
+	operator
+)
 
 // New returns a Server with every route registered.
 func New(cfg Config, deps Deps, log *zap.Logger) *Server {
-	if cfg.MaxUploadBytes <= 0 {
-		cfg.MaxUploadBytes = 25 << 20
+	cfg.defaults()
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
-	if cfg.MaxJSONBytes <= 0 {
-		cfg.MaxJSONBytes = 1 << 20
+	if deps.NewID == nil {
+		deps.NewID = randomID
 	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
+	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log, now: deps.Now,
+		budget: newUploadBudget(cfg.UploadMemory), cors: newCORS(cfg.CORSOrigins)}
+	anonymous := catalog.ScopeRead
+	switch {
+	case cfg.AnonymousWrites:
+		anonymous = catalog.ScopeWrite
+	case cfg.PrivateReads:
+		anonymous = ""
 	}
-	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log}
+	var keys keyLookup = noKeys{}
+	if deps.Keys != nil {
+		keys = deps.Keys
+	}
+	s.auth = newAuthenticator(keys, cfg.AdminToken, cfg.KeyCacheTTL, anonymous, deps.Now)
 	r := router.New()
 	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleOPTIONS = s.cors != nil
+	r.GlobalOPTIONS = s.preflight
 	s.router = r
 	s.ids = newRequestIDs()
-	s.route("GET", "/healthz", s.healthz)
-	s.route("GET", "/readyz", s.readyz)
-	s.route("GET", "/openapi.json", s.openapi)
-	s.route("POST", "/products", s.createProduct)
-	s.route("GET", "/products", s.listProducts)
-	s.route("GET", "/products/{id}", s.getProduct)
-	s.route("PUT", "/products/{id}", s.replaceProduct)
-	s.route("PATCH", "/products/{id}", s.patchProduct)
-	s.route("DELETE", "/products/{id}", s.deleteProduct)
-	s.route("POST", "/products/{id}/images", s.uploadImage)
-	s.route("GET", "/products/{id}/images/{image_id}", s.getImage)
-	s.route("POST", "/products/{id}/images/{image_id}/reprocess", s.reprocessImage)
-	s.route("GET", "/admin/dead-letters", s.admin(s.listDeadLetters))
-	s.route("POST", "/admin/dead-letters/{image_id}/replay", s.admin(s.replayDeadLetter))
+	s.route("GET", "/healthz", open, s.healthz)
+	s.route("GET", "/readyz", open, s.readyz)
+	s.route("GET", "/openapi.json", open, s.openapi)
+	s.route("POST", "/products", writer, s.createProduct)
+	s.route("GET", "/products", reader, s.listProducts)
+	s.route("GET", "/products/{id}", reader, s.getProduct)
+	s.route("PUT", "/products/{id}", writer, s.replaceProduct)
+	s.route("PATCH", "/products/{id}", writer, s.patchProduct)
+	s.route("DELETE", "/products/{id}", writer, s.deleteProduct)
+	s.route("POST", "/products/{id}/images", writer, s.uploadImage)
+	s.route("GET", "/products/{id}/images/{image_id}", reader, s.getImage)
+	s.route("POST", "/products/{id}/images/{image_id}/reprocess", writer, s.reprocessImage)
+	s.route("GET", "/admin/dead-letters", operator, s.listDeadLetters)
+	s.route("POST", "/admin/dead-letters/{image_id}/replay", operator, s.replayDeadLetter)
+	s.route("POST", "/admin/keys", operator, s.createKey)
+	s.route("GET", "/admin/keys", operator, s.listKeys)
+	s.route("DELETE", "/admin/keys/{id}", operator, s.revokeKey)
 	if deps.Files != nil {
-		s.route("GET", "/media/{key:*}", s.media)
+		s.route("GET", "/media/{key:*}", open, s.media)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeProblem(ctx, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", ctx.Method(), ctx.Path()), nil)
@@ -144,13 +263,22 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
 	}
 	s.srv = &fasthttp.Server{
-		Handler:               s.logged(r.Handler),
-		Name:                  "vitrine",
-		MaxRequestBodySize:    cfg.MaxUploadBytes + 1<<20, // room for multipart framing
-		ReadTimeout:           60 * time.Second,
-		WriteTimeout:          60 * time.Second,
-		IdleTimeout:           2 * time.Minute,
-		Concurrency:           cfg.Concurrency,
+		Handler: s.logged(r.Handler),
+		Name:    "vitrine",
+		// Bodies up to the JSON limit are read before the handler runs;
+		// larger ones (uploads) stream, read by the handler under the
+		// upload budget.
+		MaxRequestBodySize:           cfg.MaxJSONBytes,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ReadBufferSize:               cfg.MaxHeaderBytes,
+		ReadTimeout:                  cfg.HeaderTimeout,
+		HeaderReceived:               s.headerReceived,
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		// Connections are bounded by limitListener, which answers with a
+		// problem document; fasthttp's own limit sits above it.
+		Concurrency:           cfg.MaxConns + 64,
 		ErrorHandler:          s.transportError,
 		Logger:                zap.NewStdLog(log.Named("fasthttp")),
 		NoDefaultServerHeader: true,
@@ -158,6 +286,31 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		CloseOnShutdown:       true,
 	}
 	return s
+}
+
+// headerReceived gives a request's body its own time limit, and makes a
+// body that will stream (over the JSON limit) reach its handler after its
+// first byte: the handler refuses it from its headers, or reads it under
+// the upload budget, without fasthttp waiting to read ahead.
+func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	rc := fasthttp.RequestConfig{ReadTimeout: s.cfg.ReadTimeout}
+	if h.ContentLength() > s.cfg.MaxJSONBytes {
+		rc.MaxRequestBodySize = 1
+	}
+	return rc
+}
+
+// noKeys is the key store of a server without one: every key is unknown.
+type noKeys struct{}
+
+func (noKeys) KeyByHash(context.Context, string) (*catalog.APIKey, error) {
+	return nil, catalog.NotFound("no such key")
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Routes lists every registered route as "METHOD path".
@@ -174,23 +327,46 @@ func (s *Server) Routes() []string {
 // Handler is the server's request handler, middleware included.
 func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
 
-// Serve serves requests on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves requests on ln until Shutdown or ctx ends; meanwhile it
+// purges expired idempotency records.
+func (s *Server) Serve(ln net.Listener) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.purgeIdempotencyKeys(ctx, 10*time.Minute)
+	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.ids))
+}
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
 
-// transportError answers requests fasthttp could not even parse.
+// transportError answers requests fasthttp could not even parse: they get
+// a problem document with a request id like any other.
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	id := s.ids.next()
+	ctx.SetUserValue(requestIDKey, id)
+	ctx.Response.Header.Set("X-Request-ID", id)
+	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		writeProblem(ctx, http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("the request body is over the limit of %d bytes", s.srv.MaxRequestBodySize), nil)
+	case errors.As(err, &small) || strings.Contains(err.Error(), "small read buffer"):
+		writeProblem(ctx, http.StatusRequestHeaderFieldsTooLarge, "header_too_large",
+			fmt.Sprintf("the request header is over the limit of %d bytes", s.cfg.MaxHeaderBytes), nil)
+	case isTimeout(err):
+		writeProblem(ctx, http.StatusRequestTimeout, "request_timeout",
+			fmt.Sprintf("the request was not received in time (header within %s, body within %s)", s.cfg.HeaderTimeout, s.cfg.ReadTimeout), nil)
 	default:
 		writeProblem(ctx, http.StatusBadRequest, "malformed_request", "the request could not be parsed: "+err.Error(), nil)
 	}
 	ctx.SetConnectionClose()
+	s.log.Info("request refused", zap.Int("status", ctx.Response.StatusCode()), zap.String("request_id", id), zap.Error(err))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 const (
@@ -233,12 +409,18 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 			zap.Duration("latency", time.Since(start)),
 			zap.String("request_id", id),
 		}
+		if key, ok := ctx.UserValue(keyIDKey).(string); ok {
+			fields = append(fields, zap.String("key_id", key))
+		}
 		if err, ok := ctx.UserValue(errKey).(error); ok {
 			fields = append(fields, zap.Error(err))
 		}
 		ce.Write(fields...)
 	}
 }
+
+// keyIDKey records the id (never the secret) of the request's API key.
+const keyIDKey = "vitrine.key_id"
 
 func validRequestID(id []byte) bool {
 	if len(id) == 0 || len(id) > 128 {
@@ -269,15 +451,64 @@ func (r *requestIDs) next() string {
 	return r.prefix + strconv.FormatUint(r.n.Add(1), 36)
 }
 
-// route registers h under path, recording the route pattern for the log.
-func (s *Server) route(method, path string, h fasthttp.RequestHandler) {
-	s.router.Handle(method, path, func(ctx *fasthttp.RequestCtx) {
+// handler is a route's handler: it gets the request's principal.
+type handler func(ctx *fasthttp.RequestCtx, p principal)
+
+// route registers h under path (and HEAD for a GET route): it records the
+// route pattern for the log, applies CORS, authenticates, authorizes and
+// rate-limits before h runs.
+func (s *Server) route(method, path string, need access, h handler) {
+	wrapped := func(ctx *fasthttp.RequestCtx) {
 		ctx.SetUserValue(routeKey, path)
-		h(ctx)
-	})
+		if s.cors != nil {
+			s.cors.apply(ctx)
+		}
+		var p principal
+		if need != open {
+			var ok bool
+			if p, ok = s.admit(ctx, need); !ok {
+				return
+			}
+		}
+		h(ctx, p)
+	}
+	s.router.Handle(method, path, wrapped)
+	if method == fasthttp.MethodGet {
+		s.router.Handle(fasthttp.MethodHead, path, wrapped)
+	}
+}
+
+// admit authenticates the request, checks its scope and counts it against
+// its rate; it answers and returns false when the request may not go on.
+func (s *Server) admit(ctx *fasthttp.RequestCtx, need access) (principal, bool) {
+	p, err := s.auth.authenticate(ctx)
+	if err != nil {
+		var ae *authError
+		if errors.As(err, &ae) {
+			writeAuthError(ctx, ae)
+		} else {
+			writeError(ctx, err)
+		}
+		return p, false
+	}
+	if !p.anonymous() {
+		ctx.SetUserValue(keyIDKey, p.keyID)
+	}
+	scope := catalog.ScopeAdmin
+	switch need {
+	case reader:
+		scope = catalog.ScopeRead
+	case writer:
+		scope = catalog.ScopeWrite
+	}
+	if e := s.auth.authorize(p, scope); e != nil {
+		writeAuthError(ctx, e)
+		return p, false
+	}
+	return p, s.limitRequest(ctx, p)
 }
 
 // reqCtx is the context of one request's work.
-func (s *Server) reqCtx(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+func (s *Server) reqCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 }

@@ -1,0 +1,157 @@
+package rest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+func (s *Server) listDeadLetters(ctx *fasthttp.RequestCtx, _ principal) {
+	limit := 100
+	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > 1000 {
+			writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query",
+				Detail: "limit must be an integer from 1 to 1000, got " + strconv.Quote(string(v)),
+				Fields: []catalog.FieldError{{Field: "limit", Detail: "must be an integer from 1 to 1000"}}})
+			return
+		}
+		limit = n
+	}
+	if err := onlyParams(ctx.QueryArgs(), "limit"); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	c, cancel := s.reqCtx()
+	defer cancel()
+	items, err := s.deps.Admin.ListDeadLetters(c, limit)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	if items == nil {
+		items = []catalog.DeadLetter{}
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSON(ctx, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) replayDeadLetter(ctx *fasthttp.RequestCtx, _ principal) {
+	c, cancel := s.reqCtx()
+	defer cancel()
+	job, err := s.deps.Admin.ReplayDeadLetter(c, pathID(ctx, "image_id"))
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/products/"+job.ProductID+"/images/"+job.ImageID)
+	writeJSON(ctx, http.StatusAccepted, job)
+}
+
+// onlyParams refuses query parameters other than names.
+func onlyParams(args *fasthttp.Args, names ...string) error {
+	var errs []catalog.FieldError
+	seen := map[string]bool{}
+	args.VisitAll(func(k, _ []byte) {
+		key := string(k)
+		known := false
+		for _, n := range names {
+			known = known || n == key
+		}
+		switch {
+		case !known:
+			errs = append(errs, catalog.FieldError{Field: key, Detail: "unknown query parameter"})
+		case seen[key]:
+			errs = append(errs, catalog.FieldError{Field: key, Detail: "given more than once"})
+		}
+		seen[key] = true
+	})
+	if len(errs) == 0 {
+		return nil
+	}
+	return &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query", Detail: errs[0].Field + " " + errs[0].Detail, Fields: errs}
+}
+
+// keyRequest is the body of POST /admin/keys.
+type keyRequest struct {
+	Name   string          `json:"name"`
+	Scopes []catalog.Scope `json:"scopes"`
+	Owner  *int64          `json:"owner"`
+}
+
+// keyCreated is the answer to POST /admin/keys: the key's secret, shown
+// this once.
+type keyCreated struct {
+	catalog.APIKey
+	Key string `json:"key"`
+}
+
+func (s *Server) createKey(ctx *fasthttp.RequestCtx, _ principal) {
+	body, err := s.jsonBody(ctx, "application/json")
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	var req keyRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		writeError(ctx, catalog.Errorf(catalog.KindInvalid, "malformed_json",
+			`the body must be {"scopes": ["read"|"write"|"admin", …], "owner": <user_id or null>, "name": "…"}: %v`, err))
+		return
+	}
+	if s.deps.Keys == nil {
+		writeError(ctx, catalog.Errorf(catalog.KindUnavailable, "keys_unavailable", "this server keeps no API keys"))
+		return
+	}
+	c, cancel := s.reqCtx()
+	defer cancel()
+	key, secret, err := catalog.IssueKey(c, s.deps.Keys, s.deps.NewID(), req.Name, req.Scopes, req.Owner, s.now())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/admin/keys/"+key.ID)
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSON(ctx, http.StatusCreated, keyCreated{APIKey: *key, Key: secret})
+}
+
+func (s *Server) listKeys(ctx *fasthttp.RequestCtx, _ principal) {
+	if err := onlyParams(ctx.QueryArgs()); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	keys := []catalog.APIKey{}
+	if s.deps.Keys != nil {
+		c, cancel := s.reqCtx()
+		defer cancel()
+		var err error
+		if keys, err = s.deps.Keys.ListKeys(c); err != nil {
+			writeError(ctx, err)
+			return
+		}
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSON(ctx, http.StatusOK, map[string]any{"items": keys})
+}
+
+func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, _ principal) {
+	id := pathID(ctx, "id")
+	if s.deps.Keys == nil || !catalog.ValidID(id) {
+		writeError(ctx, catalog.NotFound("key %q does not exist", id))
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	if _, err := s.deps.Keys.RevokeKey(c, id, s.now()); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(http.StatusNoContent)
+}

@@ -1,0 +1,136 @@
+package rest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// clientAddr is the address of the client that sent the request: the
+// connection's peer, or, when the peer is a trusted proxy, the rightmost
+// X-Forwarded-For address that is not a trusted proxy. The header is never
+// believed from anyone else: a client cannot pick its own address.
+func clientAddr(ctx *fasthttp.RequestCtx, trusted []netip.Prefix) netip.Addr {
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	peer = peer.Unmap()
+	if len(trusted) == 0 || !inPrefixes(peer, trusted) {
+		return peer
+	}
+	addr := peer
+	var hops [][]byte
+	ctx.Request.Header.VisitAll(func(k, v []byte) {
+		if strings.EqualFold(string(k), "X-Forwarded-For") {
+			hops = append(hops, v)
+		}
+	})
+	// Right to left: the last hop was added by the proxy closest to us.
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(string(hops[i]), ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return addr // garbage: stop at the last address we could trust
+			}
+			addr = a.Unmap()
+			if !inPrefixes(addr, trusted) {
+				return addr
+			}
+		}
+	}
+	return addr
+}
+
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseTrustedProxies reads a comma-separated list of addresses and CIDRs.
+func ParseTrustedProxies(items []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range items {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// ParseRate reads a rate such as "100/s", "6000/min" or "0" (off).
+func ParseRate(v string) (catalog.Rate, error) {
+	if v == "0" || v == "off" {
+		return catalog.Rate{}, nil
+	}
+	n, unit, ok := strings.Cut(v, "/")
+	limit, err := strconv.Atoi(n)
+	if !ok || err != nil || limit <= 0 {
+		return catalog.Rate{}, fmt.Errorf("must be N/s, N/min or N/h (or 0 for no limit), got %q", v)
+	}
+	periods := map[string]time.Duration{"s": time.Second, "sec": time.Second, "m": time.Minute, "min": time.Minute, "h": time.Hour}
+	period, ok := periods[unit]
+	if !ok {
+		return catalog.Rate{}, fmt.Errorf("must be N/s, N/min or N/h (or 0 for no limit), got %q", v)
+	}
+	if period/time.Duration(limit) <= 0 {
+		return catalog.Rate{}, fmt.Errorf("%q is more than one request per nanosecond", v)
+	}
+	return catalog.Rate{Limit: limit, Period: period, Burst: limit}, nil
+}
+
+// limitRequest counts the request against its client's rate, sets the
+// RateLimit-Policy and RateLimit headers (draft-ietf-httpapi-ratelimit-
+// headers) and reports whether it may go on. A limiter that fails lets
+// the request through: limits protect the service, they must not take it
+// down.
+func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
+	rate, policy, key := s.cfg.RateKey, "key", "k:"+p.keyID
+	if p.anonymous() {
+		rate, policy = s.cfg.RateAnonymous, "anonymous"
+		key = "a:" + clientAddr(ctx, s.cfg.TrustedProxies).String()
+	}
+	if rate.Off() || s.deps.Limiter == nil {
+		return true
+	}
+	c, cancel := context.WithTimeout(context.Background(), time.Second)
+	d, err := s.deps.Limiter.Allow(c, key, rate)
+	cancel()
+	if err != nil {
+		s.log.Warn("rate limiter failed; request let through", zap.Error(err))
+		return true
+	}
+	h := &ctx.Response.Header
+	h.Set("RateLimit-Policy", fmt.Sprintf(`"%s";q=%d;w=%d`, policy, rate.Burst, ceilSeconds(rate.Period*time.Duration(max(rate.Burst, 1))/time.Duration(rate.Limit))))
+	h.Set("RateLimit", fmt.Sprintf(`"%s";r=%d;t=%d`, policy, d.Remaining, ceilSeconds(d.Reset)))
+	if d.Allowed {
+		return true
+	}
+	retry := ceilSeconds(d.RetryAfter)
+	h.Set("Retry-After", strconv.Itoa(retry))
+	writeProblem(ctx, http.StatusTooManyRequests, "rate_limited",
+		fmt.Sprintf("too many requests: the %s limit is %d per %s; retry in %d s", policy, rate.Limit, rate.Period, retry), nil)
+	return false
+}
+
+func ceilSeconds(d time.Duration) int {
+	return max(int(math.Ceil(d.Seconds())), 0)
+}

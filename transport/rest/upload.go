@@ -1,0 +1,256 @@
+package rest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/media"
+)
+
+// An upload's body is read from the connection as it streams in, never by
+// fasthttp ahead of the handler: its bytes are admitted against a budget
+// of bytes in flight (all uploads together), so that memory does not grow
+// with the number of uploads at once. An upload that is no image is
+// refused from its first bytes, before the rest is read.
+
+// multipartSlack is what multipart framing may add to a file's size.
+const multipartSlack = 64 << 10
+
+// headBytes is how much of a file identifies its format.
+const headBytes = 512
+
+// uploadBudget admits bytes in flight up to a total, waiting in line
+// (first come, first served) until ctx ends.
+type uploadBudget struct {
+	mu      sync.Mutex
+	free    int64
+	total   int64
+	waiters []*budgetWaiter
+}
+
+type budgetWaiter struct {
+	n     int64
+	ready chan struct{}
+}
+
+func newUploadBudget(total int64) *uploadBudget {
+	return &uploadBudget{free: total, total: total}
+}
+
+// acquire takes n bytes (at most the whole budget) or fails when ctx ends.
+func (b *uploadBudget) acquire(ctx context.Context, n int64) (int64, error) {
+	n = min(n, b.total)
+	b.mu.Lock()
+	if len(b.waiters) == 0 && b.free >= n {
+		b.free -= n
+		b.mu.Unlock()
+		return n, nil
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		return n, nil
+	case <-ctx.Done():
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		select {
+		case <-w.ready: // granted meanwhile: give it back
+			b.free += n
+			b.grant()
+		default:
+			for i, x := range b.waiters {
+				if x == w {
+					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+					break
+				}
+			}
+			b.grant()
+		}
+		return 0, ctx.Err()
+	}
+}
+
+func (b *uploadBudget) release(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free += n
+	b.grant()
+}
+
+// grant wakes waiters in order while the budget has room. b.mu is held.
+func (b *uploadBudget) grant() {
+	for len(b.waiters) > 0 && b.free >= b.waiters[0].n {
+		w := b.waiters[0]
+		b.waiters = b.waiters[1:]
+		b.free -= w.n
+		close(w.ready)
+	}
+}
+
+// upload is an upload's image bytes, admitted against the budget until
+// release.
+type upload struct {
+	data    []byte
+	release func()
+}
+
+// readUpload reads the image of an upload request: the raw body (an image/*
+// or application/octet-stream Content-Type) or the one file of the
+// multipart/form-data field "file". When it fails before reading the whole
+// body, the connection is closed after the answer.
+func (s *Server) readUpload(ctx *fasthttp.RequestCtx) (*upload, error) {
+	ct := string(ctx.Request.Header.ContentType())
+	mt, params, err := mime.ParseMediaType(ct)
+	isMultipart := err == nil && mt == "multipart/form-data"
+	if ct == "" || err != nil || (!isMultipart && !strings.HasPrefix(mt, "image/") && mt != "application/octet-stream") {
+		return nil, catalog.Errorf(catalog.KindUnsupportedMedia, "unsupported_content_type",
+			"send the image as multipart/form-data (field \"file\") or as the raw body with an image/* or application/octet-stream Content-Type; got %q", ct)
+	}
+	limit := int64(s.cfg.MaxUploadBytes)
+	bodyLimit := limit
+	if isMultipart {
+		if params["boundary"] == "" {
+			return nil, catalog.Errorf(catalog.KindInvalid, "malformed_multipart", "the multipart Content-Type has no boundary")
+		}
+		bodyLimit += multipartSlack
+	}
+	n := int64(ctx.Request.Header.ContentLength())
+	if n > bodyLimit {
+		ctx.SetConnectionClose()
+		return nil, tooLarge(n, s.cfg.MaxUploadBytes)
+	}
+	want := bodyLimit
+	if n >= 0 {
+		want = n
+	}
+	c, cancel := context.WithTimeout(context.Background(), s.cfg.AdmissionWait)
+	got, err := s.budget.acquire(c, want)
+	cancel()
+	if err != nil {
+		ctx.SetConnectionClose()
+		return nil, &catalog.Error{Kind: catalog.KindUnavailable, Code: "uploads_busy", RetryAfter: 2 * time.Second,
+			Detail: fmt.Sprintf("too many uploads are in flight (%d bytes at most); retry shortly", s.budget.total)}
+	}
+	u := &upload{release: func() { s.budget.release(got) }}
+	body := ctx.RequestBodyStream()
+	if body == nil { // fasthttp read a small body up front
+		body = strings.NewReader(string(ctx.Request.Body()))
+	}
+	if isMultipart {
+		u.data, err = readMultipartFile(body, params["boundary"], limit, int(min(want, limit)))
+	} else {
+		u.data, err = readImage(body, limit, int(min(want, limit)))
+	}
+	if err != nil {
+		u.release()
+		ctx.SetConnectionClose()
+		return nil, err
+	}
+	return u, nil
+}
+
+// readImage reads an image from r: refused from its first bytes when it is
+// no image, then read whole up to limit.
+func readImage(r io.Reader, limit int64, sizeHint int) ([]byte, error) {
+	br := bufio.NewReaderSize(r, headBytes)
+	head, err := br.Peek(headBytes)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, readError(err)
+	}
+	if len(head) == 0 {
+		return nil, catalog.Errorf(catalog.KindInvalid, "empty_upload", "the uploaded file is empty")
+	}
+	if _, err := media.Identify(head); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, max(sizeHint, len(head))+1)
+	for {
+		if int64(len(buf)) > limit {
+			return nil, tooLarge(int64(len(buf)), int(limit))
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		m, err := br.Read(buf[len(buf):min(cap(buf), int(limit)+1)])
+		buf = buf[:len(buf)+m]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, readError(err)
+		}
+	}
+	if int64(len(buf)) > limit {
+		return nil, tooLarge(int64(len(buf)), int(limit))
+	}
+	return buf, nil
+}
+
+// maxFormFieldBytes bounds a multipart part that is not the file.
+const maxFormFieldBytes = 8 << 10
+
+// readMultipartFile reads the one file of the field "file" from a
+// multipart/form-data body. Other fields are read and ignored (each at
+// most 8 KiB); a second file in "file" is refused.
+func readMultipartFile(r io.Reader, boundary string, limit int64, sizeHint int) ([]byte, error) {
+	mr := multipart.NewReader(r, boundary)
+	var data []byte
+	files := 0
+	for {
+		part, err := mr.NextRawPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, catalog.Errorf(catalog.KindInvalid, "malformed_multipart", "the multipart body could not be parsed: %v", err)
+		}
+		if part.FormName() != "file" {
+			if _, err := io.Copy(io.Discard, io.LimitReader(part, maxFormFieldBytes+1)); err != nil {
+				return nil, catalog.Errorf(catalog.KindInvalid, "malformed_multipart", "the multipart body could not be parsed: %v", err)
+			}
+			continue
+		}
+		files++
+		if files > 1 {
+			return nil, catalog.Errorf(catalog.KindInvalid, "missing_file", "the multipart body must carry exactly one file in the field \"file\", got more")
+		}
+		data, err = readImage(part, limit, sizeHint)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if files == 0 {
+		return nil, catalog.Errorf(catalog.KindInvalid, "missing_file", "the multipart body must carry exactly one file in the field \"file\", got 0")
+	}
+	return data, nil
+}
+
+// readError describes a body that could not be read: the client went away
+// or took too long, or the multipart framing broke.
+func readError(err error) error {
+	var ce *catalog.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	if strings.Contains(err.Error(), "multipart") {
+		return catalog.Errorf(catalog.KindInvalid, "malformed_multipart", "the multipart body could not be parsed: %v", err)
+	}
+	return &catalog.Error{Kind: catalog.KindInvalid, Code: "incomplete_body", Detail: "the request body could not be read whole: " + err.Error(), Err: err}
+}
+
+func tooLarge(size int64, limit int) error {
+	return catalog.Errorf(catalog.KindTooLarge, "file_too_large", "the file is at least %d bytes, over the limit of %d bytes", size, limit)
+}

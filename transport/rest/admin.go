@@ -14,15 +14,15 @@ import (
 
 func (s *Server) listDeadLetters(ctx *fasthttp.RequestCtx, _ principal) {
 	limit := 100
-	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
-		n, err := strconv.Atoi(string(v))
-		if err != nil || n < 1 || n > 1000 {
+	if v := ctx.QueryArgs().Peek("limit"); ctx.QueryArgs().Has("limit") {
+		n, ok := catalog.IntegralInt64(string(v))
+		if !ok || n < 1 || n > 1000 {
 			writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query",
 				Detail: "limit must be an integer from 1 to 1000, got " + strconv.Quote(string(v)),
 				Fields: []catalog.FieldError{{Field: "limit", Detail: "must be an integer from 1 to 1000"}}})
 			return
 		}
-		limit = n
+		limit = int(n)
 	}
 	if err := onlyParams(ctx.QueryArgs(), "limit"); err != nil {
 		writeError(ctx, err)
@@ -82,7 +82,7 @@ func onlyParams(args *fasthttp.Args, names ...string) error {
 type keyRequest struct {
 	Name   string          `json:"name"`
 	Scopes []catalog.Scope `json:"scopes"`
-	Owner  *int64          `json:"owner"`
+	Owner  json.RawMessage `json:"owner"` // an integer; absent or null: any owner
 }
 
 // keyCreated is the answer to POST /admin/keys: the key's secret, shown
@@ -106,13 +106,23 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, _ principal) {
 			`the body must be {"scopes": ["read"|"write"|"admin", …], "owner": <user_id or null>, "name": "…"}: %v`, err))
 		return
 	}
+	var owner *int64
+	if len(req.Owner) > 0 && string(req.Owner) != "null" {
+		n, ok := catalog.IntegralInt64(string(req.Owner))
+		if !ok {
+			writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "validation", Detail: "owner must be a positive integer",
+				Fields: []catalog.FieldError{{Field: "owner", Detail: "must be a positive integer"}}})
+			return
+		}
+		owner = &n
+	}
 	if s.deps.Keys == nil {
 		writeError(ctx, catalog.Errorf(catalog.KindUnavailable, "keys_unavailable", "this server keeps no API keys"))
 		return
 	}
 	c, cancel := s.reqCtx()
 	defer cancel()
-	key, secret, err := catalog.IssueKey(c, s.deps.Keys, s.deps.NewID(), req.Name, req.Scopes, req.Owner, s.now())
+	key, secret, err := catalog.IssueKey(c, s.deps.Keys, s.deps.NewID(), req.Name, req.Scopes, owner, s.now())
 	if err != nil {
 		writeError(ctx, err)
 		return

@@ -66,7 +66,7 @@ var replayedHeaders = []string{"Content-Type", "Location", "ETag", "Cache-Contro
 // two sends of the same file).
 func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint []byte, handle func()) {
 	h := ctx.Request.Header.Peek("Idempotency-Key")
-	if len(h) == 0 || s.deps.Idempotency == nil {
+	if len(h) == 0 && !hasHeader(&ctx.Request.Header, "Idempotency-Key") || s.deps.Idempotency == nil {
 		handle()
 		return
 	}
@@ -133,6 +133,13 @@ func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint [
 		// once the lock lapses. Say so in the log, do not fail the answer.
 		s.log.Warn("store idempotent response", zap.String("idempotency_scope", scope), zap.Error(err))
 	}
+}
+
+// hasHeader reports whether the request carries the header, even empty.
+func hasHeader(h *fasthttp.RequestHeader, name string) bool {
+	found := false
+	h.VisitAll(func(k, _ []byte) { found = found || strings.EqualFold(string(k), name) })
+	return found
 }
 
 // replay answers with a stored response.

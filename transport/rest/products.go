@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -186,8 +185,8 @@ func parseFilter(args *fasthttp.Args) (catalog.ProductFilter, error) {
 		seen[key] = true
 		switch key {
 		case "user_id":
-			n, err := strconv.ParseInt(val, 10, 64)
-			if err != nil || n <= 0 {
+			n, ok := catalog.IntegralInt64(val)
+			if !ok || n <= 0 {
 				bad(key, "must be a positive integer, got %q", val)
 				return
 			}
@@ -210,12 +209,12 @@ func parseFilter(args *fasthttp.Args) (catalog.ProductFilter, error) {
 			}
 			f.Query = strings.ToLower(strings.TrimSpace(val))
 		case "limit":
-			n, err := strconv.Atoi(val)
-			if err != nil || n < 1 || n > MaxListLimit {
+			n, ok := catalog.IntegralInt64(val)
+			if !ok || n < 1 || n > MaxListLimit {
 				bad(key, "must be an integer from 1 to %d, got %q", MaxListLimit, val)
 				return
 			}
-			f.Limit = n
+			f.Limit = int(n)
 		case "cursor":
 			if val == "" { // an empty cursor asks for the first page
 				return

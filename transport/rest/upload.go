@@ -199,12 +199,8 @@ func readImage(r io.Reader, limit int64, sizeHint int) ([]byte, error) {
 	return buf, nil
 }
 
-// maxFormFieldBytes bounds a multipart part that is not the file.
-const maxFormFieldBytes = 8 << 10
-
 // readMultipartFile reads the one file of the field "file" from a
-// multipart/form-data body. Other fields are read and ignored (each at
-// most 8 KiB); a second file in "file" is refused.
+// multipart/form-data body; any other part, or a second file, is refused.
 func readMultipartFile(r io.Reader, boundary string, limit int64, sizeHint int) ([]byte, error) {
 	mr := multipart.NewReader(r, boundary)
 	var data []byte
@@ -217,11 +213,10 @@ func readMultipartFile(r io.Reader, boundary string, limit int64, sizeHint int) 
 		if err != nil {
 			return nil, catalog.Errorf(catalog.KindInvalid, "malformed_multipart", "the multipart body could not be parsed: %v", err)
 		}
-		if part.FormName() != "file" {
-			if _, err := io.Copy(io.Discard, io.LimitReader(part, maxFormFieldBytes+1)); err != nil {
-				return nil, catalog.Errorf(catalog.KindInvalid, "malformed_multipart", "the multipart body could not be parsed: %v", err)
-			}
-			continue
+		if name := part.FormName(); name != "file" {
+			return nil, &catalog.Error{Kind: catalog.KindInvalid, Code: "unknown_field",
+				Detail: fmt.Sprintf("the multipart body may carry only the field \"file\", not %q", name),
+				Fields: []catalog.FieldError{{Field: name, Detail: "unknown field; the only field is file"}}}
 		}
 		files++
 		if files > 1 {

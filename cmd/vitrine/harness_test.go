@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,6 +118,45 @@ type testApp struct {
 
 func startApp(t testing.TB, dir string, env map[string]string) *testApp {
 	t.Helper()
+	log := zap.NewNop()
+	if os.Getenv("VITRINE_TEST_LOG") != "" {
+		log, _ = newLogger("console", "info", os.Stderr)
+	}
+	return startAppWithLog(t, dir, env, log)
+}
+
+// startAppLogged starts a vitrine whose JSON log lines (debug and up) are
+// kept in the returned buffer.
+func startAppLogged(t testing.TB, dir string, env map[string]string) (*testApp, *lockedBuffer) {
+	t.Helper()
+	buf := &lockedBuffer{}
+	log, err := newLogger("json", "debug", buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startAppWithLog(t, dir, env, log), buf
+}
+
+// lockedBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func startAppWithLog(t testing.TB, dir string, env map[string]string, log *zap.Logger) *testApp {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
@@ -130,10 +170,6 @@ func startApp(t testing.TB, dir string, env map[string]string) *testApp {
 	cfg, err := parseConfig(nil, func(k string) string { return vars[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
-	}
-	log := zap.NewNop()
-	if os.Getenv("VITRINE_TEST_LOG") != "" {
-		log, _ = newLogger("console", "info", os.Stderr)
 	}
 	app, err := Start(context.Background(), cfg, log, testEngine)
 	if err != nil {

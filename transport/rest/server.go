@@ -181,6 +181,7 @@ type Server struct {
 	ids      *requestIDs
 	auth     *authenticator
 	budget   *uploadBudget
+	bufs     *bufPool
 	cors     *cors
 	srv      *fasthttp.Server
 	now      func() time.Time
@@ -211,7 +212,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		deps.NewID = randomID
 	}
 	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log, now: deps.Now,
-		budget: newUploadBudget(cfg.UploadMemory), cors: newCORS(cfg.CORSOrigins)}
+		budget: newUploadBudget(cfg.UploadMemory), bufs: newBufPool(cfg.MaxUploadBytes + multipartSlack), cors: newCORS(cfg.CORSOrigins)}
 	anonymous := catalog.ScopeRead
 	switch {
 	case cfg.AnonymousWrites:

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +101,40 @@ func (b *uploadBudget) grant() {
 	}
 }
 
+// bufPool recycles upload buffers in classes of 1 MiB of capacity: the
+// bytes in flight are reused rather than left to the collector, so the heap
+// stays near the upload budget instead of twice it.
+type bufPool struct {
+	classes []sync.Pool
+}
+
+const bufClass = 1 << 20
+
+func newBufPool(maxBytes int) *bufPool {
+	return &bufPool{classes: make([]sync.Pool, maxBytes/bufClass+2)}
+}
+
+// get returns an empty buffer with room for at least n bytes.
+func (p *bufPool) get(n int) []byte {
+	c := (n + bufClass - 1) / bufClass
+	if c >= len(p.classes) {
+		return make([]byte, 0, n)
+	}
+	if v, ok := p.classes[c].Get().(*[]byte); ok {
+		return (*v)[:0]
+	}
+	return make([]byte, 0, c*bufClass)
+}
+
+// put gives back a buffer from get (one grown elsewhere is dropped).
+func (p *bufPool) put(b []byte) {
+	c := cap(b) / bufClass
+	if cap(b)%bufClass != 0 || c == 0 || c >= len(p.classes) {
+		return
+	}
+	p.classes[c].Put(&b)
+}
+
 // upload is an upload's image bytes, admitted against the budget until
 // release.
 type upload struct {
@@ -129,7 +164,7 @@ func (s *Server) readUpload(ctx *fasthttp.RequestCtx) (*upload, error) {
 	}
 	n := int64(ctx.Request.Header.ContentLength())
 	if n > bodyLimit {
-		ctx.SetConnectionClose()
+		lingerClose(ctx)
 		return nil, tooLarge(n, s.cfg.MaxUploadBytes)
 	}
 	want := bodyLimit
@@ -140,31 +175,32 @@ func (s *Server) readUpload(ctx *fasthttp.RequestCtx) (*upload, error) {
 	got, err := s.budget.acquire(c, want)
 	cancel()
 	if err != nil {
-		ctx.SetConnectionClose()
+		lingerClose(ctx)
 		return nil, &catalog.Error{Kind: catalog.KindUnavailable, Code: "uploads_busy", RetryAfter: 2 * time.Second,
 			Detail: fmt.Sprintf("too many uploads are in flight (%d bytes at most); retry shortly", s.budget.total)}
 	}
-	u := &upload{release: func() { s.budget.release(got) }}
+	buf := s.bufs.get(int(min(want, limit)) + 1)
+	u := &upload{release: func() {
+		s.bufs.put(buf)
+		s.budget.release(got)
+	}}
 	body := ctx.RequestBodyStream()
-	if body == nil { // fasthttp read a small body up front
-		body = strings.NewReader(string(ctx.Request.Body()))
-	}
 	if isMultipart {
-		u.data, err = readMultipartFile(body, params["boundary"], limit, int(min(want, limit)))
+		u.data, err = readMultipartFile(body, params["boundary"], limit, buf)
 	} else {
-		u.data, err = readImage(body, limit, int(min(want, limit)))
+		u.data, err = readImage(body, limit, buf)
 	}
 	if err != nil {
 		u.release()
-		ctx.SetConnectionClose()
+		lingerClose(ctx)
 		return nil, err
 	}
 	return u, nil
 }
 
-// readImage reads an image from r: refused from its first bytes when it is
-// no image, then read whole up to limit.
-func readImage(r io.Reader, limit int64, sizeHint int) ([]byte, error) {
+// readImage reads an image from r into buf: refused from its first bytes
+// when it is no image, then read whole up to limit.
+func readImage(r io.Reader, limit int64, buf []byte) ([]byte, error) {
 	br := bufio.NewReaderSize(r, headBytes)
 	head, err := br.Peek(headBytes)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
@@ -176,7 +212,7 @@ func readImage(r io.Reader, limit int64, sizeHint int) ([]byte, error) {
 	if _, err := media.Identify(head); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 0, max(sizeHint, len(head))+1)
+	buf = buf[:0]
 	for {
 		if int64(len(buf)) > limit {
 			return nil, tooLarge(int64(len(buf)), int(limit))
@@ -201,7 +237,7 @@ func readImage(r io.Reader, limit int64, sizeHint int) ([]byte, error) {
 
 // readMultipartFile reads the one file of the field "file" from a
 // multipart/form-data body; any other part, or a second file, is refused.
-func readMultipartFile(r io.Reader, boundary string, limit int64, sizeHint int) ([]byte, error) {
+func readMultipartFile(r io.Reader, boundary string, limit int64, buf []byte) ([]byte, error) {
 	mr := multipart.NewReader(r, boundary)
 	var data []byte
 	files := 0
@@ -222,7 +258,7 @@ func readMultipartFile(r io.Reader, boundary string, limit int64, sizeHint int) 
 		if files > 1 {
 			return nil, catalog.Errorf(catalog.KindInvalid, "missing_file", "the multipart body must carry exactly one file in the field \"file\", got more")
 		}
-		data, err = readImage(part, limit, sizeHint)
+		data, err = readImage(part, limit, buf)
 		if err != nil {
 			return nil, err
 		}
@@ -231,6 +267,46 @@ func readMultipartFile(r io.Reader, boundary string, limit int64, sizeHint int) 
 		return nil, catalog.Errorf(catalog.KindInvalid, "missing_file", "the multipart body must carry exactly one file in the field \"file\", got 0")
 	}
 	return data, nil
+}
+
+// lingerFor and lingerBytes bound how long, and how much of an unread
+// body, a refused request's connection is drained before it is closed.
+const (
+	lingerFor   = 5 * time.Second
+	lingerBytes = 64 << 20
+)
+
+// lingerClose answers a request refused before its body was read, then
+// drains (and drops) what the client goes on sending for a while before
+// closing: closing a socket with unread bytes resets it, and a client still
+// writing its upload would lose the answer (a lingering close, as nginx
+// does).
+//
+// (fasthttp runs a hijack only on a connection it would keep open, so the
+// answer cannot say "Connection: close"; the connection closes after the
+// drain all the same.)
+func lingerClose(ctx *fasthttp.RequestCtx) {
+	ctx.Hijack(func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(lingerFor))
+		if cw, ok := unwrapConn(c).(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, lingerBytes))
+	})
+}
+
+// unwrapConn finds the TCP connection under fasthttp's and our wrappers.
+func unwrapConn(c net.Conn) net.Conn {
+	for {
+		switch w := c.(type) {
+		case interface{ UnsafeConn() net.Conn }:
+			c = w.UnsafeConn()
+		case *countedConn:
+			c = w.Conn
+		default:
+			return c
+		}
+	}
 }
 
 // readError describes a body that could not be read: the client went away

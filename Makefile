@@ -31,9 +31,17 @@ vet:
 
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
-# and S3 (started by scripts/services, stopped afterwards).
+# and S3 (started by scripts/services, stopped afterwards); then the API
+# contract, held by Schemathesis against a live vitrine.
 test: test-deps vet
 	scripts/with-services $(GO) test -count=1 -p 1 -tags integration -timeout 60m ./...
+	$(MAKE) test-contract
+
+# The OpenAPI document against a live vitrine (scripts/schemathesis; the
+# report lands in out/schemathesis/).
+.PHONY: test-contract
+test-contract: test-deps
+	scripts/schemathesis
 
 # Without the real servers: the embedded default only.
 test-embedded: test-deps
@@ -49,10 +57,16 @@ services-up:
 services-down:
 	@scripts/services down
 
-# Fuzz the upload sniffing step (FUZZTIME=5m for a long run).
+# Fuzz every target for FUZZTIME each (FUZZTIME=5m for a long run): what
+# a client sends before anything else sees it, and the upload sniffing.
 FUZZTIME ?= 30s
+FUZZ_TARGETS := media:FuzzSniff catalog:FuzzParseProductInput catalog:FuzzMergePatch \
+	transport/rest:FuzzCursor transport/rest:FuzzMultipart transport/rest:FuzzIdempotencyKey transport/rest:FuzzAuthorization
 fuzz: test-deps
-	$(GO) test ./media -run '^$$' -fuzz FuzzSniff -fuzztime $(FUZZTIME)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test ./$${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # Regenerate the protobuf messages that actors exchange across nodes
 # (needs protoc and protoc-gen-go; the generated code is committed).

@@ -20,28 +20,12 @@ import (
 const MaxIdempotencyKeyLength = 255
 
 // parseIdempotencyKey reads an Idempotency-Key header (draft-ietf-httpapi-
-// idempotency-key-header): a structured-field string, "…". A bare token
-// is accepted too, as many clients send one. The key is 1 to 255 printable
-// ASCII characters.
+// idempotency-key-header). The draft makes it a structured-field string,
+// "…", but many clients send a bare token: the value is taken as sent,
+// quotes and all, so that a retry matches whatever form its client uses.
+// It is 1 to 255 printable ASCII characters.
 func parseIdempotencyKey(h []byte) (string, error) {
 	v := strings.TrimSpace(string(h))
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		var b strings.Builder
-		for i := 1; i < len(v)-1; i++ {
-			c := v[i]
-			if c == '\\' {
-				i++
-				if i >= len(v)-1 || (v[i] != '"' && v[i] != '\\') {
-					return "", fmt.Errorf("the Idempotency-Key is not a valid string: a backslash escapes only \" and \\")
-				}
-				c = v[i]
-			} else if c == '"' {
-				return "", fmt.Errorf("the Idempotency-Key is not a valid string: an unescaped quote")
-			}
-			b.WriteByte(c)
-		}
-		v = b.String()
-	}
 	if v == "" || len(v) > MaxIdempotencyKeyLength {
 		return "", fmt.Errorf("the Idempotency-Key must be 1 to %d characters", MaxIdempotencyKeyLength)
 	}

@@ -187,7 +187,10 @@ func (b *bench) startTarget(ctx context.Context) error {
 	} else if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
 	}
-	env := []string{"VITRINE_LOG_LEVEL=" + b.o.logLevel}
+	// Development mode (the load generator writes without a key) and no
+	// rate limits: the bench measures vitrine, not its limiter's refusals.
+	env := []string{"VITRINE_LOG_LEVEL=" + b.o.logLevel, "VITRINE_ENV=development", "VITRINE_RATE_ANONYMOUS=0",
+		"VITRINE_MAX_BACKLOG=0", "VITRINE_MAX_OWNER_BACKLOG=0"}
 	if b.getenv("MALLOC_ARENA_MAX") == "" {
 		env = append(env, "MALLOC_ARENA_MAX=2") // as make run does
 	}

@@ -191,3 +191,43 @@ void vt_unref(VipsImage *image) {
 // string with g_free. The buffer is process-wide, so under concurrency it
 // may also hold another job's messages.
 char *vt_error(void) { return vips_error_buffer_copy(); }
+
+// vt_floor_thumbnail is the least libvips work for one box: thumbnail_buffer
+// with its own shrink-on-load and default options (auto-rotation,
+// lenient decoding), on the blob's bytes. See Runtime.Floor.
+int vt_floor_thumbnail(VipsBlob *blob, int width, int height, int crop,
+                       VipsImage **out) {
+  size_t len;
+  const void *data = vips_blob_get(blob, &len);
+  return vips_thumbnail_buffer(
+      (void *)data, len, out, width, "height", height, "size", VIPS_SIZE_DOWN,
+      "crop", crop ? VIPS_INTERESTING_ATTENTION : VIPS_INTERESTING_NONE, NULL);
+}
+
+// vt_copy_memory renders the image into memory.
+int vt_copy_memory(VipsImage *in, VipsImage **out) {
+  *out = vips_image_copy_memory(in);
+  return *out ? 0 : -1;
+}
+
+// vt_resize_jpeg scales the image by factor (Lanczos 3) and saves it as a
+// plain baseline JPEG at quality Q without metadata: how the bench makes
+// its large test photo.
+int vt_resize_jpeg(VipsBlob *blob, double factor, int quality, void **buf,
+                   size_t *len) {
+  size_t n;
+  const void *data = vips_blob_get(blob, &n);
+  VipsImage *in = NULL, *big = NULL;
+  if (!(in = vips_image_new_from_buffer(data, n, "", NULL))) {
+    return -1;
+  }
+  int r = vips_resize(in, &big, factor, NULL);
+  g_object_unref(in);
+  if (r) {
+    return -1;
+  }
+  r = vips_jpegsave_buffer(big, buf, len, "Q", quality, "strip", TRUE,
+                           "interlace", FALSE, "optimize_coding", FALSE, NULL);
+  g_object_unref(big);
+  return r;
+}

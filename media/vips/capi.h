@@ -62,4 +62,11 @@ char **vt_fields(VipsImage *image);
 void vt_unref(VipsImage *image);
 char *vt_error(void);
 
+// The bench's floor and test photo (floor.go).
+int vt_floor_thumbnail(VipsBlob *blob, int width, int height, int crop,
+                       VipsImage **out);
+int vt_copy_memory(VipsImage *in, VipsImage **out);
+int vt_resize_jpeg(VipsBlob *blob, double factor, int quality, void **buf,
+                   size_t *len);
+
 #endif

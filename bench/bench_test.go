@@ -18,12 +18,20 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+	"github.com/vitrine-dev/vitrine/bench/internal/floor"
 	"github.com/vitrine-dev/vitrine/bench/internal/report"
 )
 
 func TestMain(m *testing.M) {
 	// The bare baseline runs the bench's own executable as its server: here
 	// that is this test binary.
+	if os.Getenv(floor.Env) != "" {
+		if err := floor.Serve(); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(baseline.BareEnv) != "" {
 		if err := baseline.ServeBare(); err != nil {
 			fmt.Fprintln(os.Stderr, "bare server:", err)

@@ -19,15 +19,21 @@ import (
 // then, when the returned function is called at the phase's end, its
 // allocation profile. Without -pprof it does nothing.
 func (b *bench) startProfile(ctx context.Context, name string) (stop func()) {
-	if b.pprof == "" {
+	return b.profileAt(ctx, b.pprof, name, b.o.duration)
+}
+
+// profileAt is startProfile for the pprof endpoint at addr (nothing when
+// addr is ""), with a CPU profile of about d.
+func (b *bench) profileAt(ctx context.Context, addr, name string, d time.Duration) (stop func()) {
+	if addr == "" {
 		return func() {}
 	}
 	dir := filepath.Join(b.out, "pprof")
 	_ = os.MkdirAll(dir, 0o755)
-	secs := max(int(math.Round(b.o.duration.Seconds())), 1)
+	secs := max(int(math.Round(d.Seconds())), 1)
 	fetch := func(path, file string) {
 		c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.pprof+path, nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil)
 		res, err := c.Do(req)
 		if err == nil && res.StatusCode != 200 {
 			err = fmt.Errorf("status %d", res.StatusCode)
@@ -39,7 +45,7 @@ func (b *bench) startProfile(ctx context.Context, name string) (stop func()) {
 			b.warned[path] = true
 			b.mu.Unlock()
 			if first {
-				b.note("pprof: GET http://%s%s: %v (vitrine needs VITRINE_PPROF_ADDR serving net/http/pprof)", b.pprof, path, err)
+				b.note("pprof: GET http://%s%s: %v (vitrine needs VITRINE_PPROF_ADDR serving net/http/pprof)", addr, path, err)
 			}
 			return
 		}

@@ -146,6 +146,12 @@ func (b *bench) run(ctx context.Context) (err error) {
 			s, err = b.loadScenario(ctx, name, fmt.Sprintf("GET /products filtered by user_id, a price range, q, user_id and q, or nothing, with limit 10/20/50, following next_cursor for up to %d pages; each page is a request.", scenario.MaxPages), scenario.List(b.client))
 		case "upload":
 			s, err = b.upload(ctx)
+		case "images":
+			var ss []*report.Scenario
+			if ss, err = b.images(ctx); err == nil {
+				b.rep.Scenarios = append(b.rep.Scenarios, ss...)
+				continue
+			}
 		case "read-cold":
 			s, err = b.readCold(ctx)
 		}

@@ -49,6 +49,7 @@ func (b *bench) targets() {
 		}
 		*t = append(*t, c)
 	}
+	b.imageTargets()
 	if s := b.rep.Find("read-cold"); s != nil && s.Skipped == "" {
 		c := report.Check{Name: "cold reads vs pgbench -S", Unit: "×", Goal: "reported"}
 		if s.Ratio != nil {
@@ -74,5 +75,41 @@ func (b *bench) targets() {
 			c.Detail = "unknown: vitrine was not started by the bench"
 		}
 		*t = append(*t, c)
+	}
+}
+
+// imageTargets reports the images scenario's goals against the floor.
+func (b *bench) imageTargets() {
+	t := &b.rep.Targets
+	for _, g := range []struct {
+		recipe        string
+		ips, cpu, rss float64 // 0: no goal
+	}{{"webp800", 0.95, 1.1, 400}, {"default", 0, 1.3, 400}} {
+		s := b.rep.Find("images-" + g.recipe)
+		if s == nil || s.Skipped != "" || s.Ratio == nil {
+			continue
+		}
+		x := s.Extra
+		if g.ips > 0 {
+			*t = append(*t, report.Check{Name: "images/s vs the libvips floor, " + g.recipe, Unit: "×", Goal: fmt.Sprintf("≥ %.2f×", g.ips),
+				Value: s.Ratio, Met: boolp(*s.Ratio >= g.ips),
+				Detail: fmt.Sprintf("%.2f vs %.2f images/s (median of the rounds' ratios; images/s %v)", s.ThroughputRPS, s.Baseline.Value, x["images_per_s"])})
+		}
+		if cr, ok := x["cpu_ratio"].(float64); ok {
+			*t = append(*t, report.Check{Name: "CPU ms per image vs the libvips floor, " + g.recipe, Unit: "×", Goal: fmt.Sprintf("≤ %.2f×", g.cpu),
+				Value: f64(cr), Met: boolp(cr <= g.cpu),
+				Detail: fmt.Sprintf("vitrine %v ms, floor %v ms, vitrine's pipeline alone %v ms (ratio over rounds %v–%v)",
+					x["cpu_ms_per_image"], x["floor_cpu_ms_per_image"], x["process_cpu_ms_per_image"], x["cpu_ratio_min"], x["cpu_ratio_max"])})
+		}
+		if g.rss > 0 && s.PeakRSSBytes != nil {
+			mib := math.Round(float64(*s.PeakRSSBytes) / (1 << 20))
+			*t = append(*t, report.Check{Name: "peak RSS, images " + g.recipe, Unit: " MiB", Goal: fmt.Sprintf("≤ %.0f MiB", g.rss),
+				Value: f64(mib), Met: boolp(mib <= g.rss), Detail: fmt.Sprintf("VmHWM of vitrine over the bursts, %v workers", x["workers"])})
+		}
+		if added, ok := x["idle_added_ms"].(float64); ok {
+			*t = append(*t, report.Check{Name: "idle node: upload → ready over the pure processing time, " + g.recipe, Unit: " ms", Goal: "≤ 20 ms",
+				Value: f64(added), Met: boolp(added <= 20),
+				Detail: fmt.Sprintf("p50 upload → ready %v ms vs ProcessImage alone %v ms", x["idle_upload_to_ready_ms"], x["idle_process_ms"])})
+		}
 	}
 }

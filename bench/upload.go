@@ -17,8 +17,9 @@ import (
 	"github.com/vitrine-dev/vitrine/media"
 )
 
-// photos lists the corpus files to upload.
-func (b *bench) photos() ([]string, error) {
+// corpusDir is the image corpus: -corpus, $VITRINE_CORPUS/public, or
+// ../shared/corpus/public beside the repository.
+func (b *bench) corpusDir() (string, error) {
 	dir := b.o.corpus
 	if dir == "" {
 		if c := b.getenv("VITRINE_CORPUS"); c != "" {
@@ -26,6 +27,18 @@ func (b *bench) photos() ([]string, error) {
 		} else if b.root != "" {
 			dir = filepath.Join(b.root, "..", "shared", "corpus", "public")
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
+		return "", fmt.Errorf("image corpus (-corpus or VITRINE_CORPUS): %w", err)
+	}
+	return dir, nil
+}
+
+// photos lists the corpus files to upload.
+func (b *bench) photos() ([]string, error) {
+	dir, err := b.corpusDir()
+	if err != nil {
+		return nil, err
 	}
 	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
 	if err != nil {

@@ -1,5 +1,6 @@
 // capi.c: see capi.h and capi.go.
 #include "capi.h"
+#include "_cgo_export.h"
 
 const char *vt_allowed_loaders[] = {
     "VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer",
@@ -40,6 +41,18 @@ int vt_is_blocked(const char *nickname) {
 
 VipsBlob *vt_blob_copy(const void *data, size_t len) {
   return vips_blob_copy(data, len);
+}
+
+// vt_blob_freed runs when libvips drops the last reference to a wrapped
+// blob: Go unpins the bytes.
+static int vt_blob_freed(void *data, void *area) {
+  (void)area;
+  vtBlobFreed(data);
+  return 0;
+}
+
+VipsBlob *vt_blob_wrap(const void *data, size_t len) {
+  return vips_blob_new((VipsCallbackFn)vt_blob_freed, data, len);
 }
 
 void vt_blob_unref(VipsBlob *blob) { vips_area_unref(VIPS_AREA(blob)); }

@@ -20,6 +20,9 @@ int vt_is_blocked(const char *nickname);
 
 // Buffers. The blob owns a copy of the caller's bytes.
 VipsBlob *vt_blob_copy(const void *data, size_t len);
+// vt_blob_wrap makes a blob of the caller's bytes without copying them;
+// vtBlobFreed (Go) is called with data when libvips frees the blob.
+VipsBlob *vt_blob_wrap(const void *data, size_t len);
 void vt_blob_unref(VipsBlob *blob);
 
 // Loading.

@@ -56,3 +56,24 @@ func TestResizeJPEG(t *testing.T) {
 		t.Errorf("decodes as %+v", got)
 	}
 }
+
+// Input bytes are wrapped, not copied, and pinned only while libvips holds
+// them: once calls return, nothing is left pinned.
+func TestBlobsReleased(t *testing.T) {
+	data := corpustest.Read(t, "photo_mate_wood.jpg")
+	if _, err := testRuntime.ProcessImage(t.Context(), data, media.DefaultRecipe()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testRuntime.Probe(data, media.Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testRuntime.ProcessImage(t.Context(), data[:len(data)/2], media.DefaultRecipe()); err == nil {
+		t.Fatal("a truncated JPEG was processed")
+	}
+	if _, err := testRuntime.Floor(data, media.DefaultRecipe()); err != nil {
+		t.Fatal(err)
+	}
+	if n := pinnedBlobs(); n != 0 {
+		t.Errorf("%d inputs still pinned after the calls returned", n)
+	}
+}

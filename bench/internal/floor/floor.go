@@ -16,8 +16,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -85,27 +88,71 @@ func (r *Result) CPUPerImage() time.Duration {
 	return time.Duration(r.CPU / int64(r.Images))
 }
 
-// Run runs exe (the bench binary) as a floor child for req and returns its
-// result.
-func Run(ctx context.Context, exe string, req Request) (*Result, error) {
-	in, err := json.Marshal(req)
+// Child is a running floor child: it serves requests one after another,
+// so that pairs of measurements can alternate with vitrine's.
+type Child struct {
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *json.Decoder
+	stderr *bytes.Buffer
+}
+
+// Start runs exe (the bench binary) as a floor child.
+func Start(ctx context.Context, exe string) (*Child, error) {
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), Env+"=1", "MALLOC_ARENA_MAX=2") // as vitrine runs
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), Env+"=1", "MALLOC_ARENA_MAX=2") // as vitrine runs
-	cmd.Stdin = bytes.NewReader(in)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c := &Child{cmd: cmd, in: in, out: json.NewDecoder(out), stderr: &bytes.Buffer{}}
+	cmd.Stderr = c.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("floor %s: %w\n%s", req.Op, err, tail(stderr.Bytes()))
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start floor child: %w", err)
 	}
-	var res Result
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		return nil, fmt.Errorf("floor %s: result: %w\n%s", req.Op, err, tail(stderr.Bytes()))
+	return c, nil
+}
+
+// Do has the child serve req.
+func (c *Child) Do(req Request) (*Result, error) {
+	if err := json.NewEncoder(c.in).Encode(req); err != nil {
+		return nil, fmt.Errorf("floor %s: send: %w\n%s", req.Op, err, tail(c.stderr.Bytes()))
 	}
-	return &res, nil
+	var res response
+	if err := c.out.Decode(&res); err != nil {
+		return nil, fmt.Errorf("floor %s: result: %w\n%s", req.Op, err, tail(c.stderr.Bytes()))
+	}
+	if res.Error != "" {
+		return nil, fmt.Errorf("floor %s: %s", req.Op, res.Error)
+	}
+	return res.Result, nil
+}
+
+// Close ends the child.
+func (c *Child) Close() error {
+	c.in.Close()
+	return c.cmd.Wait()
+}
+
+// Run starts a child, has it serve req and ends it.
+func Run(ctx context.Context, exe string, req Request) (*Result, error) {
+	c, err := Start(ctx, exe)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.Do(req)
+}
+
+// response is a Result or an error, one JSON line per request.
+type response struct {
+	Result *Result `json:"result,omitempty"`
+	Error  string  `json:"error,omitempty"`
 }
 
 func tail(b []byte) string {
@@ -115,31 +162,40 @@ func tail(b []byte) string {
 	return string(b)
 }
 
-// Serve is the child: it reads a Request from stdin, does it, and writes
-// the Result to stdout.
+// Serve is the child: it reads Requests from stdin until it closes, and
+// answers each with a line on stdout.
 func Serve() error {
-	var req Request
-	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
-		return fmt.Errorf("read request: %w", err)
-	}
 	rt, err := vips.Start(vips.Config{Concurrency: 1}) // as vitrine starts it
 	if err != nil {
 		return err
 	}
 	defer rt.Shutdown()
-	var res *Result
-	switch req.Op {
-	case "resize":
-		res, err = resize(rt, req)
-	case "run":
-		res, err = run(rt, req)
-	default:
-		err = fmt.Errorf("unknown op %q", req.Op)
+	dec, enc := json.NewDecoder(os.Stdin), json.NewEncoder(os.Stdout)
+	warm := map[string]bool{}
+	for {
+		var req Request
+		if err := dec.Decode(&req); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("read request: %w", err)
+		}
+		var res *Result
+		switch req.Op {
+		case "resize":
+			res, err = resize(rt, req)
+		case "run":
+			res, err = run(rt, req, warm)
+		default:
+			err = fmt.Errorf("unknown op %q", req.Op)
+		}
+		out := response{Result: res}
+		if err != nil {
+			out = response{Error: err.Error()}
+		}
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
 func resize(rt *vips.Runtime, req Request) (*Result, error) {
@@ -161,7 +217,7 @@ func resize(rt *vips.Runtime, req Request) (*Result, error) {
 	return &Result{Width: h.Width, Height: h.Height, Bytes: int64(len(out))}, nil
 }
 
-func run(rt *vips.Runtime, req Request) (*Result, error) {
+func run(rt *vips.Runtime, req Request, warm map[string]bool) (*Result, error) {
 	if len(req.Files) == 0 || req.Count < 1 || req.Concurrency < 1 {
 		return nil, errors.New("run: no files, count or concurrency")
 	}
@@ -182,9 +238,14 @@ func run(rt *vips.Runtime, req Request) (*Result, error) {
 	if req.Mode != ModeFloor && req.Mode != ModeProcess {
 		return nil, fmt.Errorf("run: unknown mode %q", req.Mode)
 	}
-	if _, err := one(files[0]); err != nil { // warm-up
-		return nil, err
+	if key := fmt.Sprintf("%s %v", req.Mode, req.Recipe); !warm[key] { // warm-up, once per child
+		if _, err := one(files[0]); err != nil {
+			return nil, err
+		}
+		warm[key] = true
 	}
+	// A new peak-RSS window (Linux ≥ 4.0; without it, the process's peak).
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	res := &Result{Images: req.Count, PerImage: make([]int64, req.Count)}
 	var mu sync.Mutex
 	var firstErr error
@@ -220,10 +281,7 @@ func run(rt *vips.Runtime, req Request) (*Result, error) {
 	wg.Wait()
 	res.Elapsed = int64(time.Since(start))
 	res.CPU = int64(cpuTime() - cpu0)
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-		res.PeakRSS = ru.Maxrss << 10 // KiB on Linux
-	}
+	res.PeakRSS = peakRSS()
 	return res, firstErr
 }
 
@@ -236,3 +294,20 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// peakRSS is VmHWM of this process, in bytes.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.ParseInt(f[0], 10, 64)
+				return n << 10
+			}
+		}
+	}
+	return 0
+}

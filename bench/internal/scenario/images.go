@@ -160,3 +160,10 @@ func Idle(ctx context.Context, c *httpc.Client, ids []string, body []byte, pause
 	}
 	return res, nil
 }
+
+// Merge adds o's samples to r.
+func (r *IdleResult) Merge(o *IdleResult) {
+	r.UploadToReady.Merge(o.UploadToReady)
+	r.AcceptToReady.Merge(o.AcceptToReady)
+	r.Accept.Merge(o.Accept)
+}

@@ -54,6 +54,7 @@ type DB struct {
 	poll  time.Duration
 
 	wake      *jobwait.Signal
+	stmts     sync.Map // query text → *sql.Stmt (see prepared)
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -127,6 +128,7 @@ func dsn(path string, busy time.Duration) string {
 // Close releases the database. Receivers waiting for a job return.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() { close(db.closed) })
+	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("close sqlite: %w", err)
 	}

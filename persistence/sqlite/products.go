@@ -129,53 +129,6 @@ func (db *DB) DeleteProduct(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListProducts returns a page of products, newest first, with their images.
-// A Limit of 0 or less means no limit.
-func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
-	var where []string
-	var args []any
-	if f.UserID != 0 {
-		where, args = append(where, "user_id = ?"), append(args, f.UserID)
-	}
-	if f.MinPrice != nil {
-		where, args = append(where, "price >= ?"), append(args, int64(*f.MinPrice))
-	}
-	if f.MaxPrice != nil {
-		where, args = append(where, "price <= ?"), append(args, int64(*f.MaxPrice))
-	}
-	if f.Query != "" {
-		// instr, not LIKE: '%' and '_' in the query are plain characters.
-		where, args = append(where, "instr(name_fold, ?) > 0"), append(args, fold(f.Query))
-	}
-	if f.After != "" {
-		where, args = append(where, "id < ?"), append(args, f.After)
-	}
-	query := `SELECT ` + productColumns + ` FROM products`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	limit := -1
-	if f.Limit > 0 {
-		limit = f.Limit
-	}
-	args = append(args, limit)
-
-	tx, err := db.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", db.translate(err))
-	}
-	defer tx.Rollback()
-	products, err := queryProducts(ctx, tx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", db.translate(err))
-	}
-	if err := attachImages(ctx, tx, products); err != nil {
-		return nil, fmt.Errorf("list products: images: %w", db.translate(err))
-	}
-	return products, nil
-}
-
 func queryProducts(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]*catalog.Product, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {

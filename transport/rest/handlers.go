@@ -18,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/vitrine-dev/vitrine/actors"
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/transport/urlfetch"
 )
@@ -267,11 +268,6 @@ func parseFilter(args *fasthttp.Args) (catalog.ProductFilter, error) {
 	return f, nil
 }
 
-type listPage struct {
-	Items      []*catalog.Product `json:"items"`
-	NextCursor *string            `json:"next_cursor"`
-}
-
 func (s *Server) listProducts(ctx *fasthttp.RequestCtx) {
 	f, err := parseFilter(ctx.QueryArgs())
 	if err != nil {
@@ -287,16 +283,41 @@ func (s *Server) listProducts(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	page := listPage{Items: items}
+	next := ""
 	if len(items) > limit {
-		page.Items = items[:limit]
-		cursor := base64.RawURLEncoding.EncodeToString([]byte(items[limit-1].ID))
-		page.NextCursor = &cursor
+		items = items[:limit]
+		next = base64.RawURLEncoding.EncodeToString([]byte(items[limit-1].ID))
 	}
-	if page.Items == nil {
-		page.Items = []*catalog.Product{}
+	writeListPage(ctx, items, next)
+}
+
+// writeListPage writes {"items":[…],"next_cursor":…} from the products'
+// rendered bodies, without decoding or encoding them again.
+func writeListPage(ctx *fasthttp.RequestCtx, items []actors.Product, next string) {
+	n := len(`{"items":[],"next_cursor":null}`) + len(next)
+	for _, p := range items {
+		n += len(p.Body) + 1
 	}
-	writeJSON(ctx, http.StatusOK, page)
+	b := make([]byte, 0, n)
+	b = append(b, `{"items":[`...)
+	for i, p := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p.Body...)
+	}
+	b = append(b, `],"next_cursor":`...)
+	if next == "" {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '"')
+		b = append(b, next...) // base64url: nothing to escape
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	ctx.SetStatusCode(http.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(b)
 }
 
 func (s *Server) getImage(ctx *fasthttp.RequestCtx) {

@@ -209,7 +209,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 		if k == 0 {
 			prof = b.profileAt(ctx, pprofAddr, name+".burst", time.Duration(float64(fr.Elapsed)*1.1))
 		}
-		br, err := scenario.Burst(ctx, c, ids[:n], body, 4, 5*time.Millisecond, 10*time.Minute)
+		br, err := scenario.Burst(ctx, c, ids[:n], body, 4, 20*time.Millisecond, 10*time.Minute)
 		if prof != nil {
 			prof()
 		}

@@ -208,3 +208,8 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 		}
 	}
 }
+
+// JobsWake returns a channel closed when a job may next have become
+// available (added, retried, revived, or, on PostgreSQL, announced by
+// another process): a relay waits on it instead of polling.
+func (db *DB) JobsWake() <-chan struct{} { return db.wake.Wait() }

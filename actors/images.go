@@ -264,6 +264,8 @@ type worker struct {
 	deps    *ImageDeps
 	ctx     context.Context
 	marking <-chan error // the job's processing-status save, while under way
+	// processing is the time the job's Process call took, for its log line.
+	processing time.Duration
 }
 
 func (w *worker) Receive(c actor.Context) {
@@ -275,9 +277,9 @@ func (w *worker) Receive(c actor.Context) {
 
 // outcome is how a job ended, for the log line and the queue.
 type outcome struct {
-	result string // ready, failed, retry, skipped, dead_letter
-	code   string
-	detail string
+	result     string // ready, failed, retry, skipped, dead_letter
+	code       string
+	detail     string
 }
 
 func (w *worker) run(d catalog.Delivery) {
@@ -285,9 +287,13 @@ func (w *worker) run(d catalog.Delivery) {
 	job := d.Job()
 	ctx, cancel := context.WithTimeout(w.ctx, w.deps.JobTimeout)
 	defer cancel()
+	w.processing = 0
 	out := w.process(ctx, d)
 	fields := []zap.Field{zap.String("image_id", job.ImageID), zap.String("product_id", job.ProductID),
 		zap.Int("attempt", d.Attempt()), zap.String("outcome", out.result), zap.Duration("duration", w.deps.Now().Sub(start))}
+	if w.processing > 0 {
+		fields = append(fields, zap.Duration("processing", w.processing))
+	}
 	if out.code != "" {
 		fields = append(fields, zap.String("code", out.code), zap.String("detail", out.detail))
 	}
@@ -342,7 +348,9 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		}
 		return out
 	}
+	started := w.deps.Now()
 	res, err := w.deps.Processor.Process(ctx, data)
+	w.processing = w.deps.Now().Sub(started)
 	if markErr := w.awaitMark(); markErr != nil {
 		return w.notMarked(ctx, d, img, markErr)
 	}

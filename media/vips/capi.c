@@ -244,3 +244,9 @@ int vt_resize_jpeg(VipsBlob *blob, double factor, int quality, void **buf,
   g_object_unref(big);
   return r;
 }
+
+// vt_box_shrink averages blocks of hfactor x vfactor pixels (libvips'
+// shrink, a box filter: each source pixel is read once).
+int vt_box_shrink(VipsImage *in, int hfactor, int vfactor, VipsImage **out) {
+  return vips_shrink(in, out, (double)hfactor, (double)vfactor, NULL);
+}

@@ -254,6 +254,17 @@ func thumbnailImage(in *vimage, width, height int, rotate, crop bool) (*vimage, 
 	return &vimage{out}, nil
 }
 
+// boxShrink averages blocks of factor×factor pixels of in, or of fewer
+// along a side shorter than factor.
+func boxShrink(in *vimage, factor int) (*vimage, error) {
+	h, v := max(1, min(factor, in.width())), max(1, min(factor, in.height()))
+	var out *C.VipsImage
+	if err := call(func() C.int { return C.vt_box_shrink(in.p, C.int(h), C.int(v), &out) }); err != nil {
+		return nil, err
+	}
+	return &vimage{out}, nil
+}
+
 // errKilled reports an evaluation stopped because its context ended.
 var errKilled = errors.New("evaluation killed")
 

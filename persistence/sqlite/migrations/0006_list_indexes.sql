@@ -5,7 +5,7 @@
 -- cache, or in one batch from the table for those it lacks. So every list
 -- shape should be answered from an index without reading the table:
 --   * none, after: the primary key's index, walked backwards;
---   * user_id: products_user_id (user_id, id);
+--   * user_id: products_user_id, now (user_id, id, price, name_fold);
 --   * a price range: products_price_id (price, id);
 --   * q: for a word that many names hold, the newest rows are walked in
 --     products_id_name (id, name_fold, price) and filtered, which finds a
@@ -13,6 +13,11 @@
 --     does not fill the page), the trigram index below finds the few rows
 --     that hold it.
 CREATE INDEX products_id_name ON products (id, name_fold, price);
+
+-- An owner's rows with a second filter (a price range, q) are read from the
+-- index alone too.
+DROP INDEX products_user_id;
+CREATE INDEX products_user_id ON products (user_id, id, price, name_fold);
 
 -- A trigram index of name_fold (already folded to lower case by the
 -- application, so case_sensitive 1 keeps its exact meaning): MATCH with

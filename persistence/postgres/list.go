@@ -92,7 +92,7 @@ func listQuery(f catalog.ProductFilter) (string, []any) {
 		n := int64(f.Limit)
 		limit = &n
 	}
-	query += ` ORDER BY id DESC LIMIT ` + arg(limit)
+	query += ` ORDER BY products.id DESC LIMIT ` + arg(limit) // the column, not the text of the select list
 	return query, args
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/pagecache"
 )
 
 // ListProducts returns a page of products, newest first, with their images.
@@ -44,6 +45,15 @@ func (db *DB) ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]st
 	if f.After != "" && !catalog.ValidID(f.After) {
 		return nil, fmt.Errorf("list products: %w", catalog.Errorf(catalog.KindInvalid, "invalid_cursor", "cursor %q is not a product id", f.After))
 	}
+	// Pages are kept until a product write is known (see pagecache): this
+	// process's at once, the others' through the listener, without which
+	// nothing is kept.
+	db.startListener()
+	key := pagecache.Key(f)
+	if ids, ok := db.pages.Get(key); ok {
+		return ids, nil
+	}
+	gen := db.pages.Generation()
 	query, args := listQuery(f)
 	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
@@ -56,6 +66,7 @@ func (db *DB) ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]st
 	if ids == nil {
 		ids = []string{}
 	}
+	db.pages.Put(key, gen, ids)
 	return ids, nil
 }
 

@@ -52,6 +52,7 @@ var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadO
 // CreateProduct stores a new product as given (its Images are ignored). An
 // id already taken is a conflict.
 func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if !catalog.ValidID(p.ID) {
 		return fmt.Errorf("create product: %w", invalidID("product", p.ID))
 	}
@@ -96,6 +97,7 @@ func (db *DB) GetProduct(ctx context.Context, id string) (*catalog.Product, erro
 // UpdateProduct stores p's fields, whose Version must be the stored one
 // plus one. Images are not touched.
 func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if !catalog.ValidID(p.ID) {
 		return fmt.Errorf("update product %q: %w", p.ID, catalog.NotFound("product %s", p.ID))
 	}
@@ -135,6 +137,7 @@ func bump(ctx context.Context, q querier, p *catalog.Product) error {
 
 // DeleteProduct deletes the product, its images, their jobs and dead letters.
 func (db *DB) DeleteProduct(ctx context.Context, id string) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if !catalog.ValidID(id) {
 		return fmt.Errorf("delete product %q: %w", id, catalog.NotFound("product %s", id))
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/jobwait"
 	"github.com/vitrine-dev/vitrine/persistence/migrations"
+	"github.com/vitrine-dev/vitrine/persistence/pagecache"
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -55,8 +56,8 @@ type DB struct {
 	poll  time.Duration
 
 	wake      *jobwait.Signal
-	stmts     sync.Map // query text → *sql.Stmt (see prepared)
-	pages     pageCache
+	stmts     sync.Map        // query text → *sql.Stmt (see prepared)
+	pages     pagecache.Cache // pages of ids, until a product write
 	closeOnce sync.Once
 	closed    chan struct{}
 }

@@ -5,12 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/pagecache"
 )
 
 // walkRows bounds the walk of the newest rows that looks for a common word
@@ -45,19 +44,19 @@ func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*cat
 // reading indexes only (see migration 0006). A Limit of 0 or less means no
 // limit.
 //
-// Pages are kept (see pages) until the next write of a product: the
+// Pages are kept (see pagecache) until the next write of a product: the
 // embedded database belongs to one process, which sees every write.
 func (db *DB) ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]string, error) {
-	key := pageKey(f)
-	if ids, ok := db.pages.get(key); ok {
+	key := pagecache.Key(f)
+	if ids, ok := db.pages.Get(key); ok {
 		return ids, nil
 	}
-	gen := db.pages.generation()
+	gen := db.pages.Generation()
 	ids, err := db.listIDs(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
-	db.pages.put(key, gen, ids)
+	db.pages.Put(key, gen, ids)
 	return ids, nil
 }
 
@@ -210,77 +209,4 @@ func (db *DB) GetProducts(ctx context.Context, ids []string) ([]*catalog.Product
 		return nil, fmt.Errorf("get products: images: %w", db.translate(err))
 	}
 	return products, nil
-}
-
-// pageKey identifies a page of ids.
-func pageKey(f catalog.ProductFilter) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d|%d|%s|%q", f.UserID, f.Limit, f.After, fold(f.Query))
-	for _, p := range []*catalog.Price{f.MinPrice, f.MaxPrice} {
-		if p == nil {
-			b.WriteString("|-")
-		} else {
-			fmt.Fprintf(&b, "|%d", int64(*p))
-		}
-	}
-	return b.String()
-}
-
-// maxPages bounds the pages of ids kept.
-const maxPages = 4096
-
-// pageCache keeps pages of ids until a product is written: every write of
-// a product that may change a page (created, changed, deleted) starts a new
-// generation, and a page is kept only with the generation that was current
-// before its query ran, so none that misses a write is ever returned after
-// that write. Image changes keep the pages: they change no listed field.
-type pageCache struct {
-	mu    sync.RWMutex
-	gen   uint64
-	pages map[string]cachedPage
-}
-
-type cachedPage struct {
-	gen uint64
-	ids []string
-}
-
-func (c *pageCache) generation() uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.gen
-}
-
-// get returns a copy of a page of the current generation.
-func (c *pageCache) get(key string) ([]string, bool) {
-	c.mu.RLock()
-	p, ok := c.pages[key]
-	gen := c.gen
-	c.mu.RUnlock()
-	if !ok || p.gen != gen {
-		return nil, false
-	}
-	return slices.Clone(p.ids), true
-}
-
-// put keeps a page read under generation gen, unless a write came since.
-func (c *pageCache) put(key string, gen uint64, ids []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen != c.gen {
-		return
-	}
-	if c.pages == nil || len(c.pages) >= maxPages {
-		c.pages = make(map[string]cachedPage) // simplest bound: start over
-	}
-	c.pages[key] = cachedPage{gen: gen, ids: slices.Clone(ids)}
-}
-
-// invalidate starts a new generation; call it after a product write
-// commits.
-func (c *pageCache) invalidate() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	clear(c.pages)
 }

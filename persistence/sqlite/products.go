@@ -24,7 +24,7 @@ func fold(s string) string { return strings.ToLower(s) }
 // CreateProduct stores a new product as given (its Images are ignored). An
 // id already taken is a conflict.
 func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
-	defer db.pages.invalidate() // after the commit: kept pages may miss this write
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	_, err := db.sql.ExecContext(ctx, `
 		INSERT INTO products (id, user_id, name, name_fold, description, price, currency, created_at, updated_at, version)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -75,7 +75,7 @@ func (db *DB) GetProduct(ctx context.Context, id string) (*catalog.Product, erro
 // UpdateProduct stores p's fields, whose Version must be the stored one
 // plus one. Images are not touched.
 func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
-	defer db.pages.invalidate() // after the commit: kept pages may miss this write
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if err := db.inTx(ctx, func(tx *sql.Tx) error { return bump(ctx, tx, p) }); err != nil {
 		return fmt.Errorf("update product %s: %w", p.ID, err)
 	}
@@ -117,7 +117,7 @@ func bump(ctx context.Context, tx *sql.Tx, p *catalog.Product) error {
 
 // DeleteProduct deletes the product, its images and their pending jobs.
 func (db *DB) DeleteProduct(ctx context.Context, id string) error {
-	defer db.pages.invalidate() // after the commit: kept pages may miss this write
+	defer db.pages.Invalidate()                                                  // after the commit: kept pages may miss this write
 	res, err := db.sql.ExecContext(ctx, `DELETE FROM products WHERE id = ?`, id) // cascades to images, then jobs
 	if err != nil {
 		return fmt.Errorf("delete product %s: %w", id, db.translate(err))

@@ -5,10 +5,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/load"
 	"github.com/vitrine-dev/vitrine/bench/internal/report"
 	"github.com/vitrine-dev/vitrine/bench/internal/scenario"
+	"github.com/vitrine-dev/vitrine/bench/internal/target"
 )
 
 func summary(p *report.Phase, unit string) string {
@@ -20,7 +22,27 @@ func summary(p *report.Phase, unit string) string {
 	if p.PeakRSSBytes != nil {
 		s += "  rss " + report.MiB(p.PeakRSSBytes)
 	}
+	if p.CPUUsPerRequest != nil {
+		s += fmt.Sprintf("  cpu %.0f µs/req", *p.CPUUsPerRequest)
+	}
 	return s
+}
+
+// cpuMeter starts measuring the CPU time of the vitrine the bench started;
+// the returned function gives the time used since (-1 when unknown).
+func (b *bench) cpuMeter() func() time.Duration {
+	if b.proc == nil {
+		return func() time.Duration { return -1 }
+	}
+	pid := b.proc.Pid()
+	start, err := target.CPUTime(pid)
+	return func() time.Duration {
+		end, err2 := target.CPUTime(pid)
+		if err != nil || err2 != nil {
+			return -1
+		}
+		return end - start
+	}
 }
 
 func fmtNum(v float64) string {
@@ -37,9 +59,12 @@ func (b *bench) phases(ctx context.Context, name string, op load.Op, s *report.S
 		label := fmt.Sprintf("%s closed c=%d", name, b.o.concurrency)
 		b.resetMem()
 		prof := b.startProfile(ctx, name+".closed")
+		cpu := b.cpuMeter()
 		lp := load.Closed(ctx, load.Config{Concurrency: b.o.concurrency, Duration: b.o.duration, Seed: b.o.seed, Setup: scenario.Setup, Tick: b.bar.Tick(label)}, op)
+		used := cpu()
 		prof()
 		ph := report.PhaseOf("closed", lp)
+		ph.SetCPU(used)
 		ph.PeakRSSBytes, s.PeakRSSScope = b.peak()
 		s.Phases = append(s.Phases, ph)
 		s.SetMain(ph)
@@ -58,10 +83,13 @@ func (b *bench) phases(ctx context.Context, name string, op load.Op, s *report.S
 		label := fmt.Sprintf("%s open @%.0f/s", name, rate)
 		b.resetMem()
 		prof := b.startProfile(ctx, name+".open")
+		cpu := b.cpuMeter()
 		lp := load.Open(ctx, load.Config{Concurrency: b.o.openWorkers, Rate: rate, Duration: b.o.duration, Seed: b.o.seed + 1,
 			Setup: scenario.Setup, Tick: b.bar.Tick(label)}, op)
+		used := cpu()
 		prof()
 		ph := report.PhaseOf("open", lp)
+		ph.SetCPU(used)
 		ph.PeakRSSBytes, s.PeakRSSScope = b.peak()
 		s.Phases = append(s.Phases, ph)
 		if b.o.mode == "open" {

@@ -49,6 +49,21 @@ func (b *bench) targets() {
 		}
 		*t = append(*t, c)
 	}
+	if s := b.rep.Find("list"); s != nil && s.Skipped == "" {
+		cl, op := s.Phase("closed"), s.Phase("open")
+		if cl != nil {
+			c := report.Check{Name: "list pages, peak rate", Unit: " req/s", Goal: "≥ 10000 req/s", Value: f64(cl.ThroughputRPS), Met: boolp(cl.ThroughputRPS >= 10000)}
+			if cl.CPUUsPerRequest != nil {
+				c.Detail = fmt.Sprintf("vitrine used %.0f µs of CPU a page (%.2f s over the phase): %.0f pages/s for each core it gets; the load generator shares the machine",
+					*cl.CPUUsPerRequest, *cl.CPUSeconds, 1e6 / *cl.CPUUsPerRequest)
+			}
+			*t = append(*t, c)
+		}
+		if op != nil && b.o.rate <= 0 {
+			*t = append(*t, report.Check{Name: "list p99 at 50% of the peak (open loop)", Unit: " ms", Goal: "≤ 10 ms", Value: f64(op.Latency.P99), Met: boolp(op.Latency.P99 <= 10),
+				Detail: fmt.Sprintf("%.0f req/s scheduled, p50 %.3f ms, p99.9 %.3f ms", op.TargetRPS, op.Latency.P50, op.Latency.P999)})
+		}
+	}
 	b.imageTargets()
 	if s := b.rep.Find("read-cold"); s != nil && s.Skipped == "" {
 		c := report.Check{Name: "cold reads vs pgbench -S", Unit: "×", Goal: "reported"}

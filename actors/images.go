@@ -261,8 +261,11 @@ func backoff(base time.Duration, attempt int) time.Duration {
 
 // worker runs one job at a time.
 type worker struct {
-	deps *ImageDeps
-	ctx  context.Context
+	deps    *ImageDeps
+	ctx     context.Context
+	marking <-chan error // the job's processing-status save, while under way
+	// processing is the time the job's Process call took, for its log line.
+	processing time.Duration
 }
 
 func (w *worker) Receive(c actor.Context) {
@@ -274,9 +277,9 @@ func (w *worker) Receive(c actor.Context) {
 
 // outcome is how a job ended, for the log line and the queue.
 type outcome struct {
-	result string // ready, failed, retry, skipped, dead_letter
-	code   string
-	detail string
+	result     string // ready, failed, retry, skipped, dead_letter
+	code       string
+	detail     string
 }
 
 func (w *worker) run(d catalog.Delivery) {
@@ -284,9 +287,13 @@ func (w *worker) run(d catalog.Delivery) {
 	job := d.Job()
 	ctx, cancel := context.WithTimeout(w.ctx, w.deps.JobTimeout)
 	defer cancel()
+	w.processing = 0
 	out := w.process(ctx, d)
 	fields := []zap.Field{zap.String("image_id", job.ImageID), zap.String("product_id", job.ProductID),
 		zap.Int("attempt", d.Attempt()), zap.String("outcome", out.result), zap.Duration("duration", w.deps.Now().Sub(start))}
+	if w.processing > 0 {
+		fields = append(fields, zap.Duration("processing", w.processing))
+	}
 	if out.code != "" {
 		fields = append(fields, zap.String("code", out.code), zap.String("detail", out.detail))
 	}
@@ -328,18 +335,25 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		}
 		return out
 	}
-	img.Status = catalog.StatusProcessing
-	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
-		if catalog.IsNotFound(err) {
-			return outcome{result: "skipped", detail: "the image or its product was deleted"}
-		}
-		return w.transient(ctx, d, img, catalog.FailInternal, err)
-	}
+	// The processing status is recorded while the original is read and
+	// processed, not before: the product's grain orders this save before
+	// the final one, which waits for it. A save that fails ends the job as
+	// it did when it came first; only the work done meanwhile is lost.
+	w.markProcessing(ctx, img)
+	defer w.awaitMark() // the save never outlives the job
 	data, out, ok := w.original(ctx, d, img)
 	if !ok {
+		if err := w.awaitMark(); err != nil {
+			return w.notMarked(ctx, d, img, err)
+		}
 		return out
 	}
+	started := w.deps.Now()
 	res, err := w.deps.Processor.Process(ctx, data)
+	w.processing = w.deps.Now().Sub(started)
+	if markErr := w.awaitMark(); markErr != nil {
+		return w.notMarked(ctx, d, img, markErr)
+	}
 	if err != nil {
 		var ce *catalog.Error
 		switch {
@@ -354,14 +368,9 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 			return w.transient(ctx, d, img, catalog.FailInternal, err)
 		}
 	}
-	variants := make([]catalog.Variant, 0, len(res.Renditions))
-	for _, o := range res.Renditions {
-		key := catalog.VariantKey(job.ProductID, job.ImageID, res.RecipeVersion, o.Name, o.Format)
-		if err := w.deps.Blobs.Put(ctx, key, o.Data, o.ContentType); err != nil {
-			return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
-		}
-		variants = append(variants, catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
-			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key)})
+	variants, err := w.store(ctx, job, res)
+	if err != nil {
+		return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
 	}
 	oldRecipe := img.RecipeVersion
 	now := w.deps.Now().UTC().Truncate(time.Microsecond)
@@ -380,6 +389,57 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		}
 	}
 	return outcome{result: "ready"}
+}
+
+// markProcessing records img as processing, in the background: the
+// returned channel yields the outcome of the save. img is copied, so the
+// caller may go on changing it.
+func (w *worker) markProcessing(ctx context.Context, img *catalog.Image) {
+	marked := make(chan error, 1)
+	m := *img
+	m.Status = catalog.StatusProcessing
+	go func() { marked <- w.deps.Images.SaveImage(ctx, &m) }()
+	img.Status = catalog.StatusProcessing
+	w.marking = marked
+}
+
+// awaitMark waits for the processing status's save, if one is under way,
+// and returns its error once; later calls return nil.
+func (w *worker) awaitMark() error {
+	if w.marking == nil {
+		return nil
+	}
+	err := <-w.marking
+	w.marking = nil
+	return err
+}
+
+// notMarked ends a job whose processing status could not be recorded.
+func (w *worker) notMarked(ctx context.Context, d catalog.Delivery, img *catalog.Image, err error) outcome {
+	if catalog.IsNotFound(err) {
+		return outcome{result: "skipped", detail: "the image or its product was deleted"}
+	}
+	return w.transient(ctx, d, img, catalog.FailInternal, err)
+}
+
+// store writes the renditions to the blob store, all at once (each Put
+// waits for its file to be durable), and returns their variants in order.
+func (w *worker) store(ctx context.Context, job catalog.Job, res Processed) ([]catalog.Variant, error) {
+	variants := make([]catalog.Variant, len(res.Renditions))
+	errs := make([]error, len(res.Renditions))
+	var wg sync.WaitGroup
+	for i, o := range res.Renditions {
+		key := catalog.VariantKey(job.ProductID, job.ImageID, res.RecipeVersion, o.Name, o.Format)
+		variants[i] = catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
+			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.deps.Blobs.Put(ctx, key, o.Data, o.ContentType)
+		}()
+	}
+	wg.Wait()
+	return variants, errors.Join(errs...)
 }
 
 // original returns the image's original bytes: from the blob store, or,
@@ -448,6 +508,10 @@ func (w *worker) transient(ctx context.Context, d catalog.Delivery, img *catalog
 }
 
 func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail string) outcome {
+	// After the processing status, never before it.
+	if err := w.awaitMark(); catalog.IsNotFound(err) {
+		return outcome{result: "skipped", detail: "the image or its product was deleted"}
+	}
 	now := w.deps.Now().UTC().Truncate(time.Microsecond)
 	img.Status, img.Error, img.ProcessedAt = catalog.StatusFailed, &catalog.ImageError{Code: code, Detail: detail}, &now
 	img.Variants = []catalog.Variant{}

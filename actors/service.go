@@ -16,7 +16,8 @@ import (
 // productReader is what the service reads directly, bypassing grains: lists
 // span many products.
 type productReader interface {
-	ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error)
+	ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]string, error)
+	GetProducts(ctx context.Context, ids []string) ([]*catalog.Product, error)
 }
 
 // Service is the front door's view of products: it validates input, answers
@@ -184,9 +185,58 @@ func (s *Service) write(ctx context.Context, id string, cmd *actorspb.ProductCom
 	return Product{ID: id, ETag: reply.Etag, Body: reply.Body}, nil
 }
 
-// List reads a page of products straight from the store.
-func (s *Service) List(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
-	return s.reader.ListProducts(ctx, f)
+// List returns a page of products, rendered as GET returns them: the
+// page's ids from the store (its indexes only), each product from the hot
+// cache, and the products the cache lacks in one read of the store,
+// rendered here. Those are not put in the cache: only a product's grain
+// writes it, so that it never holds a version older than one it has seen.
+// A product deleted since the ids were read is left out.
+func (s *Service) List(ctx context.Context, f catalog.ProductFilter) ([]Product, error) {
+	ids, err := s.reader.ListProductIDs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Product, len(ids))
+	var missing []string
+	for i, id := range ids {
+		out[i].ID = id
+		if v, ok := s.cache.Get(ctx, id); ok {
+			if etag, body, ok := decodeCached(v); ok {
+				out[i].ETag, out[i].Body = etag, body
+				continue
+			}
+		}
+		missing = append(missing, id)
+	}
+	if len(missing) > 0 {
+		ps, err := s.reader.GetProducts(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		byID := make(map[string]*catalog.Product, len(ps))
+		for _, p := range ps {
+			byID[p.ID] = p
+		}
+		for i := range out {
+			if out[i].Body != nil {
+				continue
+			}
+			if p := byID[out[i].ID]; p != nil {
+				body, err := json.Marshal(p)
+				if err != nil {
+					return nil, fmt.Errorf("render product %s: %w", p.ID, err)
+				}
+				out[i].ETag, out[i].Body = p.ETag(), body
+			}
+		}
+	}
+	page := out[:0]
+	for _, p := range out {
+		if p.Body != nil {
+			page = append(page, p)
+		}
+	}
+	return page, nil
 }
 
 // AddImage records a new pending image of a product and queues its job.

@@ -18,12 +18,20 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+	"github.com/vitrine-dev/vitrine/bench/internal/floor"
 	"github.com/vitrine-dev/vitrine/bench/internal/report"
 )
 
 func TestMain(m *testing.M) {
 	// The bare baseline runs the bench's own executable as its server: here
 	// that is this test binary.
+	if os.Getenv(floor.Env) != "" {
+		if err := floor.Serve(); err != nil {
+			fmt.Fprintln(os.Stderr, "floor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(baseline.BareEnv) != "" {
 		if err := baseline.ServeBare(); err != nil {
 			fmt.Fprintln(os.Stderr, "bare server:", err)
@@ -86,7 +94,8 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	args := []string{"-products", "200", "-uploads", "3", "-upload-concurrency", "3", "-photos", "progressive_mate",
-		"-c", "8", "-open-workers", "32", "-out", out}
+		"-c", "8", "-open-workers", "32", "-out", out,
+		"-images-uploads", "2", "-images-rounds", "1", "-images-idle", "1", "-images-scale", "0.5"}
 	start := time.Now()
 	if err := run(ctx, args, env(map[string]string{"BENCH_DURATION": "1s"}), &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
@@ -115,6 +124,7 @@ func TestSmoke(t *testing.T) {
 			Errors       map[string]uint64  `json:"errors"`
 			PeakRSSBytes *int64             `json:"peak_rss_bytes"`
 			Ratio        *float64           `json:"ratio"`
+			Extra        map[string]any     `json:"extra"`
 			Baseline     *struct {
 				Name  string  `json:"name"`
 				Value float64 `json:"value"`
@@ -148,12 +158,13 @@ func TestSmoke(t *testing.T) {
 	if rep.Version != 1 || rep.Target["managed"] != true {
 		t.Errorf("version %d target %v", rep.Version, rep.Target)
 	}
-	if len(rep.Scenarios) != len(allScenarios) {
-		t.Fatalf("%d scenarios, want %d", len(rep.Scenarios), len(allScenarios))
+	reported := []string{"read-hot", "mixed", "list", "upload", "images-webp800", "images-default", "read-cold"}
+	if len(rep.Scenarios) != len(reported) {
+		t.Fatalf("%d scenarios, want %d", len(rep.Scenarios), len(reported))
 	}
 	for i, s := range rep.Scenarios {
-		if s.Name != allScenarios[i] {
-			t.Errorf("scenario %d is %q, want %q", i, s.Name, allScenarios[i])
+		if s.Name != reported[i] {
+			t.Errorf("scenario %d is %q, want %q", i, s.Name, reported[i])
 		}
 		for _, k := range []string{"p50", "p90", "p99", "p99_9", "max"} {
 			if _, ok := s.Latency[k]; !ok {
@@ -176,7 +187,8 @@ func TestSmoke(t *testing.T) {
 		if s.PeakRSSBytes == nil || *s.PeakRSSBytes < 1<<20 {
 			t.Errorf("%s: peak RSS %v", s.Name, s.PeakRSSBytes)
 		}
-		if len(s.Phases) == 0 || s.Phases[0].Requests == 0 || len(s.Phases[0].Timeline) == 0 || len(s.Phases[0].Percentiles) == 0 {
+		timed := !strings.HasPrefix(s.Name, "images-") // a few images make no timeline
+		if len(s.Phases) == 0 || s.Phases[0].Requests == 0 || (timed && len(s.Phases[0].Timeline) == 0) || len(s.Phases[0].Percentiles) == 0 {
 			t.Errorf("%s: phases %+v", s.Name, s.Phases)
 		}
 		if !bytes.Contains(raw, []byte(`"ratio"`)) {
@@ -214,6 +226,34 @@ func TestSmoke(t *testing.T) {
 	} else if b := rep.Baselines[i]; !strings.Contains(b.Skipped, "VITRINE_POSTGRES_URL") {
 		t.Errorf("pgbench on SQLite: %+v", b)
 	}
+	// The images scenario: each recipe against its libvips floor, with the
+	// CPU ratio, the pipeline alone and the idle latency.
+	for _, s := range rep.Scenarios[4:6] {
+		name := strings.TrimPrefix(s.Name, "images-")
+		if s.Unit != "images/s" || s.Baseline == nil || s.Baseline.Name != "floor-"+name || s.Baseline.Value <= 0 || s.Ratio == nil || *s.Ratio <= 0 {
+			t.Errorf("%s: no ratio to its floor: %+v %v", s.Name, s.Baseline, s.Ratio)
+		}
+		if len(s.Phases) != 2 || s.Phases[0].Mode != "burst" || s.Phases[0].Requests != 2 || s.Phases[1].Mode != "idle" {
+			t.Errorf("%s: phases %+v", s.Name, s.Phases)
+		}
+		for _, k := range []string{"cpu_ratio", "cpu_ms_per_image", "floor_cpu_ms_per_image", "process_cpu_ms_per_image", "idle_added_ms", "rounds"} {
+			if _, ok := s.Extra[k]; !ok {
+				t.Errorf("%s: extra lacks %s", s.Name, k)
+			}
+		}
+		if r, ok := s.Extra["cpu_ratio"].(float64); !ok || r <= 0 {
+			t.Errorf("%s: cpu_ratio %v", s.Name, s.Extra["cpu_ratio"])
+		}
+	}
+	var floors int
+	for _, b := range rep.Baselines {
+		if strings.HasPrefix(b.Name, "floor-") && b.Skipped == "" && b.Value > 0 {
+			floors++
+		}
+	}
+	if floors != 2 {
+		t.Errorf("%d floor baselines, want 2", floors)
+	}
 	if len(rep.Targets) < 4 {
 		t.Errorf("targets: %v", rep.Targets)
 	}
@@ -232,7 +272,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("report.html lacks %s", want)
 		}
 	}
-	for _, s := range allScenarios {
+	for _, s := range reported {
 		if !strings.Contains(html, `id="`+s+`"`) {
 			t.Errorf("report.html has no section for %s", s)
 		}

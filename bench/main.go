@@ -24,9 +24,17 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+	"github.com/vitrine-dev/vitrine/bench/internal/floor"
 )
 
 func main() {
+	if os.Getenv(floor.Env) != "" {
+		if err := floor.Serve(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: floor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if os.Getenv(baseline.BareEnv) != "" {
 		if err := baseline.ServeBare(); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: bare server:", err)
@@ -45,7 +53,7 @@ func main() {
 }
 
 // All scenarios, in the order they run.
-var allScenarios = []string{"read-hot", "mixed", "list", "upload", "read-cold"}
+var allScenarios = []string{"read-hot", "mixed", "list", "upload", "images", "read-cold"}
 
 // options are the flags.
 type options struct {
@@ -72,6 +80,13 @@ type options struct {
 	timeout     time.Duration
 	quiet       bool
 	keep        bool
+
+	imagesUploads int
+	imagesRounds  int
+	imagesIdle    int
+	imagesPhoto   string
+	imagesScale   float64
+	imagesRecipes []string
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -114,6 +129,12 @@ Flags:
 	fs.IntVar(&o.uploads, "uploads", 16, "images in the upload burst")
 	fs.IntVar(&o.uploadConc, "upload-concurrency", 8, "uploads sent at once")
 	fs.StringVar(&o.photos, "photos", "jpeg-photo", "corpus images to upload: accepted JPEGs whose MANIFEST category or file name contains this")
+	fs.IntVar(&o.imagesUploads, "images-uploads", 40, "images scenario: uploads per round")
+	fs.IntVar(&o.imagesRounds, "images-rounds", 3, "images scenario: rounds, each alternating the floor, vitrine's pipeline in-process and vitrine")
+	fs.IntVar(&o.imagesIdle, "images-idle", 20, "images scenario: single uploads on the idle node, for the latency to ready")
+	fs.StringVar(&o.imagesPhoto, "images-photo", "photo_pixel6pro_ultrahdr_p3.jpg", "images scenario: the corpus photo the large photo is made from")
+	fs.Float64Var(&o.imagesScale, "images-scale", 1.25, "images scenario: the scale of that photo (4080x3072 × 1.25 = 5100x3840, 19.6 MP)")
+	imgRecipes := fs.String("images-recipes", "webp800,default", "images scenario: recipes, comma-separated (webp800, default)")
 	fs.StringVar(&o.corpus, "corpus", "", "image corpus directory with MANIFEST.tsv (default: $VITRINE_CORPUS/public or ../shared/corpus/public beside the repository)")
 	fs.StringVar(&o.out, "out", "", "output directory (default: bench/out in the repository)")
 	fs.BoolVar(&o.pprof, "pprof", false, "capture CPU and allocation profiles of vitrine per scenario (needs VITRINE_PPROF_ADDR support in vitrine)")
@@ -142,6 +163,15 @@ Flags:
 		}
 		o.scenarios = append(o.scenarios, s)
 	}
+	for _, r := range strings.Split(*imgRecipes, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "":
+		case "webp800", "default":
+			o.imagesRecipes = append(o.imagesRecipes, r)
+		default:
+			return o, fmt.Errorf("-images-recipes: unknown recipe %q (have webp800, default)", r)
+		}
+	}
 	o.baselines = map[string]bool{}
 	for _, b := range strings.Split(*base, ",") {
 		switch b = strings.TrimSpace(b); b {
@@ -159,6 +189,8 @@ Flags:
 		return o, fmt.Errorf("-mode open needs -rate")
 	case o.duration <= 0 || o.concurrency < 1 || o.openWorkers < 1 || o.products < 1 || o.uploads < 1 || o.uploadConc < 1:
 		return o, fmt.Errorf("-duration, -c, -open-workers, -products, -uploads and -upload-concurrency must be positive")
+	case o.imagesUploads < 1 || o.imagesRounds < 1 || o.imagesIdle < 1 || !(o.imagesScale > 0):
+		return o, fmt.Errorf("-images-uploads, -images-rounds, -images-idle and -images-scale must be positive")
 	case !(o.zipfS > 0):
 		return o, fmt.Errorf("-zipf must be > 0")
 	case o.pprof && o.url != "" && o.pprofAddr == "":

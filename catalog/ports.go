@@ -26,6 +26,13 @@ type ProductStore interface {
 	UpdateProduct(ctx context.Context, p *Product) error
 	DeleteProduct(ctx context.Context, id string) error
 	ListProducts(ctx context.Context, f ProductFilter) ([]*Product, error)
+	// ListProductIDs returns the ids of the page ListProducts returns, in
+	// its order, reading as little as it can (indexes only, where they
+	// allow): the products themselves are often in the hot cache.
+	ListProductIDs(ctx context.Context, f ProductFilter) ([]string, error)
+	// GetProducts returns the products of ids with their images, in no
+	// particular order; ids of no product are left out.
+	GetProducts(ctx context.Context, ids []string) ([]*Product, error)
 	// AddImage records a new image and its pending job in one transaction.
 	AddImage(ctx context.Context, p *Product, img *Image) error
 	// SaveImage records a change of an existing image.

@@ -25,14 +25,15 @@ type Result struct {
 	Frames int
 }
 
-// PlaceholderSide is the longest side of the rendition PlaceholderOf is
-// given: the image fitted inside PlaceholderSide×PlaceholderSide.
+// PlaceholderSide is the least longest side of the rendition PlaceholderOf
+// is given (of an image at least that large): from PlaceholderSide to
+// twice that, blocks of pixels averaged.
 const PlaceholderSide = 32
 
 // PlaceholderOf computes Result.Placeholder and Result.DominantColor from
-// a small rendition of the image (PlaceholderSide pixels on its longest
-// side, upright, 8-bit sRGB, alpha flattened onto white as in JPEG
-// outputs), given as rows of packed RGB bytes.
+// a small rendition of the image (PlaceholderSide to twice that many
+// pixels on its longest side, upright, 8-bit sRGB, alpha flattened onto
+// white as in JPEG outputs), given as rows of packed RGB bytes.
 //
 // The dominant colour is the mean of the rendition's pixels taken in
 // linear light, then encoded as sRGB: the colour the image averages to

@@ -188,17 +188,19 @@ func TestBacklogLimit(t *testing.T) {
 	t.Logf("%d uploads accepted before and between the limits, all ready", len(accepted))
 }
 
-// TestUploadMemoryBounded: 64 uploads of 24 MB at once keep the process's
-// peak resident memory under 400 MiB: the bodies stream in under the
-// upload budget, and those that are no image are refused from their first
-// bytes. The process is the real binary, so VmHWM is vitrine's alone.
+// TestUploadMemoryBounded: 64 uploads of 24 MB at once keep the peak
+// resident memory of the API process that takes them under 400 MiB: the
+// bodies stream in under the upload budget, and those that are no image
+// are refused from their first bytes. The process is the real binary (an
+// API node: image processing, bounded by VITRINE_WORKERS, is measured by
+// the bench), so VmHWM is vitrine's alone.
 func TestUploadMemoryBounded(t *testing.T) {
 	bin := buildBinary(t)
 	addr := freePort(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(cleanEnv(), "VITRINE_ADDR="+addr, "VITRINE_DATA_DIR="+dir, "VITRINE_ENV=development",
-		"VITRINE_WORKERS=2", "VITRINE_RATE_ANONYMOUS=0", "MALLOC_ARENA_MAX=2", "VITRINE_LOG_LEVEL=warn")
+	cmd.Env = append(cleanEnv(), "VITRINE_ADDR="+addr, "VITRINE_DATA_DIR="+dir, "VITRINE_ENV=development", "VITRINE_ROLE=api",
+		"VITRINE_RATE_ANONYMOUS=0", "VITRINE_MAX_BACKLOG=0", "VITRINE_MAX_OWNER_BACKLOG=0", "MALLOC_ARENA_MAX=2", "VITRINE_LOG_LEVEL=warn")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -247,16 +249,16 @@ func TestUploadMemoryBounded(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	afterUploads := vmHWM(t, cmd.Process.Pid)
-	if statuses[http.StatusAccepted] == 0 || statuses[http.StatusUnsupportedMediaType] != n/4 {
+	peak := vmHWM(t, cmd.Process.Pid)
+	if statuses[http.StatusAccepted]+statuses[http.StatusServiceUnavailable] != n-n/4 || statuses[http.StatusUnsupportedMediaType] != n/4 {
 		t.Fatalf("statuses %v: want the images accepted (or 503 when the budget stayed full) and %d refused with 415", statuses, n/4)
 	}
 	for _, loc := range accepted {
-		app.waitImage(loc, 5*time.Minute)
+		if r := app.do("GET", loc, nil); r.Status != http.StatusOK || r.json(t)["status"] != "pending" {
+			t.Fatalf("accepted upload %s: %d %s", loc, r.Status, r.Body)
+		}
 	}
-	peak := vmHWM(t, cmd.Process.Pid)
-	t.Logf("64 × 24 MB uploads: %v; peak RSS %d MiB before, %d MiB after the uploads, %d MiB after processing %d images",
-		statuses, rssBefore>>10, afterUploads>>10, peak>>10, len(accepted))
+	t.Logf("64 × 24 MB uploads at once: %v; peak RSS %d MiB before, %d MiB after", statuses, rssBefore>>10, peak>>10)
 	if peak > 400<<10 {
 		t.Fatalf("peak RSS %d MiB, over 400 MiB\n%s", peak>>10, logs.String())
 	}

@@ -1,5 +1,6 @@
 // capi.c: see capi.h and capi.go.
 #include "capi.h"
+#include "_cgo_export.h"
 
 const char *vt_allowed_loaders[] = {
     "VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer",
@@ -40,6 +41,18 @@ int vt_is_blocked(const char *nickname) {
 
 VipsBlob *vt_blob_copy(const void *data, size_t len) {
   return vips_blob_copy(data, len);
+}
+
+// vt_blob_freed runs when libvips drops the last reference to a wrapped
+// blob: Go unpins the bytes.
+static int vt_blob_freed(void *data, void *area) {
+  (void)area;
+  vtBlobFreed(data);
+  return 0;
+}
+
+VipsBlob *vt_blob_wrap(const void *data, size_t len) {
+  return vips_blob_new((VipsCallbackFn)vt_blob_freed, data, len);
 }
 
 void vt_blob_unref(VipsBlob *blob) { vips_area_unref(VIPS_AREA(blob)); }
@@ -191,3 +204,49 @@ void vt_unref(VipsImage *image) {
 // string with g_free. The buffer is process-wide, so under concurrency it
 // may also hold another job's messages.
 char *vt_error(void) { return vips_error_buffer_copy(); }
+
+// vt_floor_thumbnail is the least libvips work for one box: thumbnail_buffer
+// with its own shrink-on-load and default options (auto-rotation,
+// lenient decoding), on the blob's bytes. See Runtime.Floor.
+int vt_floor_thumbnail(VipsBlob *blob, int width, int height, int crop,
+                       VipsImage **out) {
+  size_t len;
+  const void *data = vips_blob_get(blob, &len);
+  return vips_thumbnail_buffer(
+      (void *)data, len, out, width, "height", height, "size", VIPS_SIZE_DOWN,
+      "crop", crop ? VIPS_INTERESTING_ATTENTION : VIPS_INTERESTING_NONE, NULL);
+}
+
+// vt_copy_memory renders the image into memory.
+int vt_copy_memory(VipsImage *in, VipsImage **out) {
+  *out = vips_image_copy_memory(in);
+  return *out ? 0 : -1;
+}
+
+// vt_resize_jpeg scales the image by factor (Lanczos 3) and saves it as a
+// plain baseline JPEG at quality Q without metadata: how the bench makes
+// its large test photo.
+int vt_resize_jpeg(VipsBlob *blob, double factor, int quality, void **buf,
+                   size_t *len) {
+  size_t n;
+  const void *data = vips_blob_get(blob, &n);
+  VipsImage *in = NULL, *big = NULL;
+  if (!(in = vips_image_new_from_buffer(data, n, "", NULL))) {
+    return -1;
+  }
+  int r = vips_resize(in, &big, factor, NULL);
+  g_object_unref(in);
+  if (r) {
+    return -1;
+  }
+  r = vips_jpegsave_buffer(big, buf, len, "Q", quality, "strip", TRUE,
+                           "interlace", FALSE, "optimize_coding", FALSE, NULL);
+  g_object_unref(big);
+  return r;
+}
+
+// vt_box_shrink averages blocks of hfactor x vfactor pixels (libvips'
+// shrink, a box filter: each source pixel is read once).
+int vt_box_shrink(VipsImage *in, int hfactor, int vfactor, VipsImage **out) {
+  return vips_shrink(in, out, (double)hfactor, (double)vfactor, NULL);
+}

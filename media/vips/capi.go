@@ -16,8 +16,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -54,13 +56,64 @@ func (im *vimage) fields() []string {
 	return out
 }
 
-// blob owns a libvips blob holding a C copy of an input file, so that lazy
-// libvips images never point into Go memory.
+// blob owns a libvips blob over an input file's bytes. The bytes are not
+// copied: they are pinned (runtime.Pinner) until libvips drops its last
+// reference to the blob, however long a lazy image keeps it, so that C may
+// hold the pointer (see the cgo rules on pinned memory). The caller must
+// not change the bytes while a blob over them is open.
 type blob struct{ p *C.VipsBlob }
 
-// newBlob copies data, which must not be empty, into a libvips blob.
+// pins holds the pinners of the bytes that open blobs wrap, by address: the
+// same bytes may be wrapped by several blobs at once. Like libvips' own
+// state, it is process-global.
+var pins = struct {
+	sync.Mutex
+	by map[uintptr][]*runtime.Pinner
+}{by: map[uintptr][]*runtime.Pinner{}}
+
+// newBlob wraps data, which must not be empty, in a libvips blob.
 func newBlob(data []byte) *blob {
-	return &blob{C.vt_blob_copy(unsafe.Pointer(&data[0]), C.size_t(len(data)))}
+	p := &runtime.Pinner{}
+	p.Pin(&data[0])
+	addr := uintptr(unsafe.Pointer(&data[0]))
+	pins.Lock()
+	pins.by[addr] = append(pins.by[addr], p)
+	pins.Unlock()
+	return &blob{C.vt_blob_wrap(unsafe.Pointer(&data[0]), C.size_t(len(data)))}
+}
+
+// vtBlobFreed is called by libvips, on whichever thread drops a wrapped
+// blob's last reference: the bytes at data are no longer used.
+//
+//export vtBlobFreed
+func vtBlobFreed(data unsafe.Pointer) {
+	addr := uintptr(data)
+	pins.Lock()
+	ps := pins.by[addr]
+	var p *runtime.Pinner
+	if n := len(ps); n > 0 {
+		p = ps[n-1]
+		if n == 1 {
+			delete(pins.by, addr)
+		} else {
+			pins.by[addr] = ps[:n-1]
+		}
+	}
+	pins.Unlock()
+	if p != nil {
+		p.Unpin()
+	}
+}
+
+// pinnedBlobs counts the byte slices wrapped by live blobs (for tests).
+func pinnedBlobs() int {
+	pins.Lock()
+	defer pins.Unlock()
+	n := 0
+	for _, ps := range pins.by {
+		n += len(ps)
+	}
+	return n
 }
 
 func (b *blob) close() {
@@ -196,6 +249,17 @@ func thumbnailImage(in *vimage, width, height int, rotate, crop bool) (*vimage, 
 		return C.vt_thumbnail_image(in.p, C.int(width), C.int(height), cbool(rotate), cbool(crop), &out)
 	})
 	if err != nil {
+		return nil, err
+	}
+	return &vimage{out}, nil
+}
+
+// boxShrink averages blocks of factor×factor pixels of in, or of fewer
+// along a side shorter than factor.
+func boxShrink(in *vimage, factor int) (*vimage, error) {
+	h, v := max(1, min(factor, in.width())), max(1, min(factor, in.height()))
+	var out *C.VipsImage
+	if err := call(func() C.int { return C.vt_box_shrink(in.p, C.int(h), C.int(v), &out) }); err != nil {
 		return nil, err
 	}
 	return &vimage{out}, nil

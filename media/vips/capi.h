@@ -20,6 +20,9 @@ int vt_is_blocked(const char *nickname);
 
 // Buffers. The blob owns a copy of the caller's bytes.
 VipsBlob *vt_blob_copy(const void *data, size_t len);
+// vt_blob_wrap makes a blob of the caller's bytes without copying them;
+// vtBlobFreed (Go) is called with data when libvips frees the blob.
+VipsBlob *vt_blob_wrap(const void *data, size_t len);
 void vt_blob_unref(VipsBlob *blob);
 
 // Loading.
@@ -27,6 +30,7 @@ int vt_load(VipsBlob *blob, const char *loader, VipsFailOn fail_on,
             int jpeg_shrink, double webp_scale, VipsImage **out);
 int vt_thumbnail_image(VipsImage *in, int width, int height, int rotate,
                        int crop, VipsImage **out);
+int vt_box_shrink(VipsImage *in, int hfactor, int vfactor, VipsImage **out);
 
 // Rendering to memory in two steps, so that the caller holds the target and
 // can kill the evaluation from another thread.
@@ -61,5 +65,12 @@ char **vt_fields(VipsImage *image);
 
 void vt_unref(VipsImage *image);
 char *vt_error(void);
+
+// The bench's floor and test photo (floor.go).
+int vt_floor_thumbnail(VipsBlob *blob, int width, int height, int crop,
+                       VipsImage **out);
+int vt_copy_memory(VipsImage *in, VipsImage **out);
+int vt_resize_jpeg(VipsBlob *blob, double factor, int quality, void **buf,
+                   size_t *len);
 
 #endif

@@ -46,7 +46,7 @@ func (rt *Runtime) Process(ctx context.Context, data []byte, recipe media.Recipe
 // (EXIF, XMP, IPTC, ICC, orientation, comments, …). Alpha is kept in WebP
 // and AVIF and flattened onto white for JPEG. No variant is larger than the
 // oriented source. The placeholder and dominant colour are computed last,
-// from a 32 px rendition of the smallest uncropped result.
+// from a 32-63 px box-filtered rendition of the smallest uncropped result.
 //
 // Outputs come in recipe order, each variant's encodings in order. ctx is
 // checked between steps, and ending it kills a decode in progress.
@@ -143,10 +143,13 @@ func (rt *Runtime) ProcessImage(ctx context.Context, data []byte, recipe media.R
 }
 
 // placeholder computes the BlurHash and mean colour of img, an upright
-// 8-bit sRGB image, from a rendition PlaceholderSide pixels on its longest
-// side, flattened onto white.
+// 8-bit sRGB image, from a rendition PlaceholderSide to twice that many
+// pixels on its longest side, flattened onto white. The rendition averages
+// blocks of pixels (a box filter): a BlurHash is a handful of averages
+// anyway, and resampling an 800 px image down to 32 px with thumbnail's
+// Lanczos kernel cost 5-10 % of making an 800 px WebP.
 func placeholder(img *vimage) (hash, color string, err error) {
-	small, err := thumbnailImage(img, media.PlaceholderSide, media.PlaceholderSide, false, false)
+	small, err := boxShrink(img, max(1, max(img.width(), img.height())/media.PlaceholderSide))
 	if err != nil {
 		return "", "", err
 	}

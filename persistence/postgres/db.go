@@ -25,6 +25,7 @@ import (
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/jobwait"
 	"github.com/vitrine-dev/vitrine/persistence/migrations"
+	"github.com/vitrine-dev/vitrine/persistence/pagecache"
 )
 
 // migrationFiles holds the schema migrations, NNNN_name.sql, applied in
@@ -67,6 +68,9 @@ type DB struct {
 	poll   time.Duration
 
 	wake *jobwait.Signal
+	// pages keeps pages of list ids while the listener hears of every
+	// product write.
+	pages pagecache.Cache
 
 	mu        sync.Mutex // guards listening and isClosed
 	listening bool
@@ -138,6 +142,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		stop:   stop,
 		closed: make(chan struct{}),
 	}
+	db.pages.SetLive(false) // until the listener hears
 	if opts.SkipMigrations {
 		err = db.Ping(ctx)
 	} else {

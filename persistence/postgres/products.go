@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +52,7 @@ var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadO
 // CreateProduct stores a new product as given (its Images are ignored). An
 // id already taken is a conflict.
 func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if !catalog.ValidID(p.ID) {
 		return fmt.Errorf("create product: %w", invalidID("product", p.ID))
 	}
@@ -97,6 +97,7 @@ func (db *DB) GetProduct(ctx context.Context, id string) (*catalog.Product, erro
 // UpdateProduct stores p's fields, whose Version must be the stored one
 // plus one. Images are not touched.
 func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if !catalog.ValidID(p.ID) {
 		return fmt.Errorf("update product %q: %w", p.ID, catalog.NotFound("product %s", p.ID))
 	}
@@ -136,6 +137,7 @@ func bump(ctx context.Context, q querier, p *catalog.Product) error {
 
 // DeleteProduct deletes the product, its images, their jobs and dead letters.
 func (db *DB) DeleteProduct(ctx context.Context, id string) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if !catalog.ValidID(id) {
 		return fmt.Errorf("delete product %q: %w", id, catalog.NotFound("product %s", id))
 	}
@@ -147,71 +149,6 @@ func (db *DB) DeleteProduct(ctx context.Context, id string) error {
 		return fmt.Errorf("delete product %s: %w", id, catalog.NotFound("product %s", id))
 	}
 	return nil
-}
-
-// ListProducts returns a page of products, newest first, with their images.
-// A Limit of 0 or less means no limit.
-func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
-	if f.After != "" && !catalog.ValidID(f.After) {
-		return nil, fmt.Errorf("list products: %w", catalog.Errorf(catalog.KindInvalid, "invalid_cursor", "cursor %q is not a product id", f.After))
-	}
-	query, args := listQuery(f)
-	var products []*catalog.Product
-	err := pgx.BeginTxFunc(ctx, db.pool, readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, query, args...)
-		if err != nil {
-			return err
-		}
-		products, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*catalog.Product, error) { return scanProduct(row) })
-		if err != nil {
-			return err
-		}
-		return attachImages(ctx, tx, products)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", db.translate(ctx, err))
-	}
-	if products == nil {
-		products = []*catalog.Product{}
-	}
-	return products, nil
-}
-
-// listQuery is the SELECT of one page of f, each filter a condition that an
-// index serves (see the migration).
-func listQuery(f catalog.ProductFilter) (string, []any) {
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if f.UserID != 0 {
-		where = append(where, "user_id = "+arg(f.UserID))
-	}
-	if f.MinPrice != nil {
-		where = append(where, "price >= "+arg(int64(*f.MinPrice)))
-	}
-	if f.MaxPrice != nil {
-		where = append(where, "price <= "+arg(int64(*f.MaxPrice)))
-	}
-	if f.Query != "" {
-		where = append(where, "name_fold LIKE "+arg(likeContains(fold(f.Query))))
-	}
-	if f.After != "" {
-		where = append(where, "id < "+arg(f.After))
-	}
-	query := `SELECT ` + productColumns + ` FROM products`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	var limit *int64 // NULL: LIMIT ALL
-	if f.Limit > 0 {
-		n := int64(f.Limit)
-		limit = &n
-	}
-	query += ` ORDER BY id DESC LIMIT ` + arg(limit)
-	return query, args
 }
 
 // attachImages loads the images of all products in one query.

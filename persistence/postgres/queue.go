@@ -17,6 +17,11 @@ import (
 // job becomes available; its payload is the table's schema.
 const jobsChannel = "vitrine_jobs"
 
+// productsChannel is the channel that the products table's triggers notify
+// when a product is written in a way that may change a list (migration
+// 0004).
+const productsChannel = "vitrine_products"
+
 // Receive claims the job that became available first and is not leased,
 // leasing it for Options.Lease and counting the attempt before it runs. It
 // blocks until there is one, ctx ends or the DB is closed. Receivers of
@@ -205,18 +210,32 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return false, err
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+jobsChannel); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN `+jobsChannel+`; LISTEN `+productsChannel); err != nil {
 		return false, err
 	}
-	// Jobs added before LISTEN took effect notified no one.
+	// Jobs added and products written before LISTEN took effect notified
+	// no one.
 	db.wake.Broadcast()
+	db.pages.SetLive(true)
+	defer db.pages.SetLive(false) // writes of others go unheard from now on
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true, err
 		}
-		if schema == nil || n.Payload == *schema {
+		if schema != nil && n.Payload != *schema {
+			continue
+		}
+		switch n.Channel {
+		case jobsChannel:
 			db.wake.Broadcast()
+		case productsChannel:
+			db.pages.Invalidate()
 		}
 	}
 }
+
+// JobsWake returns a channel closed when a job may next have become
+// available (added, retried, revived, or, on PostgreSQL, announced by
+// another process): a relay waits on it instead of polling.
+func (db *DB) JobsWake() <-chan struct{} { return db.wake.Wait() }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/jobwait"
 	"github.com/vitrine-dev/vitrine/persistence/migrations"
+	"github.com/vitrine-dev/vitrine/persistence/pagecache"
 	sqlitedrv "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -54,6 +56,8 @@ type DB struct {
 	poll  time.Duration
 
 	wake      *jobwait.Signal
+	stmts     sync.Map        // query text → *sql.Stmt (see prepared)
+	pages     pagecache.Cache // pages of ids, until a product write
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -87,6 +91,14 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// Connections are kept, not opened per request: opening one reads the
+	// schema and sets the pragmas, and database/sql keeps only two idle
+	// by default, so under load most requests paid for a new connection
+	// (and re-prepared their statements). In WAL mode readers never wait
+	// for the writer, so a few connections per core serve both.
+	conns := max(8, 4*runtime.GOMAXPROCS(0))
+	sqldb.SetMaxOpenConns(conns)
+	sqldb.SetMaxIdleConns(conns)
 	db := &DB{
 		sql:    sqldb,
 		now:    opts.Now,
@@ -127,6 +139,7 @@ func dsn(path string, busy time.Duration) string {
 // Close releases the database. Receivers waiting for a job return.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() { close(db.closed) })
+	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("close sqlite: %w", err)
 	}

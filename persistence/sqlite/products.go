@@ -24,6 +24,7 @@ func fold(s string) string { return strings.ToLower(s) }
 // CreateProduct stores a new product as given (its Images are ignored). An
 // id already taken is a conflict.
 func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	_, err := db.sql.ExecContext(ctx, `
 		INSERT INTO products (id, user_id, name, name_fold, description, price, currency, created_at, updated_at, version)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -74,6 +75,7 @@ func (db *DB) GetProduct(ctx context.Context, id string) (*catalog.Product, erro
 // UpdateProduct stores p's fields, whose Version must be the stored one
 // plus one. Images are not touched.
 func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
+	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	if err := db.inTx(ctx, func(tx *sql.Tx) error { return bump(ctx, tx, p) }); err != nil {
 		return fmt.Errorf("update product %s: %w", p.ID, err)
 	}
@@ -115,6 +117,7 @@ func bump(ctx context.Context, tx *sql.Tx, p *catalog.Product) error {
 
 // DeleteProduct deletes the product, its images and their pending jobs.
 func (db *DB) DeleteProduct(ctx context.Context, id string) error {
+	defer db.pages.Invalidate()                                                  // after the commit: kept pages may miss this write
 	res, err := db.sql.ExecContext(ctx, `DELETE FROM products WHERE id = ?`, id) // cascades to images, then jobs
 	if err != nil {
 		return fmt.Errorf("delete product %s: %w", id, db.translate(err))
@@ -127,53 +130,6 @@ func (db *DB) DeleteProduct(ctx context.Context, id string) error {
 		return fmt.Errorf("delete product %s: %w", id, catalog.NotFound("product %s", id))
 	}
 	return nil
-}
-
-// ListProducts returns a page of products, newest first, with their images.
-// A Limit of 0 or less means no limit.
-func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
-	var where []string
-	var args []any
-	if f.UserID != 0 {
-		where, args = append(where, "user_id = ?"), append(args, f.UserID)
-	}
-	if f.MinPrice != nil {
-		where, args = append(where, "price >= ?"), append(args, int64(*f.MinPrice))
-	}
-	if f.MaxPrice != nil {
-		where, args = append(where, "price <= ?"), append(args, int64(*f.MaxPrice))
-	}
-	if f.Query != "" {
-		// instr, not LIKE: '%' and '_' in the query are plain characters.
-		where, args = append(where, "instr(name_fold, ?) > 0"), append(args, fold(f.Query))
-	}
-	if f.After != "" {
-		where, args = append(where, "id < ?"), append(args, f.After)
-	}
-	query := `SELECT ` + productColumns + ` FROM products`
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY id DESC LIMIT ?`
-	limit := -1
-	if f.Limit > 0 {
-		limit = f.Limit
-	}
-	args = append(args, limit)
-
-	tx, err := db.sql.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", db.translate(err))
-	}
-	defer tx.Rollback()
-	products, err := queryProducts(ctx, tx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", db.translate(err))
-	}
-	if err := attachImages(ctx, tx, products); err != nil {
-		return nil, fmt.Errorf("list products: images: %w", db.translate(err))
-	}
-	return products, nil
 }
 
 func queryProducts(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]*catalog.Product, error) {

@@ -133,3 +133,8 @@ func (d *delivery) DeadLetter(ctx context.Context, code, detail string) error {
 	}
 	return nil
 }
+
+// JobsWake returns a channel closed when a job may next have become
+// available (added, retried, revived, or, on PostgreSQL, announced by
+// another process): a relay waits on it instead of polling.
+func (db *DB) JobsWake() <-chan struct{} { return db.wake.Wait() }

@@ -38,6 +38,9 @@ func Run(t *testing.T, open func(t *testing.T) catalog.ProductStore) {
 		{"ListQueryUnicode", testListQueryUnicode},
 		{"ListQueryLiteral", testListQueryLiteral},
 		{"ListIncludesImages", testListIncludesImages},
+		{"ListManyCommonAndRareWords", testListMany},
+		{"ListAfterRename", testListAfterRename},
+		{"GetProducts", testGetProducts},
 		{"AddImage", testAddImage},
 		{"AddImageConflicts", testAddImageConflicts},
 		{"SaveImage", testSaveImage},
@@ -435,6 +438,13 @@ func testListFilters(t *testing.T, s catalog.ProductStore) {
 			if !slices.Equal(ids(got), want) {
 				t.Errorf("ListProducts(%+v) = %v", tt.filter, names(got))
 			}
+			gotIDs, err := s.ListProductIDs(t.Context(), tt.filter)
+			if err != nil {
+				t.Fatalf("ListProductIDs(%+v): %v", tt.filter, err)
+			}
+			if gotIDs == nil || !slices.Equal(gotIDs, want) {
+				t.Errorf("ListProductIDs(%+v) = %v, want %v", tt.filter, gotIDs, want)
+			}
 			for _, p := range got {
 				if p.Images == nil {
 					t.Errorf("product %s: Images is nil, want a non-nil slice", p.Name)
@@ -780,5 +790,156 @@ func testConcurrentUpdate(t *testing.T, s catalog.ProductStore) {
 func testPing(t *testing.T, s catalog.ProductStore) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// testListMany lists 1,500 products by common words (in about a third of
+// the names), rare ones (in a few) and ones of fewer than three
+// characters, page after page, so that every way a store may find them
+// (walking the newest rows, a text index, a scan) is compared with what
+// the filter means.
+func testListMany(t *testing.T, s catalog.ProductStore) {
+	words := []string{"chair", "table", "lamp"}
+	var ps []*catalog.Product
+	for i := range 1500 {
+		name := fmt.Sprintf("%s no. %d", words[i%3], i)
+		if i%500 == 7 {
+			name = fmt.Sprintf("Rare Quokka %d", i)
+		}
+		p := newProduct(t, int64(1+i%7), name, catalog.Price(i*13%5000))
+		create(t, s, p)
+		ps = append(ps, p)
+	}
+	for _, f := range []catalog.ProductFilter{
+		{Query: "chair", Limit: 20},
+		{Query: "quokka", Limit: 20},
+		{Query: "quokka 5", Limit: 2},
+		{Query: "no. 1", Limit: 50},
+		{Query: "7", Limit: 30},
+		{Query: "zebra", Limit: 20},
+		{Query: "qu", Limit: 20},
+		{Query: "lamp", MinPrice: price(100), MaxPrice: price(900), Limit: 10},
+		{Query: "table", UserID: 3, Limit: 10},
+		{MinPrice: price(1000), MaxPrice: price(1200), Limit: 25},
+		{Query: "a", Limit: 100},
+	} {
+		walked := 0
+		for page := 0; page < 200; page++ {
+			want := expect(ps, f)
+			got, err := s.ListProductIDs(t.Context(), f)
+			if err != nil {
+				t.Fatalf("ListProductIDs(%+v): %v", f, err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("ListProductIDs(%+v) = %d ids %v, want %d %v", f, len(got), got, len(want), want)
+			}
+			walked += len(got)
+			if len(got) < f.Limit {
+				break
+			}
+			f.After = got[len(got)-1]
+		}
+		f.After = ""
+		if n := len(expect(ps, catalog.ProductFilter{Query: f.Query, UserID: f.UserID, MinPrice: f.MinPrice, MaxPrice: f.MaxPrice})); walked != n {
+			t.Errorf("%+v: the pages held %d products, %d match", f, walked, n)
+		}
+	}
+}
+
+// testListAfterRename finds a product by its new name and not its old one,
+// and lists see every write made since they were last asked, whatever a
+// store keeps between them.
+func testListAfterRename(t *testing.T, s catalog.ProductStore) {
+	listed := func(f catalog.ProductFilter) []string {
+		t.Helper()
+		got, err := s.ListProductIDs(t.Context(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	p := newProduct(t, 1, "Velvet armchair", 100)
+	create(t, s, p)
+	armchairs := catalog.ProductFilter{Query: "armchair", Limit: 10}
+	if got := listed(armchairs); !slices.Equal(got, []string{p.ID}) {
+		t.Fatalf("q=armchair: %v", got)
+	}
+	all := catalog.ProductFilter{Limit: 10}
+	if got := listed(all); !slices.Equal(got, []string{p.ID}) {
+		t.Fatalf("all: %v", got)
+	}
+	q := newProduct(t, 1, "Plain stool", 100)
+	create(t, s, q)
+	if got := listed(all); !slices.Equal(got, []string{q.ID, p.ID}) {
+		t.Errorf("all after a create: %v", got)
+	}
+	n := next(p, time.Second)
+	n.Name = "Linen sofa"
+	if err := s.UpdateProduct(t.Context(), n); err != nil {
+		t.Fatal(err)
+	}
+	for query, want := range map[string][]string{"armchair": {}, "linen sofa": {p.ID}, "sofa": {p.ID}, "stool": {q.ID}} {
+		got, err := s.ListProductIDs(t.Context(), catalog.ProductFilter{Query: query, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("q=%s: %v, want %v", query, got, want)
+		}
+	}
+	cheap := catalog.ProductFilter{MaxPrice: price(150), Limit: 10}
+	if got := listed(cheap); !slices.Equal(got, []string{q.ID, p.ID}) {
+		t.Errorf("max_price 1.50: %v", got)
+	}
+	m := next(q, 2*time.Second)
+	m.Price = 200
+	if err := s.UpdateProduct(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(cheap); !slices.Equal(got, []string{p.ID}) {
+		t.Errorf("max_price 1.50 after a price change: %v", got)
+	}
+	if err := s.DeleteProduct(t.Context(), p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(catalog.ProductFilter{Query: "sofa", Limit: 10}); len(got) != 0 {
+		t.Errorf("q=sofa after the delete: %v", got)
+	}
+	if got := listed(all); !slices.Equal(got, []string{q.ID}) {
+		t.Errorf("all after the delete: %v", got)
+	}
+}
+
+// testGetProducts loads products by id, with their images, leaving out
+// ids of no product.
+func testGetProducts(t *testing.T, s catalog.ProductStore) {
+	ps := catalogFixture(t, s)
+	img := newImage(t, ps[2].ID, at(time.Minute))
+	if err := s.AddImage(t.Context(), next(ps[2], time.Minute), img); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetProducts(t.Context(), []string{ps[2].ID, newID(t), ps[5].ID, "not-an-id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || len(got) != 2 {
+		t.Fatalf("GetProducts = %d products, want 2", len(got))
+	}
+	byID := map[string]*catalog.Product{}
+	for _, p := range got {
+		byID[p.ID] = p
+	}
+	a, b := byID[ps[2].ID], byID[ps[5].ID]
+	if a == nil || b == nil {
+		t.Fatalf("GetProducts = %v", names(got))
+	}
+	if a.Name != ps[2].Name || a.Version != ps[2].Version+1 || len(a.Images) != 1 || a.Images[0].ID != img.ID {
+		t.Errorf("product with an image: %+v", a)
+	}
+	if b.Images == nil || len(b.Images) != 0 || b.Price != ps[5].Price || !b.CreatedAt.Equal(ps[5].CreatedAt) {
+		t.Errorf("product without images: %+v", b)
+	}
+	if none, err := s.GetProducts(t.Context(), nil); err != nil || none == nil || len(none) != 0 {
+		t.Errorf("GetProducts(nil) = %v, %v", none, err)
 	}
 }

@@ -171,7 +171,14 @@ func NewRelay(cfg Config, outbox catalog.JobOutbox, log *zap.Logger) *Relay {
 // Run publishes due jobs until ctx ends.
 func (r *Relay) Run(ctx context.Context) {
 	failing := false
+	// An outbox that says when a job becomes available wakes the relay at
+	// once; RelayInterval is then only the fallback.
+	woken, _ := r.outbox.(interface{ JobsWake() <-chan struct{} })
 	for {
+		var wake <-chan struct{} // nil: never
+		if woken != nil {
+			wake = woken.JobsWake() // before looking, so no wake-up is missed
+		}
 		n, err := r.PublishDue(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -194,6 +201,7 @@ func (r *Relay) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-wake:
 		}
 	}
 }

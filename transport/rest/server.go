@@ -33,7 +33,8 @@ type Products interface {
 	Replace(ctx context.Context, id string, doc []byte, ifMatch string, owner int64) (actors.Product, error)
 	Patch(ctx context.Context, id string, patch []byte, ifMatch string, owner int64) (actors.Product, error)
 	Delete(ctx context.Context, id string, ifMatch string, owner int64) error
-	List(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error)
+	// List returns a page of products rendered as Get renders them.
+	List(ctx context.Context, f catalog.ProductFilter) ([]actors.Product, error)
 	Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error)
 }
 

@@ -3,10 +3,13 @@ package rest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -21,6 +24,7 @@ import (
 // to end in cmd/vitrine.
 type stubProducts struct {
 	filter catalog.ProductFilter
+	page   []actors.Product // what List returns
 	panic  bool
 }
 
@@ -43,9 +47,9 @@ func (s *stubProducts) Patch(context.Context, string, []byte, string, int64) (ac
 	return actors.Product{}, nil
 }
 func (s *stubProducts) Delete(context.Context, string, string, int64) error { return nil }
-func (s *stubProducts) List(_ context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
+func (s *stubProducts) List(_ context.Context, f catalog.ProductFilter) ([]actors.Product, error) {
 	s.filter = f
-	return nil, nil
+	return s.page, nil
 }
 func (s *stubProducts) Image(context.Context, string, string) (*catalog.Image, []byte, error) {
 	return nil, nil, catalog.NotFound("no")
@@ -137,5 +141,43 @@ func TestParseFilter(t *testing.T) {
 		if _, err := parseFilter(&a); catalog.ErrorKind(err) != catalog.KindInvalid {
 			t.Errorf("%s: err = %v, want invalid", q, err)
 		}
+	}
+}
+
+// A list page is the products' rendered bodies as they are, and a cursor
+// when the store found one more than the limit.
+func TestListPage(t *testing.T) {
+	products := &stubProducts{}
+	c := serve(t, New(Config{MaxUploadBytes: 1 << 20, RequestTimeout: time.Second}, Deps{Products: products}, zap.NewNop()))
+	get := func(query string) (int, string) {
+		t.Helper()
+		res, err := c.Get("http://x/products" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if st, body := get(""); st != 200 || body != `{"items":[],"next_cursor":null}` || products.filter.Limit != 21 {
+		t.Errorf("empty page: %d %s (limit asked %d)", st, body, products.filter.Limit)
+	}
+	id := func(n int) string { return fmt.Sprintf("01937a4e-7b8c-7def-8a12-%012d", n) }
+	products.page = []actors.Product{{ID: id(3), Body: []byte(`{"id":"` + id(3) + `", "name": "a \"b\""}`)}, {ID: id(2), Body: []byte(`{"id":"` + id(2) + `"}`)}, {ID: id(1), Body: []byte(`{}`)}}
+	st, body := get("?limit=2")
+	want := `{"items":[{"id":"` + id(3) + `", "name": "a \"b\""},{"id":"` + id(2) + `"}],"next_cursor":"` + id(2) + `"}`
+	if st != 200 || body != want || products.filter.Limit != 3 {
+		t.Errorf("page:\n got %d %s\nwant %s", st, body, want)
+	}
+	var page struct {
+		Items      []map[string]any `json:"items"`
+		NextCursor *string          `json:"next_cursor"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil || len(page.Items) != 2 || page.NextCursor == nil {
+		t.Errorf("the page is not the JSON it should be: %+v %v", page, err)
+	}
+	products.page = products.page[:2]
+	if _, body := get("?limit=2"); !strings.HasSuffix(body, `"}],"next_cursor":null}`) {
+		t.Errorf("last page: %s", body)
 	}
 }

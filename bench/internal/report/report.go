@@ -112,8 +112,13 @@ type Phase struct {
 	Unsent        uint64             `json:"unsent,omitempty"`
 	MaxLagMs      float64            `json:"max_lag_ms,omitempty"`
 	PeakRSSBytes  *int64             `json:"peak_rss_bytes"`
-	Timeline      []Point            `json:"timeline"`
-	Percentiles   []QPoint           `json:"percentiles"`
+	// CPU time of the vitrine process over the phase (all its threads),
+	// and per successful request; absent when vitrine was not started by
+	// the bench.
+	CPUSeconds      *float64 `json:"cpu_seconds,omitempty"`
+	CPUUsPerRequest *float64 `json:"cpu_us_per_request,omitempty"`
+	Timeline        []Point  `json:"timeline"`
+	Percentiles     []QPoint `json:"percentiles"`
 }
 
 // BaselineRef is a scenario's comparison.
@@ -243,6 +248,20 @@ func PhaseOf(name string, p *load.Phase) *Phase {
 		}
 	}
 	return ph
+}
+
+// SetCPU records the CPU time vitrine used over the phase (negative:
+// unknown).
+func (p *Phase) SetCPU(d time.Duration) {
+	if d < 0 {
+		return
+	}
+	secs := Round2(d.Seconds())
+	p.CPUSeconds = &secs
+	if p.OK > 0 {
+		us := math.Round(float64(d.Microseconds()) / float64(p.OK))
+		p.CPUUsPerRequest = &us
+	}
 }
 
 // SetMain sets a scenario's top-level figures from a phase.

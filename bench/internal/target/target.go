@@ -288,3 +288,36 @@ func ReadStatus(pid int) (Status, error) {
 	}
 	return st, sc.Err()
 }
+
+// clockTicks is the unit of the times in /proc/<pid>/stat: USER_HZ, 100 on
+// every Linux architecture the bench runs on.
+const clockTicks = 100
+
+// CPUTime is the user and system time pid has used so far (all its
+// threads; children not included), to the 10 ms tick.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces and parentheses: fields start after
+	// the last ')'. utime and stime are fields 14 and 15 of the line, so
+	// 12 and 13 after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}

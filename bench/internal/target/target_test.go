@@ -2,7 +2,9 @@ package target
 
 import (
 	"os"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestMemoryOfSelf(t *testing.T) {
@@ -36,5 +38,38 @@ func TestModuleRoot(t *testing.T) {
 	}
 	if _, err := ModuleRoot(os.TempDir()); err == nil {
 		t.Errorf("found a vitrine module above %s", os.TempDir())
+	}
+}
+
+// CPUTime agrees with getrusage about this process.
+func TestCPUTime(t *testing.T) {
+	rusage := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn CPU until /proc says 200 ms more were used (bounded).
+	x := 0
+	for start := time.Now(); time.Since(start) < 20*time.Second; {
+		for range 1 << 20 {
+			x++
+		}
+		if d, _ := CPUTime(os.Getpid()); d-before >= 200*time.Millisecond {
+			break
+		}
+	}
+	got, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rusage()
+	if got-before < 200*time.Millisecond || got > want+20*time.Millisecond || got < want-50*time.Millisecond {
+		t.Errorf("after %d iterations /proc says %v (%v more), getrusage %v", x, got, got-before, want)
 	}
 }

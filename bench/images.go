@@ -1,0 +1,361 @@
+// images.go: the images scenario — vitrine's upload-to-ready throughput,
+// CPU time per image and idle latency against the libvips floor, for the
+// single-WebP-800 recipe and the default recipe, on a large photo made at
+// bench time.
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/bench/internal/floor"
+	"github.com/vitrine-dev/vitrine/bench/internal/hist"
+	"github.com/vitrine-dev/vitrine/bench/internal/httpc"
+	"github.com/vitrine-dev/vitrine/bench/internal/report"
+	"github.com/vitrine-dev/vitrine/bench/internal/scenario"
+	"github.com/vitrine-dev/vitrine/bench/internal/target"
+	"github.com/vitrine-dev/vitrine/media"
+)
+
+// imageRecipe is a recipe the images scenario measures.
+type imageRecipe struct {
+	name   string
+	recipe media.Recipe
+}
+
+func imageRecipes(names []string) []imageRecipe {
+	var out []imageRecipe
+	for _, n := range names {
+		switch n {
+		case "webp800":
+			out = append(out, imageRecipe{n, media.Recipe{Version: 1, Variants: []media.Variant{{Name: "medium", Width: 800, Height: 800,
+				Formats: []media.Encoding{{Format: media.FormatWebP, Quality: 80}}}}}})
+		case "default":
+			out = append(out, imageRecipe{n, media.DefaultRecipe()})
+		}
+	}
+	return out
+}
+
+// imageRound is one round of one recipe: the floor, vitrine's pipeline
+// in-process, and vitrine over HTTP, each on the same count of images.
+type imageRound struct {
+	Floor   roundFigures `json:"floor"`
+	Process roundFigures `json:"process"`
+	Vitrine roundFigures `json:"vitrine"`
+}
+
+type roundFigures struct {
+	ImagesPerSec float64 `json:"images_per_s"`
+	CPUMs        float64 `json:"cpu_ms_per_image"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	Seconds      float64 `json:"seconds"`
+}
+
+func figuresOf(r *floor.Result) roundFigures {
+	return roundFigures{ImagesPerSec: report.Round2(r.ImagesPerSec()), CPUMs: report.Round2(float64(r.CPUPerImage().Microseconds()) / 1e3),
+		PeakRSSBytes: r.PeakRSS, Seconds: report.Round2(time.Duration(r.Elapsed).Seconds())}
+}
+
+// largePhoto makes the scenario's photo from a corpus photo, scaled by
+// -images-scale (Lanczos 3) and saved as a baseline JPEG at Q92 without
+// metadata, into the bench's temporary directory.
+func (b *bench) largePhoto(ctx context.Context, exe string) (string, *floor.Result, error) {
+	dir, err := b.corpusDir()
+	if err != nil {
+		return "", nil, err
+	}
+	src := filepath.Join(dir, b.o.imagesPhoto)
+	dst := filepath.Join(b.tmp, "large-photo.jpg")
+	res, err := floor.Run(ctx, exe, floor.Request{Op: "resize", Src: src, Dst: dst, Factor: b.o.imagesScale, Quality: 92})
+	if err != nil {
+		return "", nil, err
+	}
+	return dst, res, nil
+}
+
+// images runs the images scenario: one report scenario per recipe.
+func (b *bench) images(ctx context.Context) ([]*report.Scenario, error) {
+	recipes := imageRecipes(b.o.imagesRecipes)
+	skipped := func(why string) []*report.Scenario {
+		var out []*report.Scenario
+		for _, r := range recipes {
+			out = append(out, &report.Scenario{Name: "images-" + r.name, Unit: "images/s", Errors: map[string]uint64{}, Skipped: why})
+		}
+		return out
+	}
+	if b.proc == nil {
+		return skipped("needs a vitrine started by the bench (it starts one per recipe)"), nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return skipped("cannot find the bench executable: " + err.Error()), nil
+	}
+	photo, made, err := b.largePhoto(ctx, exe)
+	if err != nil {
+		return nil, fmt.Errorf("make the large photo: %w", err)
+	}
+	b.rep.Config.Photos = append(b.rep.Config.Photos, filepath.Base(photo))
+	b.bar.Logf("images: %s, %dx%d (%.1f MP), %.1f MiB, from %s scaled by %.3g, Q92 baseline, no metadata",
+		filepath.Base(photo), made.Width, made.Height, float64(made.Width*made.Height)/1e6, float64(made.Bytes)/(1<<20), b.o.imagesPhoto, b.o.imagesScale)
+	body, err := os.ReadFile(photo)
+	if err != nil {
+		return nil, err
+	}
+	var out []*report.Scenario
+	for _, r := range recipes {
+		s, err := b.imageRecipe(ctx, exe, photo, body, made, r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.name, err)
+		}
+		out = append(out, s)
+	}
+	return out, ctx.Err()
+}
+
+func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte, made *floor.Result, r imageRecipe) (*report.Scenario, error) {
+	workers := b.workers()
+	name := "images-" + r.name
+	s := &report.Scenario{Name: name, Unit: "images/s", Errors: map[string]uint64{},
+		Description: fmt.Sprintf("%d raw-body uploads of a %dx%d JPEG (Q92, %.1f MiB) to a vitrine with the %s recipe (%d outputs) and %d workers, timed from the first upload to the last image seen ready; %d rounds, alternating with the libvips floor (floor-%s: %d images at a time in one process) and vitrine's pipeline without the service (ProcessImage, same process and concurrency). Throughput is the median round; latency is that of single uploads on the idle node (upload sent → ready seen, polled every millisecond from 3/4 of the expected time on), each paired with ProcessImage of the same photo alone just before.",
+			b.o.imagesUploads, made.Width, made.Height, float64(len(body))/(1<<20), r.name, r.recipe.Outputs(), workers, b.o.imagesRounds, r.name, workers)}
+	recipeFile := filepath.Join(b.tmp, "recipe-"+r.name+".json")
+	rj, err := json.Marshal(r.recipe)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(recipeFile, rj, 0o644); err != nil {
+		return nil, err
+	}
+	// Always the embedded default: on shared PostgreSQL or Kafka, the main
+	// vitrine's workers would take these jobs too.
+	env := []string{"VITRINE_LOG_LEVEL=" + b.o.logLevel, "VITRINE_RECIPE_FILE=" + recipeFile, fmt.Sprintf("VITRINE_WORKERS=%d", workers),
+		"VITRINE_POSTGRES_URL=", "VITRINE_REDIS_URL=", "VITRINE_KAFKA_BROKERS=", "VITRINE_S3_ENDPOINT=", "VITRINE_S3_BUCKET="}
+	env = append(env, benchEnv()...)
+	if b.getenv("MALLOC_ARENA_MAX") == "" {
+		env = append(env, "MALLOC_ARENA_MAX=2")
+	}
+	pprofAddr := ""
+	if b.o.pprof {
+		port, err := target.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		env = append(env, "VITRINE_PPROF_ADDR="+pprofAddr)
+	}
+	b.bar.Logf("%s: starting a vitrine with the %s recipe", name, r.name)
+	p, err := target.Start(ctx, target.Options{Bin: b.rep.Target.Binary, DataDir: filepath.Join(b.tmp, "data-"+r.name), Env: env,
+		LogPath: filepath.Join(b.tmp, "vitrine-"+r.name+".log")})
+	if err != nil {
+		return nil, err
+	}
+	defer p.Stop()
+	c, err := httpc.New(p.URL(), 8, time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	n := b.o.imagesUploads
+	ids, _, err := scenario.Seed(ctx, c, 1+n*b.o.imagesRounds+b.o.imagesIdle, 4, b.o.seed, nil)
+	if err != nil {
+		return nil, fmt.Errorf("seed products: %w", err)
+	}
+	// Warm-up: one image, so that the first round pays no first-use costs.
+	var x httpc.Exchange
+	loc, err := scenario.UploadRaw(c, &x, ids[0], body)
+	if err != nil {
+		return nil, err
+	}
+	if err := scenario.WaitReady(ctx, c, loc, 5*time.Millisecond, time.Now().Add(5*time.Minute)); err != nil {
+		return nil, err
+	}
+	ids = ids[1:]
+
+	child, err := floor.Start(ctx, exe)
+	if err != nil {
+		return nil, err
+	}
+	defer child.Close()
+	var rounds []imageRound
+	req := floor.Request{Op: "run", Files: []string{photo}, Count: n, Concurrency: workers, Recipe: r.recipe}
+	for k := range b.o.imagesRounds {
+		var round imageRound
+		label := fmt.Sprintf("%s round %d/%d", name, k+1, b.o.imagesRounds)
+		// The floor and the pipeline alone, then vitrine; in odd rounds
+		// vitrine first, so that none is always measured after the others.
+		var fr *floor.Result
+		inChild := func() error {
+			var err error
+			req.Mode = floor.ModeFloor
+			if fr, err = child.Do(req); err != nil {
+				return err
+			}
+			round.Floor = figuresOf(fr)
+			req.Mode = floor.ModeProcess
+			pr, err := child.Do(req)
+			if err != nil {
+				return err
+			}
+			round.Process = figuresOf(pr)
+			return nil
+		}
+		if k%2 == 0 {
+			if err := inChild(); err != nil {
+				return nil, err
+			}
+		}
+		cpu0, err := target.CPUTime(p.Pid())
+		if err != nil {
+			return nil, err
+		}
+		p.Mem.Reset()
+		var prof func()
+		if k == 0 {
+			prof = b.profileAt(ctx, pprofAddr, name+".burst", time.Duration(float64(fr.Elapsed)*1.1))
+		}
+		br, err := scenario.Burst(ctx, c, ids[:n], body, 4, 20*time.Millisecond, 10*time.Minute)
+		if prof != nil {
+			prof()
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids = ids[n:]
+		cpu1, err := target.CPUTime(p.Pid())
+		if err != nil {
+			return nil, err
+		}
+		rss, _ := p.Mem.Peak()
+		round.Vitrine = roundFigures{ImagesPerSec: report.Round2(br.ImagesPerSec()), CPUMs: report.Round2(float64((cpu1 - cpu0).Microseconds()) / 1e3 / float64(n)),
+			PeakRSSBytes: rss, Seconds: report.Round2(br.Elapsed.Seconds())}
+		if k%2 == 1 {
+			if err := inChild(); err != nil {
+				return nil, err
+			}
+		}
+		rounds = append(rounds, round)
+		ph := &report.Phase{Name: fmt.Sprintf("round %d", k+1), Mode: "burst", Concurrency: 4, Seconds: round.Vitrine.Seconds,
+			Requests: uint64(n), OK: uint64(n), ThroughputRPS: round.Vitrine.ImagesPerSec, Latency: report.LatencyOf(br.ToReady),
+			Errors: map[string]uint64{}, Status: map[string]uint64{}, PeakRSSBytes: &rss, Timeline: []report.Point{}, Percentiles: report.PercentilesOf(br.ToReady)}
+		s.Phases = append(s.Phases, ph)
+		b.bar.Done(label, fmt.Sprintf("vitrine %.2f images/s %.0f CPU ms/image %s | process %.2f/s %.0f ms | floor %.2f/s %.0f ms %s",
+			round.Vitrine.ImagesPerSec, round.Vitrine.CPUMs, report.MiB(&rss), round.Process.ImagesPerSec, round.Process.CPUMs,
+			round.Floor.ImagesPerSec, round.Floor.CPUMs, report.MiB(&round.Floor.PeakRSSBytes)))
+	}
+
+	// Idle latency: single uploads, each paired with the same pipeline
+	// in-process on one image just before (the pure processing time), so
+	// that both see the same load from the rest of the machine.
+	process, ir := &hist.Histogram{}, &scenario.IdleResult{UploadToReady: &hist.Histogram{}, AcceptToReady: &hist.Histogram{}, Accept: &hist.Histogram{}}
+	var diffs, jobDiffs []float64 // upload → ready, 202 → ready, less the pipeline alone
+	req.Mode, req.Count, req.Concurrency = floor.ModeProcess, 1, 1
+	for i := range b.o.imagesIdle {
+		pr, err := child.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		quiet := time.Duration(pr.PerImage[0]) * 3 / 4
+		one, err := scenario.Idle(ctx, c, ids[i:i+1], body, 200*time.Millisecond, quiet, time.Millisecond, 5*time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		process.Record(pr.PerImage[0])
+		ir.Merge(one)
+		diffs = append(diffs, report.Ms(one.UploadToReady.Max()-pr.PerImage[0]))
+		jobDiffs = append(jobDiffs, report.Ms(one.AcceptToReady.Max()-pr.PerImage[0]))
+	}
+	slices.Sort(diffs)
+	slices.Sort(jobDiffs)
+	idle := b.o.imagesIdle
+	idlePh := &report.Phase{Name: "idle", Mode: "idle", Concurrency: 1, Requests: uint64(idle), OK: uint64(idle),
+		Latency: report.LatencyOf(ir.UploadToReady), Errors: map[string]uint64{}, Status: map[string]uint64{},
+		ByOp: map[string]report.OpStats{
+			"upload → ready":          {Count: ir.UploadToReady.Count(), Latency: report.LatencyOf(ir.UploadToReady)},
+			"202 → ready":             {Count: ir.AcceptToReady.Count(), Latency: report.LatencyOf(ir.AcceptToReady)},
+			"upload → 202":            {Count: ir.Accept.Count(), Latency: report.LatencyOf(ir.Accept)},
+			"ProcessImage in-process": {Count: process.Count(), Latency: report.LatencyOf(process)},
+		},
+		Timeline: []report.Point{}, Percentiles: report.PercentilesOf(ir.UploadToReady)}
+	s.Phases = append(s.Phases, idlePh)
+	added, jobAdded := median(diffs), median(jobDiffs)
+	b.bar.Done(name+" idle", fmt.Sprintf("upload → ready p50 %.1f p99 %.1f ms; ProcessImage alone p50 %.1f ms; the service adds %.1f ms (median of %d pairs, %.1f to %.1f), %.1f ms after the 202",
+		report.Ms(ir.UploadToReady.Quantile(0.5)), report.Ms(ir.UploadToReady.Quantile(0.99)), report.Ms(process.Quantile(0.5)), added, len(diffs), diffs[0], diffs[len(diffs)-1], jobAdded))
+
+	// Medians over the rounds, and their ratios.
+	med := func(f func(imageRound) float64) (m, lo, hi float64) {
+		var v []float64
+		for _, r := range rounds {
+			v = append(v, f(r))
+		}
+		slices.Sort(v)
+		return median(v), v[0], v[len(v)-1]
+	}
+	vIPS, vIPSlo, vIPShi := med(func(r imageRound) float64 { return r.Vitrine.ImagesPerSec })
+	fIPS, _, _ := med(func(r imageRound) float64 { return r.Floor.ImagesPerSec })
+	vCPU, vCPUlo, vCPUhi := med(func(r imageRound) float64 { return r.Vitrine.CPUMs })
+	fCPU, fCPUlo, fCPUhi := med(func(r imageRound) float64 { return r.Floor.CPUMs })
+	pCPU, _, _ := med(func(r imageRound) float64 { return r.Process.CPUMs })
+	pIPS, _, _ := med(func(r imageRound) float64 { return r.Process.ImagesPerSec })
+	ipsRatio, _, _ := med(func(r imageRound) float64 { return r.Vitrine.ImagesPerSec / r.Floor.ImagesPerSec })
+	cpuRatio, cpuRatioLo, cpuRatioHi := med(func(r imageRound) float64 { return r.Vitrine.CPUMs / r.Floor.CPUMs })
+	var peak int64
+	for _, r := range rounds {
+		peak = max(peak, r.Vitrine.PeakRSSBytes)
+	}
+	s.ThroughputRPS, s.Latency = report.Round2(vIPS), idlePh.Latency
+	s.PeakRSSBytes, s.PeakRSSScope = &peak, "scenario"
+	bl := &report.Baseline{Name: "floor-" + r.name, Unit: "images/s", Value: report.Round2(fIPS),
+		Description: fmt.Sprintf("the libvips floor of the %s recipe: thumbnail_buffer with shrink-on-load to the largest box, each smaller variant from the previous in memory, the same savers and qualities, %d images at a time in one process (vips.Runtime.Floor); median of %d rounds, %.0f CPU ms/image",
+			r.name, workers, len(rounds), fCPU),
+		Extra: map[string]any{"cpu_ms_per_image": report.Round2(fCPU), "cpu_ms_per_image_min": fCPUlo, "cpu_ms_per_image_max": fCPUhi}}
+	b.rep.Baselines = append(b.rep.Baselines, bl)
+	s.Baseline = &report.BaselineRef{Name: bl.Name, Value: bl.Value, Unit: bl.Unit}
+	ratio := roundTo(ipsRatio, 3)
+	s.Ratio = &ratio
+	s.Extra = map[string]any{
+		"recipe": r.recipe, "outputs": r.recipe.Outputs(), "workers": workers, "photo": map[string]any{"width": made.Width, "height": made.Height, "bytes": len(body), "from": b.o.imagesPhoto, "scale": b.o.imagesScale, "quality": 92},
+		"images_per_s":             map[string]float64{"median": report.Round2(vIPS), "min": vIPSlo, "max": vIPShi},
+		"cpu_ms_per_image":         map[string]float64{"median": report.Round2(vCPU), "min": vCPUlo, "max": vCPUhi},
+		"floor_cpu_ms_per_image":   report.Round2(fCPU),
+		"cpu_ratio":                roundTo(cpuRatio, 3),
+		"cpu_ratio_min":            roundTo(cpuRatioLo, 3),
+		"cpu_ratio_max":            roundTo(cpuRatioHi, 3),
+		"process_images_per_s":     report.Round2(pIPS),
+		"process_cpu_ms_per_image": report.Round2(pCPU),
+		"idle_upload_to_ready_ms":  map[string]float64{"p50": idlePh.Latency.P50, "p99": idlePh.Latency.P99},
+		"idle_process_ms":          map[string]float64{"p50": report.Ms(process.Quantile(0.5)), "p99": report.Ms(process.Quantile(0.99))},
+		"idle_added_ms":            added,
+		"idle_added_ms_min":        diffs[0],
+		"idle_added_ms_max":        diffs[len(diffs)-1],
+		"idle_added_after_202_ms":  jobAdded,
+		"idle_upload_to_202_ms":    map[string]float64{"p50": report.Ms(ir.Accept.Quantile(0.5)), "p99": report.Ms(ir.Accept.Quantile(0.99))},
+		"rounds":                   rounds,
+	}
+	return s, nil
+}
+
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+func roundTo(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}

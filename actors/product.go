@@ -159,6 +159,9 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 	}
 	switch cmd.Op {
 	case actorspb.ProductCommand_GET:
+		// A GET reaches the grain only when the cache missed (the entry
+		// expired or was evicted): put it back, so the next reads are hot.
+		g.deps.Cache.Set(ctx, g.id, encodeCached(g.p.ETag(), g.body))
 		return g.reply(), nil
 	case actorspb.ProductCommand_REPLACE:
 		var in catalog.ProductInput
@@ -311,6 +314,11 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	if n.Images[i].Original.SHA256 != "" { // the original is fixed once known
 		img.Original = n.Images[i].Original
 	}
+	if sameImage(&n.Images[i], &img) {
+		// Delivered again (a retry whose first delivery was applied):
+		// nothing changes, the version stays.
+		return imageReply(&img)
+	}
 	n.Images[i] = img
 	if err := g.deps.Store.SaveImage(ctx, n, &img); err != nil {
 		return nil, fmt.Errorf("save image %s of product %s: %w", img.ID, g.id, err)
@@ -348,6 +356,13 @@ func (g *productGrain) reprocess(ctx context.Context, imageID string) (*actorspb
 		return nil, err
 	}
 	return imageReply(img)
+}
+
+// sameImage compares two images by their documents.
+func sameImage(a, b *catalog.Image) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
 }
 
 func imageReply(img *catalog.Image) (*actorspb.ProductReply, error) {

@@ -3,25 +3,40 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
-
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/cluster"
 )
 
 // productReader is what the service reads directly, bypassing grains: lists
-// span many products.
+// span many products, and a product whose grain's node went away is read
+// from the store while the grain is placed again.
 type productReader interface {
 	ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error)
+	GetProduct(ctx context.Context, id string) (*catalog.Product, error)
 }
+
+// Grains sends commands to product grains wherever they live. Its errors
+// wrap cluster.ErrUnreachable (the command was not delivered) or
+// cluster.ErrInDoubt (the grain's node went away during the command).
+type Grains interface {
+	Request(ctx context.Context, identity, kind string, msg any, timeout time.Duration) (any, error)
+}
+
+// Failover bounds how long a command waits for its grain to be placed on
+// another node after its node died or left. It is longer than it takes
+// the membership to drop a dead node (etcd: its 3 s lease; static: a poll
+// every 2 s).
+const Failover = 5 * time.Second
 
 // Service is the front door's view of products: it validates input, answers
 // hot reads from the cache, and sends every write to the product's grain.
 type Service struct {
-	cluster *pcluster.Cluster
+	grains  Grains
 	cache   catalog.Cache
 	reader  productReader
 	newID   func() string
@@ -29,8 +44,8 @@ type Service struct {
 }
 
 // NewService returns a Service over a started cluster member.
-func NewService(c *pcluster.Cluster, cache catalog.Cache, reader productReader, newID func() string, timeout time.Duration) *Service {
-	return &Service{cluster: c, cache: cache, reader: reader, newID: newID, timeout: timeout}
+func NewService(grains Grains, cache catalog.Cache, reader productReader, newID func() string, timeout time.Duration) *Service {
+	return &Service{grains: grains, cache: cache, reader: reader, newID: newID, timeout: timeout}
 }
 
 // Product is a rendered product and its ETag.
@@ -40,33 +55,126 @@ type Product struct {
 	Body []byte
 }
 
+// resendable reports whether cmd may be sent again when it is not known
+// whether its first delivery was applied: applying it twice must change
+// nothing more than applying it once.
+func resendable(cmd *actorspb.ProductCommand) bool {
+	switch cmd.Op {
+	case actorspb.ProductCommand_CREATE, actorspb.ProductCommand_ADD_IMAGE:
+		return true // the id is chosen before the first attempt: a second one finds it
+	case actorspb.ProductCommand_DELETE, actorspb.ProductCommand_SAVE_IMAGE, actorspb.ProductCommand_REPROCESS:
+		return true // the same outcome however often applied
+	case actorspb.ProductCommand_REPLACE, actorspb.ProductCommand_PATCH:
+		// The same document applied again changes nothing (and keeps the
+		// version); with If-Match the second attempt would see the first's
+		// new ETag and answer 412.
+		return cmd.IfMatch == ""
+	}
+	return false
+}
+
+func isRead(cmd *actorspb.ProductCommand) bool {
+	return cmd.Op == actorspb.ProductCommand_GET || cmd.Op == actorspb.ProductCommand_GET_IMAGE
+}
+
+// send delivers cmd to the product's grain. When the grain's node is gone,
+// a read is answered from the store at once, and a write is sent again
+// to the grain's new place when that is safe (see resendable), within
+// Failover; otherwise the answer is Unavailable (503 with Retry-After), at
+// once. No command waits on a dead node.
 func (s *Service) send(ctx context.Context, id string, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
-	timeout := s.timeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl)
+	deadline := time.Now().Add(Failover)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
-	if timeout <= 0 {
-		return nil, catalog.Unavailable("the product actor", context.DeadlineExceeded)
-	}
-	res, err := s.cluster.Request(id, ProductKind, cmd, pcluster.WithTimeout(timeout))
-	if err != nil && cmd.Op == actorspb.ProductCommand_GET {
-		// A membership change can strand a request; a read is safe to
-		// send once more, now that the topology has had time to settle.
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
-			res, err = s.cluster.Request(id, ProductKind, cmd, pcluster.WithTimeout(timeout))
+	retried := false
+	pause := 50 * time.Millisecond
+	for {
+		timeout := s.timeout
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+			timeout = time.Until(dl)
 		}
+		if timeout <= 0 {
+			return nil, catalog.Unavailable("the product actor", context.DeadlineExceeded)
+		}
+		res, err := s.grains.Request(ctx, id, ProductKind, cmd, timeout)
+		if err == nil {
+			reply, ok := res.(*actorspb.ProductReply)
+			if !ok {
+				return nil, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
+			}
+			if reply.Error != nil {
+				if retried {
+					return s.afterResend(ctx, id, cmd, reply)
+				}
+				return nil, fromProblem(reply.Error)
+			}
+			return reply, nil
+		}
+		inDoubt := errors.Is(err, cluster.ErrInDoubt)
+		if !inDoubt && !errors.Is(err, cluster.ErrUnreachable) {
+			return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+		}
+		if isRead(cmd) {
+			return s.readStore(ctx, id, cmd)
+		}
+		if inDoubt && !resendable(cmd) {
+			return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s may or may not have been applied; fetch the product and try again: %w", cmd.Op, id, err))
+		}
+		retried = retried || inDoubt
+		if time.Now().Add(pause).After(deadline) {
+			return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return nil, catalog.Unavailable("the product actor", ctx.Err())
+		}
+		pause = min(2*pause, 400*time.Millisecond)
+	}
+}
+
+// afterResend reads the answer to a command sent a second time, when its
+// first delivery may have been applied: the error that the first
+// delivery's success causes is that success.
+func (s *Service) afterResend(ctx context.Context, id string, cmd *actorspb.ProductCommand, reply *actorspb.ProductReply) (*actorspb.ProductReply, error) {
+	e := fromProblem(reply.Error)
+	switch {
+	case cmd.Op == actorspb.ProductCommand_CREATE && e.Code == "already_exists":
+		return s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
+	case cmd.Op == actorspb.ProductCommand_ADD_IMAGE && e.Code == "already_exists":
+		var img catalog.Image
+		if err := json.Unmarshal(cmd.Body, &img); err != nil {
+			return nil, fmt.Errorf("decode image: %w", err)
+		}
+		return s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET_IMAGE, ImageId: img.ID})
+	case cmd.Op == actorspb.ProductCommand_DELETE && e.Kind == catalog.KindNotFound:
+		return &actorspb.ProductReply{}, nil
+	}
+	return nil, e
+}
+
+// readStore answers a read from the store, as the grain would have.
+func (s *Service) readStore(ctx context.Context, id string, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
+	p, err := s.reader.GetProduct(ctx, id)
+	if catalog.IsNotFound(err) {
+		return nil, catalog.NotFound("product %s does not exist", id)
 	}
 	if err != nil {
-		return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+		return nil, catalog.Unavailable("the database", fmt.Errorf("read product %s: %w", id, err))
 	}
-	reply, ok := res.(*actorspb.ProductReply)
-	if !ok {
-		return nil, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
+	if cmd.Op == actorspb.ProductCommand_GET_IMAGE {
+		img, ok := p.Image(cmd.ImageId)
+		if !ok {
+			return nil, catalog.NotFound("image %s of product %s does not exist", cmd.ImageId, id)
+		}
+		return imageReply(img)
 	}
-	if reply.Error != nil {
-		return nil, fromProblem(reply.Error)
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("render product %s: %w", id, err)
 	}
-	return reply, nil
+	return &actorspb.ProductReply{Body: body, Etag: p.ETag()}, nil
 }
 
 // Get returns a product, from the cache when it is there.

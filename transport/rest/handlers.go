@@ -35,12 +35,25 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString(`{"status":"ok"}`)
 }
 
+// readyz answers 200 when this node takes requests: it is not leaving and
+// its dependencies answer. With ?deps=false only the first part counts
+// (Kubernetes, whose membership follows pod readiness, uses it: a database
+// outage must not take every pod out of the cluster).
 func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
+	if s.draining.Load() {
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeProblem(ctx, http.StatusServiceUnavailable, "draining", "this node is shutting down; send requests to another node", nil)
+		return
+	}
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	results := map[string]string{}
 	var failed []string
-	for _, ch := range s.deps.Checks {
+	checks := s.deps.Checks
+	if string(ctx.QueryArgs().Peek("deps")) == "false" {
+		checks = nil
+	}
+	for _, ch := range checks {
 		if err := ch.Check(c); err != nil {
 			results[ch.Name] = err.Error()
 			failed = append(failed, ch.Name)

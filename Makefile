@@ -42,6 +42,16 @@ test-embedded: test-deps
 test-short: test-deps
 	$(GO) test -short -count=1 ./...
 
+# A cluster of CLUSTER_NODES nodes on 127.0.0.1 on the real servers, with
+# etcd membership (scripts/cluster): prints `node N pid PID url URL` per
+# node. `make cluster-down` stops the nodes and the servers it started.
+CLUSTER_NODES ?= 3
+.PHONY: cluster cluster-down
+cluster: build
+	@scripts/cluster up $(CLUSTER_NODES)
+cluster-down:
+	@scripts/cluster down
+
 # Start or stop the real servers by hand: eval "$$(scripts/services up)" && make run
 services-up:
 	@scripts/services up

@@ -49,6 +49,11 @@ type ProductDeps struct {
 	IdleTimeout time.Duration
 	// StoreTimeout bounds each store call.
 	StoreTimeout time.Duration
+	// Owns reports whether this node is where the cluster places the
+	// product now; nil: always. A grain whose product moved (a node
+	// joined, or a node that is not its owner activated it for a caller
+	// with an older view of the membership) answers nothing and stops.
+	Owns func(id string) bool
 }
 
 // NewProductKind returns the cluster kind that activates product grains.
@@ -86,6 +91,14 @@ func (g *productGrain) Receive(c actor.Context) {
 	case *actor.ReceiveTimeout:
 		c.Poison(c.Self())
 	case *actorspb.ProductCommand:
+		if g.deps.Owns != nil && !g.deps.Owns(g.id) {
+			// Not processed: the caller sees a dead letter, forgets this
+			// grain and sends again to the owner. Two live grains of one
+			// product would serve different states.
+			c.Respond(&actor.DeadLetterResponse{Target: c.Self()})
+			c.Poison(c.Self())
+			return
+		}
 		c.Respond(g.handle(m))
 	}
 }

@@ -98,6 +98,12 @@ func (n *Node) Request(ctx context.Context, identity, kind string, msg any, time
 	}
 }
 
+// Owns reports whether this node is where the cluster places identity of
+// kind now, in its own view of the membership.
+func (n *Node) Owns(identity, kind string) bool {
+	return n.peers.owner(identity, kind) == n.System.Address()
+}
+
 // reachable fails with ErrUnreachable when addr is known gone and still
 // refuses connections.
 func (n *Node) reachable(addr string) error {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
@@ -149,13 +150,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	// Product grains live on API nodes only: a worker node, whose decoders
 	// may crash it, calls them there.
 	var kinds []*pcluster.Kind
+	var node atomic.Pointer[cluster.Node] // set once started; grains may activate before
 	if serveAPI {
-		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product")}))
+		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"),
+			Owns: func(id string) bool {
+				n := node.Load()
+				return n == nil || n.Owns(id, actors.ProductKind)
+			}}))
 	}
 	a.node, err = cluster.Start(cfg.clusterConfig(), log.Named("cluster"), kinds...)
 	if err != nil {
 		return nil, fmt.Errorf("start cluster node: %w", err)
 	}
+	node.Store(a.node)
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
 	service := actors.NewService(a.node, cache, a.db, newID, 5*time.Second)
 
@@ -216,6 +223,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		}
 	}
 	log.Info("vitrine started", zap.Any("config", cfg.fields()), zap.String("listen", a.Addr()),
+		zap.String("actor_address", a.node.Address()),
 		zap.String("backends", backends(cfg)))
 	return a, nil
 }

@@ -31,8 +31,14 @@ vet:
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
 # and S3 (started by scripts/services, stopped afterwards).
-test: test-deps vet
+test: test-deps vet validate-deploy
 	scripts/with-services $(GO) test -count=1 -p 1 -tags integration -timeout 60m ./...
+
+# The Kubernetes manifests against the API schemas (kubernetes-validate,
+# pinned, in a cached virtualenv) and docker-compose.yml's structure.
+.PHONY: validate-deploy
+validate-deploy:
+	scripts/validate-deploy
 
 # Without the real servers: the embedded default only.
 test-embedded: test-deps

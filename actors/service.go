@@ -25,6 +25,8 @@ type productReader interface {
 // cluster.ErrInDoubt (the grain's node went away during the command).
 type Grains interface {
 	Request(ctx context.Context, identity, kind string, msg any, timeout time.Duration) (any, error)
+	// Owns reports whether identity's grain is placed on this node.
+	Owns(identity, kind string) bool
 }
 
 // Failover bounds how long a command waits for its grain to be placed on
@@ -53,7 +55,18 @@ type Product struct {
 	ID   string
 	ETag string
 	Body []byte
+	// Source says where Get found it: SourceCache, SourceGrain,
+	// SourceRemoteGrain or SourceStore ("" for writes).
+	Source string
 }
+
+// Where a read was answered from.
+const (
+	SourceCache       = "cache"        // this node's cache: no actor hop
+	SourceGrain       = "grain"        // the product's grain, on this node
+	SourceRemoteGrain = "remote-grain" // the product's grain, on another node
+	SourceStore       = "store"        // the database, while the grain's node is gone
+)
 
 // resendable reports whether cmd may be sent again when it is not known
 // whether its first delivery was applied: applying it twice must change
@@ -83,6 +96,12 @@ func isRead(cmd *actorspb.ProductCommand) bool {
 // Failover; otherwise the answer is Unavailable (503 with Retry-After), at
 // once. No command waits on a dead node.
 func (s *Service) send(ctx context.Context, id string, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
+	reply, _, err := s.deliver(ctx, id, cmd)
+	return reply, err
+}
+
+// deliver is send, and says whether a read was answered from the store.
+func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductCommand) (reply *actorspb.ProductReply, fromStore bool, err error) {
 	deadline := time.Now().Add(Failover)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
@@ -95,40 +114,42 @@ func (s *Service) send(ctx context.Context, id string, cmd *actorspb.ProductComm
 			timeout = time.Until(dl)
 		}
 		if timeout <= 0 {
-			return nil, catalog.Unavailable("the product actor", context.DeadlineExceeded)
+			return nil, false, catalog.Unavailable("the product actor", context.DeadlineExceeded)
 		}
 		res, err := s.grains.Request(ctx, id, ProductKind, cmd, timeout)
 		if err == nil {
 			reply, ok := res.(*actorspb.ProductReply)
 			if !ok {
-				return nil, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
+				return nil, false, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
 			}
 			if reply.Error != nil {
 				if retried {
-					return s.afterResend(ctx, id, cmd, reply)
+					reply, err := s.afterResend(ctx, id, cmd, reply)
+					return reply, false, err
 				}
-				return nil, fromProblem(reply.Error)
+				return nil, false, fromProblem(reply.Error)
 			}
-			return reply, nil
+			return reply, false, nil
 		}
 		inDoubt := errors.Is(err, cluster.ErrInDoubt)
 		if !inDoubt && !errors.Is(err, cluster.ErrUnreachable) {
-			return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
 		}
 		if isRead(cmd) {
-			return s.readStore(ctx, id, cmd)
+			reply, err := s.readStore(ctx, id, cmd)
+			return reply, err == nil, err
 		}
 		if inDoubt && !resendable(cmd) {
-			return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s may or may not have been applied; fetch the product and try again: %w", cmd.Op, id, err))
+			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s may or may not have been applied; fetch the product and try again: %w", cmd.Op, id, err))
 		}
 		retried = retried || inDoubt
 		if time.Now().Add(pause).After(deadline) {
-			return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
 		}
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return nil, catalog.Unavailable("the product actor", ctx.Err())
+			return nil, false, catalog.Unavailable("the product actor", ctx.Err())
 		}
 		pause = min(2*pause, 400*time.Millisecond)
 	}
@@ -184,14 +205,21 @@ func (s *Service) Get(ctx context.Context, id string) (Product, error) {
 	}
 	if v, ok := s.cache.Get(ctx, id); ok {
 		if etag, body, ok := decodeCached(v); ok {
-			return Product{ID: id, ETag: etag, Body: body}, nil
+			return Product{ID: id, ETag: etag, Body: body, Source: SourceCache}, nil
 		}
 	}
-	reply, err := s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
+	source := SourceRemoteGrain
+	if s.grains.Owns(id, ProductKind) {
+		source = SourceGrain
+	}
+	reply, fromStore, err := s.deliver(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
 	if err != nil {
 		return Product{}, err
 	}
-	return Product{ID: id, ETag: reply.Etag, Body: reply.Body}, nil
+	if fromStore {
+		source = SourceStore
+	}
+	return Product{ID: id, ETag: reply.Etag, Body: reply.Body, Source: source}, nil
 }
 
 // normalized validates a product document and returns the grain's form of it.

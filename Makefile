@@ -81,6 +81,12 @@ clean:
 # the real backends when VITRINE_POSTGRES_URL… are set); prints the ratios to
 # the baselines and writes bench/out/report.json and report.html.
 # BENCH_DURATION=3s shortens each phase; BENCH_FLAGS passes more flags.
-.PHONY: bench
+.PHONY: bench bench-cluster
 bench: test-deps
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+# The cluster mode (bench/README.md): the scenarios against 1, then
+# CLUSTER_NODES nodes started like `make cluster`, round-robin; writes
+# bench/out/cluster.json. Same as make bench BENCH_FLAGS='-cluster N'.
+bench-cluster: test-deps build
+	$(GO) run ./bench -cluster $(CLUSTER_NODES) $(BENCH_FLAGS)

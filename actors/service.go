@@ -106,7 +106,7 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	retried := false
+	retried, movedOnce := false, false
 	pause := 50 * time.Millisecond
 	for {
 		timeout := s.timeout
@@ -136,6 +136,12 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
 		}
 		if isRead(cmd) {
+			if errors.Is(err, cluster.ErrMoved) && !movedOnce {
+				// The grain is where it belongs at the next request, and
+				// puts the product back in the cache.
+				movedOnce = true
+				continue
+			}
 			reply, err := s.readStore(ctx, id, cmd)
 			return reply, err == nil, err
 		}

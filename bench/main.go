@@ -72,6 +72,7 @@ type options struct {
 	timeout     time.Duration
 	quiet       bool
 	keep        bool
+	cluster     int // nodes of the cluster mode; 0: off
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -122,6 +123,7 @@ Flags:
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "time limit of one request")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress output")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (vitrine's data and log)")
+	fs.IntVar(&o.cluster, "cluster", 0, "cluster mode: read-hot, mixed, read-cold and upload against a cluster of 1, then N nodes started by scripts/cluster (needs bin/vitrine: make build), round-robin; writes bench/out/cluster.json")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -165,6 +167,8 @@ Flags:
 		return o, fmt.Errorf("-pprof with -url needs -pprof-addr")
 	case o.url != "" && o.vitrine != "":
 		return o, fmt.Errorf("-url and -vitrine exclude each other")
+	case o.cluster < 0 || (o.cluster > 0 && (o.url != "" || o.vitrine != "")):
+		return o, fmt.Errorf("-cluster N takes a positive N, and starts its own nodes (no -url or -vitrine)")
 	}
 	if o.logLevel == "" {
 		o.logLevel = getenv("VITRINE_LOG_LEVEL")
@@ -179,6 +183,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if o.cluster > 0 {
+		return runCluster(ctx, o, getenv, stdout, stderr)
 	}
 	b := newBench(o, getenv, stdout, stderr)
 	return b.run(ctx)

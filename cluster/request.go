@@ -23,6 +23,10 @@ var (
 	// ErrInDoubt: the node went away (or did not answer in time) while
 	// the message was in flight; it may or may not have been applied.
 	ErrInDoubt = errors.New("the node hosting the grain went away during the request")
+	// ErrMoved is an ErrUnreachable whose node is alive: the grain had
+	// stopped (passivated) or its product moved to another node, and a
+	// second request activates it where it belongs now.
+	ErrMoved = fmt.Errorf("%w: the grain had stopped or moved", ErrUnreachable)
 )
 
 const (
@@ -88,7 +92,7 @@ func (n *Node) Request(ctx context.Context, identity, kind string, msg any, time
 		// The grain had stopped (passivated, or moved to another node):
 		// nothing processed the message.
 		n.Cluster.PidCache.Remove(identity, kind)
-		return nil, fmt.Errorf("%w: %s/%s had stopped", ErrUnreachable, kind, identity)
+		return nil, fmt.Errorf("%w: %s/%s", ErrMoved, kind, identity)
 	case errors.Is(err, actor.ErrTimeout) || errors.Is(err, remote.ErrTimeout):
 		n.Cluster.PidCache.Remove(identity, kind)
 		return nil, fmt.Errorf("%w: no answer from %s/%s within %s", ErrInDoubt, kind, identity, timeout)

@@ -1,0 +1,145 @@
+package main
+
+// The upload scenario and its vips CLI baseline.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+	"github.com/vitrine-dev/vitrine/bench/internal/report"
+	"github.com/vitrine-dev/vitrine/bench/internal/scenario"
+	"github.com/vitrine-dev/vitrine/media"
+)
+
+// photos lists the corpus files to upload.
+func (b *bench) photos() ([]string, error) { return photoPaths(b.root, b.o, b.getenv) }
+
+// photoPaths lists the corpus photos that -photos selects.
+func photoPaths(root string, o options, getenv func(string) string) ([]string, error) {
+	dir := o.corpus
+	if dir == "" {
+		if c := getenv("VITRINE_CORPUS"); c != "" {
+			dir = filepath.Join(c, "public")
+		} else if root != "" {
+			dir = filepath.Join(root, "..", "shared", "corpus", "public")
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
+	if err != nil {
+		return nil, fmt.Errorf("image corpus (-corpus or VITRINE_CORPUS): %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Scan() // header: file category expected orientation_fix width height format …
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "\t")
+		if len(cols) < 7 || cols[2] != "accept" || cols[6] != "jpeg" {
+			continue
+		}
+		if strings.Contains(cols[1], o.photos) || strings.Contains(cols[0], o.photos) {
+			out = append(out, filepath.Join(dir, cols[0]))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no accepted JPEG in %s matches -photos %q", dir, o.photos)
+	}
+	return out, sc.Err()
+}
+
+func (b *bench) upload(ctx context.Context) (*report.Scenario, error) {
+	paths, err := b.photos()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range paths {
+		b.rep.Config.Photos = append(b.rep.Config.Photos, filepath.Base(p))
+	}
+	photos, err := scenario.LoadPhotos(paths)
+	if err != nil {
+		return nil, err
+	}
+	s := &report.Scenario{Name: "upload", Unit: "images/s", Errors: map[string]uint64{},
+		Description: fmt.Sprintf("A burst of %d multipart uploads of %d corpus photos (%s), %d at a time, each polled every 25 ms until ready; latency is 202 → ready.",
+			b.o.uploads, len(photos), strings.Join(b.rep.Config.Photos, ", "), b.o.uploadConc)}
+	label := fmt.Sprintf("upload %d images", b.o.uploads)
+	b.resetMem()
+	prof := b.startProfile(ctx, "upload.burst")
+	res, err := scenario.Upload(ctx, b.client, b.ids, photos, b.o.uploads, b.o.uploadConc, 25*time.Millisecond, 5*time.Minute, b.bar.Tick(label))
+	prof()
+	if err != nil {
+		return nil, err
+	}
+	ph := &report.Phase{Name: "burst", Mode: "burst", Concurrency: b.o.uploadConc, Seconds: report.Round2(res.Elapsed.Seconds()),
+		Requests: uint64(res.Images), OK: uint64(res.Ready), ThroughputRPS: report.Round2(res.ImagesPerSec),
+		Latency: report.LatencyOf(res.ToReady), Errors: res.Fails, Status: map[string]uint64{},
+		ByOp: map[string]report.OpStats{
+			"accept (POST → 202)": {Count: res.Accept.Count(), Latency: report.LatencyOf(res.Accept)},
+			"ready (202 → ready)": {Count: res.ToReady.Count(), Latency: report.LatencyOf(res.ToReady)},
+		},
+		Timeline: report.TimelineOf(res.Timeline), Percentiles: report.PercentilesOf(res.ToReady)}
+	for k, v := range res.Status {
+		ph.Status[fmt.Sprint(k)] = v
+	}
+	ph.PeakRSSBytes, s.PeakRSSScope = b.peak()
+	s.PeakRSSBytes = ph.PeakRSSBytes
+	s.Phases = append(s.Phases, ph)
+	s.SetMain(ph)
+	s.Extra = map[string]any{"uploaded_mib": report.Round2(float64(res.Bytes) / (1 << 20)), "ready": res.Ready, "images": res.Images,
+		"recipe_outputs": media.DefaultRecipe().Outputs()}
+	b.bar.Done(label, summary(ph, "images/s"))
+	if b.o.baselines["vips"] {
+		bl := b.vips(ctx, paths)
+		b.rep.Baselines = append(b.rep.Baselines, bl)
+		if bl.Skipped == "" {
+			s.Compare(bl.Name, bl.Value, bl.Unit)
+		}
+	}
+	return s, ctx.Err()
+}
+
+func (b *bench) vips(ctx context.Context, paths []string) *report.Baseline {
+	workers := b.workers()
+	recipe := media.DefaultRecipe()
+	var names []string
+	for _, v := range recipe.Variants {
+		for _, e := range v.Formats {
+			names = append(names, fmt.Sprintf("%s %s %dx%d %s q%d", v.Name, orDefault(string(v.Fit), "inside"), v.Width, v.Height, e.Format.Name(), e.Quality))
+		}
+	}
+	bl := &report.Baseline{Name: "vips-cli", Unit: "images/s",
+		Description: fmt.Sprintf("the vips command line making the same %d outputs of the same photos (one `vips thumbnail` per output: %s), %d images at a time, VIPS_CONCURRENCY=1",
+			recipe.Outputs(), strings.Join(names, ", "), workers)}
+	label := fmt.Sprintf("vips-cli %d images", b.o.uploads)
+	b.bar.Logf("%s (%d at a time)", label, workers)
+	res, err := baseline.Vips(ctx, paths, b.o.uploads, workers, recipe, b.tmp)
+	if err != nil {
+		bl.Skipped = err.Error()
+		return bl
+	}
+	bl.Value = report.Round2(res.ImagesPerSec)
+	bl.Phase = &report.Phase{Name: "burst", Mode: "burst", Concurrency: workers, Seconds: report.Round2(res.Elapsed.Seconds()),
+		Requests: uint64(res.Images), OK: res.PerImage.Count(), ThroughputRPS: bl.Value, Latency: report.LatencyOf(res.PerImage),
+		Errors: map[string]uint64{}, Status: map[string]uint64{}, Timeline: []report.Point{}, Percentiles: report.PercentilesOf(res.PerImage)}
+	bl.Extra = map[string]any{"commands": res.Commands, "vips_version": res.Version}
+	b.bar.Done(label, summary(bl.Phase, "images/s"))
+	return bl
+}
+
+// workers is the started vitrine's image workers (VITRINE_WORKERS, default
+// the number of CPUs).
+func (b *bench) workers() int {
+	if v := b.getenv("VITRINE_WORKERS"); v != "" {
+		var n int
+		if _, err := fmt.Sscan(v, &n); err == nil && n > 0 {
+			return n
+		}
+	}
+	return cpus()
+}

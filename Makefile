@@ -33,7 +33,7 @@ vet:
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
 # and S3 (started by scripts/services, stopped afterwards); then the API
 # contract, held by Schemathesis against a live vitrine.
-test: test-deps vet
+test: test-deps vet validate-deploy
 	scripts/with-services $(GO) test -count=1 -p 1 -tags integration -timeout 60m ./...
 	$(MAKE) test-contract
 
@@ -43,6 +43,12 @@ test: test-deps vet
 test-contract: test-deps
 	scripts/schemathesis
 
+# The Kubernetes manifests against the API schemas (kubernetes-validate,
+# pinned, in a cached virtualenv) and docker-compose.yml's structure.
+.PHONY: validate-deploy
+validate-deploy:
+	scripts/validate-deploy
+
 # Without the real servers: the embedded default only.
 test-embedded: test-deps
 	$(GO) test -count=1 -timeout 40m ./...
@@ -50,6 +56,16 @@ test-embedded: test-deps
 # The fast tests only.
 test-short: test-deps
 	$(GO) test -short -count=1 ./...
+
+# A cluster of CLUSTER_NODES nodes on 127.0.0.1 on the real servers, with
+# etcd membership (scripts/cluster): prints `node N pid PID url URL` per
+# node. `make cluster-down` stops the nodes and the servers it started.
+CLUSTER_NODES ?= 3
+.PHONY: cluster cluster-down
+cluster: build
+	@scripts/cluster up $(CLUSTER_NODES)
+cluster-down:
+	@scripts/cluster down
 
 # Start or stop the real servers by hand: eval "$$(scripts/services up)" && make run
 services-up:
@@ -80,6 +96,12 @@ clean:
 # the real backends when VITRINE_POSTGRES_URL… are set); prints the ratios to
 # the baselines and writes bench/out/report.json and report.html.
 # BENCH_DURATION=3s shortens each phase; BENCH_FLAGS passes more flags.
-.PHONY: bench
+.PHONY: bench bench-cluster
 bench: test-deps
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+# The cluster mode (bench/README.md): the scenarios against 1, then
+# CLUSTER_NODES nodes started like `make cluster`, round-robin; writes
+# bench/out/cluster.json. Same as make bench BENCH_FLAGS='-cluster N'.
+bench-cluster: test-deps build
+	$(GO) run ./bench -cluster $(CLUSTER_NODES) $(BENCH_FLAGS)

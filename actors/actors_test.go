@@ -31,6 +31,7 @@ type fixture struct {
 	db      *sqlite.DB
 	pool    *actors.ImagePool
 	node    *cluster.Node
+	cache   *memory.Cache
 }
 
 type header struct{}
@@ -88,8 +89,8 @@ func newFixture(t *testing.T, proc actors.Processor, blobs *flakyBlobs, maxAttem
 		t.Fatal(err)
 	}
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	f := &fixture{t: t, db: db, node: node}
-	f.service = actors.NewService(node.Cluster, cache, db, newID, 5*time.Second)
+	f := &fixture{t: t, db: db, node: node, cache: cache}
+	f.service = actors.NewService(node, cache, db, newID, 5*time.Second)
 	f.uploads = actors.NewUploads(f.service, header{}, blobs, db, actors.UploadLimits{}, time.Now)
 	f.pool, err = actors.StartImages(node.System, actors.ImageDeps{Queue: db, Images: f.service, Blobs: blobs, Processor: proc,
 		Log: log, Workers: 2, MaxAttempts: maxAttempts, RetryBase: 5 * time.Millisecond})
@@ -339,5 +340,30 @@ func TestReprocessKeepsVariantsUntilNewOnesAreReady(t *testing.T) {
 	}
 	if proc.calls.Load() != 2 {
 		t.Errorf("processed %d times, want 2", proc.calls.Load())
+	}
+}
+
+// TestHotReadRefill: once a product's cache entry expired or was evicted,
+// the live grain that answers the next read puts it back, so the reads
+// after it are answered from the cache again.
+func TestHotReadRefill(t *testing.T) {
+	f := newFixture(t, nil, nil, 3)
+	ctx := context.Background()
+	p, err := f.service.Create(ctx, []byte(`{"name":"Hot","price":"3","user_id":1}`), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.cache.Get(ctx, p.ID); !ok {
+		t.Fatal("a created product is not in the cache")
+	}
+	for i := 0; i < 3; i++ {
+		f.cache.Delete(ctx, p.ID) // expiry or eviction; the grain stays alive
+		got, err := f.service.Get(ctx, p.ID)
+		if err != nil || got.ETag != p.ETag {
+			t.Fatalf("read after eviction: %v %v", got, err)
+		}
+		if _, ok := f.cache.Get(ctx, p.ID); !ok {
+			t.Fatalf("round %d: the read answered by the grain did not refill the cache", i)
+		}
 	}
 }

@@ -49,6 +49,11 @@ type ProductDeps struct {
 	IdleTimeout time.Duration
 	// StoreTimeout bounds each store call.
 	StoreTimeout time.Duration
+	// Owns reports whether this node is where the cluster places the
+	// product now; nil: always. A grain whose product moved (a node
+	// joined, or a node that is not its owner activated it for a caller
+	// with an older view of the membership) answers nothing and stops.
+	Owns func(id string) bool
 }
 
 // NewProductKind returns the cluster kind that activates product grains.
@@ -86,6 +91,14 @@ func (g *productGrain) Receive(c actor.Context) {
 	case *actor.ReceiveTimeout:
 		c.Poison(c.Self())
 	case *actorspb.ProductCommand:
+		if g.deps.Owns != nil && !g.deps.Owns(g.id) {
+			// Not processed: the caller sees a dead letter, forgets this
+			// grain and sends again to the owner. Two live grains of one
+			// product would serve different states.
+			c.Respond(&actor.DeadLetterResponse{Target: c.Self()})
+			c.Poison(c.Self())
+			return
+		}
 		c.Respond(g.handle(m))
 	}
 }
@@ -166,6 +179,9 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 	}
 	switch cmd.Op {
 	case actorspb.ProductCommand_GET:
+		// A GET reaches the grain only when the cache missed (the entry
+		// expired or was evicted): put it back, so the next reads are hot.
+		g.deps.Cache.Set(ctx, g.id, encodeCached(g.p.ETag(), g.body))
 		return g.reply(), nil
 	case actorspb.ProductCommand_REPLACE:
 		var in catalog.ProductInput
@@ -342,6 +358,11 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	if n.Images[i].Original.SHA256 != "" { // the original is fixed once known
 		img.Original = n.Images[i].Original
 	}
+	if sameImage(&n.Images[i], &img) {
+		// Delivered again (a retry whose first delivery was applied):
+		// nothing changes, the version stays.
+		return imageReply(&img)
+	}
 	n.Images[i] = img
 	if err := g.deps.Store.SaveImage(ctx, n, &img); err != nil {
 		return nil, fmt.Errorf("save image %s of product %s: %w", img.ID, g.id, err)
@@ -379,6 +400,13 @@ func (g *productGrain) reprocess(ctx context.Context, imageID string) (*actorspb
 		return nil, err
 	}
 	return imageReply(img)
+}
+
+// sameImage compares two images by their documents.
+func sameImage(a, b *catalog.Image) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
 }
 
 func imageReply(img *catalog.Image) (*actorspb.ProductReply, error) {

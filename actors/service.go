@@ -3,27 +3,44 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
-	pcluster "github.com/asynkron/protoactor-go/cluster"
-
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/cluster"
 )
 
 // productReader is what the service reads directly, bypassing grains: lists
-// span many products.
+// span many products, and a product whose grain's node went away is read
+// from the store while the grain is placed again.
 type productReader interface {
 	ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]string, error)
 	GetProducts(ctx context.Context, ids []string) ([]*catalog.Product, error)
+	GetProduct(ctx context.Context, id string) (*catalog.Product, error)
 }
+
+// Grains sends commands to product grains wherever they live. Its errors
+// wrap cluster.ErrUnreachable (the command was not delivered) or
+// cluster.ErrInDoubt (the grain's node went away during the command).
+type Grains interface {
+	Request(ctx context.Context, identity, kind string, msg any, timeout time.Duration) (any, error)
+	// Owns reports whether identity's grain is placed on this node.
+	Owns(identity, kind string) bool
+}
+
+// Failover bounds how long a command waits for its grain to be placed on
+// another node after its node died or left. It is longer than it takes
+// the membership to drop a dead node (etcd: its 3 s lease; static: a poll
+// every 2 s).
+const Failover = 5 * time.Second
 
 // Service is the front door's view of products: it validates input, answers
 // hot reads from the cache, and sends every write to the product's grain.
 type Service struct {
-	cluster *pcluster.Cluster
+	grains  Grains
 	cache   catalog.Cache
 	reader  productReader
 	newID   func() string
@@ -31,8 +48,8 @@ type Service struct {
 }
 
 // NewService returns a Service over a started cluster member.
-func NewService(c *pcluster.Cluster, cache catalog.Cache, reader productReader, newID func() string, timeout time.Duration) *Service {
-	return &Service{cluster: c, cache: cache, reader: reader, newID: newID, timeout: timeout}
+func NewService(grains Grains, cache catalog.Cache, reader productReader, newID func() string, timeout time.Duration) *Service {
+	return &Service{grains: grains, cache: cache, reader: reader, newID: newID, timeout: timeout}
 }
 
 // Product is a rendered product and its ETag.
@@ -40,38 +57,113 @@ type Product struct {
 	ID   string
 	ETag string
 	Body []byte
+	// Source says where Get found it: SourceCache, SourceGrain,
+	// SourceRemoteGrain or SourceStore ("" for writes).
+	Source string
 }
 
+// Where a read was answered from.
+const (
+	SourceCache       = "cache"        // this node's cache: no actor hop
+	SourceGrain       = "grain"        // the product's grain, on this node
+	SourceRemoteGrain = "remote-grain" // the product's grain, on another node
+	SourceStore       = "store"        // the database, while the grain's node is gone
+)
+
+// resendable reports whether cmd may be sent again when it is not known
+// whether its first delivery was applied: applying it twice must change
+// nothing more than applying it once.
+func resendable(cmd *actorspb.ProductCommand) bool {
+	switch cmd.Op {
+	case actorspb.ProductCommand_CREATE, actorspb.ProductCommand_ADD_IMAGE:
+		return true // the id is chosen before the first attempt: a second one finds it
+	case actorspb.ProductCommand_DELETE, actorspb.ProductCommand_SAVE_IMAGE, actorspb.ProductCommand_REPROCESS:
+		return true // the same outcome however often applied
+	case actorspb.ProductCommand_REPLACE, actorspb.ProductCommand_PATCH:
+		// The same document applied again changes nothing (and keeps the
+		// version); with If-Match the second attempt would see the first's
+		// new ETag and answer 412.
+		return cmd.IfMatch == ""
+	}
+	return false
+}
+
+func isRead(cmd *actorspb.ProductCommand) bool {
+	return cmd.Op == actorspb.ProductCommand_GET || cmd.Op == actorspb.ProductCommand_GET_IMAGE
+}
+
+// send delivers cmd to the product's grain. When the grain's node is gone,
+// a read is answered from the store at once, and a write is sent again
+// to the grain's new place when that is safe (see resendable), within
+// Failover; otherwise the answer is Unavailable (503 with Retry-After), at
+// once. No command waits on a dead node.
 func (s *Service) send(ctx context.Context, id string, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
-	timeout := s.timeout
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl)
+	reply, _, err := s.deliver(ctx, id, cmd)
+	return reply, err
+}
+
+// deliver is send, and says whether a read was answered from the store.
+func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductCommand) (reply *actorspb.ProductReply, fromStore bool, err error) {
+	deadline := time.Now().Add(Failover)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
-	if timeout <= 0 {
-		return nil, catalog.Unavailable("the product actor", context.DeadlineExceeded)
-	}
-	res, err := s.cluster.Request(id, ProductKind, cmd, pcluster.WithTimeout(timeout))
-	if err != nil && cmd.Op == actorspb.ProductCommand_GET {
-		// A membership change can strand a request; a read is safe to
-		// send once more, now that the topology has had time to settle.
-		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
-			res, err = s.cluster.Request(id, ProductKind, cmd, pcluster.WithTimeout(timeout))
+	retried, movedOnce := false, false
+	pause := 50 * time.Millisecond
+	for {
+		timeout := s.timeout
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+			timeout = time.Until(dl)
 		}
-	}
-	if err != nil {
-		return nil, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
-	}
-	reply, ok := res.(*actorspb.ProductReply)
-	if !ok {
-		return nil, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
-	}
-	if reply.Error != nil {
-		if reply.Etag != "" {
-			return nil, &StaleError{Err: fromProblem(reply.Error), ETag: reply.Etag}
+		if timeout <= 0 {
+			return nil, false, catalog.Unavailable("the product actor", context.DeadlineExceeded)
 		}
-		return nil, fromProblem(reply.Error)
+		res, err := s.grains.Request(ctx, id, ProductKind, cmd, timeout)
+		if err == nil {
+			reply, ok := res.(*actorspb.ProductReply)
+			if !ok {
+				return nil, false, fmt.Errorf("%v product %s: unexpected reply %T", cmd.Op, id, res)
+			}
+			if reply.Error != nil {
+				if retried {
+					reply, err := s.afterResend(ctx, id, cmd, reply)
+					return reply, false, err
+				}
+				if reply.Etag != "" {
+					return nil, false, &StaleError{Err: fromProblem(reply.Error), ETag: reply.Etag}
+				}
+				return nil, false, fromProblem(reply.Error)
+			}
+			return reply, false, nil
+		}
+		inDoubt := errors.Is(err, cluster.ErrInDoubt)
+		if !inDoubt && !errors.Is(err, cluster.ErrUnreachable) {
+			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+		}
+		if isRead(cmd) {
+			if errors.Is(err, cluster.ErrMoved) && !movedOnce {
+				// The grain is where it belongs at the next request, and
+				// puts the product back in the cache.
+				movedOnce = true
+				continue
+			}
+			reply, err := s.readStore(ctx, id, cmd)
+			return reply, err == nil, err
+		}
+		if inDoubt && !resendable(cmd) {
+			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s may or may not have been applied; fetch the product and try again: %w", cmd.Op, id, err))
+		}
+		retried = retried || inDoubt
+		if time.Now().Add(pause).After(deadline) {
+			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return nil, false, catalog.Unavailable("the product actor", ctx.Err())
+		}
+		pause = min(2*pause, 400*time.Millisecond)
 	}
-	return reply, nil
 }
 
 // StaleError is a write refused because its If-Match named another version
@@ -84,6 +176,49 @@ type StaleError struct {
 func (e *StaleError) Error() string { return e.Err.Error() }
 func (e *StaleError) Unwrap() error { return e.Err }
 
+// afterResend reads the answer to a command sent a second time, when its
+// first delivery may have been applied: the error that the first
+// delivery's success causes is that success.
+func (s *Service) afterResend(ctx context.Context, id string, cmd *actorspb.ProductCommand, reply *actorspb.ProductReply) (*actorspb.ProductReply, error) {
+	e := fromProblem(reply.Error)
+	switch {
+	case cmd.Op == actorspb.ProductCommand_CREATE && e.Code == "already_exists":
+		return s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
+	case cmd.Op == actorspb.ProductCommand_ADD_IMAGE && e.Code == "already_exists":
+		var img catalog.Image
+		if err := json.Unmarshal(cmd.Body, &img); err != nil {
+			return nil, fmt.Errorf("decode image: %w", err)
+		}
+		return s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET_IMAGE, ImageId: img.ID})
+	case cmd.Op == actorspb.ProductCommand_DELETE && e.Kind == catalog.KindNotFound:
+		return &actorspb.ProductReply{}, nil
+	}
+	return nil, e
+}
+
+// readStore answers a read from the store, as the grain would have.
+func (s *Service) readStore(ctx context.Context, id string, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
+	p, err := s.reader.GetProduct(ctx, id)
+	if catalog.IsNotFound(err) {
+		return nil, catalog.NotFound("product %s does not exist", id)
+	}
+	if err != nil {
+		return nil, catalog.Unavailable("the database", fmt.Errorf("read product %s: %w", id, err))
+	}
+	if cmd.Op == actorspb.ProductCommand_GET_IMAGE {
+		img, ok := p.Image(cmd.ImageId)
+		if !ok {
+			return nil, catalog.NotFound("image %s of product %s does not exist", cmd.ImageId, id)
+		}
+		return imageReply(img)
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("render product %s: %w", id, err)
+	}
+	return &actorspb.ProductReply{Body: body, Etag: p.ETag()}, nil
+}
+
 // Get returns a product, from the cache when it is there.
 func (s *Service) Get(ctx context.Context, id string) (Product, error) {
 	if !catalog.ValidID(id) {
@@ -91,14 +226,21 @@ func (s *Service) Get(ctx context.Context, id string) (Product, error) {
 	}
 	if v, ok := s.cache.Get(ctx, id); ok {
 		if etag, body, ok := decodeCached(v); ok {
-			return Product{ID: id, ETag: etag, Body: body}, nil
+			return Product{ID: id, ETag: etag, Body: body, Source: SourceCache}, nil
 		}
 	}
-	reply, err := s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
+	source := SourceRemoteGrain
+	if s.grains.Owns(id, ProductKind) {
+		source = SourceGrain
+	}
+	reply, fromStore, err := s.deliver(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
 	if err != nil {
 		return Product{}, err
 	}
-	return Product{ID: id, ETag: reply.Etag, Body: reply.Body}, nil
+	if fromStore {
+		source = SourceStore
+	}
+	return Product{ID: id, ETag: reply.Etag, Body: reply.Body, Source: source}, nil
 }
 
 // normalized validates a product document and returns the grain's form of it.

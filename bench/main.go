@@ -87,6 +87,8 @@ type options struct {
 	imagesPhoto   string
 	imagesScale   float64
 	imagesRecipes []string
+
+	cluster int // nodes of the cluster mode; 0: off
 }
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -129,6 +131,7 @@ Flags:
 	fs.IntVar(&o.uploads, "uploads", 16, "images in the upload burst")
 	fs.IntVar(&o.uploadConc, "upload-concurrency", 8, "uploads sent at once")
 	fs.StringVar(&o.photos, "photos", "jpeg-photo", "corpus images to upload: accepted JPEGs whose MANIFEST category or file name contains this")
+	fs.IntVar(&o.cluster, "cluster", 0, "cluster mode: read-hot, mixed, read-cold and upload against a cluster of 1, then N nodes started by scripts/cluster (needs bin/vitrine: make build), round-robin; writes bench/out/cluster.json")
 	fs.IntVar(&o.imagesUploads, "images-uploads", 40, "images scenario: uploads per round")
 	fs.IntVar(&o.imagesRounds, "images-rounds", 3, "images scenario: rounds, each alternating the floor, vitrine's pipeline in-process and vitrine")
 	fs.IntVar(&o.imagesIdle, "images-idle", 20, "images scenario: single uploads on the idle node, for the latency to ready")
@@ -197,6 +200,8 @@ Flags:
 		return o, fmt.Errorf("-pprof with -url needs -pprof-addr")
 	case o.url != "" && o.vitrine != "":
 		return o, fmt.Errorf("-url and -vitrine exclude each other")
+	case o.cluster < 0 || (o.cluster > 0 && (o.url != "" || o.vitrine != "")):
+		return o, fmt.Errorf("-cluster N takes a positive N, and starts its own nodes (no -url or -vitrine)")
 	}
 	if o.logLevel == "" {
 		o.logLevel = getenv("VITRINE_LOG_LEVEL")
@@ -211,6 +216,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if o.cluster > 0 {
+		return runCluster(ctx, o, getenv, stdout, stderr)
 	}
 	b := newBench(o, getenv, stdout, stderr)
 	return b.run(ctx)

@@ -18,14 +18,14 @@ import (
 )
 
 // corpusDir is the image corpus: -corpus, $VITRINE_CORPUS/public, or
-// ../shared/corpus/public beside the repository.
-func (b *bench) corpusDir() (string, error) {
-	dir := b.o.corpus
+// ../shared/corpus/public beside the repository at root.
+func corpusDir(o options, getenv func(string) string, root string) (string, error) {
+	dir := o.corpus
 	if dir == "" {
-		if c := b.getenv("VITRINE_CORPUS"); c != "" {
+		if c := getenv("VITRINE_CORPUS"); c != "" {
 			dir = filepath.Join(c, "public")
-		} else if b.root != "" {
-			dir = filepath.Join(b.root, "..", "shared", "corpus", "public")
+		} else if root != "" {
+			dir = filepath.Join(root, "..", "shared", "corpus", "public")
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil {
@@ -34,9 +34,12 @@ func (b *bench) corpusDir() (string, error) {
 	return dir, nil
 }
 
-// photos lists the corpus files to upload.
-func (b *bench) photos() ([]string, error) {
-	dir, err := b.corpusDir()
+func (b *bench) corpusDir() (string, error) { return corpusDir(b.o, b.getenv, b.root) }
+
+// photoPaths lists the corpus files to upload: the accepted JPEGs whose
+// category or name holds -photos.
+func photoPaths(root string, o options, getenv func(string) string) ([]string, error) {
+	dir, err := corpusDir(o, getenv, root)
 	if err != nil {
 		return nil, err
 	}
@@ -53,15 +56,17 @@ func (b *bench) photos() ([]string, error) {
 		if len(cols) < 7 || cols[2] != "accept" || cols[6] != "jpeg" {
 			continue
 		}
-		if strings.Contains(cols[1], b.o.photos) || strings.Contains(cols[0], b.o.photos) {
+		if strings.Contains(cols[1], o.photos) || strings.Contains(cols[0], o.photos) {
 			out = append(out, filepath.Join(dir, cols[0]))
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no accepted JPEG in %s matches -photos %q", dir, b.o.photos)
+		return nil, fmt.Errorf("no accepted JPEG in %s matches -photos %q", dir, o.photos)
 	}
 	return out, sc.Err()
 }
+
+func (b *bench) photos() ([]string, error) { return photoPaths(b.root, b.o, b.getenv) }
 
 func (b *bench) upload(ctx context.Context) (*report.Scenario, error) {
 	paths, err := b.photos()

@@ -23,10 +23,10 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// echo answers with its identity and the node it lives on.
-type echo struct{ identity, node string }
+// echoGrain answers with its identity and the node it lives on.
+type echoGrain struct{ identity, node string }
 
-func (e *echo) Receive(c actor.Context) {
+func (e *echoGrain) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *pcluster.ClusterInit:
 		e.identity = m.Identity.Identity
@@ -43,13 +43,13 @@ func TestGrainsAcrossNodes(t *testing.T) {
 	}
 	pa, pb := freePort(t), freePort(t)
 	peers := []string{"127.0.0.1:" + strconv.Itoa(pa), "127.0.0.1:" + strconv.Itoa(pb)}
-	kind := pcluster.NewKind("echo", actor.PropsFromProducer(func() actor.Actor { return &echo{node: "a"} }))
-	a, err := Start(Config{Peers: peers, ManagePort: pa}, zap.NewNop(), kind)
+	kind := pcluster.NewKind("echo", actor.PropsFromProducer(func() actor.Actor { return &echoGrain{node: "a"} }))
+	a, err := Start(Config{Peers: peers, ManageAddr: peers[0]}, zap.NewNop(), kind)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Stop()
-	b, err := Start(Config{Peers: peers, ManagePort: pb}, zap.NewNop())
+	b, err := Start(Config{Peers: peers, ManageAddr: peers[1]}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
@@ -134,8 +135,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	}
 
 	// The hot-read cache and the rate limits: in-process, or shared by
-	// every node through Redis.
+	// every node through Redis. Without Redis, a node of a cluster caches
+	// nothing: a copy in one node's memory would not see another node's
+	// writes (its rate limits are then its own).
 	var cache catalog.Cache = memory.New(cfg.CacheEntries)
+	if cfg.RedisURL == "" && cfg.clustered() {
+		cache = memory.New(0)
+		log.Info("no hot-read cache: this node is part of a cluster and VITRINE_REDIS_URL is not set")
+	}
 	var limiter catalog.RateLimiter = memory.NewLimiter(nil)
 	if cfg.RedisURL != "" {
 		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis")})
@@ -149,16 +156,21 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	// Product grains live on API nodes only: a worker node, whose decoders
 	// may crash it, calls them there.
 	var kinds []*pcluster.Kind
+	var node atomic.Pointer[cluster.Node] // set once started; grains may activate before
 	if serveAPI {
-		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product")}))
+		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"),
+			Owns: func(id string) bool {
+				n := node.Load()
+				return n == nil || n.Owns(id, actors.ProductKind)
+			}}))
 	}
-	a.node, err = cluster.Start(cluster.Config{Name: cfg.ClusterName, Host: cfg.ClusterHost, Port: cfg.ClusterPort,
-		Peers: splitList(cfg.ClusterPeers), ManagePort: cfg.ManagePort}, log, kinds...)
+	a.node, err = cluster.Start(cfg.clusterConfig(), log.Named("cluster"), kinds...)
 	if err != nil {
 		return nil, fmt.Errorf("start cluster node: %w", err)
 	}
+	node.Store(a.node)
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	service := actors.NewService(a.node.Cluster, cache, a.db, newID, 5*time.Second)
+	service := actors.NewService(a.node, cache, a.db, newID, 5*time.Second)
 
 	// Image jobs: Kafka when configured, else the database's own queue.
 	var queue catalog.JobQueue = a.db
@@ -191,6 +203,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	}
 	if serveAPI {
 		checks := []rest.Check{{Name: "database", Check: a.db.Ping}, {Name: "files", Check: blobs.Ping}}
+		if p := cfg.provider(); p == cluster.ProviderStatic || p == cluster.ProviderEtcd {
+			checks = append(checks, rest.Check{Name: "cluster", Check: a.membership})
+		}
 		if cfg.KafkaBrokers != "" {
 			kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers)}
 			checks = append(checks, rest.Check{Name: "kafka", Check: func(ctx context.Context) error { return kafka.Ping(ctx, kcfg) }})
@@ -219,6 +234,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		}
 	}
 	log.Info("vitrine started", zap.Any("config", cfg.fields()), zap.String("listen", a.Addr()),
+		zap.String("actor_address", a.node.Address()),
 		zap.String("backends", backends(cfg)))
 	if cfg.Access.openWrites {
 		log.Warn("anonymous clients may write: every product is open to anyone who reaches "+a.Addr(),
@@ -287,12 +303,33 @@ func (a *App) Addr() string {
 	return a.ln.Addr().String()
 }
 
-// Close stops accepting requests, finishes in-flight ones, lets running
-// jobs finish (or leaves them queued when ctx ends first), leaves the
-// cluster and closes storage.
+// membership is the readiness check of a cluster node: it is a member.
+func (a *App) membership(context.Context) error {
+	if !a.node.IsMember() {
+		return catalog.Unavailable("the cluster", fmt.Errorf("this node (%s) is not in the membership", a.node.Address()))
+	}
+	return nil
+}
+
+// Close leaves gracefully, in this order: readiness turns false (and
+// responses close their connections) for VITRINE_SHUTDOWN_DRAIN while
+// requests are still served, so that load balancers and clients move to
+// other nodes; then new connections are refused and in-flight requests
+// finish; running image jobs finish (or stay queued when ctx ends first);
+// this node leaves the cluster membership and, once the other nodes have
+// seen it go, its grains passivate (they activate again elsewhere at their
+// next request); the Kafka consumer leaves its group; storage closes.
 func (a *App) Close(ctx context.Context) error {
 	var errs []error
 	if a.server != nil {
+		a.server.Drain()
+		if a.cfg.ShutdownDrain > 0 {
+			a.log.Info("draining: readiness is false", zap.Duration("for", a.cfg.ShutdownDrain))
+			select {
+			case <-time.After(a.cfg.ShutdownDrain):
+			case <-ctx.Done():
+			}
+		}
 		if err := a.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop HTTP server: %w", err))
 		}
@@ -314,18 +351,18 @@ func (a *App) Close(ctx context.Context) error {
 		a.stopBG()
 		a.bg.Wait()
 	}
-	if a.relay != nil {
-		if err := a.relay.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("close kafka relay: %w", err))
-		}
+	if a.node != nil {
+		a.node.Leave(ctx)
 	}
 	if a.consumer != nil {
 		if err := a.consumer.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close kafka consumer: %w", err))
 		}
 	}
-	if a.node != nil {
-		a.node.Stop()
+	if a.relay != nil {
+		if err := a.relay.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close kafka relay: %w", err))
+		}
 	}
 	if a.cache != nil {
 		a.cache.Close()

@@ -34,11 +34,6 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	RequestTimeout  time.Duration
 	CacheEntries    int
-	ClusterName     string
-	ClusterHost     string
-	ClusterPort     int
-	ClusterPeers    string
-	ManagePort      int
 	FetchAllow      string
 	RecipeFile      string
 	PprofAddr       string
@@ -59,6 +54,22 @@ type Config struct {
 	S3AccessKey     string
 	S3SecretKey     string
 	S3PathStyle     string
+
+	// Cluster: membership, addresses and TLS between nodes (clusterconfig.go).
+	ClusterName       string
+	ClusterProvider   string
+	ClusterHost       string
+	ClusterBind       string
+	ClusterPort       int
+	ClusterPeers      string
+	ManagePort        int
+	ClusterManageAddr string
+	EtcdEndpoints     string
+	ClusterTLSCert    string
+	ClusterTLSKey     string
+	ClusterTLSCA      string
+	ClusterInsecure   string
+	ShutdownDrain     time.Duration
 }
 
 // setting is one configuration value: its flag, its variable and its default.
@@ -85,11 +96,6 @@ func (c *Config) settings() []setting {
 		{"shutdown-timeout", "VITRINE_SHUTDOWN_TIMEOUT", "30s", "how long shutdown waits for requests and jobs", dur(&c.ShutdownTimeout)},
 		{"request-timeout", "VITRINE_REQUEST_TIMEOUT", "30s", "time limit of one HTTP request's work", dur(&c.RequestTimeout)},
 		{"cache-entries", "VITRINE_CACHE_ENTRIES", "100000", "products kept rendered in the in-process cache", num(&c.CacheEntries, 1)},
-		{"cluster-name", "VITRINE_CLUSTER_NAME", "vitrine", "cluster name; nodes with the same name form one cluster", str(&c.ClusterName)},
-		{"cluster-host", "VITRINE_CLUSTER_HOST", "127.0.0.1", "address of this node's actor endpoint", str(&c.ClusterHost)},
-		{"cluster-port", "VITRINE_CLUSTER_PORT", "0", "port of this node's actor endpoint (0: any free port)", num(&c.ClusterPort, 0)},
-		{"cluster-peers", "VITRINE_CLUSTER_PEERS", "", "comma-separated membership endpoints host:port of every node, this one included (empty: one node)", str(&c.ClusterPeers)},
-		{"cluster-manage-port", "VITRINE_CLUSTER_MANAGE_PORT", "6330", "port of this node's membership endpoint when peers are set", num(&c.ManagePort, 1)},
 		{"fetch-allow", "VITRINE_FETCH_ALLOW", "", "comma-separated addresses/CIDRs that URL imports may reach despite the SSRF guard", str(&c.FetchAllow)},
 		{"pprof-addr", "VITRINE_PPROF_ADDR", "", "address of a separate net/http/pprof listener for profiling (empty: off)", str(&c.PprofAddr)},
 		{"recipe-file", "VITRINE_RECIPE_FILE", "", "JSON recipe of the image variants (default: the built-in recipe)", str(&c.RecipeFile)},
@@ -104,6 +110,21 @@ func (c *Config) settings() []setting {
 		{"s3-access-key-id", "VITRINE_S3_ACCESS_KEY_ID", "", "S3 access key (unset: the AWS default credential chain)", str(&c.S3AccessKey)},
 		{"s3-secret-access-key", "VITRINE_S3_SECRET_ACCESS_KEY", "", "S3 secret key", str(&c.S3SecretKey)},
 		{"s3-path-style", "VITRINE_S3_PATH_STYLE", "false", "path-style S3 addressing (most S3-compatible servers)", oneOf(&c.S3PathStyle, "true", "false")},
+		// Cluster (clusterconfig.go).
+		{"cluster-name", "VITRINE_CLUSTER_NAME", "vitrine", "cluster name; nodes with the same name form one cluster", str(&c.ClusterName)},
+		{"cluster-provider", "VITRINE_CLUSTER_PROVIDER", "", "membership: static (VITRINE_CLUSTER_PEERS), etcd (VITRINE_ETCD_ENDPOINTS) or kubernetes; empty: static when peers are set, else one node", oneOf(&c.ClusterProvider, "", "static", "etcd", "kubernetes")},
+		{"cluster-host", "VITRINE_CLUSTER_HOST", "127.0.0.1", "address the other nodes reach this node's actor endpoint at (in Kubernetes: the pod IP)", str(&c.ClusterHost)},
+		{"cluster-bind", "VITRINE_CLUSTER_BIND", "", "address this node's actor endpoint listens on (default: VITRINE_CLUSTER_HOST)", str(&c.ClusterBind)},
+		{"cluster-port", "VITRINE_CLUSTER_PORT", "0", "port of this node's actor endpoint (0: any free port)", num(&c.ClusterPort, 0)},
+		{"cluster-peers", "VITRINE_CLUSTER_PEERS", "", "static provider: comma-separated membership endpoints host:port of every node, this one included", str(&c.ClusterPeers)},
+		{"cluster-manage-port", "VITRINE_CLUSTER_MANAGE_PORT", "6330", "static provider: port of this node's membership endpoint", num(&c.ManagePort, 1)},
+		{"cluster-manage-addr", "VITRINE_CLUSTER_MANAGE_ADDR", "", "static provider: address host:port of this node's membership endpoint (default: VITRINE_CLUSTER_BIND's host and VITRINE_CLUSTER_MANAGE_PORT)", str(&c.ClusterManageAddr)},
+		{"etcd-endpoints", "VITRINE_ETCD_ENDPOINTS", "", "etcd provider: comma-separated etcd client endpoints host:port", str(&c.EtcdEndpoints)},
+		{"cluster-tls-cert", "VITRINE_CLUSTER_TLS_CERT", "", "PEM certificate of this node for mutual TLS between nodes", str(&c.ClusterTLSCert)},
+		{"cluster-tls-key", "VITRINE_CLUSTER_TLS_KEY", "", "PEM key of VITRINE_CLUSTER_TLS_CERT", str(&c.ClusterTLSKey)},
+		{"cluster-tls-ca", "VITRINE_CLUSTER_TLS_CA", "", "PEM CA that signed every node's certificate", str(&c.ClusterTLSCA)},
+		{"cluster-insecure", "VITRINE_CLUSTER_INSECURE", "false", "allow traffic between nodes without TLS on a non-loopback address", oneOf(&c.ClusterInsecure, "true", "false")},
+		{"shutdown-drain", "VITRINE_SHUTDOWN_DRAIN", "0s", "on SIGTERM, how long readiness is false while requests are still served, before new connections are refused (a load balancer's health-check interval)", setDrain(&c.ShutdownDrain)},
 	}, c.Access.settings()...)
 }
 
@@ -127,6 +148,18 @@ func setDuration(p *time.Duration) func(string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("must be a positive duration such as 30s, got %q", v)
+		}
+		*p = d
+		return nil
+	}
+}
+
+// setDrain parses a duration that may be 0.
+func setDrain(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("must be a duration ≥ 0 such as 5s, got %q", v)
 		}
 		*p = d
 		return nil
@@ -222,11 +255,8 @@ func (c *Config) validate() error {
 	if _, err := urlfetch.ParseAllow(splitList(c.FetchAllow)); err != nil {
 		return fmt.Errorf("VITRINE_FETCH_ALLOW (--fetch-allow): %w", err)
 	}
-	if c.Role == "worker" && c.ClusterPeers == "" {
-		return fmt.Errorf("VITRINE_ROLE=worker needs VITRINE_CLUSTER_PEERS: a worker joins the cluster of the API nodes, whose product actors record its results")
-	}
-	if c.ClusterPort > 65535 {
-		return fmt.Errorf("VITRINE_CLUSTER_PORT (--cluster-port) must be at most 65535, got %d", c.ClusterPort)
+	if err := c.validateCluster(); err != nil {
+		return err
 	}
 	return c.Access.validate(c.Addr)
 }
@@ -292,8 +322,11 @@ func (c Config) fields() map[string]any {
 		"max_pixels": c.MaxPixels, "max_frames": c.MaxFrames, "workers": c.Workers,
 		"job_timeout": c.JobTimeout.String(), "job_max_attempts": c.JobMaxAttempts,
 		"shutdown_timeout": c.ShutdownTimeout.String(), "request_timeout": c.RequestTimeout.String(),
-		"cache_entries": c.CacheEntries, "cluster_name": c.ClusterName, "cluster_host": c.ClusterHost, "cluster_port": c.ClusterPort,
-		"cluster_peers": c.ClusterPeers, "cluster_manage_port": c.ManagePort,
+		"cache_entries": c.CacheEntries, "cluster_name": c.ClusterName, "cluster_provider": c.ClusterProvider,
+		"cluster_host": c.ClusterHost, "cluster_bind": c.ClusterBind, "cluster_port": c.ClusterPort,
+		"cluster_peers": c.ClusterPeers, "cluster_manage_addr": c.ClusterManageAddr, "etcd_endpoints": c.EtcdEndpoints,
+		"cluster_tls_cert": c.ClusterTLSCert, "cluster_tls_ca": c.ClusterTLSCA, "cluster_insecure": c.ClusterInsecure,
+		"shutdown_drain": c.ShutdownDrain.String(),
 		"access": c.Access.fields(),
 	}
 }

@@ -27,6 +27,9 @@ import (
 // tests start (libvips cannot be started twice in a process).
 var testEngine *engine
 
+// atExit runs after every test of the package (shared temporary files).
+var atExit []func()
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if !testing.Short() {
@@ -42,6 +45,9 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	for _, f := range atExit {
+		f()
+	}
 	if testEngine != nil {
 		testEngine.Shutdown()
 	}

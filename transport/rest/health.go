@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/vitrine-dev/vitrine/catalog"
 )
 
 //go:embed openapi.json
@@ -26,12 +28,35 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ principal) {
 	ctx.SetBodyString(`{"status":"ok"}`)
 }
 
+// readyz answers 200 when this node takes requests: it is not leaving and
+// its dependencies answer. With ?deps=false only the first part counts
+// (Kubernetes, whose membership follows pod readiness, uses it: a database
+// outage must not take every pod out of the cluster).
 func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ principal) {
+	if err := onlyParams(ctx.QueryArgs(), "deps"); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	checks := s.deps.Checks
+	switch deps := ctx.QueryArgs().Peek("deps"); {
+	case !ctx.QueryArgs().Has("deps") || string(deps) == "true":
+	case string(deps) == "false":
+		checks = nil
+	default:
+		writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query", Detail: "deps must be true or false",
+			Fields: []catalog.FieldError{{Field: "deps", Detail: "must be true or false"}}})
+		return
+	}
+	if s.draining.Load() {
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeProblem(ctx, http.StatusServiceUnavailable, "draining", "this node is shutting down; send requests to another node", nil)
+		return
+	}
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	results := map[string]string{}
 	var failed []string
-	for _, ch := range s.deps.Checks {
+	for _, ch := range checks {
 		if err := ch.Check(c); err != nil {
 			results[ch.Name] = err.Error()
 			failed = append(failed, ch.Name)

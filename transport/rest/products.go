@@ -97,6 +97,11 @@ func (s *Server) getProduct(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, err)
 		return
 	}
+	if p.Source != "" {
+		// Where the answer came from: cache, grain (on this node),
+		// remote-grain (an actor hop to another node) or store.
+		ctx.Response.Header.Set("X-Vitrine-Source", p.Source)
+	}
 	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 && noneMatchHits(string(inm), p.ETag) {
 		// A 304 carries what the 200 would have said about caching.
 		ctx.Response.Header.Set("ETag", p.ETag)

@@ -186,6 +186,9 @@ type Server struct {
 	cors     *cors
 	srv      *fasthttp.Server
 	now      func() time.Time
+	// draining is set by Drain: readiness fails and connections close
+	// after their current response, so clients move to other nodes.
+	draining atomic.Bool
 }
 
 // access is who may call a route.
@@ -338,6 +341,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.ids))
 }
 
+// Drain starts a graceful leave: /readyz answers 503 from now on, and every
+// response closes its connection, so that a load balancer stops sending
+// requests here and clients hold no idle connection when Shutdown comes.
+// Requests keep being served.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
@@ -392,6 +401,9 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		ctx.SetUserValue(requestIDKey, id)
 		ctx.Response.Header.Set("X-Request-ID", id)
 		next(ctx)
+		if s.draining.Load() {
+			ctx.SetConnectionClose()
+		}
 		status := ctx.Response.StatusCode()
 		level := zap.InfoLevel
 		if status >= 500 {

@@ -158,8 +158,8 @@ func runCluster(ctx context.Context, o options, getenv func(string) string, stdo
 func (c *clusterBench) script(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(c.root, "scripts", "cluster"), args...)
 	cmd.Dir = c.root
-	cmd.Env = append(os.Environ(), "CLUSTER_HOME="+c.home, "CLUSTER_HTTP_PORT="+strconv.Itoa(c.port),
-		"VITRINE_CLUSTER_NAME="+filepath.Base(c.home), "VITRINE_LOG_LEVEL="+c.o.logLevel)
+	cmd.Env = append(append(os.Environ(), "CLUSTER_HOME="+c.home, "CLUSTER_HTTP_PORT="+strconv.Itoa(c.port),
+		"VITRINE_CLUSTER_NAME="+filepath.Base(c.home), "VITRINE_LOG_LEVEL="+c.o.logLevel), benchEnv()...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {

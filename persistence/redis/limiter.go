@@ -3,9 +3,11 @@ package redis
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 )
@@ -34,15 +36,21 @@ return {1, math.floor((tolerance - (nxt - now)) / interval), 0, nxt - now}
 `
 
 // Limiter is the shared catalog.RateLimiter: one GCRA state per key in
-// Redis, for every node. While Redis is unreachable (the cache's breaker is
-// open) each node counts alone, through its fallback: limits loosen to
-// per-node ones instead of failing requests.
+// Redis, for every node. While Redis is unreachable each node counts
+// alone, through its fallback: limits loosen to per-node ones instead of
+// failing requests. The limiter has a breaker of its own, and a longer
+// call timeout than the cache's (limiterTimeout): a busy node's slow reply
+// must not split the shared limit into per-node ones.
 type Limiter struct {
-	cache    *Cache
-	script   *rueidis.Lua
-	prefix   string
-	fallback catalog.RateLimiter
+	cache     *Cache
+	script    *rueidis.Lua
+	prefix    string
+	fallback  catalog.RateLimiter
+	openUntil atomic.Int64 // unix nanos: while now < openUntil, Redis is not asked
 }
+
+// limiterTimeout bounds one limiter call to Redis.
+const limiterTimeout = 250 * time.Millisecond
 
 var _ catalog.RateLimiter = (*Limiter)(nil)
 
@@ -53,10 +61,10 @@ func (c *Cache) Limiter(fallback catalog.RateLimiter) *Limiter {
 
 // Allow counts one request of key against r.
 func (l *Limiter) Allow(ctx context.Context, key string, r catalog.Rate) (catalog.RateDecision, error) {
-	if l.cache.open() {
+	if time.Now().UnixNano() < l.openUntil.Load() {
 		return l.fallback.Allow(ctx, key, r)
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.cache.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, limiterTimeout)
 	defer cancel()
 	interval := max(r.Interval().Microseconds(), 1)
 	vals, err := l.script.Exec(ctx, l.cache.client, []string{l.prefix + key},
@@ -65,7 +73,10 @@ func (l *Limiter) Allow(ctx context.Context, key string, r catalog.Rate) (catalo
 		err = fmt.Errorf("rate script returned %d values", len(vals))
 	}
 	if err != nil {
-		l.cache.trip(err)
+		if time.Now().UnixNano() >= l.openUntil.Load() {
+			l.cache.opts.Log.Warn("redis rate limiter unavailable; limits count per node", zap.Duration("for", l.cache.opts.Cooldown), zap.Error(err))
+		}
+		l.openUntil.Store(time.Now().Add(l.cache.opts.Cooldown).UnixNano())
 		return l.fallback.Allow(ctx, key, r)
 	}
 	return catalog.RateDecision{

@@ -54,7 +54,7 @@ func (s *Server) jsonBody(ctx *fasthttp.RequestCtx, types ...string) ([]byte, er
 	}
 	limit := s.cfg.MaxJSONBytes
 	if n := ctx.Request.Header.ContentLength(); n > limit {
-		lingerClose(ctx)
+		s.lingerClose(ctx)
 		return nil, catalog.Errorf(catalog.KindTooLarge, "body_too_large", "the JSON body is %d bytes, over the limit of %d", n, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), int64(limit)+1))

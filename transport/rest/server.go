@@ -404,6 +404,9 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if s.draining.Load() {
 			ctx.SetConnectionClose()
 		}
+		if ctx.UserValue(lingerKey) != nil {
+			linger(ctx)
+		}
 		status := ctx.Response.StatusCode()
 		level := zap.InfoLevel
 		if status >= 500 {

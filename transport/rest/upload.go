@@ -164,7 +164,7 @@ func (s *Server) readUpload(ctx *fasthttp.RequestCtx) (*upload, error) {
 	}
 	n := int64(ctx.Request.Header.ContentLength())
 	if n > bodyLimit {
-		lingerClose(ctx)
+		s.lingerClose(ctx)
 		return nil, tooLarge(n, s.cfg.MaxUploadBytes)
 	}
 	want := bodyLimit
@@ -175,7 +175,7 @@ func (s *Server) readUpload(ctx *fasthttp.RequestCtx) (*upload, error) {
 	got, err := s.budget.acquire(c, want)
 	cancel()
 	if err != nil {
-		lingerClose(ctx)
+		s.lingerClose(ctx)
 		return nil, &catalog.Error{Kind: catalog.KindUnavailable, Code: "uploads_busy", RetryAfter: 2 * time.Second,
 			Detail: fmt.Sprintf("too many uploads are in flight (%d bytes at most); retry shortly", s.budget.total)}
 	}
@@ -192,7 +192,7 @@ func (s *Server) readUpload(ctx *fasthttp.RequestCtx) (*upload, error) {
 	}
 	if err != nil {
 		u.release()
-		lingerClose(ctx)
+		s.lingerClose(ctx)
 		return nil, err
 	}
 	return u, nil
@@ -276,18 +276,33 @@ const (
 	lingerBytes = 64 << 20
 )
 
-// lingerClose answers a request refused before its body was read, then
-// drains (and drops) what the client goes on sending for a while before
-// closing: closing a socket with unread bytes resets it, and a client still
+// lingerClose asks that a request refused before its whole body was read
+// be answered with "Connection: close", then its connection drained (what
+// the client goes on sending is read and dropped) for a while before it is
+// closed: closing a socket with unread bytes resets it, and a client still
 // writing its upload would lose the answer (a lingering close, as nginx
-// does).
-//
-// (fasthttp runs a hijack only on a connection it would keep open, so the
-// answer cannot say "Connection: close"; the connection closes after the
-// drain all the same.)
-func lingerClose(ctx *fasthttp.RequestCtx) {
+// does). A body that fasthttp read whole up front (within the JSON limit)
+// needs none of this: the connection stays open.
+func (s *Server) lingerClose(ctx *fasthttp.RequestCtx) {
+	if n := ctx.Request.Header.ContentLength(); n > s.cfg.MaxJSONBytes || n == -1 {
+		ctx.SetUserValue(lingerKey, true)
+	}
+}
+
+// lingerKey marks a request for a lingering close.
+const lingerKey = "vitrine.linger"
+
+// linger writes the answer itself, with Connection: close, and drains the
+// connection: fasthttp skips its own answer and hands the connection over.
+func linger(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetConnectionClose()
+	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
 		_ = c.SetDeadline(time.Now().Add(lingerFor))
+		bw := bufio.NewWriter(c)
+		if ctx.Response.Write(bw) != nil || bw.Flush() != nil {
+			return
+		}
 		if cw, ok := unwrapConn(c).(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}

@@ -90,7 +90,7 @@ func newFixture(t *testing.T, proc actors.Processor, blobs *flakyBlobs, maxAttem
 	}
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
 	f := &fixture{t: t, db: db, node: node, cache: cache}
-	f.service = actors.NewService(node, cache, db, newID, 5*time.Second)
+	f.service = actors.NewService(node, cache, db, newID, 5*time.Second, nil)
 	f.uploads = actors.NewUploads(f.service, header{}, blobs, db, actors.UploadLimits{}, time.Now)
 	f.pool, err = actors.StartImages(node.System, actors.ImageDeps{Queue: db, Images: f.service, Blobs: blobs, Processor: proc,
 		Log: log, Workers: 2, MaxAttempts: maxAttempts, RetryBase: 5 * time.Millisecond})

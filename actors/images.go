@@ -54,6 +54,8 @@ type imageBook interface {
 
 // ImageDeps are what the image supervisor and its workers need.
 type ImageDeps struct {
+	// Metrics counts jobs by outcome; nil: none.
+	Metrics   *Metrics
 	Queue     catalog.JobQueue
 	Images    imageBook
 	Blobs     catalog.BlobStore
@@ -313,6 +315,7 @@ func (w *worker) run(d catalog.Delivery) {
 		fields = append(fields, zap.NamedError("queue_error", err))
 	}
 	w.deps.Log.Info("image job", fields...)
+	w.deps.Metrics.job(out.result, out.code, w.deps.Now().Sub(start))
 }
 
 func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {

@@ -49,6 +49,8 @@ type ProductDeps struct {
 	IdleTimeout time.Duration
 	// StoreTimeout bounds each store call.
 	StoreTimeout time.Duration
+	// Metrics counts activations and passivations; nil: none.
+	Metrics *Metrics
 	// Owns reports whether this node is where the cluster places the
 	// product now; nil: always. A grain whose product moved (a node
 	// joined, or a node that is not its owner activated it for a caller
@@ -88,6 +90,9 @@ func (g *productGrain) Receive(c actor.Context) {
 	case *pcluster.ClusterInit:
 		g.id = m.Identity.Identity
 		c.SetReceiveTimeout(g.deps.IdleTimeout)
+		g.deps.Metrics.activated()
+	case *actor.Stopped:
+		g.deps.Metrics.passivated()
 	case *actor.ReceiveTimeout:
 		c.Poison(c.Self())
 	case *actorspb.ProductCommand:

@@ -45,11 +45,13 @@ type Service struct {
 	reader  productReader
 	newID   func() string
 	timeout time.Duration
+	metrics *Metrics
 }
 
-// NewService returns a Service over a started cluster member.
-func NewService(grains Grains, cache catalog.Cache, reader productReader, newID func() string, timeout time.Duration) *Service {
-	return &Service{grains: grains, cache: cache, reader: reader, newID: newID, timeout: timeout}
+// NewService returns a Service over a started cluster member; metrics may
+// be nil.
+func NewService(grains Grains, cache catalog.Cache, reader productReader, newID func() string, timeout time.Duration, metrics *Metrics) *Service {
+	return &Service{grains: grains, cache: cache, reader: reader, newID: newID, timeout: timeout, metrics: metrics}
 }
 
 // Product is a rendered product and its ETag.
@@ -118,6 +120,7 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 		if timeout <= 0 {
 			return nil, false, catalog.Unavailable("the product actor", context.DeadlineExceeded)
 		}
+		s.metrics.request(s.grains.Owns(id, ProductKind))
 		res, err := s.grains.Request(ctx, id, ProductKind, cmd, timeout)
 		if err == nil {
 			reply, ok := res.(*actorspb.ProductReply)
@@ -226,6 +229,7 @@ func (s *Service) Get(ctx context.Context, id string) (Product, error) {
 	}
 	if v, ok := s.cache.Get(ctx, id); ok {
 		if etag, body, ok := decodeCached(v); ok {
+			s.metrics.read(SourceCache)
 			return Product{ID: id, ETag: etag, Body: body, Source: SourceCache}, nil
 		}
 	}
@@ -240,6 +244,7 @@ func (s *Service) Get(ctx context.Context, id string) (Product, error) {
 	if fromStore {
 		source = SourceStore
 	}
+	s.metrics.read(source)
 	return Product{ID: id, ETag: reply.Etag, Body: reply.Body, Source: source}, nil
 }
 

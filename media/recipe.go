@@ -3,6 +3,7 @@ package media
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 )
@@ -178,6 +179,8 @@ type Output struct {
 	Width       int
 	Height      int
 	Data        []byte
+	// Took is how long saving this output took (its encoding).
+	Took time.Duration
 }
 
 // Header is what an image file declares about itself, read without decoding

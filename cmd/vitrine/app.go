@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -16,11 +17,14 @@ import (
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/actors"
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/cluster"
+	"github.com/vitrine-dev/vitrine/persistence/cachemetrics"
 	"github.com/vitrine-dev/vitrine/persistence/localfs"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
 	"github.com/vitrine-dev/vitrine/persistence/postgres"
@@ -61,20 +65,24 @@ var (
 
 // App is a running vitrine: the one process that tests start and stop too.
 type App struct {
-	cfg      Config
-	log      *zap.Logger
-	db       database
-	cache    *redis.Cache
-	node     *cluster.Node
-	pool     *actors.ImagePool
-	server   *rest.Server
-	ln       net.Listener
-	served   chan error
-	pprof    *http.Server
-	consumer *kafka.Consumer
-	relay    *kafka.Relay
-	stopBG   context.CancelFunc
-	bg       sync.WaitGroup
+	cfg    Config
+	log    *zap.Logger
+	db     database
+	cache  *redis.Cache
+	node   *cluster.Node
+	pool   *actors.ImagePool
+	server *rest.Server
+	ln     net.Listener
+	served chan error
+	pprof  *http.Server
+	// metrics is the process's metric registry; metricsSrv serves it on
+	// VITRINE_METRICS_ADDR.
+	metrics    *prometheus.Registry
+	metricsSrv *http.Server
+	consumer   *kafka.Consumer
+	relay      *kafka.Relay
+	stopBG     context.CancelFunc
+	bg         sync.WaitGroup
 }
 
 // Start opens storage, joins the cluster and starts what cfg.Role asks for.
@@ -134,18 +142,39 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		blobs, files = fs, fs
 	}
 
+	// Metrics: one registry for the process, exposed at /metrics (and on
+	// VITRINE_METRICS_ADDR when set).
+	a.metrics = prometheus.NewRegistry()
+	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if c, ok := engine.(interface{ Collector() prometheus.Collector }); ok {
+		a.metrics.MustRegister(c.Collector())
+	}
+	cacheMetrics := cachemetrics.New(a.metrics)
+	actorMetrics := actors.NewMetrics(a.metrics)
+	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vitrine_image_jobs_backlog", Help: "Image jobs waiting or running (their outcome not stored yet), in the whole cluster.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		total, _, err := a.db.Backlog(ctx, 0)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(total)
+	}))
+
 	// The hot-read cache and the rate limits: in-process, or shared by
 	// every node through Redis. Without Redis, a node of a cluster caches
 	// nothing: a copy in one node's memory would not see another node's
 	// writes (its rate limits are then its own).
-	var cache catalog.Cache = memory.New(cfg.CacheEntries)
+	var cache catalog.Cache = memory.New(cfg.CacheEntries).Instrument(cacheMetrics)
 	if cfg.RedisURL == "" && cfg.clustered() {
-		cache = memory.New(0)
+		cache = memory.New(0).Instrument(cacheMetrics)
 		log.Info("no hot-read cache: this node is part of a cluster and VITRINE_REDIS_URL is not set")
 	}
 	var limiter catalog.RateLimiter = memory.NewLimiter(nil)
 	if cfg.RedisURL != "" {
-		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis")})
+		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis"), Metrics: cacheMetrics})
 		if err != nil {
 			return nil, fmt.Errorf("open redis: %w", err)
 		}
@@ -158,7 +187,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	var kinds []*pcluster.Kind
 	var node atomic.Pointer[cluster.Node] // set once started; grains may activate before
 	if serveAPI {
-		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"),
+		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"), Metrics: actorMetrics,
 			Owns: func(id string) bool {
 				n := node.Load()
 				return n == nil || n.Owns(id, actors.ProductKind)
@@ -170,7 +199,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	}
 	node.Store(a.node)
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	service := actors.NewService(a.node, cache, a.db, newID, 5*time.Second)
+	service := actors.NewService(a.node, cache, a.db, newID, 5*time.Second, actorMetrics)
 
 	// Image jobs: Kafka when configured, else the database's own queue.
 	var queue catalog.JobQueue = a.db
@@ -189,11 +218,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 			a.consumer = kafka.NewConsumer(kcfg, a.db, log.Named("kafka"))
 			queue = a.consumer
 		}
+		a.metrics.MustRegister(kafka.NewLagCollector(kcfg))
 	}
 	if runWorkers {
 		allow, _ := urlfetch.ParseAllow(splitList(cfg.FetchAllow)) // validated with the configuration
 		a.pool, err = actors.StartImages(a.node.System, actors.ImageDeps{
-			Queue: queue, Images: service, Blobs: blobs, Processor: engine, Prober: engine,
+			Queue: queue, Images: service, Blobs: blobs, Processor: engine, Prober: engine, Metrics: actorMetrics,
 			Fetcher: urlfetch.New(urlfetch.Config{MaxBytes: int64(cfg.MaxUploadBytes), Allow: allow}),
 			Log:     log.Named("images"), Workers: cfg.Workers, MaxAttempts: cfg.JobMaxAttempts, JobTimeout: cfg.JobTimeout,
 		})
@@ -212,7 +242,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		}
 		// Redis is not a readiness check: vitrine serves without it.
 		limits := actors.UploadLimits{MaxBacklog: cfg.Access.MaxBacklog, MaxOwnerBacklog: cfg.Access.MaxOwnerBacklog}
-		a.server = rest.New(cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout),
+		a.server = rest.New(cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout, cfg.MetricsAccess),
 			rest.Deps{
 				Products:    service,
 				Uploads:     actors.NewUploads(service, engine, blobs, a.db, limits, time.Now),
@@ -224,12 +254,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 				Files:       files,
 				Checks:      checks,
 				NewID:       newID,
+				Metrics:     a.metrics,
+				Gatherer:    a.metrics,
 			}, log.Named("http"))
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()
 	}
 	if cfg.PprofAddr != "" {
 		if err := a.startPprof(cfg.PprofAddr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := a.startMetrics(cfg.MetricsAddr); err != nil {
 			return nil, err
 		}
 	}
@@ -275,6 +312,20 @@ func backends(cfg Config) string {
 		" queue=" + pick(cfg.KafkaBrokers != "", "kafka", "database") +
 		" files=" + pick(cfg.S3Bucket != "", "s3", "localfs") +
 		" workers=" + strconv.Itoa(cfg.Workers)
+}
+
+// startMetrics serves /metrics on a listener of its own (no key needed:
+// bind it where only the scraper reaches).
+func (a *App) startMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", rest.MetricsHandler(a.metrics))
+	a.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = a.metricsSrv.Serve(ln) }()
+	return nil
 }
 
 // startPprof serves the Go profiler on its own listener, never on the
@@ -341,6 +392,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.pprof != nil {
 		_ = a.pprof.Close()
+	}
+	if a.metricsSrv != nil {
+		_ = a.metricsSrv.Close()
 	}
 	if a.pool != nil {
 		if err := a.pool.Stop(ctx); err != nil {

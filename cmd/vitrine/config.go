@@ -37,6 +37,8 @@ type Config struct {
 	FetchAllow      string
 	RecipeFile      string
 	PprofAddr       string
+	MetricsAccess   string
+	MetricsAddr     string
 
 	// Access and limits (config_access.go).
 	Access AccessConfig
@@ -98,6 +100,8 @@ func (c *Config) settings() []setting {
 		{"cache-entries", "VITRINE_CACHE_ENTRIES", "100000", "products kept rendered in the in-process cache", num(&c.CacheEntries, 1)},
 		{"fetch-allow", "VITRINE_FETCH_ALLOW", "", "comma-separated addresses/CIDRs that URL imports may reach despite the SSRF guard", str(&c.FetchAllow)},
 		{"pprof-addr", "VITRINE_PPROF_ADDR", "", "address of a separate net/http/pprof listener for profiling (empty: off)", str(&c.PprofAddr)},
+		{"metrics", "VITRINE_METRICS", "admin", "who may read /metrics on the main port: admin (a key with the admin scope), public, or off", oneOf(&c.MetricsAccess, "admin", "public", "off")},
+		{"metrics-addr", "VITRINE_METRICS_ADDR", "", "address of a separate listener serving /metrics without a key, e.g. 127.0.0.1:9464 (empty: off)", str(&c.MetricsAddr)},
 		{"recipe-file", "VITRINE_RECIPE_FILE", "", "JSON recipe of the image variants (default: the built-in recipe)", str(&c.RecipeFile)},
 		{"postgres-url", "VITRINE_POSTGRES_URL", "", "PostgreSQL URL (unset: embedded SQLite)", str(&c.PostgresURL)},
 		{"redis-url", "VITRINE_REDIS_URL", "", "Redis URL for the shared product cache (unset: in-process cache)", str(&c.RedisURL)},
@@ -312,7 +316,7 @@ func mask(secret string) string {
 // fields lists the configuration for the start-up log line, secrets masked.
 func (c Config) fields() map[string]any {
 	return map[string]any{
-		"fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr,
+		"fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr, "metrics": c.MetricsAccess, "metrics_addr": c.MetricsAddr,
 		"postgres_url": maskURL(c.PostgresURL), "redis_url": maskURL(c.RedisURL),
 		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions,
 		"s3_endpoint": c.S3Endpoint, "s3_bucket": c.S3Bucket, "s3_region": c.S3Region,

@@ -128,8 +128,9 @@ func isLoopback(addr string) bool {
 }
 
 // rest is the front door's share of the configuration.
-func (a *AccessConfig) rest(maxUpload int, requestTimeout time.Duration) rest.Config {
+func (a *AccessConfig) rest(maxUpload int, requestTimeout time.Duration, metrics string) rest.Config {
 	return rest.Config{
+		MetricsAccess:   metrics,
 		MaxUploadBytes:  maxUpload,
 		RequestTimeout:  requestTimeout,
 		AdminToken:      a.AdminToken,

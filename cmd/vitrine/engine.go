@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vitrine-dev/vitrine/actors"
 	"github.com/vitrine-dev/vitrine/media"
 	"github.com/vitrine-dev/vitrine/media/vips"
@@ -13,9 +15,10 @@ import (
 // engine adapts the libvips runtime to what actors need: a probe for
 // uploads and a processor for jobs.
 type engine struct {
-	rt     *vips.Runtime
-	limits media.Limits
-	recipe media.Recipe
+	rt      *vips.Runtime
+	limits  media.Limits
+	recipe  media.Recipe
+	metrics *engineMetrics
 }
 
 // loadRecipe reads the recipe file, or returns the built-in recipe.
@@ -45,7 +48,13 @@ func startEngine(cfg Config) (*engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start libvips: %w", err)
 	}
-	return &engine{rt: rt, limits: limits, recipe: recipe}, nil
+	e := &engine{rt: rt, limits: limits, recipe: recipe}
+	e.metrics = newEngineMetrics(func() vipsStats {
+		st := rt.Stats()
+		return vipsStats{memory: float64(st.Memory), highwater: float64(st.MemoryHighwater), cacheMaxMemory: float64(st.CacheMaxMemory),
+			allocations: float64(st.Allocations), files: float64(st.Files), cacheSize: float64(st.CacheSize)}
+	})
+	return e, nil
 }
 
 // Probe reads the header within the limits. Width and height are those
@@ -65,6 +74,7 @@ func (e *engine) Process(ctx context.Context, data []byte) (actors.Processed, er
 	if err != nil {
 		return actors.Processed{}, err
 	}
+	e.metrics.observe(r.Outputs)
 	res := actors.Processed{RecipeVersion: e.recipe.Version, Placeholder: r.Placeholder, DominantColor: r.DominantColor,
 		Animated: r.Animated, Renditions: make([]actors.Rendition, len(r.Outputs))}
 	for i, o := range r.Outputs {
@@ -72,6 +82,9 @@ func (e *engine) Process(ctx context.Context, data []byte) (actors.Processed, er
 	}
 	return res, nil
 }
+
+// Collector is the engine's metrics.
+func (e *engine) Collector() prometheus.Collector { return e.metrics }
 
 // Shutdown stops libvips.
 func (e *engine) Shutdown() { e.rt.Shutdown() }

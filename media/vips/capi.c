@@ -250,3 +250,13 @@ int vt_resize_jpeg(VipsBlob *blob, double factor, int quality, void **buf,
 int vt_box_shrink(VipsImage *in, int hfactor, int vfactor, VipsImage **out) {
   return vips_shrink(in, out, (double)hfactor, (double)vfactor, NULL);
 }
+
+void vt_stats(VtStats *s) {
+  s->mem = vips_tracked_get_mem();
+  s->mem_highwater = vips_tracked_get_mem_highwater();
+  s->allocs = vips_tracked_get_allocs();
+  s->files = vips_tracked_get_files();
+  s->cache_size = vips_cache_get_size();
+  s->cache_max = vips_cache_get_max();
+  s->cache_max_mem = vips_cache_get_max_mem();
+}

@@ -73,4 +73,12 @@ int vt_copy_memory(VipsImage *in, VipsImage **out);
 int vt_resize_jpeg(VipsBlob *blob, double factor, int quality, void **buf,
                    size_t *len);
 
+/* vt_stats fills libvips' memory and cache figures. */
+typedef struct {
+  size_t mem, mem_highwater;
+  int allocs, files, cache_size, cache_max;
+  size_t cache_max_mem;
+} VtStats;
+void vt_stats(VtStats *s);
+
 #endif

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/media"
@@ -290,13 +291,14 @@ func encode(ctx context.Context, img *vimage, v media.Variant) ([]media.Output, 
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("vips: process: before %s %s: %w", v.Name, e.Format, context.Cause(ctx))
 		}
+		start := time.Now()
 		data, w, h, err := encodeOne(bare, e)
 		if err != nil {
 			return nil, fmt.Errorf("vips: process: encode %s as %s: %w", v.Name, e.Format, err)
 		}
 		outs = append(outs, media.Output{
 			Name: v.Name, Format: e.Format, ContentType: e.Format.ContentType(),
-			Width: w, Height: h, Data: data,
+			Width: w, Height: h, Data: data, Took: time.Since(start),
 		})
 	}
 	return outs, nil

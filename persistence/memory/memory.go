@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/cachemetrics"
 )
 
 // maxShards bounds the number of shards; each has its own lock, so readers
@@ -22,8 +23,9 @@ const maxShards = 32
 // so reads stay lock-shared and allocation-free, and a hot entry evicted by
 // chance is rendered and cached again on its next read.
 type Cache struct {
-	shards []shard
-	mask   uint64
+	shards  []shard
+	mask    uint64
+	metrics *cachemetrics.Metrics
 }
 
 type shard struct {
@@ -53,6 +55,12 @@ func New(maxEntries int) *Cache {
 	return c
 }
 
+// Instrument makes the cache count its lookups in m; call it before use.
+func (c *Cache) Instrument(m *cachemetrics.Metrics) *Cache {
+	c.metrics = m
+	return c
+}
+
 // shard returns the shard of key, by its FNV-1a hash.
 func (c *Cache) shard(key string) *shard {
 	return &c.shards[fnv(key)&c.mask]
@@ -64,6 +72,7 @@ func (c *Cache) Get(_ context.Context, id string) ([]byte, bool) {
 	s.mu.RLock()
 	v, ok := s.values[id]
 	s.mu.RUnlock()
+	c.metrics.Local(ok)
 	return v, ok
 }
 

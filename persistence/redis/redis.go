@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/cachemetrics"
 )
 
 // Options tune the cache.
@@ -36,6 +37,8 @@ type Options struct {
 	// LocalBytes is the client-side cache size per connection; default 64 MiB.
 	LocalBytes int
 	Log        *zap.Logger
+	// Metrics counts lookups by layer; nil: none.
+	Metrics *cachemetrics.Metrics
 }
 
 func (o *Options) defaults() {
@@ -195,9 +198,11 @@ func (c *Cache) hasDirty() bool {
 func (c *Cache) Get(ctx context.Context, id string) ([]byte, bool) {
 	key := c.opts.Prefix + id
 	if w, ok := c.recentWrite(key); ok {
+		c.opts.Metrics.Local(w.value != nil)
 		return w.value, w.value != nil
 	}
 	if c.open() {
+		c.opts.Metrics.Unavailable()
 		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
@@ -205,18 +210,33 @@ func (c *Cache) Get(ctx context.Context, id string) ([]byte, bool) {
 	if c.hasDirty() {
 		c.healthy(ctx)
 		if c.open() {
+			c.opts.Metrics.Unavailable()
 			return nil, false
 		}
 	}
-	v, err := c.client.DoCache(ctx, c.client.B().Get().Key(key).Cache(), c.opts.LocalTTL).AsBytes()
+	res := c.client.DoCache(ctx, c.client.B().Get().Key(key).Cache(), c.opts.LocalTTL)
+	v, err := res.AsBytes()
 	switch {
 	case rueidis.IsRedisNil(err):
+		c.count(res.IsCacheHit(), false)
 		return nil, false
 	case err != nil:
+		c.opts.Metrics.Unavailable()
 		c.trip(err)
 		return nil, false
 	}
+	c.count(res.IsCacheHit(), true)
 	return v, true
+}
+
+// count records a lookup: answered from this node's memory (a tracked
+// copy), or by Redis.
+func (c *Cache) count(local, hit bool) {
+	if local {
+		c.opts.Metrics.Local(hit)
+	} else {
+		c.opts.Metrics.Redis(hit)
+	}
 }
 
 // Set stores value; Redis invalidates every node's copy of the key.

@@ -17,14 +17,15 @@ type limitListener struct {
 	net.Listener
 	max, perIP int
 	ids        *requestIDs
+	refused    interface{ Inc() } // counts refused connections
 
 	mu   sync.Mutex
 	open int
 	byIP map[string]int
 }
 
-func newLimitListener(ln net.Listener, max, perIP int, ids *requestIDs) *limitListener {
-	return &limitListener{Listener: ln, max: max, perIP: perIP, ids: ids, byIP: map[string]int{}}
+func newLimitListener(ln net.Listener, max, perIP int, ids *requestIDs, refused interface{ Inc() }) *limitListener {
+	return &limitListener{Listener: ln, max: max, perIP: perIP, ids: ids, refused: refused, byIP: map[string]int{}}
 }
 
 // Accept returns the next connection within bounds; those over a bound are
@@ -49,6 +50,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if over != 0 {
+			l.refused.Inc()
 			go l.refuse(c, over)
 			continue
 		}

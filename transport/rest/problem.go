@@ -78,6 +78,7 @@ func writeProblem(ctx *fasthttp.RequestCtx, status int, code, detail string, fie
 		p.RequestID = id
 	}
 	body, _ := json.Marshal(p)
+	ctx.SetUserValue(problemCodeKey, code)
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/problem+json")

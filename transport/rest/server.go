@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/router"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -120,6 +121,10 @@ type Config struct {
 	// CORSOrigins are the origins browsers may call from ("*": any); empty
 	// turns CORS off.
 	CORSOrigins []string
+	// MetricsAccess is who may read /metrics: "admin" (a key with the admin
+	// scope), "public" or "off" (no route; a separate listener may serve
+	// them).
+	MetricsAccess string
 }
 
 func (c *Config) defaults() {
@@ -170,6 +175,10 @@ type Deps struct {
 	// NewID makes ids (of keys); Now is the clock. Defaults: random, time.Now.
 	NewID func() string
 	Now   func() time.Time
+	// Metrics is where the front door registers its metrics, and Gatherer
+	// what /metrics exposes; nil: a private registry.
+	Metrics  prometheus.Registerer
+	Gatherer prometheus.Gatherer
 }
 
 // Server is the HTTP front door.
@@ -188,7 +197,9 @@ type Server struct {
 	now      func() time.Time
 	// draining is set by Drain: readiness fails and connections close
 	// after their current response, so clients move to other nodes.
-	draining atomic.Bool
+	draining    atomic.Bool
+	httpm       *httpMetrics
+	metricsHTTP fasthttp.RequestHandler
 }
 
 // access is who may call a route.
@@ -215,7 +226,12 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	if deps.NewID == nil {
 		deps.NewID = randomID
 	}
+	if deps.Metrics == nil {
+		reg := prometheus.NewRegistry()
+		deps.Metrics, deps.Gatherer = reg, reg
+	}
 	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log, now: deps.Now,
+		httpm: newHTTPMetrics(deps.Metrics), metricsHTTP: metricsHandler(deps.Gatherer),
 		budget: newUploadBudget(cfg.UploadMemory), bufs: newBufPool(cfg.MaxUploadBytes + multipartSlack), cors: newCORS(cfg.CORSOrigins)}
 	anonymous := catalog.ScopeRead
 	switch {
@@ -253,6 +269,12 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("POST", "/admin/keys", operator, s.createKey)
 	s.route("GET", "/admin/keys", operator, s.listKeys)
 	s.route("DELETE", "/admin/keys/{id}", operator, s.revokeKey)
+	switch cfg.MetricsAccess {
+	case "public":
+		s.route("GET", "/metrics", open, s.metrics)
+	case "", "admin":
+		s.route("GET", "/metrics", operator, s.metrics)
+	}
 	if deps.Files != nil {
 		s.route("GET", "/media/{key:*}", open, s.media)
 	}
@@ -338,7 +360,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.purgeIdempotencyKeys(ctx, 10*time.Minute)
-	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.ids))
+	return s.srv.Serve(newLimitListener(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.ids, s.httpm.refused.WithLabelValues("connections")))
 }
 
 // Drain starts a graceful leave: /readyz answers 503 from now on, and every
@@ -372,6 +394,9 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 		writeProblem(ctx, http.StatusBadRequest, "malformed_request", "the request could not be parsed: "+err.Error(), nil)
 	}
 	ctx.SetConnectionClose()
+	if reason := refusalReason(ctx); reason != "" {
+		s.httpm.refused.WithLabelValues(reason).Inc()
+	}
 	s.log.Info("request refused", zap.Int("status", ctx.Response.StatusCode()), zap.String("request_id", id), zap.Error(err))
 }
 
@@ -384,6 +409,7 @@ const (
 	requestIDKey = "vitrine.request_id"
 	errKey       = "vitrine.error"
 	routeKey     = "vitrine.route"
+	observersKey = "vitrine.observers"
 )
 
 // logged assigns a request id and writes one log line per request. The
@@ -400,7 +426,11 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		}
 		ctx.SetUserValue(requestIDKey, id)
 		ctx.Response.Header.Set("X-Request-ID", id)
+		s.httpm.inFlight.Inc()
 		next(ctx)
+		s.httpm.inFlight.Dec()
+		obs, _ := ctx.UserValue(observersKey).(*routeObservers)
+		s.httpm.observe(ctx, obs, time.Since(start))
 		if s.draining.Load() {
 			ctx.SetConnectionClose()
 		}
@@ -475,8 +505,14 @@ type handler func(ctx *fasthttp.RequestCtx, p principal)
 // route pattern for the log, applies CORS, authenticates, authorizes and
 // rate-limits before h runs.
 func (s *Server) route(method, path string, need access, h handler) {
+	obs, headObs := s.httpm.observers(path, method), s.httpm.observers(path, fasthttp.MethodHead)
 	wrapped := func(ctx *fasthttp.RequestCtx) {
 		ctx.SetUserValue(routeKey, path)
+		if ctx.IsHead() {
+			ctx.SetUserValue(observersKey, headObs)
+		} else {
+			ctx.SetUserValue(observersKey, obs)
+		}
 		if s.cors != nil {
 			s.cors.apply(ctx)
 		}

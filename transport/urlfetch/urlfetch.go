@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -85,11 +86,20 @@ func New(cfg Config) *Fetcher {
 	return f
 }
 
+// URLPattern is the shape of an import URL (the OpenAPI document states the
+// same pattern): http or https, a host (letters, digits, dots, hyphens),
+// an optional port, then an optional path, query or fragment of printable
+// ASCII in which % starts an escape.
+var URLPattern = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#]([!-$&-~]|%[0-9A-Fa-f]{2})*)?$`)
+
 // CheckURL refuses URLs that are not plain http(s) to a named host or an
 // address literal; the address itself is checked at connect time.
 func CheckURL(raw string) error {
 	if len(raw) > 2048 {
 		return errors.New("the URL is longer than 2048 characters")
+	}
+	if !URLPattern.MatchString(raw) {
+		return errors.New("must be an http(s) URL of printable ASCII with a host name or address and no credentials, such as https://example.com/photo.jpg (escape other characters with %XX)")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

@@ -277,9 +277,9 @@ func (w *worker) Receive(c actor.Context) {
 
 // outcome is how a job ended, for the log line and the queue.
 type outcome struct {
-	result     string // ready, failed, retry, skipped, dead_letter
-	code       string
-	detail     string
+	result string // ready, failed, retry, skipped, dead_letter
+	code   string
+	detail string
 }
 
 func (w *worker) run(d catalog.Delivery) {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +75,7 @@ type DB struct {
 
 	mu        sync.Mutex // guards listening and isClosed
 	listening bool
+	started   atomic.Bool // listening was set: the lock-free check of every list
 	isClosed  bool
 	stop      context.CancelFunc // ends the listener
 	bg        context.Context

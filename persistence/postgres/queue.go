@@ -152,12 +152,16 @@ func (d *delivery) DeadLetter(ctx context.Context, code, detail string) error {
 // startListener starts, once, the goroutine that keeps a connection
 // listening for jobs; Close stops it.
 func (db *DB) startListener() {
+	if db.started.Load() {
+		return
+	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.listening || db.isClosed {
 		return
 	}
 	db.listening = true
+	db.started.Store(true)
 	db.wg.Add(1)
 	go func() {
 		defer db.wg.Done()

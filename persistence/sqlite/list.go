@@ -147,7 +147,16 @@ func ftsPhrase(q string) string {
 }
 
 // ids runs a query of ids through a statement prepared once per query text.
+//
+// The query is not interrupted if ctx ends while it runs: list queries
+// read indexes and stop at their limit (or after walkRows entries), and
+// take milliseconds, while an interruptible query costs the driver a
+// watching goroutine each time. A ctx already ended stops it from starting.
 func (db *DB) ids(ctx context.Context, query string, args ...any) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ctx = context.WithoutCancel(ctx)
 	stmt, err := db.prepared(ctx, query)
 	if err != nil {
 		return nil, err

@@ -281,30 +281,24 @@ func (s *Server) listProducts(ctx *fasthttp.RequestCtx, _ principal) {
 }
 
 // writeListPage writes {"items":[…],"next_cursor":…} from the products'
-// rendered bodies, without decoding or encoding them again.
+// rendered bodies, without decoding or encoding them again, into the
+// response's own (pooled) body buffer.
 func writeListPage(ctx *fasthttp.RequestCtx, items []actors.Product, next string) {
-	n := len(`{"items":[],"next_cursor":null}`) + len(next)
-	for _, p := range items {
-		n += len(p.Body) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, `{"items":[`...)
-	for i, p := range items {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, p.Body...)
-	}
-	b = append(b, `],"next_cursor":`...)
-	if next == "" {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '"')
-		b = append(b, next...) // a uuid: nothing to escape
-		b = append(b, '"')
-	}
-	b = append(b, '}')
 	ctx.SetStatusCode(http.StatusOK)
 	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(b)
+	r := &ctx.Response
+	r.ResetBody()
+	r.AppendBodyString(`{"items":[`)
+	for i, p := range items {
+		if i > 0 {
+			r.AppendBodyString(",")
+		}
+		r.AppendBody(p.Body)
+	}
+	r.AppendBodyString(`],"next_cursor":`)
+	if next == "" {
+		r.AppendBodyString("null}")
+		return
+	}
+	r.AppendBodyString(`"` + next + `"}`) // a uuid: nothing to escape
 }

@@ -103,9 +103,9 @@ func ParseRate(v string) (catalog.Rate, error) {
 // the request through: limits protect the service, they must not take it
 // down.
 func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
-	rate, policy, key := s.cfg.RateKey, "key", "k:"+p.keyID
+	rate, policy, policyH, key := s.cfg.RateKey, "key", s.policyKey, "k:"+p.keyID
 	if p.anonymous() {
-		rate, policy = s.cfg.RateAnonymous, "anonymous"
+		rate, policy, policyH = s.cfg.RateAnonymous, "anonymous", s.policyAnonymous
 		key = "a:" + clientAddr(ctx, s.cfg.TrustedProxies).String()
 	}
 	if rate.Off() || s.deps.Limiter == nil {
@@ -119,8 +119,15 @@ func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
 		return true
 	}
 	h := &ctx.Response.Header
-	h.Set("RateLimit-Policy", fmt.Sprintf(`"%s";q=%d;w=%d`, policy, rate.Burst, ceilSeconds(rate.Period*time.Duration(max(rate.Burst, 1))/time.Duration(rate.Limit))))
-	h.Set("RateLimit", fmt.Sprintf(`"%s";r=%d;t=%d`, policy, d.Remaining, ceilSeconds(d.Reset)))
+	h.Set("RateLimit-Policy", policyH)
+	b := make([]byte, 0, 48)
+	b = append(b, '"')
+	b = append(b, policy...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, int64(ceilSeconds(d.Reset)), 10)
+	h.SetBytesV("RateLimit", b)
 	if d.Allowed {
 		return true
 	}
@@ -129,6 +136,15 @@ func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
 	writeProblem(ctx, http.StatusTooManyRequests, "rate_limited",
 		fmt.Sprintf("too many requests: the %s limit is %d per %s; retry in %d s", policy, rate.Limit, rate.Period, retry), nil)
 	return false
+}
+
+// policyHeader is the RateLimit-Policy of a rate: its burst as the quota
+// of the window that burst takes to refill.
+func policyHeader(policy string, rate catalog.Rate) string {
+	if rate.Off() {
+		return ""
+	}
+	return fmt.Sprintf(`"%s";q=%d;w=%d`, policy, rate.Burst, ceilSeconds(rate.Period*time.Duration(max(rate.Burst, 1))/time.Duration(rate.Limit)))
 }
 
 func ceilSeconds(d time.Duration) int {

@@ -200,6 +200,8 @@ type Server struct {
 	draining    atomic.Bool
 	httpm       *httpMetrics
 	metricsHTTP fasthttp.RequestHandler
+	// The RateLimit-Policy headers of the two rates, made once.
+	policyAnonymous, policyKey string
 }
 
 // access is who may call a route.
@@ -232,6 +234,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	}
 	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log, now: deps.Now,
 		httpm: newHTTPMetrics(deps.Metrics), metricsHTTP: metricsHandler(deps.Gatherer),
+		policyAnonymous: policyHeader("anonymous", cfg.RateAnonymous), policyKey: policyHeader("key", cfg.RateKey),
 		budget: newUploadBudget(cfg.UploadMemory), bufs: newBufPool(cfg.MaxUploadBytes + multipartSlack), cors: newCORS(cfg.CORSOrigins)}
 	anonymous := catalog.ScopeRead
 	switch {

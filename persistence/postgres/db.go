@@ -55,6 +55,11 @@ type Options struct {
 	// SkipMigrations leaves the schema alone at Open, for deployments that
 	// run Migrate (vitrine migrate) as a step of their own.
 	SkipMigrations bool
+	// EventRetention is how long product events are kept; 0 means 1 hour.
+	EventRetention time.Duration
+	// OnMigration, when set, is called after each migration Open or Migrate
+	// applies, with the count applied so far and the count to apply.
+	OnMigration func(done, total int, name string)
 }
 
 // DB is a PostgreSQL database holding the catalog and its jobs. It is safe
@@ -66,13 +71,18 @@ type DB struct {
 	now    func() time.Time
 	lease  time.Duration
 	poll   time.Duration
+	// retention is how long events are kept; swept is when expired ones
+	// were last deleted (under mu).
+	retention   time.Duration
+	swept       time.Time
+	onMigration func(done, total int, name string)
 
 	wake *jobwait.Signal
 	// pages keeps pages of list ids while the listener hears of every
 	// product write.
 	pages pagecache.Cache
 
-	mu        sync.Mutex // guards listening and isClosed
+	mu        sync.Mutex // guards listening, isClosed and swept
 	listening bool
 	isClosed  bool
 	stop      context.CancelFunc // ends the listener
@@ -107,6 +117,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
 	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = time.Hour
+	}
 	switch {
 	case opts.ConnectTimeout > 0:
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
@@ -131,16 +144,18 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	db := &DB{
-		pool:   pool,
-		listen: listen,
-		server: server,
-		now:    opts.Now,
-		lease:  opts.Lease,
-		poll:   opts.PollInterval,
-		wake:   jobwait.NewSignal(),
-		bg:     bg,
-		stop:   stop,
-		closed: make(chan struct{}),
+		pool:        pool,
+		listen:      listen,
+		server:      server,
+		now:         opts.Now,
+		lease:       opts.Lease,
+		poll:        opts.PollInterval,
+		wake:        jobwait.NewSignal(),
+		retention:   opts.EventRetention,
+		onMigration: opts.OnMigration,
+		bg:          bg,
+		stop:        stop,
+		closed:      make(chan struct{}),
 	}
 	db.pages.SetLive(false) // until the listener hears
 	if opts.SkipMigrations {
@@ -212,10 +227,13 @@ func (db *DB) Migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		var todo []migrations.Migration
 		for _, m := range ms {
-			if slices.Contains(applied, m.Version) {
-				continue
+			if !slices.Contains(applied, m.Version) {
+				todo = append(todo, m)
 			}
+		}
+		for i, m := range todo {
 			// No arguments: sent with the simple protocol, which runs the
 			// file's several statements.
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
@@ -223,6 +241,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 				return fmt.Errorf("migration %s: %w", m.Name, err)
+			}
+			if db.onMigration != nil {
+				db.onMigration(i+1, len(todo), m.Name)
 			}
 		}
 		return nil

@@ -54,6 +54,8 @@ type ProductDeps struct {
 	// joined, or a node that is not its owner activated it for a caller
 	// with an older view of the membership) answers nothing and stops.
 	Owns func(id string) bool
+	// Events hears of every change, once it is stored; nil: nobody.
+	Events EventSink
 }
 
 // NewProductKind returns the cluster kind that activates product grains.
@@ -242,6 +244,7 @@ func (g *productGrain) create(ctx context.Context, body []byte, owner int64) (*a
 	if err := g.setState(ctx, p); err != nil {
 		return nil, err
 	}
+	g.emitProduct(ctx, catalog.EventProductCreated)
 	return g.reply(), nil
 }
 
@@ -287,6 +290,7 @@ func (g *productGrain) update(ctx context.Context, in catalog.ProductInput, owne
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitProduct(ctx, catalog.EventProductUpdated)
 	return g.reply(), nil
 }
 
@@ -294,6 +298,7 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 	if err := g.deps.Store.DeleteProduct(ctx, g.id); err != nil {
 		return nil, fmt.Errorf("delete product %s: %w", g.id, err)
 	}
+	version := g.p.Version
 	g.p, g.body = nil, nil
 	g.deps.Cache.Delete(ctx, g.id)
 	// The database no longer knows the files; removing them is best effort
@@ -301,6 +306,7 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 	if err := g.deps.Blobs.DeletePrefix(ctx, catalog.ProductPrefix(g.id)); err != nil {
 		g.deps.Log.Warn("delete product files", zap.String("product_id", g.id), zap.Error(err))
 	}
+	g.emitDeleted(ctx, version)
 	return &actorspb.ProductReply{}, nil
 }
 
@@ -336,6 +342,7 @@ func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.Pro
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitImage(ctx, &img)
 	return imageReply(&img)
 }
 
@@ -370,6 +377,7 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitImage(ctx, &img)
 	return imageReply(&img)
 }
 
@@ -399,6 +407,7 @@ func (g *productGrain) reprocess(ctx context.Context, imageID string) (*actorspb
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitImage(ctx, img)
 	return imageReply(img)
 }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/vitrine-dev/vitrine/transport/kafka"
 	"github.com/vitrine-dev/vitrine/transport/rest"
 	"github.com/vitrine-dev/vitrine/transport/urlfetch"
+	"github.com/vitrine-dev/vitrine/transport/webhook"
 )
 
 // imageEngine is the image side vitrine needs: a header probe for uploads
@@ -73,6 +74,7 @@ type App struct {
 	pprof    *http.Server
 	consumer *kafka.Consumer
 	relay    *kafka.Relay
+	webhooks *webhook.Dispatcher
 	stopBG   context.CancelFunc
 	bg       sync.WaitGroup
 }
@@ -102,7 +104,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	bgCtx, a.stopBG = context.WithCancel(context.Background())
 
 	// Products, images and jobs.
-	if a.db, err = openDatabase(ctx, cfg); err != nil {
+	if a.db, err = openDatabase(ctx, cfg, nil); err != nil {
 		return nil, err
 	}
 
@@ -153,6 +155,15 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		limiter = a.cache.Limiter(limiter)
 	}
 
+	// Products' events: in this process's memory on the embedded default,
+	// in PostgreSQL when every node shares it; webhooks are sent by the
+	// node whose grain made the change.
+	events := eventLogOf(a.db, cfg.Events.Retention)
+	if serveAPI && len(cfg.Events.endpoints) > 0 {
+		a.webhooks = webhook.New(webhook.Config{Endpoints: cfg.Events.endpoints, Secret: cfg.Events.secret, Events: cfg.Events.types},
+			events, log.Named("webhooks"))
+	}
+
 	// Product grains live on API nodes only: a worker node, whose decoders
 	// may crash it, calls them there.
 	var kinds []*pcluster.Kind
@@ -162,7 +173,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 			Owns: func(id string) bool {
 				n := node.Load()
 				return n == nil || n.Owns(id, actors.ProductKind)
-			}}))
+			},
+			Events: newEventSink(events, a.webhookSink(), log.Named("events"))}))
 	}
 	a.node, err = cluster.Start(cfg.clusterConfig(), log.Named("cluster"), kinds...)
 	if err != nil {
@@ -212,7 +224,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		}
 		// Redis is not a readiness check: vitrine serves without it.
 		limits := actors.UploadLimits{MaxBacklog: cfg.Access.MaxBacklog, MaxOwnerBacklog: cfg.Access.MaxOwnerBacklog}
-		a.server = rest.New(cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout),
+		restCfg := cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout)
+		restCfg.EventsHeartbeat = cfg.Events.Heartbeat
+		a.server = rest.New(restCfg,
 			rest.Deps{
 				Products:    service,
 				Uploads:     actors.NewUploads(service, engine, blobs, a.db, limits, time.Now),
@@ -222,6 +236,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 				Limiter:     limiter,
 				Idempotency: a.db,
 				Files:       files,
+				Events:      events,
+				Webhooks:    events,
 				Checks:      checks,
 				NewID:       newID,
 			}, log.Named("http"))
@@ -243,11 +259,22 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	return a, nil
 }
 
+// webhookSink is the webhook dispatcher as grains emit to it; nil without
+// webhooks.
+func (a *App) webhookSink() actors.EventSink {
+	if a.webhooks == nil {
+		return nil
+	}
+	return a.webhooks
+}
+
 // openDatabase opens PostgreSQL when configured, else the embedded SQLite
 // file; either applies its migrations.
-func openDatabase(ctx context.Context, cfg Config) (database, error) {
+// onMigration, when set, hears of each migration (vitrine migrate shows
+// them as a progress bar).
+func openDatabase(ctx context.Context, cfg Config, onMigration func(done, total int, name string)) (database, error) {
 	if cfg.PostgresURL != "" {
-		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
+		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{EventRetention: cfg.Events.Retention, OnMigration: onMigration})
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -256,7 +283,7 @@ func openDatabase(ctx context.Context, cfg Config) (database, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{})
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{OnMigration: onMigration})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -346,6 +373,9 @@ func (a *App) Close(ctx context.Context) error {
 		if err := a.pool.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if a.webhooks != nil {
+		a.webhooks.Close()
 	}
 	if a.stopBG != nil {
 		a.stopBG()

@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
+
+	"github.com/schollz/progressbar/v3"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -109,12 +112,35 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	db, err := openDatabase(ctx, cfg)
+	var bar *progressbar.ProgressBar
+	count := 0
+	db, err := openDatabase(ctx, cfg, func(done, total int, name string) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
+				progressbar.OptionSetDescription("migrate"), progressbar.OptionSetPredictTime(false))
+		}
+		bar.Describe("migrate " + name)
+		_ = bar.Set(done)
+		count = total
+	})
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stderr, "migrations applied")
+	fmt.Fprintf(stderr, "%s: %d migrations, all applied\n", databaseName(cfg), count)
 	return db.Close()
+}
+
+// databaseName says which database the configuration names, without a
+// password.
+func databaseName(cfg Config) string {
+	if cfg.PostgresURL != "" {
+		return "PostgreSQL " + maskURL(cfg.PostgresURL)
+	}
+	return "SQLite " + filepath.Join(cfg.DataDir, "vitrine.db")
 }
 
 // newLogger builds the process logger: JSON lines in production, readable

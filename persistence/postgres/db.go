@@ -57,8 +57,9 @@ type Options struct {
 	SkipMigrations bool
 	// EventRetention is how long product events are kept; 0 means 1 hour.
 	EventRetention time.Duration
-	// OnMigration, when set, is called after each migration Open or Migrate
-	// applies, with the count applied so far and the count to apply.
+	// OnMigration, when set, is called by Open and Migrate after each
+	// migration of the schema, applied then or before, with its position
+	// and the count of migrations.
 	OnMigration func(done, total int, name string)
 }
 
@@ -227,13 +228,13 @@ func (db *DB) Migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var todo []migrations.Migration
-		for _, m := range ms {
-			if !slices.Contains(applied, m.Version) {
-				todo = append(todo, m)
+		for i, m := range ms {
+			if slices.Contains(applied, m.Version) {
+				if db.onMigration != nil {
+					db.onMigration(i+1, len(ms), m.Name)
+				}
+				continue
 			}
-		}
-		for i, m := range todo {
 			// No arguments: sent with the simple protocol, which runs the
 			// file's several statements.
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
@@ -243,7 +244,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 			if db.onMigration != nil {
-				db.onMigration(i+1, len(todo), m.Name)
+				db.onMigration(i+1, len(ms), m.Name)
 			}
 		}
 		return nil

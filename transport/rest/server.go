@@ -120,6 +120,17 @@ type Config struct {
 	// CORSOrigins are the origins browsers may call from ("*": any); empty
 	// turns CORS off.
 	CORSOrigins []string
+
+	// EventsHeartbeat is how often an idle event stream sends a comment
+	// (15 s); EventsBuffer how many events a subscriber may fall behind
+	// before it is dropped (64); EventsMaxAge how long one stream lasts
+	// before the client is asked to reconnect (10 min), so that a revoked
+	// key stops receiving; EventsWriteTimeout how long a write to a stream
+	// may block before the client is cut off (10 s).
+	EventsHeartbeat    time.Duration
+	EventsBuffer       int
+	EventsMaxAge       time.Duration
+	EventsWriteTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -145,6 +156,10 @@ func (c *Config) defaults() {
 	setDuration(&c.ReadTimeout, 60*time.Second)
 	setDuration(&c.WriteTimeout, 60*time.Second)
 	setDuration(&c.IdleTimeout, 2*time.Minute)
+	setDuration(&c.EventsHeartbeat, 15*time.Second)
+	setDuration(&c.EventsMaxAge, 10*time.Minute)
+	setDuration(&c.EventsWriteTimeout, 10*time.Second)
+	setDefault(&c.EventsBuffer, 64)
 	if c.UploadMemory <= 0 {
 		c.UploadMemory = 64 << 20
 	}
@@ -165,8 +180,13 @@ type Deps struct {
 	Idempotency catalog.IdempotencyStore
 	// Files serves stored variant files; nil when blobs are served
 	// elsewhere (a CDN in front of object storage).
-	Files  Files
-	Checks []Check
+	Files Files
+	// Events are products' events, streamed by GET /products/{id}/events;
+	// nil: that route answers 503.
+	Events Events
+	// Webhooks is the webhook delivery log; nil: an empty one.
+	Webhooks catalog.WebhookLog
+	Checks   []Check
 	// NewID makes ids (of keys); Now is the clock. Defaults: random, time.Now.
 	NewID func() string
 	Now   func() time.Time
@@ -184,6 +204,7 @@ type Server struct {
 	budget   *uploadBudget
 	bufs     *bufPool
 	cors     *cors
+	hub      *hub // nil without Deps.Events
 	srv      *fasthttp.Server
 	now      func() time.Time
 	// draining is set by Drain: readiness fails and connections close
@@ -236,6 +257,9 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	r.GlobalOPTIONS = s.preflight
 	s.router = r
 	s.ids = newRequestIDs()
+	if deps.Events != nil {
+		s.hub = newHub(deps.Events, cfg.EventsBuffer, log.Named("events"))
+	}
 	s.route("GET", "/healthz", open, s.healthz)
 	s.route("GET", "/readyz", open, s.readyz)
 	s.route("GET", "/openapi.json", open, s.openapi)
@@ -246,6 +270,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("PATCH", "/products/{id}", writer, s.patchProduct)
 	s.route("DELETE", "/products/{id}", writer, s.deleteProduct)
 	s.route("POST", "/products/{id}/images", writer, s.uploadImage)
+	s.route("GET", "/products/{id}/events", reader, s.productEvents)
 	s.route("GET", "/products/{id}/images/{image_id}", reader, s.getImage)
 	s.route("POST", "/products/{id}/images/{image_id}/reprocess", writer, s.reprocessImage)
 	s.route("GET", "/admin/dead-letters", operator, s.listDeadLetters)
@@ -253,6 +278,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("POST", "/admin/keys", operator, s.createKey)
 	s.route("GET", "/admin/keys", operator, s.listKeys)
 	s.route("DELETE", "/admin/keys/{id}", operator, s.revokeKey)
+	s.route("GET", "/admin/webhooks/deliveries", operator, s.listWebhookAttempts)
 	if deps.Files != nil {
 		s.route("GET", "/media/{key:*}", open, s.media)
 	}
@@ -344,12 +370,23 @@ func (s *Server) Serve(ln net.Listener) error {
 // Drain starts a graceful leave: /readyz answers 503 from now on, and every
 // response closes its connection, so that a load balancer stops sending
 // requests here and clients hold no idle connection when Shutdown comes.
-// Requests keep being served.
-func (s *Server) Drain() { s.draining.Store(true) }
+// Requests keep being served; event streams end (their clients reconnect
+// elsewhere with Last-Event-ID).
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	if s.hub != nil {
+		s.hub.close()
+	}
+}
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.hub != nil {
+		s.hub.close()
+	}
+	return s.srv.ShutdownWithContext(ctx)
+}
 
 // transportError answers requests fasthttp could not even parse: they get
 // a problem document with a request id like any other.

@@ -332,6 +332,6 @@ func (c Config) fields() map[string]any {
 		"cluster_peers": c.ClusterPeers, "cluster_manage_addr": c.ClusterManageAddr, "etcd_endpoints": c.EtcdEndpoints,
 		"cluster_tls_cert": c.ClusterTLSCert, "cluster_tls_ca": c.ClusterTLSCA, "cluster_insecure": c.ClusterInsecure,
 		"shutdown_drain": c.ShutdownDrain.String(),
-		"access": c.Access.fields(), "events": c.Events.fields(),
+		"access":         c.Access.fields(), "events": c.Events.fields(),
 	}
 }

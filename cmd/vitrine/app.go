@@ -226,6 +226,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		limits := actors.UploadLimits{MaxBacklog: cfg.Access.MaxBacklog, MaxOwnerBacklog: cfg.Access.MaxOwnerBacklog}
 		restCfg := cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout)
 		restCfg.EventsHeartbeat = cfg.Events.Heartbeat
+		restCfg.MediaURL = blobs.URL("products/")
 		a.server = rest.New(restCfg,
 			rest.Deps{
 				Products:    service,

@@ -88,7 +88,7 @@ func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, catalog.NotFound("product %s does not exist", productID))
 		return
 	}
-	start := streamStart{from: from, backlog: backlog, more: len(backlog) == eventsPage}
+	start := streamStart{from: from, backlog: backlog, more: len(backlog) == eventsPage, live: stream}
 	if resume && exists && !contiguous(from, current, backlog) {
 		// Events the client has not seen are gone: it reloads instead.
 		start.reset, start.from = true, current
@@ -126,6 +126,7 @@ type streamStart struct {
 	backlog []catalog.Event
 	more    bool // the backlog is one full page: more may follow
 	reset   bool
+	live    bool // a stream, not a poll
 }
 
 // writeStart writes the start of an answer: the reconnection delay, a reset
@@ -139,7 +140,7 @@ func (st streamStart) writeStart(w *bufio.Writer, productID string, current int6
 		data, _ := json.Marshal(map[string]any{"product_id": productID, "seq": current,
 			"reason": "events after the Last-Event-ID are no longer retained; reload the product"})
 		writeEvent(w, strconv.FormatInt(current, 10), "stream.reset", data)
-	case !resume:
+	case !resume && st.live:
 		fmt.Fprintf(w, "id: %d\n\n", st.from) // the client resumes from here
 	default:
 		w.WriteString("\n")
@@ -261,8 +262,8 @@ func writeEvent(w *bufio.Writer, id, typ string, data []byte) {
 
 // lastEventID reads the Last-Event-ID header: a Seq the client saw.
 func lastEventID(ctx *fasthttp.RequestCtx) (int64, bool, error) {
-	h := strings.TrimSpace(string(ctx.Request.Header.Peek("Last-Event-ID")))
-	if h == "" {
+	h := string(ctx.Request.Header.Peek("Last-Event-ID"))
+	if h == "" { // absent, or empty as a client without a last id may send it
 		return 0, false, nil
 	}
 	n, err := strconv.ParseInt(h, 10, 64)

@@ -120,6 +120,9 @@ type Config struct {
 	// CORSOrigins are the origins browsers may call from ("*": any); empty
 	// turns CORS off.
 	CORSOrigins []string
+	// MediaURL is where variant files are served from (VITRINE_PUBLIC_URL,
+	// or this server's /media): the admin page may show images from there.
+	MediaURL string
 
 	// EventsHeartbeat is how often an idle event stream sends a comment
 	// (15 s); EventsBuffer how many events a subscriber may fall behind
@@ -205,6 +208,8 @@ type Server struct {
 	bufs     *bufPool
 	cors     *cors
 	hub      *hub // nil without Deps.Events
+	assets   map[string]asset
+	adminCSP string
 	srv      *fasthttp.Server
 	now      func() time.Time
 	// draining is set by Drain: readiness fails and connections close
@@ -260,6 +265,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	if deps.Events != nil {
 		s.hub = newHub(deps.Events, cfg.EventsBuffer, log.Named("events"))
 	}
+	s.assets, s.adminCSP = loadAssets(), adminCSP(originOf(cfg.MediaURL))
 	s.route("GET", "/healthz", open, s.healthz)
 	s.route("GET", "/readyz", open, s.readyz)
 	s.route("GET", "/openapi.json", open, s.openapi)
@@ -279,10 +285,16 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("GET", "/admin/keys", operator, s.listKeys)
 	s.route("DELETE", "/admin/keys/{id}", operator, s.revokeKey)
 	s.route("GET", "/admin/webhooks/deliveries", operator, s.listWebhookAttempts)
+	s.route("GET", "/admin/", open, s.adminIndex)
+	s.route("GET", "/admin/assets/{name}", open, s.adminAsset)
 	if deps.Files != nil {
 		s.route("GET", "/media/{key:*}", open, s.media)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/admin" && (ctx.IsGet() || ctx.IsHead()) {
+			s.adminRedirect(ctx, principal{}) // the router keeps /admin/ only
+			return
+		}
 		writeProblem(ctx, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", ctx.Method(), ctx.Path()), nil)
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {

@@ -172,6 +172,7 @@ func (l *Events) Watch(ctx context.Context, notify func(string)) error {
 	l.nextW++
 	l.watchers[id] = notify
 	l.mu.Unlock()
+	notify("") // appends before now told no one
 	<-ctx.Done()
 	l.mu.Lock()
 	delete(l.watchers, id)

@@ -126,7 +126,7 @@ type Config struct {
 
 	// EventsHeartbeat is how often an idle event stream sends a comment
 	// (15 s); EventsBuffer how many events a subscriber may fall behind
-	// before it is dropped (64); EventsMaxAge how long one stream lasts
+	// before it is dropped (256); EventsMaxAge how long one stream lasts
 	// before the client is asked to reconnect (10 min), so that a revoked
 	// key stops receiving; EventsWriteTimeout how long a write to a stream
 	// may block before the client is cut off (10 s).
@@ -162,7 +162,7 @@ func (c *Config) defaults() {
 	setDuration(&c.EventsHeartbeat, 15*time.Second)
 	setDuration(&c.EventsMaxAge, 10*time.Minute)
 	setDuration(&c.EventsWriteTimeout, 10*time.Second)
-	setDefault(&c.EventsBuffer, 64)
+	setDefault(&c.EventsBuffer, 256)
 	if c.UploadMemory <= 0 {
 		c.UploadMemory = 64 << 20
 	}
@@ -468,7 +468,7 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 			zap.String("route", route),
 			zap.ByteString("path", ctx.Path()),
 			zap.Int("status", status),
-			zap.Int("bytes", len(ctx.Response.Body())),
+			zap.Int("bytes", bodyBytes(&ctx.Response)),
 			zap.Duration("latency", time.Since(start)),
 			zap.String("request_id", id),
 		}
@@ -480,6 +480,16 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		}
 		ce.Write(fields...)
 	}
+}
+
+// bodyBytes is the size of a response's body, or -1 for a stream (an event
+// stream), whose body is still to be written when the line is (reading it
+// here would wait for its end).
+func bodyBytes(r *fasthttp.Response) int {
+	if r.IsBodyStream() {
+		return -1
+	}
+	return len(r.Body())
 }
 
 // keyIDKey records the id (never the secret) of the request's API key.

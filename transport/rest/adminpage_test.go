@@ -82,7 +82,7 @@ func TestAdminPageHasNoInlineCode(t *testing.T) {
 		}
 	}
 	for _, re := range []string{`\sstyle=`, `\son[a-z]+=`, `<style`, `javascript:`} {
-		if m := regexp.MustCompile(`(?i)` + re).FindAllString(html, -1); len(m) > 0 {
+		if m := regexp.MustCompile(`(?i)`+re).FindAllString(html, -1); len(m) > 0 {
 			t.Errorf("index.html has inline code: %q", m)
 		}
 	}

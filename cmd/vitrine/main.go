@@ -4,11 +4,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/schollz/progressbar/v3"
@@ -16,18 +18,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
-
-const usage = `vitrine — a product catalog service with asynchronous image processing
-
-Usage:
-  vitrine serve [flags]          run the service (vitrine serve -h lists the flags)
-  vitrine migrate                apply the database migrations and exit
-  vitrine keys create|list|revoke
-                                 manage API keys (vitrine keys help)
-  vitrine reprocess --all | --product ID [--url URL] [--key KEY] [--force]
-                                 process again the images made by an older recipe
-  vitrine version                print the version
-`
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -51,31 +41,36 @@ var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return errUsage
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
-	case "migrate":
-		return migrate(ctx, args[1:], getenv, stderr)
-	case "keys":
-		return keys(ctx, args[1:], getenv, stdout, stderr)
-	case "reprocess":
-		return reprocess(ctx, args[1:], getenv, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "vitrine", version)
+	if isHelp(args[0]) {
+		if len(args) > 1 {
+			if c, ok := findCommand(args[1]); ok {
+				fmt.Fprint(stdout, c.help())
+				return nil
+			}
+		}
+		fmt.Fprint(stdout, usage())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+	}
+	c, ok := findCommand(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage())
 		return errUsage
 	}
+	if slices.ContainsFunc(args[1:], isHelp) {
+		fmt.Fprint(stdout, c.help())
+		return nil
+	}
+	err := c.run(ctx, args[1:], getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -107,7 +102,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 }
 
 // migrate applies the migrations of the configured database and exits.
-func migrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func migrate(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)

@@ -255,6 +255,25 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// Migrations counts the migrations recorded in the schema and those this
+// build knows, without applying any (vitrine doctor reports the gap).
+func (db *DB) Migrations(ctx context.Context) (applied, known int, err error) {
+	ms, err := migrations.Load(migrationFiles, "migrations")
+	if err != nil {
+		return 0, 0, err
+	}
+	var exists bool
+	if err := db.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, len(ms), db.translate(ctx, err)
+	}
+	if exists {
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+			return 0, len(ms), db.translate(ctx, err)
+		}
+	}
+	return applied, len(ms), nil
+}
+
 // inTx runs fn in a read-committed transaction, committing if fn succeeds.
 // Errors are translated into catalog errors.
 func (db *DB) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {

@@ -19,11 +19,14 @@ deps:
 test-deps:
 	@scripts/install-deps --test
 
+# scripts/build says what it does: a first build compiles several hundred
+# packages and takes minutes; it shows them as they go.
 build: deps
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/vitrine
+	@VERSION=$(VERSION) GO=$(GO) scripts/build $(BIN)
 
 # Development mode: anonymous writes, on 127.0.0.1 only (README, "Access").
 run: build
+	@echo "run: starting vitrine in development mode on http://127.0.0.1:8080 (the admin page: http://127.0.0.1:8080/admin/; Ctrl-C stops it)"
 	VITRINE_ENV=$${VITRINE_ENV:-development} VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
 
 vet:

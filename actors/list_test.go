@@ -22,6 +22,13 @@ func (r *listReader) ListProductIDs(context.Context, catalog.ProductFilter) ([]s
 	return r.ids, nil
 }
 
+func (r *listReader) GetProduct(_ context.Context, id string) (*catalog.Product, error) {
+	if p, ok := r.products[id]; ok {
+		return p, nil
+	}
+	return nil, catalog.NotFound("product %s", id)
+}
+
 func (r *listReader) GetProducts(_ context.Context, ids []string) ([]*catalog.Product, error) {
 	r.asked = append(r.asked, ids...)
 	var out []*catalog.Product
@@ -46,7 +53,7 @@ func TestListFromCacheAndStore(t *testing.T) {
 	cache.Set(t.Context(), a, encodeCached(`"a.1"`, []byte(`{"cached":"a"}`)))
 	cache.Set(t.Context(), c, encodeCached(`"c.1"`, []byte(`{"cached":"c"}`)))
 	reader := &listReader{ids: []string{d, c, b, a}, products: map[string]*catalog.Product{b: product(b, "Stool")}}
-	s := NewService(nil, cache, reader, nil, time.Second)
+	s := NewService(nil, cache, reader, nil, time.Second, nil)
 	page, err := s.List(t.Context(), catalog.ProductFilter{Limit: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,8 @@ type ProductDeps struct {
 	// joined, or a node that is not its owner activated it for a caller
 	// with an older view of the membership) answers nothing and stops.
 	Owns func(id string) bool
+	// Events hears of every change, once it is stored; nil: nobody.
+	Events EventSink
 }
 
 // NewProductKind returns the cluster kind that activates product grains.
@@ -247,6 +249,7 @@ func (g *productGrain) create(ctx context.Context, body []byte, owner int64) (*a
 	if err := g.setState(ctx, p); err != nil {
 		return nil, err
 	}
+	g.emitProduct(ctx, catalog.EventProductCreated)
 	return g.reply(), nil
 }
 
@@ -292,6 +295,7 @@ func (g *productGrain) update(ctx context.Context, in catalog.ProductInput, owne
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitProduct(ctx, catalog.EventProductUpdated)
 	return g.reply(), nil
 }
 
@@ -299,6 +303,7 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 	if err := g.deps.Store.DeleteProduct(ctx, g.id); err != nil {
 		return nil, fmt.Errorf("delete product %s: %w", g.id, err)
 	}
+	version := g.p.Version
 	g.p, g.body = nil, nil
 	g.deps.Cache.Delete(ctx, g.id)
 	// The database no longer knows the files; removing them is best effort
@@ -306,6 +311,7 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 	if err := g.deps.Blobs.DeletePrefix(ctx, catalog.ProductPrefix(g.id)); err != nil {
 		g.deps.Log.Warn("delete product files", zap.String("product_id", g.id), zap.Error(err))
 	}
+	g.emitDeleted(ctx, version)
 	return &actorspb.ProductReply{}, nil
 }
 
@@ -341,6 +347,7 @@ func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.Pro
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitImage(ctx, &img)
 	return imageReply(&img)
 }
 
@@ -375,6 +382,7 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitImage(ctx, &img)
 	return imageReply(&img)
 }
 
@@ -404,6 +412,7 @@ func (g *productGrain) reprocess(ctx context.Context, imageID string) (*actorspb
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
+	g.emitImage(ctx, img)
 	return imageReply(img)
 }
 

@@ -2,7 +2,9 @@ package catalog
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // ProductFilter selects a page of products, newest first.
@@ -13,6 +15,13 @@ type ProductFilter struct {
 	Query    string // case-insensitive substring of the name
 	Limit    int
 	After    string // keyset cursor: the id of the last product of the previous page
+}
+
+// MatchesNothing reports whether no product can match f: its query holds a
+// control character, which no name does (stores answer an empty page
+// without asking their query parsers, which may refuse such text).
+func (f ProductFilter) MatchesNothing() bool {
+	return strings.ContainsFunc(f.Query, unicode.IsControl)
 }
 
 // ProductStore keeps products and their images durably. Writes are

@@ -34,6 +34,7 @@ import (
 	"github.com/vitrine-dev/vitrine/transport/kafka"
 	"github.com/vitrine-dev/vitrine/transport/rest"
 	"github.com/vitrine-dev/vitrine/transport/urlfetch"
+	"github.com/vitrine-dev/vitrine/transport/webhook"
 )
 
 // imageEngine is the image side vitrine needs: a header probe for uploads
@@ -79,6 +80,7 @@ type App struct {
 	// VITRINE_METRICS_ADDR.
 	metrics    *prometheus.Registry
 	metricsSrv *http.Server
+	webhooks   *webhook.Dispatcher
 	consumer   *kafka.Consumer
 	relay      *kafka.Relay
 	stopBG     context.CancelFunc
@@ -110,7 +112,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	bgCtx, a.stopBG = context.WithCancel(context.Background())
 
 	// Products, images and jobs.
-	if a.db, err = openDatabase(ctx, cfg); err != nil {
+	if a.db, err = openDatabase(ctx, cfg, nil); err != nil {
 		return nil, err
 	}
 
@@ -182,6 +184,15 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		limiter = a.cache.Limiter(limiter)
 	}
 
+	// Products' events: in this process's memory on the embedded default,
+	// in PostgreSQL when every node shares it; webhooks are sent by the
+	// node whose grain made the change.
+	events := eventLogOf(a.db, cfg.Events.Retention)
+	if serveAPI && len(cfg.Events.endpoints) > 0 {
+		a.webhooks = webhook.New(webhook.Config{Endpoints: cfg.Events.endpoints, Secret: cfg.Events.secret, Events: cfg.Events.types},
+			events, log.Named("webhooks"))
+	}
+
 	// Product grains live on API nodes only: a worker node, whose decoders
 	// may crash it, calls them there.
 	var kinds []*pcluster.Kind
@@ -191,7 +202,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 			Owns: func(id string) bool {
 				n := node.Load()
 				return n == nil || n.Owns(id, actors.ProductKind)
-			}}))
+			},
+			Events: newEventSink(events, a.webhookSink(), log.Named("events"))}))
 	}
 	a.node, err = cluster.Start(cfg.clusterConfig(), log.Named("cluster"), kinds...)
 	if err != nil {
@@ -242,7 +254,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 		}
 		// Redis is not a readiness check: vitrine serves without it.
 		limits := actors.UploadLimits{MaxBacklog: cfg.Access.MaxBacklog, MaxOwnerBacklog: cfg.Access.MaxOwnerBacklog}
-		a.server = rest.New(cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout, cfg.MetricsAccess),
+		restCfg := cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout, cfg.MetricsAccess)
+		restCfg.EventsHeartbeat = cfg.Events.Heartbeat
+		restCfg.MediaURL = blobs.URL("products/")
+		a.server = rest.New(restCfg,
 			rest.Deps{
 				Products:    service,
 				Uploads:     actors.NewUploads(service, engine, blobs, a.db, limits, time.Now),
@@ -252,6 +267,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 				Limiter:     limiter,
 				Idempotency: a.db,
 				Files:       files,
+				Events:      events,
+				Webhooks:    events,
 				Checks:      checks,
 				NewID:       newID,
 				Metrics:     a.metrics,
@@ -280,11 +297,22 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	return a, nil
 }
 
+// webhookSink is the webhook dispatcher as grains emit to it; nil without
+// webhooks.
+func (a *App) webhookSink() actors.EventSink {
+	if a.webhooks == nil {
+		return nil
+	}
+	return a.webhooks
+}
+
 // openDatabase opens PostgreSQL when configured, else the embedded SQLite
 // file; either applies its migrations.
-func openDatabase(ctx context.Context, cfg Config) (database, error) {
+// onMigration, when set, hears of each migration (vitrine migrate shows
+// them as a progress bar).
+func openDatabase(ctx context.Context, cfg Config, onMigration func(done, total int, name string)) (database, error) {
 	if cfg.PostgresURL != "" {
-		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
+		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{EventRetention: cfg.Events.Retention, OnMigration: onMigration})
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -293,7 +321,7 @@ func openDatabase(ctx context.Context, cfg Config) (database, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{})
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{OnMigration: onMigration})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -400,6 +428,9 @@ func (a *App) Close(ctx context.Context) error {
 		if err := a.pool.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if a.webhooks != nil {
+		a.webhooks.Close()
 	}
 	if a.stopBG != nil {
 		a.stopBG()

@@ -42,6 +42,8 @@ type Config struct {
 
 	// Access and limits (config_access.go).
 	Access AccessConfig
+	// Events and webhooks (config_events.go).
+	Events EventsConfig
 
 	// Production backends: each one set switches its port from the
 	// embedded adapter to the real one.
@@ -129,7 +131,7 @@ func (c *Config) settings() []setting {
 		{"cluster-tls-ca", "VITRINE_CLUSTER_TLS_CA", "", "PEM CA that signed every node's certificate", str(&c.ClusterTLSCA)},
 		{"cluster-insecure", "VITRINE_CLUSTER_INSECURE", "false", "allow traffic between nodes without TLS on a non-loopback address", oneOf(&c.ClusterInsecure, "true", "false")},
 		{"shutdown-drain", "VITRINE_SHUTDOWN_DRAIN", "0s", "on SIGTERM, how long readiness is false while requests are still served, before new connections are refused (a load balancer's health-check interval)", setDrain(&c.ShutdownDrain)},
-	}, c.Access.settings()...)
+	}, append(c.Access.settings(), c.Events.settings()...)...)
 }
 
 // The setters of settings: each parses a value into its field.
@@ -262,6 +264,9 @@ func (c *Config) validate() error {
 	if err := c.validateCluster(); err != nil {
 		return err
 	}
+	if err := c.Events.validate(); err != nil {
+		return err
+	}
 	return c.Access.validate(c.Addr)
 }
 
@@ -331,6 +336,6 @@ func (c Config) fields() map[string]any {
 		"cluster_peers": c.ClusterPeers, "cluster_manage_addr": c.ClusterManageAddr, "etcd_endpoints": c.EtcdEndpoints,
 		"cluster_tls_cert": c.ClusterTLSCert, "cluster_tls_ca": c.ClusterTLSCA, "cluster_insecure": c.ClusterInsecure,
 		"shutdown_drain": c.ShutdownDrain.String(),
-		"access":         c.Access.fields(),
+		"access":         c.Access.fields(), "events": c.Events.fields(),
 	}
 }

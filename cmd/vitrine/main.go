@@ -4,27 +4,20 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"syscall"
+
+	"github.com/schollz/progressbar/v3"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
-
-const usage = `vitrine — a product catalog service with asynchronous image processing
-
-Usage:
-  vitrine serve [flags]          run the service (vitrine serve -h lists the flags)
-  vitrine migrate                apply the database migrations and exit
-  vitrine keys create|list|revoke
-                                 manage API keys (vitrine keys help)
-  vitrine reprocess --all | --product ID [--url URL] [--key KEY] [--force]
-                                 process again the images made by an older recipe
-  vitrine version                print the version
-`
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -48,31 +41,36 @@ var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return errUsage
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
-	case "migrate":
-		return migrate(ctx, args[1:], getenv, stderr)
-	case "keys":
-		return keys(ctx, args[1:], getenv, stdout, stderr)
-	case "reprocess":
-		return reprocess(ctx, args[1:], getenv, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "vitrine", version)
+	if isHelp(args[0]) {
+		if len(args) > 1 {
+			if c, ok := findCommand(args[1]); ok {
+				fmt.Fprint(stdout, c.help())
+				return nil
+			}
+		}
+		fmt.Fprint(stdout, usage())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	default:
-		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+	}
+	c, ok := findCommand(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage())
 		return errUsage
 	}
+	if slices.ContainsFunc(args[1:], isHelp) {
+		fmt.Fprint(stdout, c.help())
+		return nil
+	}
+	err := c.run(ctx, args[1:], getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -104,17 +102,40 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 }
 
 // migrate applies the migrations of the configured database and exits.
-func migrate(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func migrate(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	db, err := openDatabase(ctx, cfg)
+	var bar *progressbar.ProgressBar
+	count := 0
+	db, err := openDatabase(ctx, cfg, func(done, total int, name string) {
+		if bar == nil {
+			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
+				progressbar.OptionSetDescription("migrate"), progressbar.OptionSetPredictTime(false))
+		}
+		bar.Describe("migrate " + name)
+		_ = bar.Set(done)
+		count = total
+	})
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stderr, "migrations applied")
+	fmt.Fprintf(stderr, "%s: %d migrations, all applied\n", databaseName(cfg), count)
 	return db.Close()
+}
+
+// databaseName says which database the configuration names, without a
+// password.
+func databaseName(cfg Config) string {
+	if cfg.PostgresURL != "" {
+		return "PostgreSQL " + maskURL(cfg.PostgresURL)
+	}
+	return "SQLite " + filepath.Join(cfg.DataDir, "vitrine.db")
 }
 
 // newLogger builds the process logger: JSON lines in production, readable

@@ -56,6 +56,12 @@ type Options struct {
 	// SkipMigrations leaves the schema alone at Open, for deployments that
 	// run Migrate (vitrine migrate) as a step of their own.
 	SkipMigrations bool
+	// EventRetention is how long product events are kept; 0 means 1 hour.
+	EventRetention time.Duration
+	// OnMigration, when set, is called by Open and Migrate after each
+	// migration of the schema, applied then or before, with its position
+	// and the count of migrations.
+	OnMigration func(done, total int, name string)
 }
 
 // DB is a PostgreSQL database holding the catalog and its jobs. It is safe
@@ -67,13 +73,18 @@ type DB struct {
 	now    func() time.Time
 	lease  time.Duration
 	poll   time.Duration
+	// retention is how long events are kept; swept is when expired ones
+	// were last deleted (under mu).
+	retention   time.Duration
+	swept       time.Time
+	onMigration func(done, total int, name string)
 
 	wake *jobwait.Signal
 	// pages keeps pages of list ids while the listener hears of every
 	// product write.
 	pages pagecache.Cache
 
-	mu        sync.Mutex // guards listening and isClosed
+	mu        sync.Mutex // guards listening, isClosed and swept
 	listening bool
 	started   atomic.Bool // listening was set: the lock-free check of every list
 	isClosed  bool
@@ -109,6 +120,9 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Second
 	}
+	if opts.EventRetention <= 0 {
+		opts.EventRetention = time.Hour
+	}
 	switch {
 	case opts.ConnectTimeout > 0:
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
@@ -133,16 +147,18 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	bg, stop := context.WithCancel(context.Background())
 	db := &DB{
-		pool:   pool,
-		listen: listen,
-		server: server,
-		now:    opts.Now,
-		lease:  opts.Lease,
-		poll:   opts.PollInterval,
-		wake:   jobwait.NewSignal(),
-		bg:     bg,
-		stop:   stop,
-		closed: make(chan struct{}),
+		pool:        pool,
+		listen:      listen,
+		server:      server,
+		now:         opts.Now,
+		lease:       opts.Lease,
+		poll:        opts.PollInterval,
+		wake:        jobwait.NewSignal(),
+		retention:   opts.EventRetention,
+		onMigration: opts.OnMigration,
+		bg:          bg,
+		stop:        stop,
+		closed:      make(chan struct{}),
 	}
 	db.pages.SetLive(false) // until the listener hears
 	if opts.SkipMigrations {
@@ -214,8 +230,11 @@ func (db *DB) Migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, m := range ms {
+		for i, m := range ms {
 			if slices.Contains(applied, m.Version) {
+				if db.onMigration != nil {
+					db.onMigration(i+1, len(ms), m.Name)
+				}
 				continue
 			}
 			// No arguments: sent with the simple protocol, which runs the
@@ -226,6 +245,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
+			if db.onMigration != nil {
+				db.onMigration(i+1, len(ms), m.Name)
+			}
 		}
 		return nil
 	})
@@ -233,6 +255,25 @@ func (db *DB) Migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// Migrations counts the migrations recorded in the schema and those this
+// build knows, without applying any (vitrine doctor reports the gap).
+func (db *DB) Migrations(ctx context.Context) (applied, known int, err error) {
+	ms, err := migrations.Load(migrationFiles, "migrations")
+	if err != nil {
+		return 0, 0, err
+	}
+	var exists bool
+	if err := db.pool.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, len(ms), db.translate(ctx, err)
+	}
+	if exists {
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+			return 0, len(ms), db.translate(ctx, err)
+		}
+	}
+	return applied, len(ms), nil
 }
 
 // inTx runs fn in a read-committed transaction, committing if fn succeeds.

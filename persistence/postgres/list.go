@@ -45,6 +45,9 @@ func (db *DB) ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]st
 	if f.After != "" && !catalog.ValidID(f.After) {
 		return nil, fmt.Errorf("list products: %w", catalog.Errorf(catalog.KindInvalid, "invalid_cursor", "cursor %q is not a product id", f.After))
 	}
+	if f.MatchesNothing() {
+		return nil, nil
+	}
 	// Pages are kept until a product write is known (see pagecache): this
 	// process's at once, the others' through the listener, without which
 	// nothing is kept.

@@ -85,6 +85,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// Open builds a store over cfg without calling the server, nor creating the
+// bucket (vitrine doctor uses it to look, and changes nothing).
+func Open(ctx context.Context, cfg Config) (*Store, error) { return open(ctx, cfg) }
+
 // open builds a store over cfg without calling the server; opts adjust the
 // client (tests count calls with them).
 func open(ctx context.Context, cfg Config, opts ...func(*s3api.Options)) (*Store, error) {

@@ -45,6 +45,10 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for a lock held by another
 	// connection; 0 means 5 seconds.
 	BusyTimeout time.Duration
+	// OnMigration, when set, is called by Open after each migration of the
+	// schema, applied then or before, with its position and the count of
+	// migrations.
+	OnMigration func(done, total int, name string)
 }
 
 // DB is a SQLite database holding the catalog and its job queue. It is safe
@@ -54,6 +58,8 @@ type DB struct {
 	now   func() time.Time
 	lease time.Duration
 	poll  time.Duration
+
+	onMigration func(done, total int, name string)
 
 	wake      *jobwait.Signal
 	stmts     sync.Map        // query text → *sql.Stmt (see prepared)
@@ -106,6 +112,8 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		poll:   opts.PollInterval,
 		wake:   jobwait.NewSignal(),
 		closed: make(chan struct{}),
+
+		onMigration: opts.OnMigration,
 	}
 	if err := db.migrate(ctx); err != nil {
 		sqldb.Close()
@@ -169,9 +177,12 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := db.sql.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", db.translate(err))
 	}
-	for _, m := range ms {
+	for i, m := range ms {
 		if err := db.apply(ctx, m); err != nil {
 			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if db.onMigration != nil {
+			db.onMigration(i+1, len(ms), m.Name)
 		}
 	}
 	return nil

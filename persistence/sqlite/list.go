@@ -47,6 +47,9 @@ func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*cat
 // Pages are kept (see pagecache) until the next write of a product: the
 // embedded database belongs to one process, which sees every write.
 func (db *DB) ListProductIDs(ctx context.Context, f catalog.ProductFilter) ([]string, error) {
+	if f.MatchesNothing() {
+		return nil, nil
+	}
 	key := pagecache.Key(f)
 	if ids, ok := db.pages.Get(key); ok {
 		return ids, nil

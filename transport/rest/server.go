@@ -125,6 +125,21 @@ type Config struct {
 	// scope), "public" or "off" (no route; a separate listener may serve
 	// them).
 	MetricsAccess string
+
+	// MediaURL is where variant files are served from (VITRINE_PUBLIC_URL,
+	// or this server's /media): the admin page may show images from there.
+	MediaURL string
+
+	// EventsHeartbeat is how often an idle event stream sends a comment
+	// (15 s); EventsBuffer how many events a subscriber may fall behind
+	// before it is dropped (256); EventsMaxAge how long one stream lasts
+	// before the client is asked to reconnect (10 min), so that a revoked
+	// key stops receiving; EventsWriteTimeout how long a write to a stream
+	// may block before the client is cut off (10 s).
+	EventsHeartbeat    time.Duration
+	EventsBuffer       int
+	EventsMaxAge       time.Duration
+	EventsWriteTimeout time.Duration
 }
 
 func (c *Config) defaults() {
@@ -150,6 +165,10 @@ func (c *Config) defaults() {
 	setDuration(&c.ReadTimeout, 60*time.Second)
 	setDuration(&c.WriteTimeout, 60*time.Second)
 	setDuration(&c.IdleTimeout, 2*time.Minute)
+	setDuration(&c.EventsHeartbeat, 15*time.Second)
+	setDuration(&c.EventsMaxAge, 10*time.Minute)
+	setDuration(&c.EventsWriteTimeout, 10*time.Second)
+	setDefault(&c.EventsBuffer, 256)
 	if c.UploadMemory <= 0 {
 		c.UploadMemory = 64 << 20
 	}
@@ -170,8 +189,13 @@ type Deps struct {
 	Idempotency catalog.IdempotencyStore
 	// Files serves stored variant files; nil when blobs are served
 	// elsewhere (a CDN in front of object storage).
-	Files  Files
-	Checks []Check
+	Files Files
+	// Events are products' events, streamed by GET /products/{id}/events;
+	// nil: that route answers 503.
+	Events Events
+	// Webhooks is the webhook delivery log; nil: an empty one.
+	Webhooks catalog.WebhookLog
+	Checks   []Check
 	// NewID makes ids (of keys); Now is the clock. Defaults: random, time.Now.
 	NewID func() string
 	Now   func() time.Time
@@ -193,6 +217,9 @@ type Server struct {
 	budget   *uploadBudget
 	bufs     *bufPool
 	cors     *cors
+	hub      *hub // nil without Deps.Events
+	assets   map[string]asset
+	adminCSP string
 	srv      *fasthttp.Server
 	now      func() time.Time
 	// draining is set by Drain: readiness fails and connections close
@@ -255,6 +282,10 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	r.GlobalOPTIONS = s.preflight
 	s.router = r
 	s.ids = newRequestIDs()
+	if deps.Events != nil {
+		s.hub = newHub(deps.Events, cfg.EventsBuffer, log.Named("events"))
+	}
+	s.assets, s.adminCSP = loadAssets(), adminCSP(originOf(cfg.MediaURL))
 	s.route("GET", "/healthz", open, s.healthz)
 	s.route("GET", "/readyz", open, s.readyz)
 	s.route("GET", "/openapi.json", open, s.openapi)
@@ -265,6 +296,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("PATCH", "/products/{id}", writer, s.patchProduct)
 	s.route("DELETE", "/products/{id}", writer, s.deleteProduct)
 	s.route("POST", "/products/{id}/images", writer, s.uploadImage)
+	s.route("GET", "/products/{id}/events", reader, s.productEvents)
 	s.route("GET", "/products/{id}/images/{image_id}", reader, s.getImage)
 	s.route("POST", "/products/{id}/images/{image_id}/reprocess", writer, s.reprocessImage)
 	s.route("GET", "/admin/dead-letters", operator, s.listDeadLetters)
@@ -278,10 +310,17 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	case "", "admin":
 		s.route("GET", "/metrics", operator, s.metrics)
 	}
+	s.route("GET", "/admin/webhooks/deliveries", operator, s.listWebhookAttempts)
+	s.route("GET", "/admin/", open, s.adminIndex)
+	s.route("GET", "/admin/assets/{name}", open, s.adminAsset)
 	if deps.Files != nil {
 		s.route("GET", "/media/{key:*}", open, s.media)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/admin" && (ctx.IsGet() || ctx.IsHead()) {
+			s.adminRedirect(ctx, principal{}) // the router keeps /admin/ only
+			return
+		}
 		writeProblem(ctx, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", ctx.Method(), ctx.Path()), nil)
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
@@ -369,12 +408,23 @@ func (s *Server) Serve(ln net.Listener) error {
 // Drain starts a graceful leave: /readyz answers 503 from now on, and every
 // response closes its connection, so that a load balancer stops sending
 // requests here and clients hold no idle connection when Shutdown comes.
-// Requests keep being served.
-func (s *Server) Drain() { s.draining.Store(true) }
+// Requests keep being served; event streams end (their clients reconnect
+// elsewhere with Last-Event-ID).
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	if s.hub != nil {
+		s.hub.close()
+	}
+}
 
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.ShutdownWithContext(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.hub != nil {
+		s.hub.close()
+	}
+	return s.srv.ShutdownWithContext(ctx)
+}
 
 // transportError answers requests fasthttp could not even parse: they get
 // a problem document with a request id like any other.
@@ -455,7 +505,7 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 			zap.String("route", route),
 			zap.ByteString("path", ctx.Path()),
 			zap.Int("status", status),
-			zap.Int("bytes", len(ctx.Response.Body())),
+			zap.Int("bytes", bodyBytes(&ctx.Response)),
 			zap.Duration("latency", time.Since(start)),
 			zap.String("request_id", id),
 		}
@@ -467,6 +517,16 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		}
 		ce.Write(fields...)
 	}
+}
+
+// bodyBytes is the size of a response's body, or -1 for a stream (an event
+// stream), whose body is still to be written when the line is (reading it
+// here would wait for its end).
+func bodyBytes(r *fasthttp.Response) int {
+	if r.IsBodyStream() {
+		return -1
+	}
+	return len(r.Body())
 }
 
 // keyIDKey records the id (never the secret) of the request's API key.

@@ -1,0 +1,333 @@
+package rest
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// A product's events as Server-Sent Events (GET /products/{id}/events).
+//
+// With Accept: text/event-stream the answer is a stream that stays open:
+// without Last-Event-ID it starts at the product's current version (its
+// first line sets the client's last event id to it), with one it first
+// replays the retained events after that id. When events after that id are
+// no longer retained (the window passed, or the log was restarted) it sends
+// a stream.reset event instead: the client reloads the product and goes on
+// from the id of the reset. Comments keep idle connections alive
+// (heartbeats). The stream ends when the product is deleted (after
+// product.deleted), when the subscriber falls behind by more than the
+// node's buffer, after the stream's maximum age, or when the node leaves;
+// the client reconnects with Last-Event-ID and misses nothing retained.
+//
+// Without text/event-stream in Accept (curl, a poll) the answer is the
+// retained events after Last-Event-ID (all of them without it), in the same
+// format, and it ends at once.
+
+// eventsPage is the most events read from the log at once.
+const eventsPage = 500
+
+func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
+	productID := pathID(ctx, "id")
+	if err := onlyParams(ctx.QueryArgs()); err != nil {
+		writeError(ctx, err)
+		return
+	}
+	from, resume, err := lastEventID(ctx)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	if s.hub == nil {
+		writeError(ctx, catalog.Errorf(catalog.KindUnavailable, "events_unavailable", "this server keeps no events"))
+		return
+	}
+	c, cancel := s.reqCtx()
+	defer cancel()
+	current, exists := int64(0), true
+	p, err := s.products.Get(c, productID)
+	switch {
+	case catalog.IsNotFound(err):
+		exists = false
+		if !resume {
+			writeError(ctx, err)
+			return
+		}
+	case err != nil:
+		writeError(ctx, err)
+		return
+	default:
+		current = versionOf(p.ETag)
+	}
+	stream := acceptsEventStream(ctx) && !ctx.IsHead()
+	if !resume && stream {
+		from = current // live from now
+	}
+	var sub *subscription
+	if stream && exists {
+		sub = s.hub.subscribe(productID, from) // before reading: nothing falls in between
+	}
+	backlog, err := s.deps.Events.After(c, productID, from, eventsPage)
+	if err != nil {
+		if sub != nil {
+			s.hub.unsubscribe(sub)
+		}
+		writeError(ctx, err)
+		return
+	}
+	if !exists && (len(backlog) == 0 || backlog[len(backlog)-1].Type != catalog.EventProductDeleted) {
+		writeError(ctx, catalog.NotFound("product %s does not exist", productID))
+		return
+	}
+	start := streamStart{from: from, backlog: backlog, more: len(backlog) == eventsPage, live: stream}
+	if resume && exists && !contiguous(from, current, backlog) {
+		// Events the client has not seen are gone: it reloads instead.
+		start.reset, start.from = true, current
+	}
+	ctx.Response.Header.Set("Content-Type", "text/event-stream; charset=utf-8")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
+	if ctx.IsHead() {
+		if sub != nil {
+			s.hub.unsubscribe(sub)
+		}
+		return
+	}
+	if !stream {
+		var buf strings.Builder
+		w := bufio.NewWriter(&buf)
+		last := start.writeStart(w, productID, current, resume)
+		fmt.Fprintf(w, ": %d retained events after %d; send Accept: text/event-stream to stay subscribed\n\n", len(backlog), last)
+		_ = w.Flush()
+		ctx.SetBodyString(buf.String())
+		return
+	}
+	ctx.Response.Header.Set("Connection", "keep-alive")
+	conn := ctx.Conn() // the writer runs after the handler, when ctx no longer has it
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.hub.unsubscribe(sub)
+		s.stream(conn, w, sub, productID, current, resume, start)
+	})
+}
+
+// streamStart is where a stream begins: after Seq from, with the events
+// already read, or with a reset.
+type streamStart struct {
+	from    int64
+	backlog []catalog.Event
+	more    bool // the backlog is one full page: more may follow
+	reset   bool
+	live    bool // a stream, not a poll
+}
+
+// writeStart writes the start of an answer: the reconnection delay, a reset
+// or the client's last event id, and the backlog; it returns the last Seq
+// written.
+func (st streamStart) writeStart(w *bufio.Writer, productID string, current int64, resume bool) int64 {
+	w.WriteString("retry: 2000\n")
+	last := st.from
+	switch {
+	case st.reset:
+		data, _ := json.Marshal(map[string]any{"product_id": productID, "seq": current,
+			"reason": "events after the Last-Event-ID are no longer retained; reload the product"})
+		writeEvent(w, strconv.FormatInt(current, 10), "stream.reset", data)
+	case !resume && st.live:
+		fmt.Fprintf(w, "id: %d\n\n", st.from) // the client resumes from here
+	default:
+		w.WriteString("\n")
+	}
+	for _, e := range st.backlog {
+		if e.Seq > last {
+			writeEventOf(w, e)
+			last = e.Seq
+		}
+	}
+	return last
+}
+
+// stream writes a subscriber's events until the product is deleted, the
+// subscriber falls behind, the stream's maximum age, or the node leaves.
+// Each flush extends the connection's write deadline: a client that stops
+// reading is cut off after EventsWriteTimeout.
+func (s *Server) stream(conn net.Conn, w *bufio.Writer, sub *subscription, productID string, current int64, resume bool, st streamStart) {
+	flush := func() bool {
+		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.EventsWriteTimeout))
+		return w.Flush() == nil
+	}
+	last := st.writeStart(w, productID, current, resume)
+	if endsStream(st.backlog) || !flush() {
+		return
+	}
+	for more := st.more; more; {
+		c, cancel := s.reqCtx()
+		page, err := s.deps.Events.After(c, productID, last, eventsPage)
+		cancel()
+		if err != nil {
+			return
+		}
+		for _, e := range page {
+			writeEventOf(w, e)
+			last = e.Seq
+		}
+		if endsStream(page) || !flush() {
+			return
+		}
+		more = len(page) == eventsPage
+	}
+	heartbeat := time.NewTicker(s.cfg.EventsHeartbeat)
+	defer heartbeat.Stop()
+	maxAge := time.NewTimer(s.cfg.EventsMaxAge)
+	defer maxAge.Stop()
+	for {
+		select {
+		case e := <-sub.c:
+			if e.Seq <= last {
+				continue
+			}
+			writeEventOf(w, e)
+			last = e.Seq
+			if e.Type == catalog.EventProductDeleted {
+				flush()
+				return
+			}
+		case <-sub.done:
+			if sub.slow.Load() {
+				w.WriteString(": dropped: this client fell behind; reconnect with Last-Event-ID\n\n")
+			}
+			flush()
+			return
+		case <-heartbeat.C:
+			w.WriteString(": heartbeat\n\n")
+		case <-maxAge.C:
+			w.WriteString(": the stream reached its maximum age; reconnect with Last-Event-ID\n\n")
+			flush()
+			return
+		}
+		if !flush() {
+			return
+		}
+	}
+}
+
+func endsStream(evs []catalog.Event) bool {
+	return len(evs) > 0 && evs[len(evs)-1].Type == catalog.EventProductDeleted
+}
+
+// contiguous reports whether backlog holds every event after from up to
+// current, the product's version: then the client misses nothing.
+func contiguous(from, current int64, backlog []catalog.Event) bool {
+	if from > current {
+		return false // an id of the future: not one this product gave
+	}
+	next := from + 1
+	for _, e := range backlog {
+		if e.Seq > current {
+			break
+		}
+		if e.Seq != next {
+			return false
+		}
+		next++
+	}
+	return next > current || len(backlog) == eventsPage
+}
+
+func writeEventOf(w *bufio.Writer, e catalog.Event) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	writeEvent(w, strconv.FormatInt(e.Seq, 10), string(e.Type), data)
+}
+
+// writeEvent writes one event; every line of data is a data: field.
+func writeEvent(w *bufio.Writer, id, typ string, data []byte) {
+	fmt.Fprintf(w, "id: %s\nevent: %s\n", id, typ)
+	for _, line := range strings.Split(string(data), "\n") {
+		w.WriteString("data: ")
+		w.WriteString(line)
+		w.WriteString("\n")
+	}
+	w.WriteString("\n")
+}
+
+// lastEventID reads the Last-Event-ID header: a Seq the client saw.
+func lastEventID(ctx *fasthttp.RequestCtx) (int64, bool, error) {
+	h := string(ctx.Request.Header.Peek("Last-Event-ID"))
+	if h == "" { // absent, or empty as a client without a last id may send it
+		return 0, false, nil
+	}
+	n, err := strconv.ParseInt(h, 10, 64)
+	if err != nil || n < 0 || strings.TrimLeft(h, "0123456789") != "" {
+		return 0, false, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_header",
+			Detail: "Last-Event-ID must be the id of an event this stream sent (a whole number), got " + strconv.Quote(h),
+			Fields: []catalog.FieldError{{Field: "Last-Event-ID", Detail: "must be a whole number ≥ 0"}}}
+	}
+	return n, true, nil
+}
+
+// acceptsEventStream reports whether the client asks for a live stream.
+func acceptsEventStream(ctx *fasthttp.RequestCtx) bool {
+	return strings.Contains(strings.ToLower(string(ctx.Request.Header.Peek("Accept"))), "text/event-stream")
+}
+
+// versionOf reads the version from a product's ETag, "id.version".
+func versionOf(etag string) int64 {
+	etag = strings.Trim(etag, `"`)
+	i := strings.LastIndexByte(etag, '.')
+	n, _ := strconv.ParseInt(etag[i+1:], 10, 64)
+	return n
+}
+
+// listWebhookAttempts is the webhook delivery log.
+func (s *Server) listWebhookAttempts(ctx *fasthttp.RequestCtx, _ principal) {
+	limit, ok := queryLimit(ctx, 100, 1000)
+	if !ok {
+		return
+	}
+	items := []catalog.WebhookAttempt{}
+	if s.deps.Webhooks != nil {
+		c, cancel := s.reqCtx()
+		defer cancel()
+		var err error
+		if items, err = s.deps.Webhooks.ListAttempts(c, limit); err != nil {
+			writeError(ctx, err)
+			return
+		}
+		if items == nil {
+			items = []catalog.WebhookAttempt{}
+		}
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSON(ctx, http.StatusOK, map[string]any{"items": items})
+}
+
+// queryLimit reads ?limit (1…most, default def) and refuses any other
+// parameter; it answers and returns false when the query is wrong.
+func queryLimit(ctx *fasthttp.RequestCtx, def, most int) (int, bool) {
+	limit := def
+	if v := ctx.QueryArgs().Peek("limit"); ctx.QueryArgs().Has("limit") {
+		n, ok := catalog.IntegralInt64(string(v))
+		if !ok || n < 1 || n > int64(most) {
+			writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query",
+				Detail: fmt.Sprintf("limit must be an integer from 1 to %d, got %q", most, v),
+				Fields: []catalog.FieldError{{Field: "limit", Detail: fmt.Sprintf("must be an integer from 1 to %d", most)}}})
+			return 0, false
+		}
+		limit = int(n)
+	}
+	if err := onlyParams(ctx.QueryArgs(), "limit"); err != nil {
+		writeError(ctx, err)
+		return 0, false
+	}
+	return limit, true
+}

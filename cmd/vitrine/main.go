@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -87,7 +88,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer engine.Shutdown()
-	app, err := Start(ctx, cfg, log, engine)
+	tracer, stopTracing, err := startTracing(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(c)
+	}()
+	app, err := Start(ctx, cfg, log, engine, tracer)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
@@ -51,6 +52,9 @@ type ProductDeps struct {
 	StoreTimeout time.Duration
 	// Metrics counts activations and passivations; nil: none.
 	Metrics *Metrics
+	// Tracer continues callers' traces in the grain; nil: off.
+	Tracer trace.TracerProvider
+	tracer trace.Tracer
 	// Owns reports whether this node is where the cluster places the
 	// product now; nil: always. A grain whose product moved (a node
 	// joined, or a node that is not its owner activated it for a caller
@@ -71,6 +75,7 @@ func NewProductKind(deps ProductDeps) *pcluster.Kind {
 	if deps.StoreTimeout <= 0 {
 		deps.StoreTimeout = 5 * time.Second
 	}
+	deps.tracer = tracerOf(deps.Tracer)
 	d := &deps
 	return pcluster.NewKind(ProductKind, actor.PropsFromProducer(func() actor.Actor {
 		return &productGrain{deps: d}
@@ -111,8 +116,11 @@ func (g *productGrain) Receive(c actor.Context) {
 }
 
 func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductReply {
-	ctx, cancel := context.WithTimeout(context.Background(), g.deps.StoreTimeout)
+	ctx, cancel := context.WithTimeout(withTraceparent(context.Background(), cmd.Traceparent), g.deps.StoreTimeout)
 	defer cancel()
+	ctx, end := startSpan(ctx, g.deps.tracer, commandSpanName(cmd), trace.WithSpanKind(trace.SpanKindServer))
+	var err error
+	defer func() { end(&err) }()
 	reply, err := g.apply(ctx, cmd)
 	if errors.Is(err, catalog.ErrVersionConflict) {
 		// Another writer won (a second node during a membership change):
@@ -341,7 +349,10 @@ func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.Pro
 	img.ProductID = g.id
 	n := g.next()
 	n.Images = append(n.Images, img)
-	if err := g.deps.Store.AddImage(ctx, n, &img); err != nil {
+	octx, end := startSpan(ctx, g.deps.tracer, "outbox: image and job")
+	err := g.deps.Store.AddImage(octx, n, &img)
+	end(&err)
+	if err != nil {
 		return nil, fmt.Errorf("add image %s to product %s: %w", img.ID, g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {

@@ -121,6 +121,7 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 			return nil, false, catalog.Unavailable("the product actor", context.DeadlineExceeded)
 		}
 		s.metrics.request(s.grains.Owns(id, ProductKind))
+		cmd.Traceparent = traceparent(ctx)
 		res, err := s.grains.Request(ctx, id, ProductKind, cmd, timeout)
 		if err == nil {
 			reply, ok := res.(*actorspb.ProductReply)

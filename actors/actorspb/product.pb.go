@@ -102,7 +102,10 @@ type ProductCommand struct {
 	// owner, when not 0, restricts a write to the products of that user_id:
 	// the grain answers forbidden for any other product, and a write may
 	// not give the product to another owner.
-	Owner         int64 `protobuf:"varint,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	Owner int64 `protobuf:"varint,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	// traceparent carries the caller's trace (W3C trace context), when
+	// tracing is on, so the grain's work joins it.
+	Traceparent   string `protobuf:"bytes,6,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -170,6 +173,13 @@ func (x *ProductCommand) GetOwner() int64 {
 		return x.Owner
 	}
 	return 0
+}
+
+func (x *ProductCommand) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 // ProductReply answers a ProductCommand.
@@ -370,13 +380,14 @@ var File_actors_actorspb_product_proto protoreflect.FileDescriptor
 
 const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\n" +
-	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\x9f\x02\n" +
+	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\xc1\x02\n" +
 	"\x0eProductCommand\x121\n" +
 	"\x02op\x18\x01 \x01(\x0e2!.vitrine.actors.ProductCommand.OpR\x02op\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x19\n" +
 	"\bif_match\x18\x03 \x01(\tR\aifMatch\x12\x19\n" +
 	"\bimage_id\x18\x04 \x01(\tR\aimageId\x12\x14\n" +
-	"\x05owner\x18\x05 \x01(\x03R\x05owner\"z\n" +
+	"\x05owner\x18\x05 \x01(\x03R\x05owner\x12 \n" +
+	"\vtraceparent\x18\x06 \x01(\tR\vtraceparent\"z\n" +
 	"\x02Op\x12\a\n" +
 	"\x03GET\x10\x00\x12\n" +
 	"\n" +

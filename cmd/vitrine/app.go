@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/actors"
@@ -88,7 +89,8 @@ type App struct {
 }
 
 // Start opens storage, joins the cluster and starts what cfg.Role asks for.
-func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine) (app *App, err error) {
+// tracer, when not nil, traces requests and image jobs (startTracing).
+func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine, tracer trace.TracerProvider) (app *App, err error) {
 	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -198,7 +200,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	var kinds []*pcluster.Kind
 	var node atomic.Pointer[cluster.Node] // set once started; grains may activate before
 	if serveAPI {
-		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"), Metrics: actorMetrics,
+		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"), Metrics: actorMetrics, Tracer: tracer,
 			Owns: func(id string) bool {
 				n := node.Load()
 				return n == nil || n.Owns(id, actors.ProductKind)
@@ -273,6 +275,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 				NewID:       newID,
 				Metrics:     a.metrics,
 				Gatherer:    a.metrics,
+				Tracer:      tracer,
 			}, log.Named("http"))
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()

@@ -177,7 +177,7 @@ func startAppWithLog(t testing.TB, dir string, env map[string]string, log *zap.L
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := Start(context.Background(), cfg, log, testEngine)
+	app, err := Start(context.Background(), cfg, log, testEngine, nil)
 	if err != nil {
 		t.Fatalf("start vitrine: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 
@@ -85,7 +86,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _, st
 		return err
 	}
 	defer engine.Shutdown()
-	app, err := Start(ctx, cfg, log, engine)
+	tracer, stopTracing, err := startTracing(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(c)
+	}()
+	app, err := Start(ctx, cfg, log, engine, tracer)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func (s *Server) listDeadLetters(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, err)
 		return
 	}
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	items, err := s.deps.Admin.ListDeadLetters(c, limit)
 	if err != nil {
@@ -43,7 +43,7 @@ func (s *Server) listDeadLetters(ctx *fasthttp.RequestCtx, _ principal) {
 }
 
 func (s *Server) replayDeadLetter(ctx *fasthttp.RequestCtx, _ principal) {
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	job, err := s.deps.Admin.ReplayDeadLetter(c, pathID(ctx, "image_id"))
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, catalog.Errorf(catalog.KindUnavailable, "keys_unavailable", "this server keeps no API keys"))
 		return
 	}
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	key, secret, err := catalog.IssueKey(c, s.deps.Keys, s.deps.NewID(), req.Name, req.Scopes, owner, s.now())
 	if err != nil {
@@ -139,7 +139,7 @@ func (s *Server) listKeys(ctx *fasthttp.RequestCtx, _ principal) {
 	}
 	keys := []catalog.APIKey{}
 	if s.deps.Keys != nil {
-		c, cancel := s.reqCtx()
+		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		var err error
 		if keys, err = s.deps.Keys.ListKeys(c); err != nil {

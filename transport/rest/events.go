@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -51,7 +52,7 @@ func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, catalog.Errorf(catalog.KindUnavailable, "events_unavailable", "this server keeps no events"))
 		return
 	}
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	current, exists := int64(0), true
 	p, err := s.products.Get(c, productID)
@@ -168,7 +169,7 @@ func (s *Server) stream(conn net.Conn, w *bufio.Writer, sub *subscription, produ
 		return
 	}
 	for more := st.more; more; {
-		c, cancel := s.reqCtx()
+		c, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 		page, err := s.deps.Events.After(c, productID, last, eventsPage)
 		cancel()
 		if err != nil {
@@ -296,7 +297,7 @@ func (s *Server) listWebhookAttempts(ctx *fasthttp.RequestCtx, _ principal) {
 	}
 	items := []catalog.WebhookAttempt{}
 	if s.deps.Webhooks != nil {
-		c, cancel := s.reqCtx()
+		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		var err error
 		if items, err = s.deps.Webhooks.ListAttempts(c, limit); err != nil {

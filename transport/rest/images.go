@@ -2,7 +2,6 @@ package rest
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"mime"
@@ -15,7 +14,7 @@ import (
 )
 
 func (s *Server) getImage(ctx *fasthttp.RequestCtx, _ principal) {
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	_, body, err := s.products.Image(c, pathID(ctx, "id"), pathID(ctx, "image_id"))
 	if err != nil {
@@ -39,7 +38,7 @@ func (s *Server) uploadImage(ctx *fasthttp.RequestCtx, who principal) {
 		return
 	}
 	// An unknown product is refused before its body is read.
-	if _, err := s.products.Get(context.Background(), productID); err != nil {
+	if _, err := s.products.Get(traceCtx(ctx), productID); err != nil {
 		writeError(ctx, err)
 		return
 	}
@@ -53,7 +52,7 @@ func (s *Server) uploadImage(ctx *fasthttp.RequestCtx, who principal) {
 	// is not part of it.
 	sum := sha256.Sum256(up.data)
 	s.idempotent(ctx, who, sum[:], func() {
-		c, cancel := s.reqCtx()
+		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		img, body, existing, err := s.deps.Uploads.Upload(c, productID, up.data, who.owner)
 		if err != nil {
@@ -96,7 +95,7 @@ func (s *Server) importImage(ctx *fasthttp.RequestCtx, who principal, productID 
 		return
 	}
 	s.idempotent(ctx, who, []byte(req.URL), func() {
-		c, cancel := s.reqCtx()
+		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		img, out, err := s.deps.Uploads.Import(c, productID, req.URL, who.owner)
 		if err != nil {
@@ -111,7 +110,7 @@ func (s *Server) importImage(ctx *fasthttp.RequestCtx, who principal, productID 
 }
 
 func (s *Server) reprocessImage(ctx *fasthttp.RequestCtx, who principal) {
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	productID, imageID := pathID(ctx, "id"), pathID(ctx, "image_id")
 	body, err := s.deps.Reprocess.Reprocess(c, productID, imageID, who.owner)

@@ -2,7 +2,6 @@ package rest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -77,7 +76,7 @@ func (s *Server) createProduct(ctx *fasthttp.RequestCtx, who principal) {
 		return
 	}
 	s.idempotent(ctx, who, body, func() {
-		c, cancel := s.reqCtx()
+		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		p, err := s.products.Create(c, body, who.owner)
 		if err != nil {
@@ -92,7 +91,7 @@ func (s *Server) createProduct(ctx *fasthttp.RequestCtx, who principal) {
 func (s *Server) getProduct(ctx *fasthttp.RequestCtx, _ principal) {
 	// The hot path: no per-request context or timer; a cache miss is
 	// bounded by the service's own timeout.
-	p, err := s.products.Get(context.Background(), pathID(ctx, "id"))
+	p, err := s.products.Get(traceCtx(ctx), pathID(ctx, "id"))
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -129,7 +128,7 @@ func (s *Server) replaceProduct(ctx *fasthttp.RequestCtx, who principal) {
 		writeError(ctx, err)
 		return
 	}
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	p, err := s.products.Replace(c, pathID(ctx, "id"), body, string(ctx.Request.Header.Peek("If-Match")), who.owner)
 	if err != nil {
@@ -145,7 +144,7 @@ func (s *Server) patchProduct(ctx *fasthttp.RequestCtx, who principal) {
 		writeError(ctx, err)
 		return
 	}
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	p, err := s.products.Patch(c, pathID(ctx, "id"), body, string(ctx.Request.Header.Peek("If-Match")), who.owner)
 	if err != nil {
@@ -156,7 +155,7 @@ func (s *Server) patchProduct(ctx *fasthttp.RequestCtx, who principal) {
 }
 
 func (s *Server) deleteProduct(ctx *fasthttp.RequestCtx, who principal) {
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	if err := s.products.Delete(c, pathID(ctx, "id"), string(ctx.Request.Header.Peek("If-Match")), who.owner); err != nil {
 		writeWriteError(ctx, err)
@@ -263,7 +262,7 @@ func (s *Server) listProducts(ctx *fasthttp.RequestCtx, _ principal) {
 		writeListPage(ctx, nil, "") // an empty range: nothing to find
 		return
 	}
-	c, cancel := s.reqCtx()
+	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	limit := f.Limit
 	f.Limit++ // one more tells whether another page follows

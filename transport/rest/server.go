@@ -20,6 +20,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/actors"
@@ -203,6 +204,9 @@ type Deps struct {
 	// what /metrics exposes; nil: a private registry.
 	Metrics  prometheus.Registerer
 	Gatherer prometheus.Gatherer
+	// Tracer makes a server span per request when tracing is on; nil: off,
+	// at no cost.
+	Tracer trace.TracerProvider
 }
 
 // Server is the HTTP front door.
@@ -227,6 +231,7 @@ type Server struct {
 	draining    atomic.Bool
 	httpm       *httpMetrics
 	metricsHTTP fasthttp.RequestHandler
+	tracer      trace.Tracer // nil: tracing off
 	// The RateLimit-Policy headers of the two rates, made once.
 	policyAnonymous, policyKey string
 }
@@ -273,6 +278,9 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	var keys keyLookup = noKeys{}
 	if deps.Keys != nil {
 		keys = deps.Keys
+	}
+	if deps.Tracer != nil {
+		s.tracer = deps.Tracer.Tracer("github.com/vitrine-dev/vitrine/transport/rest")
 	}
 	s.auth = newAuthenticator(keys, cfg.AdminToken, cfg.KeyCacheTTL, anonymous, deps.Now)
 	r := router.New()
@@ -480,10 +488,18 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		ctx.SetUserValue(requestIDKey, id)
 		ctx.Response.Header.Set("X-Request-ID", id)
 		s.httpm.inFlight.Inc()
+		var span trace.Span
+		if s.tracer != nil {
+			span = s.startSpan(ctx)
+		}
 		next(ctx)
 		s.httpm.inFlight.Dec()
 		obs, _ := ctx.UserValue(observersKey).(*routeObservers)
 		s.httpm.observe(ctx, obs, time.Since(start))
+		if span != nil {
+			route, _ := ctx.UserValue(routeKey).(string)
+			endSpan(ctx, span, route)
+		}
 		if s.draining.Load() {
 			ctx.SetConnectionClose()
 		}
@@ -511,6 +527,9 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		}
 		if key, ok := ctx.UserValue(keyIDKey).(string); ok {
 			fields = append(fields, zap.String("key_id", key))
+		}
+		if span != nil && span.SpanContext().HasTraceID() {
+			fields = append(fields, zap.String("trace_id", span.SpanContext().TraceID().String()))
 		}
 		if err, ok := ctx.UserValue(errKey).(error); ok {
 			fields = append(fields, zap.Error(err))
@@ -624,7 +643,8 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, need access) (principal, bool) 
 	return p, s.limitRequest(ctx, p)
 }
 
-// reqCtx is the context of one request's work.
-func (s *Server) reqCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+// reqCtx is the context of one request's work: bounded by the request
+// timeout, and within the request's trace when tracing is on.
+func (s *Server) reqCtx(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(traceCtx(ctx), s.cfg.RequestTimeout)
 }

@@ -175,7 +175,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	// Image jobs: Kafka when configured, else the database's own queue.
 	var queue catalog.JobQueue = a.db
 	if cfg.KafkaBrokers != "" {
-		kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions}
+		kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions,
+			JobLease: jobLease(cfg)}
 		if err := kafka.EnsureTopics(ctx, kcfg); err != nil {
 			// Kafka may come later: the outbox keeps every job until then.
 			log.Warn("create kafka topics", zap.Error(err))
@@ -186,7 +187,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 			go func() { defer a.bg.Done(); a.relay.Run(bgCtx) }()
 		}
 		if runWorkers {
-			a.consumer = kafka.NewConsumer(kcfg, a.db, log.Named("kafka"))
+			if a.consumer, err = kafka.NewConsumer(kcfg, a.db, log.Named("kafka")); err != nil {
+				return nil, err
+			}
 			queue = a.consumer
 		}
 	}
@@ -247,7 +250,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 // file; either applies its migrations.
 func openDatabase(ctx context.Context, cfg Config) (database, error) {
 	if cfg.PostgresURL != "" {
-		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{})
+		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Lease: jobLease(cfg)})
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -256,11 +259,18 @@ func openDatabase(ctx context.Context, cfg Config) (database, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{})
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{Lease: jobLease(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return db, nil
+}
+
+// jobLease is how long a job is claimed by the worker that runs it: its
+// time limit, and time to store its outcome. A worker that dies lets its
+// jobs go after it.
+func jobLease(cfg Config) time.Duration {
+	return cfg.JobTimeout + 30*time.Second
 }
 
 func backends(cfg Config) string {

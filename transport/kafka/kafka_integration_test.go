@@ -75,13 +75,22 @@ func newRig(t *testing.T, partitions int) *rig {
 		r.mu.Unlock()
 		db.Close()
 	})
+	r.newProduct(t)
+	return r
+}
+
+// newProduct makes the product that add adds images to.
+func (r *rig) newProduct(t *testing.T) {
+	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	r.product = &catalog.Product{ID: uuid.Must(uuid.NewV7()).String(), UserID: 1, Name: "p", Currency: "USD",
+	p := &catalog.Product{ID: uuid.Must(uuid.NewV7()).String(), UserID: 1, Name: "p", Currency: "USD",
 		CreatedAt: now, UpdatedAt: now, Version: 1, Images: []catalog.Image{}}
-	if err := db.CreateProduct(ctx, r.product); err != nil {
+	if err := r.db.CreateProduct(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	return r
+	r.mu.Lock()
+	r.product = p
+	r.mu.Unlock()
 }
 
 func (r *rig) queue() catalog.JobQueue {

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -66,12 +67,60 @@ type JobQueue interface {
 // BlobStore keeps files: originals and variants.
 type BlobStore interface {
 	Put(ctx context.Context, key string, data []byte, contentType string) error
+	// Create stores data under key unless a blob is there already, and
+	// reports whether it wrote: of concurrent Creates of one key, one
+	// writes. Variants are created, so each is written once per recipe
+	// version however often its job runs.
+	Create(ctx context.Context, key string, data []byte, contentType string) (bool, error)
 	Get(ctx context.Context, key string) ([]byte, error)
 	// DeletePrefix removes every blob whose key starts with prefix.
 	DeletePrefix(ctx context.Context, prefix string) error
+	// Delete removes the blobs of keys; missing ones are no error.
+	Delete(ctx context.Context, keys []string) error
+	// List calls fn with each blob whose key starts with prefix, until fn
+	// returns an error, which List returns.
+	List(ctx context.Context, prefix string, fn func(BlobInfo) error) error
 	// URL is where clients fetch the blob.
 	URL(key string) string
 	Ping(ctx context.Context) error
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// BlobRequest asks for a blob to be streamed, conditionally and in part,
+// as an HTTP GET asks: the values of its Range, If-None-Match and
+// If-Modified-Since headers ("" and the zero time: none). HeadOnly asks
+// for the blob's description without its content.
+type BlobRequest struct {
+	Range           string
+	IfNoneMatch     string
+	IfModifiedSince time.Time
+	HeadOnly        bool
+}
+
+// BlobStream is a blob being read for a BlobRequest.
+type BlobStream struct {
+	// Body streams the content (the range asked for); nil when NotModified,
+	// Unsatisfiable or HeadOnly. The reader closes it.
+	Body io.ReadCloser
+	// Size is the length of Body (of the range); Total the blob's.
+	Size  int64
+	Total int64
+	// ContentRange is the Content-Range of a partial answer, "" for the
+	// whole blob.
+	ContentRange string
+	ContentType  string
+	ETag         string
+	ModTime      time.Time
+	// NotModified: the request's conditions say the client's copy is
+	// current. Unsatisfiable: the range lies outside the blob.
+	NotModified   bool
+	Unsatisfiable bool
 }
 
 // Cache keeps rendered product representations for the hot read path.

@@ -107,31 +107,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 	}
 
 	// Files.
-	var blobs catalog.BlobStore
-	var files rest.Files
-	if cfg.S3Bucket != "" {
-		blobs, err = s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
-			AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle == "true",
-			PublicBaseURL: cfg.PublicURL})
-		if err != nil {
-			return nil, fmt.Errorf("open S3 bucket %s: %w", cfg.S3Bucket, err)
-		}
-	} else {
-		publicURL := cfg.PublicURL
-		if publicURL == "" {
-			port := "8080"
-			if a.ln != nil {
-				_, port, _ = net.SplitHostPort(a.ln.Addr().String())
-			} else if _, p, err := net.SplitHostPort(cfg.Addr); err == nil {
-				port = p
-			}
-			publicURL = "http://localhost:" + port + "/media"
-		}
-		fs, err := localfs.New(filepath.Join(cfg.DataDir, "files"), publicURL)
-		if err != nil {
-			return nil, fmt.Errorf("open file store: %w", err)
-		}
-		blobs, files = fs, fs
+	blobs, files, streamer, err := openFiles(ctx, cfg, a.ln, log)
+	if err != nil {
+		return nil, err
 	}
 
 	// The hot-read cache and the rate limits: in-process, or shared by
@@ -225,6 +203,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 				Limiter:     limiter,
 				Idempotency: a.db,
 				Files:       files,
+				Blobs:       streamer,
 				Checks:      checks,
 				NewID:       newID,
 			}, log.Named("http"))
@@ -244,6 +223,49 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 			zap.String("env", cfg.Access.Env), zap.String("fix", "VITRINE_ENV=production and API keys (vitrine keys create)"))
 	}
 	return a, nil
+}
+
+// openFiles opens the blob store: S3 when configured (its variants then
+// streamed by /media, the bucket staying private), else the local
+// directory (its files served by /media). Variant URLs start with
+// VITRINE_PUBLIC_URL, by default this node's /media.
+func openFiles(ctx context.Context, cfg Config, ln net.Listener, log *zap.Logger) (catalog.BlobStore, rest.Files, rest.BlobStreamer, error) {
+	publicURL := mediaURL(cfg, ln, log)
+	if cfg.S3Bucket != "" {
+		store, err := s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
+			AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle == "true",
+			PublicBaseURL: publicURL})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open S3 bucket %s: %w", cfg.S3Bucket, err)
+		}
+		return store, nil, store, nil
+	}
+	fs, err := localfs.New(filepath.Join(cfg.DataDir, "files"), publicURL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open file store: %w", err)
+	}
+	return fs, fs, nil, nil
+}
+
+// mediaURL is the base of variant URLs: VITRINE_PUBLIC_URL; else, on a
+// node of a cluster, the path /media, which every API node answers (and
+// which clients resolve against the node they called); else
+// http://localhost:PORT/media of this node.
+func mediaURL(cfg Config, ln net.Listener, log *zap.Logger) string {
+	switch {
+	case cfg.PublicURL != "":
+		return cfg.PublicURL
+	case cfg.clustered():
+		log.Info("variant URLs are paths (/media/...) since VITRINE_PUBLIC_URL is not set: set it to the address clients reach the API or a CDN at")
+		return "/media"
+	}
+	port := "8080"
+	if ln != nil {
+		_, port, _ = net.SplitHostPort(ln.Addr().String())
+	} else if _, p, err := net.SplitHostPort(cfg.Addr); err == nil {
+		port = p
+	}
+	return "http://localhost:" + port + "/media"
 }
 
 // openDatabase opens PostgreSQL when configured, else the embedded SQLite

@@ -163,9 +163,11 @@ type Deps struct {
 	Limiter catalog.RateLimiter
 	// Idempotency keeps Idempotency-Key responses; nil ignores the header.
 	Idempotency catalog.IdempotencyStore
-	// Files serves stored variant files; nil when blobs are served
-	// elsewhere (a CDN in front of object storage).
+	// Files serves variant files of the embedded file store; Blobs streams
+	// them from an object store when Files is nil. With neither, /media is
+	// not served (a CDN in front of object storage serves the files).
 	Files  Files
+	Blobs  BlobStreamer
 	Checks []Check
 	// NewID makes ids (of keys); Now is the clock. Defaults: random, time.Now.
 	NewID func() string
@@ -253,7 +255,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("POST", "/admin/keys", operator, s.createKey)
 	s.route("GET", "/admin/keys", operator, s.listKeys)
 	s.route("DELETE", "/admin/keys/{id}", operator, s.revokeKey)
-	if deps.Files != nil {
+	if deps.Files != nil || deps.Blobs != nil {
 		s.route("GET", "/media/{key:*}", open, s.media)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {

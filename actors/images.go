@@ -101,4 +101,3 @@ func (d *ImageDeps) defaults() {
 		d.RestartWindow = time.Minute
 	}
 }
-

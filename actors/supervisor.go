@@ -27,6 +27,7 @@ type ImagePool struct {
 	inflight  sync.WaitGroup // jobs handed to workers and not yet finished or put back
 	workerCtx context.Context
 	up        atomic.Int32 // workers started and not crashed since
+	running   atomic.Int32 // jobs taken from the queue and not yet finished or put back
 }
 
 // StartImages spawns the image supervisor, which spawns deps.Workers worker
@@ -65,6 +66,21 @@ func StartImages(system *actor.ActorSystem, deps ImageDeps) (*ImagePool, error) 
 // restart.
 func (p *ImagePool) Workers() int { return int(p.up.Load()) }
 
+// InFlight counts the jobs taken from the queue whose outcome is not
+// stored yet.
+func (p *ImagePool) InFlight() int { return int(p.running.Load()) }
+
+// taken and settled count a job in and out of flight.
+func (p *ImagePool) taken() {
+	p.inflight.Add(1)
+	p.running.Add(1)
+}
+
+func (p *ImagePool) settled() {
+	p.running.Add(-1)
+	p.inflight.Done()
+}
+
 // feed takes a job from the queue whenever a worker is free: the queue is
 // the buffer, so memory stays bounded however many jobs wait.
 func (p *ImagePool) feed(ctx context.Context, deps *ImageDeps, tokens chan struct{}) {
@@ -89,7 +105,7 @@ func (p *ImagePool) feed(ctx context.Context, deps *ImageDeps, tokens chan struc
 			}
 			continue
 		}
-		p.inflight.Add(1)
+		p.taken()
 		p.system.Root.Send(p.pid, &dispatch{d: d})
 	}
 }
@@ -217,7 +233,7 @@ func (s *supervisor) release(w *actor.PID) {
 	delete(s.crashes, w.Id) // it ran a job to its end: its next crash starts from the first backoff
 	s.free = append(s.free, w)
 	s.giveToken()
-	s.pool.inflight.Done()
+	s.pool.settled()
 }
 
 // forget drops a worker that stopped.
@@ -292,7 +308,7 @@ func (s *supervisor) takeOut(w *actor.PID) {
 // deadline; the job counts as in flight until it is back.
 func (s *supervisor) putBack(d catalog.Delivery, delay time.Duration) {
 	go func() {
-		defer s.pool.inflight.Done()
+		defer s.pool.settled()
 		ctx, cancel := context.WithTimeout(context.Background(), putBackTimeout)
 		defer cancel()
 		if err := d.Retry(ctx, delay); err != nil {

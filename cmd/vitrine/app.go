@@ -23,6 +23,7 @@ import (
 	"github.com/vitrine-dev/vitrine/cluster"
 	"github.com/vitrine-dev/vitrine/persistence/localfs"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
+	"github.com/vitrine-dev/vitrine/persistence/orphans"
 	"github.com/vitrine-dev/vitrine/persistence/postgres"
 	"github.com/vitrine-dev/vitrine/persistence/redis"
 	"github.com/vitrine-dev/vitrine/persistence/s3"
@@ -51,6 +52,8 @@ type database interface {
 	catalog.IdempotencyStore
 	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
 	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
+	ExistingImages(ctx context.Context, ids []string) (map[string]bool, error)
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	Close() error
 }
 
@@ -209,6 +212,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine)
 			}, log.Named("http"))
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()
+		if cfg.GCInterval > 0 {
+			sweeper := &orphans.Periodic{Images: a.db, Blobs: blobs, Lease: a.db, Holder: newID(), Interval: cfg.GCInterval,
+				Options: orphans.Options{Grace: cfg.GCGrace}, Log: log.Named("gc")}
+			a.bg.Add(1)
+			go func() { defer a.bg.Done(); sweeper.Run(bgCtx) }()
+		}
 	}
 	if cfg.PprofAddr != "" {
 		if err := a.startPprof(cfg.PprofAddr); err != nil {

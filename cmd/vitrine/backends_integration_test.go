@@ -6,9 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -103,6 +100,28 @@ func openBlobs(t testing.TB, cfg Config) *blobReader {
 	return &blobReader{store: st, client: client, bucket: cfg.S3Bucket}
 }
 
+// putBlob writes a blob straight into the bucket.
+func (a *testApp) putBlob(key string, data []byte) {
+	a.t.Helper()
+	if err := a.blobs.store.Put(context.Background(), key, data, "image/webp"); err != nil {
+		a.t.Fatalf("put %s into the bucket: %v", key, err)
+	}
+}
+
+// listBlobs lists the keys of the bucket under prefix.
+func (a *testApp) listBlobs(prefix string) []string {
+	a.t.Helper()
+	var keys []string
+	err := a.blobs.store.List(context.Background(), prefix, func(b catalog.BlobInfo) error {
+		keys = append(keys, b.Key)
+		return nil
+	})
+	if err != nil {
+		a.t.Fatalf("list %s: %v", prefix, err)
+	}
+	return keys
+}
+
 // storedBlob reads a blob straight from the bucket.
 func (a *testApp) storedBlob(key string) []byte {
 	a.t.Helper()
@@ -153,23 +172,6 @@ func services(t testing.TB, args ...string) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("scripts/services %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-}
-
-// distinctPNG makes a small PNG whose bytes differ from every other call.
-func distinctPNG(t testing.TB, seed int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
-	r := rand.New(rand.NewPCG(uint64(seed), 7))
-	for y := 0; y < 48; y++ {
-		for x := 0; x < 64; x++ {
-			img.Set(x, y, color.RGBA{uint8(r.IntN(256)), uint8(x * 4), uint8(y * 5), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // TestKafkaDown: uploads answered while Kafka is down are all processed,

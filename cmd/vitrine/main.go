@@ -23,6 +23,8 @@ Usage:
                                  manage API keys (vitrine keys help)
   vitrine reprocess --all | --product ID [--url URL] [--key KEY] [--force]
                                  process again the images made by an older recipe
+  vitrine gc [--dry-run] [--grace 1h]
+                                 sweep orphan files (those of no image) now
   vitrine version                print the version
 `
 
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return keys(ctx, args[1:], getenv, stdout, stderr)
 	case "reprocess":
 		return reprocess(ctx, args[1:], getenv, stdout, stderr)
+	case "gc":
+		return gc(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vitrine", version)
 		return nil

@@ -102,13 +102,27 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("put blob %s: %w", key, unavailable(err))
-	}
-	if err := writeAtomic(dir, path, data); err != nil {
+	err = inDir(dir, func() error { return writeAtomic(dir, path, data) })
+	if err != nil {
 		return fmt.Errorf("put blob %s: %w", key, unavailable(err))
 	}
 	return nil
+}
+
+// inDir makes dir and runs write in it; when the directory vanishes under
+// it (a delete of the product's or image's files removed it meanwhile), it
+// makes it again and runs write again, a few times.
+func inDir(dir string, write func() error) error {
+	var err error
+	for range 3 {
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err = write(); !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return err
 }
 
 // writeAtomic writes data to a temporary file in dir, flushes it to disk
@@ -250,10 +264,11 @@ func (s *Store) Create(ctx context.Context, key string, data []byte, contentType
 		return false, fmt.Errorf("create blob %s: %w", key, err)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return false, fmt.Errorf("create blob %s: %w", key, unavailable(err))
-	}
-	written, err := createAtomic(dir, path, data)
+	var written bool
+	err = inDir(dir, func() (err error) {
+		written, err = createAtomic(dir, path, data)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("create blob %s: %w", key, unavailable(err))
 	}

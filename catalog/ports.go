@@ -93,14 +93,13 @@ type BlobInfo struct {
 }
 
 // BlobRequest asks for a blob to be streamed, conditionally and in part,
-// as an HTTP GET asks: the values of its Range, If-None-Match and
-// If-Modified-Since headers ("" and the zero time: none). HeadOnly asks
-// for the blob's description without its content.
+// as an HTTP GET asks: the values of its Range and If-None-Match headers
+// ("": none). HeadOnly asks for the blob's description without its
+// content.
 type BlobRequest struct {
-	Range           string
-	IfNoneMatch     string
-	IfModifiedSince time.Time
-	HeadOnly        bool
+	Range       string
+	IfNoneMatch string
+	HeadOnly    bool
 }
 
 // BlobStream is a blob being read for a BlobRequest.

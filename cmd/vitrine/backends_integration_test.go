@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/s3"
@@ -155,11 +157,13 @@ func (a *testApp) countBlobs(productID string) int {
 }
 
 // The walking-skeleton scenarios again, with every real backend on.
-func TestRealBackendsProducts(t *testing.T) { testProducts(t, backendEnv(t)) }
-func TestRealBackendsList(t *testing.T)     { testList(t, backendEnv(t)) }
-func TestRealBackendsImages(t *testing.T)   { testImages(t, backendEnv(t)) }
-func TestRealBackendsRestart(t *testing.T)  { testRestart(t, backendEnv(t)) }
-func TestRealBackendsBadInput(t *testing.T) { testBadInput(t, backendEnv(t)) }
+func TestRealBackendsProducts(t *testing.T)    { testProducts(t, backendEnv(t)) }
+func TestRealBackendsList(t *testing.T)        { testList(t, backendEnv(t)) }
+func TestRealBackendsImages(t *testing.T)      { testImages(t, backendEnv(t)) }
+func TestRealBackendsRestart(t *testing.T)     { testRestart(t, backendEnv(t)) }
+func TestRealBackendsBadInput(t *testing.T)    { testBadInput(t, backendEnv(t)) }
+func TestRealBackendsDeleteRaces(t *testing.T) { testDeleteRaces(t, backendEnv(t)) }
+func TestRealBackendsGC(t *testing.T)          { testGC(t, backendEnv(t)) }
 
 // services runs scripts/services.
 func services(t testing.TB, args ...string) {
@@ -389,5 +393,123 @@ func TestPostgresDown(t *testing.T) {
 			t.Fatalf("not recovered 60 s after PostgreSQL returned: %d %s", r.Status, r.Body)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestRelayThreeNodes: three API nodes relay one outbox; 200 uploads, spread
+// over them, are published exactly 200 times, counted on the topic.
+func TestRelayThreeNodes(t *testing.T) {
+	const uploads = 200
+	env := backendEnv(t)
+	var manage []string
+	for range 3 {
+		_, port, _ := strings.Cut(freePort(t), ":")
+		manage = append(manage, port)
+	}
+	env = with(env, "VITRINE_CLUSTER_PEERS", "127.0.0.1:"+strings.Join(manage, ",127.0.0.1:"), "VITRINE_WORKERS", "1")
+	var nodes []*testApp
+	for _, m := range manage {
+		nodes = append(nodes, startApp(t, t.TempDir(), with(env, "VITRINE_CLUSTER_MANAGE_PORT", m)))
+	}
+	var locations []string
+	var product string
+	for i := range uploads {
+		node := nodes[i%3]
+		if i%50 == 0 {
+			product = node.createProduct(`{"name":"Relayed","price":"1","user_id":1}`)["id"].(string)
+		}
+		r := node.uploadBytes(product, "x.png", distinctPNG(t, 1000+i), true)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload %d: %d %s", i, r.Status, r.Body)
+		}
+		locations = append(locations, r.Header.Get("Location"))
+	}
+	for _, loc := range locations {
+		if img := nodes[0].waitImage(loc, 3*time.Minute); img["status"] != "ready" {
+			t.Fatalf("%s: %v", loc, img)
+		}
+	}
+	time.Sleep(time.Second) // a duplicate publish would show by now
+	topic := env["VITRINE_KAFKA_TOPIC"]
+	published := 0
+	for p := range 3 {
+		conn, err := kafkago.DialLeader(context.Background(), "tcp", strings.Split(env["VITRINE_KAFKA_BROKERS"], ",")[0], topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		published += int(last)
+	}
+	if published != uploads {
+		t.Fatalf("%d uploads over three API nodes were published %d times, want exactly once each", uploads, published)
+	}
+	t.Logf("%d uploads over three API nodes: %d messages on %s", uploads, published, topic)
+}
+
+// TestRealBackendsMediaProxy: /media streams S3 objects with the HTTP
+// semantics of a file server: ETag and Last-Modified, ranges, conditional
+// requests, HEAD.
+func TestRealBackendsMediaProxy(t *testing.T) {
+	app := startApp(t, t.TempDir(), backendEnv(t))
+	p := app.createProduct(`{"name":"Proxied","price":"1","user_id":1}`)
+	r := app.uploadFile(p["id"].(string), filepath.Join(corpusDir(t), "photo_mate_wood.jpg"), true)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.Status, r.Body)
+	}
+	img := app.waitImage(r.Header.Get("Location"), 2*time.Minute)
+	url := img["variants"].([]any)[0].(map[string]any)["url"].(string)
+	full := app.fetch(url)
+	if full.Status != http.StatusOK || full.Header.Get("ETag") == "" || full.Header.Get("Last-Modified") == "" ||
+		full.Header.Get("Accept-Ranges") != "bytes" || full.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Fatalf("GET %s: %d %v", url, full.Status, full.Header)
+	}
+	size := len(full.Body)
+	tests := []struct {
+		name   string
+		header []string
+		status int
+		body   []byte
+		check  func(h http.Header) string
+	}{
+		{"range", []string{"Range", "bytes=10-29"}, http.StatusPartialContent, full.Body[10:30], func(h http.Header) string {
+			return h.Get("Content-Range") + " want " + fmt.Sprintf("bytes 10-29/%d", size)
+		}},
+		{"suffix range", []string{"Range", "bytes=-5"}, http.StatusPartialContent, full.Body[size-5:], nil},
+		{"if-none-match", []string{"If-None-Match", full.Header.Get("ETag")}, http.StatusNotModified, nil, nil},
+		{"if-modified-since", []string{"If-Modified-Since", full.Header.Get("Last-Modified")}, http.StatusNotModified, nil, nil},
+		{"modified since", []string{"If-Modified-Since", time.Now().Add(-24 * time.Hour).UTC().Format(http.TimeFormat)}, http.StatusOK, full.Body, nil},
+		{"stale etag", []string{"If-None-Match", `"stale"`}, http.StatusOK, full.Body, nil},
+		{"if-range", []string{"Range", "bytes=0-9", "If-Range", `"other"`}, http.StatusOK, full.Body, nil},
+		{"unsatisfiable", []string{"Range", fmt.Sprintf("bytes=%d-", size+100)}, http.StatusRequestedRangeNotSatisfiable, nil, func(h http.Header) string {
+			return h.Get("Content-Range") + " want " + fmt.Sprintf("bytes */%d", size)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := app.do("GET", url, nil, tt.header...)
+			if got.Status != tt.status {
+				t.Fatalf("%d, want %d: %s", got.Status, tt.status, got.Body)
+			}
+			if tt.body != nil && !bytes.Equal(got.Body, tt.body) {
+				t.Errorf("body of %d bytes, want %d", len(got.Body), len(tt.body))
+			}
+			if tt.check != nil {
+				if got, want, _ := strings.Cut(tt.check(got.Header), " want "); got != want {
+					t.Errorf("Content-Range %q, want %q", got, want)
+				}
+			}
+		})
+	}
+	head := app.do("HEAD", url, nil)
+	if head.Status != http.StatusOK || len(head.Body) != 0 || head.Header.Get("Content-Length") != strconv.Itoa(size) ||
+		head.Header.Get("ETag") != full.Header.Get("ETag") || head.Header.Get("Content-Type") != full.Header.Get("Content-Type") {
+		t.Errorf("HEAD: %d, %d bytes, %v", head.Status, len(head.Body), head.Header)
+	}
+	if r := app.fetch(strings.Replace(url, "/r2/", "/r9/", 1)); r.Status != http.StatusNotFound {
+		t.Errorf("a missing variant: %d, want 404", r.Status)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -14,20 +13,16 @@ import (
 )
 
 // OpenBlob streams the object of key as req asks: whole or a range, or
-// nothing when the client's copy is current. The body is read from the
+// nothing when the client's entity tag is current. The body is read from the
 // server as the caller reads it, never buffered whole; ctx must last until
 // the caller has read and closed it. A missing object is NotFound.
 func (s *Store) OpenBlob(ctx context.Context, key string, req catalog.BlobRequest) (*catalog.BlobStream, error) {
 	if err := localfs.ValidKey(key); err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
-	var ims *time.Time
-	if !req.IfModifiedSince.IsZero() {
-		ims = aws.Time(req.IfModifiedSince)
-	}
 	inm := optional(req.IfNoneMatch)
 	if req.HeadOnly {
-		out, err := s.client.HeadObject(ctx, &s3api.HeadObjectInput{Bucket: &s.bucket, Key: &key, IfNoneMatch: inm, IfModifiedSince: ims})
+		out, err := s.client.HeadObject(ctx, &s3api.HeadObjectInput{Bucket: &s.bucket, Key: &key, IfNoneMatch: inm})
 		if err != nil {
 			return s.openFailed(ctx, key, err)
 		}
@@ -36,7 +31,7 @@ func (s *Store) OpenBlob(ctx context.Context, key string, req catalog.BlobReques
 			ETag: aws.ToString(out.ETag), ModTime: aws.ToTime(out.LastModified).UTC()}, nil
 	}
 	out, err := s.client.GetObject(ctx, &s3api.GetObjectInput{Bucket: &s.bucket, Key: &key, Range: optional(req.Range),
-		IfNoneMatch: inm, IfModifiedSince: ims})
+		IfNoneMatch: inm})
 	if err != nil {
 		return s.openFailed(ctx, key, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -71,18 +72,14 @@ func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 
 // mediaObject streams a variant from the object store, as a caching proxy
 // in front of a private bucket: the object is read as the client reads
-// it, never held whole; ranges, If-None-Match and If-Modified-Since are
-// answered by the store. An If-Range makes the whole file the answer
-// (allowed by RFC 9110), as the store cannot check it.
+// it, never held whole; ranges and If-None-Match are answered by the
+// store, If-Modified-Since here (at the second, as HTTP dates are). An
+// If-Range makes the whole file the answer (allowed by RFC 9110), as the
+// store cannot check it.
 func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 	req := catalog.BlobRequest{HeadOnly: ctx.IsHead(), IfNoneMatch: string(ctx.Request.Header.Peek("If-None-Match"))}
 	if len(ctx.Request.Header.Peek("If-Range")) == 0 {
 		req.Range = string(ctx.Request.Header.Peek("Range"))
-	}
-	if ims := ctx.Request.Header.Peek("If-Modified-Since"); req.IfNoneMatch == "" && len(ims) > 0 {
-		if t, err := http.ParseTime(string(ims)); err == nil {
-			req.IfModifiedSince = t
-		}
 	}
 	// The body streams after this handler returns: its reads get a context
 	// of their own, ended when fasthttp closes the body.
@@ -113,7 +110,10 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 	if !st.ModTime.IsZero() {
 		h.Set("Last-Modified", st.ModTime.UTC().Format(http.TimeFormat))
 	}
-	if st.NotModified {
+	if st.NotModified || (req.IfNoneMatch == "" && notModifiedSince(ctx, st.ModTime)) {
+		if st.Body != nil {
+			st.Body.Close()
+		}
 		cancel()
 		ctx.SetStatusCode(http.StatusNotModified)
 		return
@@ -130,6 +130,20 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 		return
 	}
 	ctx.SetBodyStream(&closeCancels{ReadCloser: st.Body, cancel: cancel}, int(st.Size)) // fasthttp closes it
+}
+
+// notModifiedSince reports whether the request's If-Modified-Since (a valid
+// date, not in the future) is at or after modified, to the second.
+func notModifiedSince(ctx *fasthttp.RequestCtx, modified time.Time) bool {
+	ims := ctx.Request.Header.Peek("If-Modified-Since")
+	if len(ims) == 0 || modified.IsZero() {
+		return false
+	}
+	since, err := http.ParseTime(string(ims))
+	if err != nil || since.After(time.Now()) {
+		return false
+	}
+	return !modified.Truncate(time.Second).After(since)
 }
 
 // closeCancels ends a streamed body's context when fasthttp closes it.

@@ -150,6 +150,11 @@ type JobOutbox interface {
 	// those still held by the relay's claim token (a job rescheduled,
 	// claimed by a delivery or enqueued since is left as it is).
 	MarkPublished(ctx context.Context, token int64, imageIDs []string) error
+	// Unclaim gives back the jobs of these images that the relay's claim
+	// token still holds, unpublished: the relay could not publish them,
+	// and they are claimed again at once rather than when the claim runs
+	// out.
+	Unclaim(ctx context.Context, token int64, imageIDs []string) error
 	// Enqueue (re)schedules an image's job to be due now and unpublished,
 	// its attempts reset and its claims dropped: reprocessing and replays go
 	// through it.

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,29 +164,16 @@ func TestRealBackendsBadInput(t *testing.T)    { testBadInput(t, backendEnv(t)) 
 func TestRealBackendsDeleteRaces(t *testing.T) { testDeleteRaces(t, backendEnv(t)) }
 func TestRealBackendsGC(t *testing.T)          { testGC(t, backendEnv(t)) }
 
-// services runs scripts/services.
-func services(t testing.TB, args ...string) {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "services")
-	cmd := exec.Command(script, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("scripts/services %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-}
-
 // TestKafkaDown: uploads answered while Kafka is down are all processed,
 // once each, when it returns.
 func TestKafkaDown(t *testing.T) {
-	env := backendEnv(t)
+	own := startOwnServices(t, "kafka") // stopped below: never the shared one
+	env := with(backendEnv(t), "VITRINE_KAFKA_BROKERS", own.vars["VITRINE_KAFKA_BROKERS"])
 	app := startApp(t, t.TempDir(), env)
 	p := app.createProduct(`{"name":"Broker outage","price":"1","user_id":1}`)
 	id := p["id"].(string)
 
-	services(t, "down", "kafka")
-	t.Cleanup(func() { services(t, "up", "kafka") })
+	own.run("down", "kafka")
 	var locations []string
 	for i := 0; i < 20; i++ {
 		r := app.uploadBytes(id, fmt.Sprintf("%d.png", i), distinctPNG(t, i), true)
@@ -200,7 +186,7 @@ func TestKafkaDown(t *testing.T) {
 	if img := app.do("GET", locations[0], nil).json(t); img["status"] != "pending" {
 		t.Errorf("with Kafka down the image is %v, want pending", img["status"])
 	}
-	services(t, "up", "kafka")
+	own.run("up", "kafka")
 	for i, loc := range locations {
 		img := app.waitImage(loc, 3*time.Minute)
 		if img["status"] != "ready" {
@@ -224,7 +210,8 @@ func TestKafkaDown(t *testing.T) {
 }
 
 // TestWorkerKilledMidJob: jobs of a worker process killed with SIGKILL are
-// delivered again and processed by another worker.
+// delivered again, once their claims run out, and processed by another
+// worker.
 func TestWorkerKilledMidJob(t *testing.T) {
 	env := backendEnv(t)
 	bin := buildBinary(t)
@@ -242,7 +229,9 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		workers++
 		cmd := exec.Command(bin, "serve")
 		cmd.Env = os.Environ()
-		for k, v := range with(env, "VITRINE_ROLE", "worker", "VITRINE_WORKERS", "1", "VITRINE_DATA_DIR", t.TempDir(), "VITRINE_LOG_FORMAT", "json",
+		// The killed worker's job runs again once its claim runs out: the
+		// time limit and 30 s.
+		for k, v := range with(env, "VITRINE_ROLE", "worker", "VITRINE_WORKERS", "1", "VITRINE_DATA_DIR", t.TempDir(), "VITRINE_LOG_FORMAT", "json", "VITRINE_JOB_TIMEOUT", "20s",
 			"VITRINE_CLUSTER_MANAGE_PORT", manage[workers]) {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
@@ -307,7 +296,8 @@ func TestWorkerKilledMidJob(t *testing.T) {
 // TestRedisDown: reads and writes go on without Redis; once it is back, a
 // change made on one node is seen on the other node's next read.
 func TestRedisDown(t *testing.T) {
-	env := backendEnv(t)
+	own := startOwnServices(t, "redis") // stopped below: never the shared one
+	env := with(backendEnv(t), "VITRINE_REDIS_URL", own.vars["VITRINE_REDIS_URL"])
 	p1, p2 := freePort(t), freePort(t)
 	_, m1, _ := strings.Cut(p1, ":")
 	_, m2, _ := strings.Cut(p2, ":")
@@ -320,8 +310,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("read on b: %d %s", r.Status, r.Body)
 	}
 
-	services(t, "down", "redis")
-	t.Cleanup(func() { services(t, "up", "redis") })
+	own.run("down", "redis")
 	for _, node := range []*testApp{a, b} {
 		r := node.do("GET", "/products/"+id, nil)
 		if r.Status != http.StatusOK || r.json(t)["price"] != "10.00" {
@@ -336,7 +325,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("b reads %s after a's write with Redis down", r.Body)
 	}
 
-	services(t, "up", "redis")
+	own.run("up", "redis")
 	time.Sleep(3 * time.Second) // past the breaker's cooldown
 	for i := 0; i < 3; i++ {
 		b.do("GET", "/products/"+id, nil) // b caches again
@@ -361,12 +350,12 @@ func TestRedisDown(t *testing.T) {
 // TestPostgresDown: requests that need the database answer 503 with
 // Retry-After, quickly, and the service recovers by itself.
 func TestPostgresDown(t *testing.T) {
-	env := backendEnv(t)
+	own := startOwnServices(t, "postgres") // stopped below: never the shared one
+	env := with(backendEnv(t), "VITRINE_POSTGRES_URL", own.vars["VITRINE_POSTGRES_URL"])
 	app := startApp(t, t.TempDir(), env)
 	p := app.createProduct(`{"name":"Before","price":"1","user_id":1}`)
 
-	services(t, "down", "postgres")
-	t.Cleanup(func() { services(t, "up", "postgres") })
+	own.run("down", "postgres")
 	r := app.doJSON("POST", "/products", `{"name":"During","price":"1","user_id":1}`)
 	expectProblem(t, r, http.StatusServiceUnavailable, "create with PostgreSQL down")
 	if r.Header.Get("Retry-After") == "" {
@@ -382,7 +371,7 @@ func TestPostgresDown(t *testing.T) {
 		t.Errorf("cached read with PostgreSQL down: %d", r.Status)
 	}
 
-	services(t, "up", "postgres")
+	own.run("up", "postgres")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r := app.doJSON("POST", "/products", `{"name":"After","price":"1","user_id":1}`)

@@ -91,7 +91,10 @@ func newTestCluster(t *testing.T, extra ...string) *testCluster {
 	name := fmt.Sprintf("t-%x", rand.Uint64())
 	env = with(env, append([]string{"VITRINE_CLUSTER_PROVIDER", "etcd", "VITRINE_ETCD_ENDPOINTS", endpoints,
 		"VITRINE_CLUSTER_NAME", name, "VITRINE_WORKERS", "1", "VITRINE_LOG_FORMAT", "json",
-		"VITRINE_SHUTDOWN_DRAIN", "1s", "VITRINE_SHUTDOWN_TIMEOUT", "30s"}, extra...)...)
+		"VITRINE_SHUTDOWN_DRAIN", "1s", "VITRINE_SHUTDOWN_TIMEOUT", "30s",
+		// The jobs of a node SIGKILLed mid-job run again once their claim
+		// runs out: the time limit and 30 s.
+		"VITRINE_JOB_TIMEOUT", "20s"}, extra...)...)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

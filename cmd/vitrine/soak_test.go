@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -34,8 +35,8 @@ func TestSoak(t *testing.T) {
 		"VITRINE_ROLE", "worker", "VITRINE_WORKERS", "2", "VITRINE_CLUSTER_MANAGE_PORT", m1, "VITRINE_DATA_DIR", t.TempDir(),
 		"VITRINE_PPROF_ADDR", pprof, "VITRINE_LOG_LEVEL", "warn", "MALLOC_ARENA_MAX", "2"))
 	var ids []string
-	for range products {
-		ids = append(ids, api.createProduct(`{"name":"Soak","price":"1","user_id":1}`)["id"].(string))
+	for i := range products { // an owner each: the backlog is bounded per owner
+		ids = append(ids, api.createProduct(fmt.Sprintf(`{"name":"Soak","price":"1","user_id":%d}`, i+1))["id"].(string))
 	}
 
 	// send uploads k in [from, to), clients at a time.

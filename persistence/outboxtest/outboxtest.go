@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"ClaimDueOldestFirst", testClaimDue},
 		{"ClaimDueIsDisjoint", testClaimDueDisjoint},
 		{"MarkPublishedUnderClaim", testMarkPublished},
+		{"UnclaimGivesBack", testUnclaim},
 		{"ClaimJobOnce", testClaimJob},
 		{"DeadDeliveryRepublished", testDeadDelivery},
 		{"RescheduleAfterDelay", testReschedule},
@@ -309,6 +310,30 @@ func testMarkPublished(t *testing.T, h Harness) {
 	if c := claim(t, h, a); c.Attempt != 1 {
 		t.Errorf("ClaimJob of a published job: attempt %d, want 1", c.Attempt)
 	}
+}
+
+func testUnclaim(t *testing.T, h Harness) {
+	a, b := add(t, h), add(t, h)
+	token := expectClaimed(t, h, a, b)
+	unclaim := func(token int64, jobs ...catalog.Job) {
+		t.Helper()
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.ImageID
+		}
+		if err := h.Store.Unclaim(t.Context(), token, ids); err != nil {
+			t.Fatalf("Unclaim(%v): %v", ids, err)
+		}
+	}
+	unclaim(token+1, a, b) // another claim's token: nothing
+	expectClaimed(t, h)
+	unclaim(token, a, catalog.Job{ImageID: newID(t)}) // an unknown id is ignored
+	unclaim(token)                                    // nothing
+	again := expectClaimed(t, h, a)                   // given back at once; b still claimed
+	markPublished(t, h, again, a)
+	unclaim(again, a) // published already: it stays published
+	h.Advance(relayLease)
+	expectClaimed(t, h, b)
 }
 
 func testClaimJob(t *testing.T, h Harness) {

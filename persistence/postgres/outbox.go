@@ -101,6 +101,27 @@ func (db *DB) MarkPublished(ctx context.Context, token int64, imageIDs []string)
 	return nil
 }
 
+// Unclaim gives back, unpublished, the jobs of these images that the relay
+// claim token still holds.
+func (db *DB) Unclaim(ctx context.Context, token int64, imageIDs []string) error {
+	ids := make([]string, 0, len(imageIDs))
+	for _, id := range imageIDs {
+		if catalog.ValidID(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := db.pool.Exec(ctx, `
+		UPDATE jobs SET relay_until = NULL, relay_token = NULL
+		WHERE image_id = ANY ($1::uuid[]) AND relay_token = $2`, ids, token)
+	if err != nil {
+		return fmt.Errorf("unclaim %d jobs: %w", len(ids), db.translate(ctx, err))
+	}
+	return nil
+}
+
 // newToken names a claim: random, so that claims of every process differ.
 func newToken() int64 { return rand.Int64() }
 

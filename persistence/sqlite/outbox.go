@@ -111,6 +111,25 @@ func (db *DB) MarkPublished(ctx context.Context, token int64, imageIDs []string)
 	return nil
 }
 
+// Unclaim gives back, unpublished, the jobs of these images that the relay
+// claim token still holds.
+func (db *DB) Unclaim(ctx context.Context, token int64, imageIDs []string) error {
+	if len(imageIDs) == 0 {
+		return nil
+	}
+	ids, err := json.Marshal(imageIDs)
+	if err != nil {
+		return fmt.Errorf("unclaim jobs: %w", err)
+	}
+	_, err = db.sql.ExecContext(ctx, `
+		UPDATE jobs SET relay_until = NULL, relay_token = NULL
+		WHERE image_id IN (SELECT value FROM json_each(?1)) AND relay_token = ?2`, string(ids), token)
+	if err != nil {
+		return fmt.Errorf("unclaim %d jobs: %w", len(imageIDs), db.translate(err))
+	}
+	return nil
+}
+
 // newToken names a claim: random, so that claims of every process differ.
 func newToken() int64 { return rand.Int64() }
 

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,8 +84,7 @@ func (r *Relay) Run(ctx context.Context) {
 }
 
 // PublishDue claims one batch of due jobs, publishes it and returns how
-// many it published. Jobs it could not publish stay claimed until the
-// claim runs out.
+// many it published. Jobs it could not publish are given back.
 func (r *Relay) PublishDue(ctx context.Context) (int, error) {
 	jobs, token, err := r.outbox.ClaimDue(ctx, 100, r.cfg.RelayLease)
 	if err != nil || len(jobs) == 0 {
@@ -101,7 +101,15 @@ func (r *Relay) PublishDue(ctx context.Context) (int, error) {
 		ids[i] = j.ImageID
 	}
 	if err := r.writer.WriteMessages(ctx, msgs...); err != nil {
-		return 0, catalog.Unavailable("kafka", fmt.Errorf("write %d jobs to %s: %w", len(msgs), r.cfg.Topic, err))
+		// Given back to be published at the next try (some may have been
+		// written: their duplicates change nothing).
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err = catalog.Unavailable("kafka", fmt.Errorf("write %d jobs to %s: %w", len(msgs), r.cfg.Topic, err))
+		if uerr := r.outbox.Unclaim(uctx, token, ids); uerr != nil {
+			err = errors.Join(err, uerr)
+		}
+		return 0, err
 	}
 	if err := r.outbox.MarkPublished(ctx, token, ids); err != nil {
 		// Published, not marked: the claim runs out and they are published

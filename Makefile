@@ -31,14 +31,33 @@ run: build
 
 vet:
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags 'integration chaos soak' ./cmd/vitrine
 
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
 # and S3 (started by scripts/services, stopped afterwards); then the API
-# contract, held by Schemathesis against a live vitrine.
+# contract, held by Schemathesis against a live vitrine; then chaos and soak.
 test: test-deps vet validate-deploy
 	scripts/with-services $(GO) test -count=1 -p 1 -tags integration -timeout 60m ./...
 	$(MAKE) test-contract
+	$(MAKE) test-chaos
+	$(MAKE) test-soak
+
+# Chaos (cmd/vitrine/chaos_test.go, a few minutes, 10 at most): servers of
+# its own (own state directory and ports: the shared ones are never
+# restarted), two API nodes and two worker processes; 1,000 uploads and
+# product writes through two SIGKILLs of workers and restarts of Kafka,
+# Redis and PostgreSQL at random times. Prints its seed and figures;
+# VITRINE_CHAOS_SEED=N replays a run.
+.PHONY: test-chaos test-soak
+test-chaos: test-deps
+	$(GO) test -count=1 -tags 'integration chaos' -run '^TestChaos$$' -timeout 15m -v ./cmd/vitrine
+
+# Soak (cmd/vitrine/soak_test.go, about two minutes): 3,000 uploads through
+# one worker process on the real servers; its RSS, goroutines and file
+# descriptors after the last against after the first 300.
+test-soak: test-deps
+	scripts/with-services $(GO) test -count=1 -tags 'integration soak' -run '^TestSoak$$' -timeout 20m -v ./cmd/vitrine
 
 # The OpenAPI document against a live vitrine (scripts/schemathesis; the
 # report lands in out/schemathesis/).

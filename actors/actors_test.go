@@ -26,6 +26,7 @@ import (
 // image processor and blob store that tests can make misbehave.
 type fixture struct {
 	t       *testing.T
+	blobs   *flakyBlobs
 	service *actors.Service
 	uploads *actors.Uploads
 	db      *sqlite.DB
@@ -54,7 +55,7 @@ func ok(int) (actors.Processed, error) {
 	return actors.Processed{RecipeVersion: 1, Renditions: []actors.Rendition{{Name: "thumb", Format: "webp", ContentType: "image/webp", Width: 5, Height: 5, Data: []byte("RIFF")}}}, nil
 }
 
-// flakyBlobs fails Put while failPuts > 0.
+// flakyBlobs fails writes of variants while failPuts > 0.
 type flakyBlobs struct {
 	*localfs.Store
 	failPuts atomic.Int32
@@ -67,7 +68,21 @@ func (b *flakyBlobs) Put(ctx context.Context, key string, data []byte, ct string
 	return b.Store.Put(ctx, key, data, ct)
 }
 
+func (b *flakyBlobs) Create(ctx context.Context, key string, data []byte, ct string) (bool, error) {
+	if filepath.Base(key) != "original" && b.failPuts.Add(-1) >= 0 {
+		return false, errors.New("injected storage failure")
+	}
+	return b.Store.Create(ctx, key, data, ct)
+}
+
 func newFixture(t *testing.T, proc actors.Processor, blobs *flakyBlobs, maxAttempts int) *fixture {
+	t.Helper()
+	return newFixtureWith(t, proc, blobs, func(d *actors.ImageDeps) { d.MaxAttempts = maxAttempts })
+}
+
+// newFixtureWith starts a fixture whose image pool deps are adjusted by
+// tune (two workers and a 5 ms retry base otherwise).
+func newFixtureWith(t *testing.T, proc actors.Processor, blobs *flakyBlobs, tune func(*actors.ImageDeps)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -89,11 +104,13 @@ func newFixture(t *testing.T, proc actors.Processor, blobs *flakyBlobs, maxAttem
 		t.Fatal(err)
 	}
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
-	f := &fixture{t: t, db: db, node: node, cache: cache}
+	f := &fixture{t: t, db: db, node: node, cache: cache, blobs: blobs}
 	f.service = actors.NewService(node, cache, db, newID, 5*time.Second, nil)
 	f.uploads = actors.NewUploads(f.service, header{}, blobs, db, actors.UploadLimits{}, time.Now)
-	f.pool, err = actors.StartImages(node.System, actors.ImageDeps{Queue: db, Images: f.service, Blobs: blobs, Processor: proc,
-		Log: log, Workers: 2, MaxAttempts: maxAttempts, RetryBase: 5 * time.Millisecond})
+	deps := actors.ImageDeps{Queue: db, Images: f.service, Blobs: blobs, Processor: proc,
+		Log: log, Workers: 2, RetryBase: 5 * time.Millisecond}
+	tune(&deps)
+	f.pool, err = actors.StartImages(node.System, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

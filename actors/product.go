@@ -25,6 +25,9 @@ const ProductKind = "product"
 // MaxImagesPerProduct bounds how many images one product may hold.
 const MaxImagesPerProduct = 100
 
+// removeTimeout bounds removing a deleted product's files.
+const removeTimeout = 30 * time.Second
+
 // blobRemover is what a product grain needs of the blob store.
 type blobRemover interface {
 	DeletePrefix(ctx context.Context, prefix string) error
@@ -314,13 +317,23 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 	version := g.p.Version
 	g.p, g.body = nil, nil
 	g.deps.Cache.Delete(ctx, g.id)
-	// The database no longer knows the files; removing them is best effort
-	// and logged, never a reason to fail a delete that already happened.
-	if err := g.deps.Blobs.DeletePrefix(ctx, catalog.ProductPrefix(g.id)); err != nil {
-		g.deps.Log.Warn("delete product files", zap.String("product_id", g.id), zap.Error(err))
-	}
+	g.removeFiles()
 	g.emitDeleted(ctx, version)
 	return &actorspb.ProductReply{}, nil
+}
+
+// removeFiles removes the files of the deleted product before the delete
+// answers, under a deadline of its own (a product may hold many files).
+// The database no longer knows them, so a removal that fails is logged,
+// never a reason to fail a delete that happened: the orphan sweeper
+// removes what is left. Files a running job writes afterwards, the job
+// removes itself.
+func (g *productGrain) removeFiles() {
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	if err := g.deps.Blobs.DeletePrefix(ctx, catalog.ProductPrefix(g.id)); err != nil {
+		g.deps.Log.Error("delete product files; the orphan sweeper will", zap.String("product_id", g.id), zap.Error(err))
+	}
 }
 
 func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.ProductReply, error) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -133,9 +134,14 @@ func (u *Uploads) Upload(ctx context.Context, productID string, data []byte, own
 	}
 	body, existing, err = u.service.AddImage(ctx, img, owner)
 	if err != nil || existing {
-		// Nothing refers to the file: remove it (best effort; a leftover is
-		// harmless, it is never served).
-		_ = u.blobs.DeletePrefix(context.WithoutCancel(ctx), catalog.ImagePrefix(productID, id))
+		// Nothing refers to the file: remove it. A leftover is harmless
+		// (originals are never served) and the orphan sweeper removes it.
+		// After a dedupe the upload stands whatever the removal does.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
+		if rerr := u.blobs.DeletePrefix(rctx, catalog.ImagePrefix(productID, id)); rerr != nil && err != nil {
+			err = errors.Join(err, fmt.Errorf("remove the original of image %s, not recorded: %w", id, rerr))
+		}
+		cancel()
 	}
 	if err != nil {
 		return nil, nil, false, err

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"time"
 	"unicode"
@@ -74,12 +76,59 @@ type JobQueue interface {
 // BlobStore keeps files: originals and variants.
 type BlobStore interface {
 	Put(ctx context.Context, key string, data []byte, contentType string) error
+	// Create stores data under key unless a blob is there already, and
+	// reports whether it wrote: of concurrent Creates of one key, one
+	// writes. Variants are created, so each is written once per recipe
+	// version however often its job runs.
+	Create(ctx context.Context, key string, data []byte, contentType string) (bool, error)
 	Get(ctx context.Context, key string) ([]byte, error)
 	// DeletePrefix removes every blob whose key starts with prefix.
 	DeletePrefix(ctx context.Context, prefix string) error
+	// Delete removes the blobs of keys; missing ones are no error.
+	Delete(ctx context.Context, keys []string) error
+	// List calls fn with each blob whose key starts with prefix, until fn
+	// returns an error, which List returns.
+	List(ctx context.Context, prefix string, fn func(BlobInfo) error) error
 	// URL is where clients fetch the blob.
 	URL(key string) string
 	Ping(ctx context.Context) error
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// BlobRequest asks for a blob to be streamed, conditionally and in part,
+// as an HTTP GET asks: the values of its Range and If-None-Match headers
+// ("": none). HeadOnly asks for the blob's description without its
+// content.
+type BlobRequest struct {
+	Range       string
+	IfNoneMatch string
+	HeadOnly    bool
+}
+
+// BlobStream is a blob being read for a BlobRequest.
+type BlobStream struct {
+	// Body streams the content (the range asked for); nil when NotModified,
+	// Unsatisfiable or HeadOnly. The reader closes it.
+	Body io.ReadCloser
+	// Size is the length of Body (of the range); Total the blob's.
+	Size  int64
+	Total int64
+	// ContentRange is the Content-Range of a partial answer, "" for the
+	// whole blob.
+	ContentRange string
+	ContentType  string
+	ETag         string
+	ModTime      time.Time
+	// NotModified: the request's conditions say the client's copy is
+	// current. Unsatisfiable: the range lies outside the blob.
+	NotModified   bool
+	Unsatisfiable bool
 }
 
 // Cache keeps rendered product representations for the hot read path.
@@ -90,26 +139,63 @@ type Cache interface {
 }
 
 // JobOutbox is the store's side of image jobs: AddImage writes a job row in
-// the same transaction as its image, and a relay publishes due rows to a
-// broker. Rows are removed when the job's outcome is stored.
+// the same transaction as its image, a relay publishes due rows to a broker,
+// and the broker's consumers claim a row before its job runs and store the
+// job's outcome under that claim. Rows are removed when the outcome is
+// stored.
+//
+// Claims make duplicates harmless: one relay publishes a row at a time
+// (relays of other processes claim other rows), and one delivery runs a job
+// at a time (a second delivery of it finds the row claimed, or gone, and
+// changes nothing, its attempt not counted). A claim that its holder does
+// not release runs out after its lease: the row is then published again.
 type JobOutbox interface {
-	// DueJobs returns up to n unpublished jobs whose time has come, oldest first.
-	DueJobs(ctx context.Context, n int) ([]Job, error)
-	// MarkPublished records that the broker has these jobs.
-	MarkPublished(ctx context.Context, imageIDs []string) error
+	// ClaimDue claims up to n jobs for a relay to publish, for lease, oldest
+	// first: those that are due and unpublished, and those whose delivery's
+	// lease ran out (its consumer died). It returns them and the claim's
+	// token.
+	ClaimDue(ctx context.Context, n int, lease time.Duration) ([]Job, int64, error)
+	// MarkPublished records that the broker has the jobs of these images,
+	// those still held by the relay's claim token (a job rescheduled,
+	// claimed by a delivery or enqueued since is left as it is).
+	MarkPublished(ctx context.Context, token int64, imageIDs []string) error
+	// Unclaim gives back the jobs of these images that the relay's claim
+	// token still holds, unpublished: the relay could not publish them,
+	// and they are claimed again at once rather than when the claim runs
+	// out.
+	Unclaim(ctx context.Context, token int64, imageIDs []string) error
 	// Enqueue (re)schedules an image's job to be due now and unpublished,
-	// its attempts reset: reprocessing and replays go through it.
+	// its attempts reset and its claims dropped: reprocessing and replays go
+	// through it.
 	Enqueue(ctx context.Context, job Job) error
-	// StartAttempt counts one more start of the job, before it runs, and
-	// returns the count; a job that no longer exists returns NotFound.
-	StartAttempt(ctx context.Context, imageID string) (int, error)
-	// Reschedule makes the job due again, unpublished, after delay.
-	Reschedule(ctx context.Context, imageID string, delay time.Duration) error
+	// ClaimJob claims a delivered job for lease before it runs and counts
+	// its attempt. A job that no longer exists is NotFound; one that another
+	// delivery holds, or that is not due (rescheduled since this delivery
+	// was published), is ErrJobBusy: the delivery is a duplicate.
+	ClaimJob(ctx context.Context, imageID string, lease time.Duration) (JobClaim, error)
+	// Reschedule makes the job due again, unpublished, after delay; its
+	// attempts are kept.
+	Reschedule(ctx context.Context, imageID string, token int64, delay time.Duration) error
 	// FinishJob removes the job row.
-	FinishJob(ctx context.Context, imageID string) error
+	FinishJob(ctx context.Context, imageID string, token int64) error
 	// BuryJob replaces the job row by a dead letter.
-	BuryJob(ctx context.Context, dl DeadLetter) error
+	//
+	// Reschedule, FinishJob and BuryJob act only while the claim token
+	// holds the job; after the lease was lost they change nothing, and the
+	// job belongs to its newer delivery.
+	BuryJob(ctx context.Context, dl DeadLetter, token int64) error
 }
+
+// JobClaim is a delivered job's claim: Token names it, Attempt counts the
+// starts of the job, this one included.
+type JobClaim struct {
+	Token   int64
+	Attempt int
+}
+
+// ErrJobBusy is ClaimJob's answer for a job that another delivery holds, or
+// that is not due: the delivery at hand is a duplicate.
+var ErrJobBusy = errors.New("the job is claimed by another delivery or not due yet")
 
 // DeadLetter is a job that failed for good.
 type DeadLetter struct {

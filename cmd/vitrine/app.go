@@ -28,6 +28,7 @@ import (
 	"github.com/vitrine-dev/vitrine/persistence/cachemetrics"
 	"github.com/vitrine-dev/vitrine/persistence/localfs"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
+	"github.com/vitrine-dev/vitrine/persistence/orphans"
 	"github.com/vitrine-dev/vitrine/persistence/postgres"
 	"github.com/vitrine-dev/vitrine/persistence/redis"
 	"github.com/vitrine-dev/vitrine/persistence/s3"
@@ -57,6 +58,8 @@ type database interface {
 	catalog.IdempotencyStore
 	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
 	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
+	ExistingImages(ctx context.Context, ids []string) (map[string]bool, error)
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
 	Close() error
 }
 
@@ -119,31 +122,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	}
 
 	// Files.
-	var blobs catalog.BlobStore
-	var files rest.Files
-	if cfg.S3Bucket != "" {
-		blobs, err = s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
-			AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle == "true",
-			PublicBaseURL: cfg.PublicURL})
-		if err != nil {
-			return nil, fmt.Errorf("open S3 bucket %s: %w", cfg.S3Bucket, err)
-		}
-	} else {
-		publicURL := cfg.PublicURL
-		if publicURL == "" {
-			port := "8080"
-			if a.ln != nil {
-				_, port, _ = net.SplitHostPort(a.ln.Addr().String())
-			} else if _, p, err := net.SplitHostPort(cfg.Addr); err == nil {
-				port = p
-			}
-			publicURL = "http://localhost:" + port + "/media"
-		}
-		fs, err := localfs.New(filepath.Join(cfg.DataDir, "files"), publicURL)
-		if err != nil {
-			return nil, fmt.Errorf("open file store: %w", err)
-		}
-		blobs, files = fs, fs
+	blobs, files, streamer, err := openFiles(ctx, cfg, a.ln, log)
+	if err != nil {
+		return nil, err
 	}
 
 	// Metrics: one registry for the process, exposed at /metrics (and on
@@ -218,7 +199,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	// Image jobs: Kafka when configured, else the database's own queue.
 	var queue catalog.JobQueue = a.db
 	if cfg.KafkaBrokers != "" {
-		kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions}
+		kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions,
+			JobLease: jobLease(cfg)}
 		if err := kafka.EnsureTopics(ctx, kcfg); err != nil {
 			// Kafka may come later: the outbox keeps every job until then.
 			log.Warn("create kafka topics", zap.Error(err))
@@ -229,7 +211,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			go func() { defer a.bg.Done(); a.relay.Run(bgCtx) }()
 		}
 		if runWorkers {
-			a.consumer = kafka.NewConsumer(kcfg, a.db, log.Named("kafka"))
+			if a.consumer, err = kafka.NewConsumer(kcfg, a.db, log.Named("kafka")); err != nil {
+				return nil, err
+			}
 			queue = a.consumer
 		}
 		a.metrics.MustRegister(kafka.NewLagCollector(kcfg))
@@ -271,6 +255,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 				Files:       files,
 				Events:      events,
 				Webhooks:    events,
+				Blobs:       streamer,
 				Checks:      checks,
 				NewID:       newID,
 				Metrics:     a.metrics,
@@ -279,6 +264,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			}, log.Named("http"))
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()
+		if cfg.GCInterval > 0 {
+			sweeper := &orphans.Periodic{Images: a.db, Blobs: blobs, Lease: a.db, Holder: newID(), Interval: cfg.GCInterval,
+				Options: orphans.Options{Grace: cfg.GCGrace}, Log: log.Named("gc")}
+			a.bg.Add(1)
+			go func() { defer a.bg.Done(); sweeper.Run(bgCtx) }()
+		}
 	}
 	if cfg.PprofAddr != "" {
 		if err := a.startPprof(cfg.PprofAddr); err != nil {
@@ -309,13 +300,56 @@ func (a *App) webhookSink() actors.EventSink {
 	return a.webhooks
 }
 
+// openFiles opens the blob store: S3 when configured (its variants then
+// streamed by /media, the bucket staying private), else the local
+// directory (its files served by /media). Variant URLs start with
+// VITRINE_PUBLIC_URL, by default this node's /media.
+func openFiles(ctx context.Context, cfg Config, ln net.Listener, log *zap.Logger) (catalog.BlobStore, rest.Files, rest.BlobStreamer, error) {
+	publicURL := mediaURL(cfg, ln, log)
+	if cfg.S3Bucket != "" {
+		store, err := s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
+			AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle == "true",
+			PublicBaseURL: publicURL})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("open S3 bucket %s: %w", cfg.S3Bucket, err)
+		}
+		return store, nil, store, nil
+	}
+	fs, err := localfs.New(filepath.Join(cfg.DataDir, "files"), publicURL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open file store: %w", err)
+	}
+	return fs, fs, nil, nil
+}
+
+// mediaURL is the base of variant URLs: VITRINE_PUBLIC_URL; else, on a
+// node of a cluster, the path /media, which every API node answers (and
+// which clients resolve against the node they called); else
+// http://localhost:PORT/media of this node.
+func mediaURL(cfg Config, ln net.Listener, log *zap.Logger) string {
+	switch {
+	case cfg.PublicURL != "":
+		return cfg.PublicURL
+	case cfg.clustered():
+		log.Info("variant URLs are paths (/media/...) since VITRINE_PUBLIC_URL is not set: set it to the address clients reach the API or a CDN at")
+		return "/media"
+	}
+	port := "8080"
+	if ln != nil {
+		_, port, _ = net.SplitHostPort(ln.Addr().String())
+	} else if _, p, err := net.SplitHostPort(cfg.Addr); err == nil {
+		port = p
+	}
+	return "http://localhost:" + port + "/media"
+}
+
 // openDatabase opens PostgreSQL when configured, else the embedded SQLite
 // file; either applies its migrations.
 // onMigration, when set, hears of each migration (vitrine migrate shows
 // them as a progress bar).
 func openDatabase(ctx context.Context, cfg Config, onMigration func(done, total int, name string)) (database, error) {
 	if cfg.PostgresURL != "" {
-		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{EventRetention: cfg.Events.Retention, OnMigration: onMigration})
+		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{EventRetention: cfg.Events.Retention, OnMigration: onMigration, Lease: jobLease(cfg)})
 		if err != nil {
 			return nil, fmt.Errorf("open PostgreSQL: %w", err)
 		}
@@ -324,11 +358,18 @@ func openDatabase(ctx context.Context, cfg Config, onMigration func(done, total 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{OnMigration: onMigration})
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{OnMigration: onMigration, Lease: jobLease(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return db, nil
+}
+
+// jobLease is how long a job is claimed by the worker that runs it: its
+// time limit, and time to store its outcome. A worker that dies lets its
+// jobs go after it.
+func jobLease(cfg Config) time.Duration {
+	return cfg.JobTimeout + 30*time.Second
 }
 
 func backends(cfg Config) string {

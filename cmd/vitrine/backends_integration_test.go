@@ -5,18 +5,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
+	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/s3"
@@ -105,29 +101,48 @@ func openBlobs(t testing.TB, cfg Config) *blobReader {
 	return &blobReader{store: st, client: client, bucket: cfg.S3Bucket}
 }
 
-// fetchBlob reads the object a variant URL names, with its headers.
-func (a *testApp) fetchBlob(rawURL string) response {
+// putBlob writes a blob straight into the bucket.
+func (a *testApp) putBlob(key string, data []byte) {
 	a.t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		a.t.Fatal(err)
+	if err := a.blobs.store.Put(context.Background(), key, data, "image/webp"); err != nil {
+		a.t.Fatalf("put %s into the bucket: %v", key, err)
 	}
-	key := strings.TrimPrefix(u.Path, "/"+a.blobs.bucket+"/")
-	out, err := a.blobs.client.GetObject(context.Background(), &awss3.GetObjectInput{Bucket: &a.blobs.bucket, Key: &key})
+}
+
+// listBlobs lists the keys of the bucket under prefix.
+func (a *testApp) listBlobs(prefix string) []string {
+	a.t.Helper()
+	var keys []string
+	err := a.blobs.store.List(context.Background(), prefix, func(b catalog.BlobInfo) error {
+		keys = append(keys, b.Key)
+		return nil
+	})
 	if err != nil {
-		var nf interface{ ErrorCode() string }
-		if errors.As(err, &nf) && (nf.ErrorCode() == "NoSuchKey" || nf.ErrorCode() == "NotFound") {
-			return response{Status: http.StatusNotFound}
-		}
-		a.t.Fatalf("get %s: %v", key, err)
+		a.t.Fatalf("list %s: %v", prefix, err)
 	}
-	defer out.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(out.Body)
-	h := http.Header{}
-	h.Set("Content-Type", aws.ToString(out.ContentType))
-	h.Set("Cache-Control", aws.ToString(out.CacheControl))
-	return response{Status: http.StatusOK, Header: h, Body: buf.Bytes()}
+	return keys
+}
+
+// storedBlob reads a blob straight from the bucket.
+func (a *testApp) storedBlob(key string) []byte {
+	a.t.Helper()
+	data, err := a.blobs.store.Get(context.Background(), key)
+	if err != nil {
+		a.t.Fatalf("get %s from the bucket: %v", key, err)
+	}
+	return data
+}
+
+// anonymousBucketGet asks the S3 endpoint for an object without
+// credentials and returns the status: the bucket is private.
+func (a *testApp) anonymousBucketGet(key string) int {
+	a.t.Helper()
+	res, err := http.Get(strings.TrimRight(a.cfg.S3Endpoint, "/") + "/" + a.blobs.bucket + "/" + key)
+	if err != nil {
+		a.t.Fatalf("anonymous GET of %s at the S3 endpoint: %v", key, err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 func (a *testApp) countBlobs(productID string) int {
@@ -141,52 +156,24 @@ func (a *testApp) countBlobs(productID string) int {
 }
 
 // The walking-skeleton scenarios again, with every real backend on.
-func TestRealBackendsProducts(t *testing.T) { testProducts(t, backendEnv(t)) }
-func TestRealBackendsList(t *testing.T)     { testList(t, backendEnv(t)) }
-func TestRealBackendsImages(t *testing.T)   { testImages(t, backendEnv(t)) }
-func TestRealBackendsRestart(t *testing.T)  { testRestart(t, backendEnv(t)) }
-func TestRealBackendsBadInput(t *testing.T) { testBadInput(t, backendEnv(t)) }
-
-// services runs scripts/services.
-func services(t testing.TB, args ...string) {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "services")
-	cmd := exec.Command(script, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("scripts/services %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-}
-
-// distinctPNG makes a small PNG whose bytes differ from every other call.
-func distinctPNG(t testing.TB, seed int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 64, 48))
-	r := rand.New(rand.NewPCG(uint64(seed), 7))
-	for y := 0; y < 48; y++ {
-		for x := 0; x < 64; x++ {
-			img.Set(x, y, color.RGBA{uint8(r.IntN(256)), uint8(x * 4), uint8(y * 5), 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+func TestRealBackendsProducts(t *testing.T)    { testProducts(t, backendEnv(t)) }
+func TestRealBackendsList(t *testing.T)        { testList(t, backendEnv(t)) }
+func TestRealBackendsImages(t *testing.T)      { testImages(t, backendEnv(t)) }
+func TestRealBackendsRestart(t *testing.T)     { testRestart(t, backendEnv(t)) }
+func TestRealBackendsBadInput(t *testing.T)    { testBadInput(t, backendEnv(t)) }
+func TestRealBackendsDeleteRaces(t *testing.T) { testDeleteRaces(t, backendEnv(t)) }
+func TestRealBackendsGC(t *testing.T)          { testGC(t, backendEnv(t)) }
 
 // TestKafkaDown: uploads answered while Kafka is down are all processed,
 // once each, when it returns.
 func TestKafkaDown(t *testing.T) {
-	env := backendEnv(t)
+	own := startOwnServices(t, "kafka") // stopped below: never the shared one
+	env := with(backendEnv(t), "VITRINE_KAFKA_BROKERS", own.vars["VITRINE_KAFKA_BROKERS"])
 	app := startApp(t, t.TempDir(), env)
 	p := app.createProduct(`{"name":"Broker outage","price":"1","user_id":1}`)
 	id := p["id"].(string)
 
-	services(t, "down", "kafka")
-	t.Cleanup(func() { services(t, "up", "kafka") })
+	own.run("down", "kafka")
 	var locations []string
 	for i := 0; i < 20; i++ {
 		r := app.uploadBytes(id, fmt.Sprintf("%d.png", i), distinctPNG(t, i), true)
@@ -199,7 +186,7 @@ func TestKafkaDown(t *testing.T) {
 	if img := app.do("GET", locations[0], nil).json(t); img["status"] != "pending" {
 		t.Errorf("with Kafka down the image is %v, want pending", img["status"])
 	}
-	services(t, "up", "kafka")
+	own.run("up", "kafka")
 	for i, loc := range locations {
 		img := app.waitImage(loc, 3*time.Minute)
 		if img["status"] != "ready" {
@@ -223,7 +210,8 @@ func TestKafkaDown(t *testing.T) {
 }
 
 // TestWorkerKilledMidJob: jobs of a worker process killed with SIGKILL are
-// delivered again and processed by another worker.
+// delivered again, once their claims run out, and processed by another
+// worker.
 func TestWorkerKilledMidJob(t *testing.T) {
 	env := backendEnv(t)
 	bin := buildBinary(t)
@@ -241,7 +229,9 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		workers++
 		cmd := exec.Command(bin, "serve")
 		cmd.Env = os.Environ()
-		for k, v := range with(env, "VITRINE_ROLE", "worker", "VITRINE_WORKERS", "1", "VITRINE_DATA_DIR", t.TempDir(), "VITRINE_LOG_FORMAT", "json",
+		// The killed worker's job runs again once its claim runs out: the
+		// time limit and 30 s.
+		for k, v := range with(env, "VITRINE_ROLE", "worker", "VITRINE_WORKERS", "1", "VITRINE_DATA_DIR", t.TempDir(), "VITRINE_LOG_FORMAT", "json", "VITRINE_JOB_TIMEOUT", "20s",
 			"VITRINE_CLUSTER_MANAGE_PORT", manage[workers]) {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
@@ -306,7 +296,8 @@ func TestWorkerKilledMidJob(t *testing.T) {
 // TestRedisDown: reads and writes go on without Redis; once it is back, a
 // change made on one node is seen on the other node's next read.
 func TestRedisDown(t *testing.T) {
-	env := backendEnv(t)
+	own := startOwnServices(t, "redis") // stopped below: never the shared one
+	env := with(backendEnv(t), "VITRINE_REDIS_URL", own.vars["VITRINE_REDIS_URL"])
 	p1, p2 := freePort(t), freePort(t)
 	_, m1, _ := strings.Cut(p1, ":")
 	_, m2, _ := strings.Cut(p2, ":")
@@ -319,8 +310,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("read on b: %d %s", r.Status, r.Body)
 	}
 
-	services(t, "down", "redis")
-	t.Cleanup(func() { services(t, "up", "redis") })
+	own.run("down", "redis")
 	for _, node := range []*testApp{a, b} {
 		r := node.do("GET", "/products/"+id, nil)
 		if r.Status != http.StatusOK || r.json(t)["price"] != "10.00" {
@@ -335,7 +325,7 @@ func TestRedisDown(t *testing.T) {
 		t.Fatalf("b reads %s after a's write with Redis down", r.Body)
 	}
 
-	services(t, "up", "redis")
+	own.run("up", "redis")
 	time.Sleep(3 * time.Second) // past the breaker's cooldown
 	for i := 0; i < 3; i++ {
 		b.do("GET", "/products/"+id, nil) // b caches again
@@ -360,12 +350,12 @@ func TestRedisDown(t *testing.T) {
 // TestPostgresDown: requests that need the database answer 503 with
 // Retry-After, quickly, and the service recovers by itself.
 func TestPostgresDown(t *testing.T) {
-	env := backendEnv(t)
+	own := startOwnServices(t, "postgres") // stopped below: never the shared one
+	env := with(backendEnv(t), "VITRINE_POSTGRES_URL", own.vars["VITRINE_POSTGRES_URL"])
 	app := startApp(t, t.TempDir(), env)
 	p := app.createProduct(`{"name":"Before","price":"1","user_id":1}`)
 
-	services(t, "down", "postgres")
-	t.Cleanup(func() { services(t, "up", "postgres") })
+	own.run("down", "postgres")
 	r := app.doJSON("POST", "/products", `{"name":"During","price":"1","user_id":1}`)
 	expectProblem(t, r, http.StatusServiceUnavailable, "create with PostgreSQL down")
 	if r.Header.Get("Retry-After") == "" {
@@ -381,7 +371,7 @@ func TestPostgresDown(t *testing.T) {
 		t.Errorf("cached read with PostgreSQL down: %d", r.Status)
 	}
 
-	services(t, "up", "postgres")
+	own.run("up", "postgres")
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r := app.doJSON("POST", "/products", `{"name":"After","price":"1","user_id":1}`)
@@ -392,5 +382,123 @@ func TestPostgresDown(t *testing.T) {
 			t.Fatalf("not recovered 60 s after PostgreSQL returned: %d %s", r.Status, r.Body)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestRelayThreeNodes: three API nodes relay one outbox; 200 uploads, spread
+// over them, are published exactly 200 times, counted on the topic.
+func TestRelayThreeNodes(t *testing.T) {
+	const uploads = 200
+	env := backendEnv(t)
+	var manage []string
+	for range 3 {
+		_, port, _ := strings.Cut(freePort(t), ":")
+		manage = append(manage, port)
+	}
+	env = with(env, "VITRINE_CLUSTER_PEERS", "127.0.0.1:"+strings.Join(manage, ",127.0.0.1:"), "VITRINE_WORKERS", "1")
+	var nodes []*testApp
+	for _, m := range manage {
+		nodes = append(nodes, startApp(t, t.TempDir(), with(env, "VITRINE_CLUSTER_MANAGE_PORT", m)))
+	}
+	var locations []string
+	var product string
+	for i := range uploads {
+		node := nodes[i%3]
+		if i%50 == 0 {
+			product = node.createProduct(`{"name":"Relayed","price":"1","user_id":1}`)["id"].(string)
+		}
+		r := node.uploadBytes(product, "x.png", distinctPNG(t, 1000+i), true)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload %d: %d %s", i, r.Status, r.Body)
+		}
+		locations = append(locations, r.Header.Get("Location"))
+	}
+	for _, loc := range locations {
+		if img := nodes[0].waitImage(loc, 3*time.Minute); img["status"] != "ready" {
+			t.Fatalf("%s: %v", loc, img)
+		}
+	}
+	time.Sleep(time.Second) // a duplicate publish would show by now
+	topic := env["VITRINE_KAFKA_TOPIC"]
+	published := 0
+	for p := range 3 {
+		conn, err := kafkago.DialLeader(context.Background(), "tcp", strings.Split(env["VITRINE_KAFKA_BROKERS"], ",")[0], topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := conn.ReadLastOffset()
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		published += int(last)
+	}
+	if published != uploads {
+		t.Fatalf("%d uploads over three API nodes were published %d times, want exactly once each", uploads, published)
+	}
+	t.Logf("%d uploads over three API nodes: %d messages on %s", uploads, published, topic)
+}
+
+// TestRealBackendsMediaProxy: /media streams S3 objects with the HTTP
+// semantics of a file server: ETag and Last-Modified, ranges, conditional
+// requests, HEAD.
+func TestRealBackendsMediaProxy(t *testing.T) {
+	app := startApp(t, t.TempDir(), backendEnv(t))
+	p := app.createProduct(`{"name":"Proxied","price":"1","user_id":1}`)
+	r := app.uploadFile(p["id"].(string), filepath.Join(corpusDir(t), "photo_mate_wood.jpg"), true)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.Status, r.Body)
+	}
+	img := app.waitImage(r.Header.Get("Location"), 2*time.Minute)
+	url := img["variants"].([]any)[0].(map[string]any)["url"].(string)
+	full := app.fetch(url)
+	if full.Status != http.StatusOK || full.Header.Get("ETag") == "" || full.Header.Get("Last-Modified") == "" ||
+		full.Header.Get("Accept-Ranges") != "bytes" || full.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Fatalf("GET %s: %d %v", url, full.Status, full.Header)
+	}
+	size := len(full.Body)
+	tests := []struct {
+		name   string
+		header []string
+		status int
+		body   []byte
+		check  func(h http.Header) string
+	}{
+		{"range", []string{"Range", "bytes=10-29"}, http.StatusPartialContent, full.Body[10:30], func(h http.Header) string {
+			return h.Get("Content-Range") + " want " + fmt.Sprintf("bytes 10-29/%d", size)
+		}},
+		{"suffix range", []string{"Range", "bytes=-5"}, http.StatusPartialContent, full.Body[size-5:], nil},
+		{"if-none-match", []string{"If-None-Match", full.Header.Get("ETag")}, http.StatusNotModified, nil, nil},
+		{"if-modified-since", []string{"If-Modified-Since", full.Header.Get("Last-Modified")}, http.StatusNotModified, nil, nil},
+		{"modified since", []string{"If-Modified-Since", time.Now().Add(-24 * time.Hour).UTC().Format(http.TimeFormat)}, http.StatusOK, full.Body, nil},
+		{"stale etag", []string{"If-None-Match", `"stale"`}, http.StatusOK, full.Body, nil},
+		{"if-range", []string{"Range", "bytes=0-9", "If-Range", `"other"`}, http.StatusOK, full.Body, nil},
+		{"unsatisfiable", []string{"Range", fmt.Sprintf("bytes=%d-", size+100)}, http.StatusRequestedRangeNotSatisfiable, nil, func(h http.Header) string {
+			return h.Get("Content-Range") + " want " + fmt.Sprintf("bytes */%d", size)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := app.do("GET", url, nil, tt.header...)
+			if got.Status != tt.status {
+				t.Fatalf("%d, want %d: %s", got.Status, tt.status, got.Body)
+			}
+			if tt.body != nil && !bytes.Equal(got.Body, tt.body) {
+				t.Errorf("body of %d bytes, want %d", len(got.Body), len(tt.body))
+			}
+			if tt.check != nil {
+				if got, want, _ := strings.Cut(tt.check(got.Header), " want "); got != want {
+					t.Errorf("Content-Range %q, want %q", got, want)
+				}
+			}
+		})
+	}
+	head := app.do("HEAD", url, nil)
+	if head.Status != http.StatusOK || len(head.Body) != 0 || head.Header.Get("Content-Length") != strconv.Itoa(size) ||
+		head.Header.Get("ETag") != full.Header.Get("ETag") || head.Header.Get("Content-Type") != full.Header.Get("Content-Type") {
+		t.Errorf("HEAD: %d, %d bytes, %v", head.Status, len(head.Body), head.Header)
+	}
+	if r := app.fetch(strings.Replace(url, "/r2/", "/r9/", 1)); r.Status != http.StatusNotFound {
+		t.Errorf("a missing variant: %d, want 404", r.Status)
 	}
 }

@@ -50,6 +50,8 @@ func commands() []command {
 					"  --url URL        base URL of the running vitrine (default http://localhost:8080)\n" +
 					"  --key KEY        API key with the write scope (env VITRINE_API_KEY)\n\n" + sameAsServe()
 			}, reprocess},
+		{"gc", "[--dry-run] [--grace 1h]", "sweep orphan files (those of no image) now", "Sweeps orphan files: files under products/ of the configured file store whose image does not exist in the configured database, older than the grace period.",
+			func() string { return gcUsage }, gc},
 		{"webhook-secret", "", "print a new webhook signing secret", "Prints a new random webhook signing secret, for VITRINE_WEBHOOK_SECRET (whsec_ and 32 random bytes in base64).",
 			func() string {
 				return "Receivers verify each delivery with it, as the Standard Webhooks specification says\n" +

@@ -39,6 +39,10 @@ type Config struct {
 	PprofAddr       string
 	MetricsAccess   string
 	MetricsAddr     string
+	// GCInterval is how often orphan files are swept (0: never); GCGrace
+	// how old an orphan must be to go.
+	GCInterval time.Duration
+	GCGrace    time.Duration
 
 	// Access and limits (config_access.go).
 	Access AccessConfig
@@ -105,6 +109,8 @@ func (c *Config) settings() []setting {
 		{"metrics", "VITRINE_METRICS", "admin", "who may read /metrics on the main port: admin (a key with the admin scope), public, or off", oneOf(&c.MetricsAccess, "admin", "public", "off")},
 		{"metrics-addr", "VITRINE_METRICS_ADDR", "", "address of a separate listener serving /metrics without a key, e.g. 127.0.0.1:9464 (empty: off)", str(&c.MetricsAddr)},
 		{"recipe-file", "VITRINE_RECIPE_FILE", "", "JSON recipe of the image variants (default: the built-in recipe)", str(&c.RecipeFile)},
+		{"gc-interval", "VITRINE_GC_INTERVAL", "1h", "how often one API node sweeps orphan files, those of images that do not exist (0: never; vitrine gc sweeps by hand)", setDrain(&c.GCInterval)},
+		{"gc-grace", "VITRINE_GC_GRACE", "1h", "how old an orphan file must be to be swept (longer than an upload or a job takes)", dur(&c.GCGrace)},
 		{"postgres-url", "VITRINE_POSTGRES_URL", "", "PostgreSQL URL (unset: embedded SQLite)", str(&c.PostgresURL)},
 		{"redis-url", "VITRINE_REDIS_URL", "", "Redis URL for the shared product cache (unset: in-process cache)", str(&c.RedisURL)},
 		{"kafka-brokers", "VITRINE_KAFKA_BROKERS", "", "comma-separated Kafka brokers for image jobs (unset: the database-backed queue)", str(&c.KafkaBrokers)},
@@ -335,7 +341,7 @@ func (c Config) fields() map[string]any {
 		"cluster_host": c.ClusterHost, "cluster_bind": c.ClusterBind, "cluster_port": c.ClusterPort,
 		"cluster_peers": c.ClusterPeers, "cluster_manage_addr": c.ClusterManageAddr, "etcd_endpoints": c.EtcdEndpoints,
 		"cluster_tls_cert": c.ClusterTLSCert, "cluster_tls_ca": c.ClusterTLSCA, "cluster_insecure": c.ClusterInsecure,
-		"shutdown_drain": c.ShutdownDrain.String(),
-		"access":         c.Access.fields(), "events": c.Events.fields(),
+		"shutdown_drain": c.ShutdownDrain.String(), "gc_interval": c.GCInterval.String(), "gc_grace": c.GCGrace.String(),
+		"access": c.Access.fields(), "events": c.Events.fields(),
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vitrine-dev/vitrine/catalog"
 )
 
 func TestProductsEndToEnd(t *testing.T) { testProducts(t, nil) }
@@ -259,7 +262,26 @@ func testImages(t *testing.T, env map[string]string) {
 			if tags := exifTags(t, r.Body); len(tags) > 0 {
 				t.Errorf("%s %s.%s keeps metadata: %v", c.file, name, format, tags)
 			}
+			if app.blobs != nil { // the proxy streams the stored bytes
+				key := catalog.VariantKey(id, img["id"].(string), 2, name, format)
+				if !bytes.Equal(r.Body, app.storedBlob(key)) {
+					t.Errorf("%s %s.%s: GET %s is not the object %s", c.file, name, format, v["url"], key)
+				}
+			}
 			files = append(files, v["url"].(string))
+		}
+		// Originals are never served, and the bucket is private.
+		original := catalog.OriginalKey(id, img["id"].(string))
+		if r := app.fetch("/media/" + original); r.Status != http.StatusNotFound {
+			t.Errorf("%s: GET /media/%s answers %d, want 404", c.file, original, r.Status)
+		}
+		if app.blobs != nil {
+			if status := app.anonymousBucketGet(original); status != http.StatusForbidden {
+				t.Errorf("%s: the original in the bucket answers %d to an anonymous GET, want 403", c.file, status)
+			}
+			if status := app.anonymousBucketGet(catalog.VariantKey(id, img["id"].(string), 2, "large", "jpeg")); status != http.StatusForbidden {
+				t.Errorf("%s: a variant in the bucket answers %d to an anonymous GET, want 403 (vitrine serves it)", c.file, status)
+			}
 		}
 		for _, want := range []string{"thumb.webp", "thumb.jpeg", "small.webp", "small.jpeg", "medium.webp", "medium.jpeg", "large.webp", "large.jpeg"} {
 			if !seen[want] {

@@ -336,14 +336,11 @@ func with(env map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-// fetch downloads a variant by its URL: over HTTP from vitrine's own file
-// store, or from the bucket when files live in S3 (the bucket is private;
-// a CDN would front it).
+// fetch downloads a variant by its URL, anonymously, as a browser would:
+// vitrine serves /media from its file store or streams it from S3 (whose
+// bucket stays private). A URL that is a path is vitrine's own.
 func (a *testApp) fetch(rawURL string) response {
 	a.t.Helper()
-	if a.blobs != nil && !strings.HasPrefix(rawURL, a.base) {
-		return a.fetchBlob(rawURL)
-	}
 	return a.do("GET", rawURL, nil)
 }
 

@@ -5,11 +5,14 @@ package blobtest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 )
@@ -29,6 +32,10 @@ func Run(t *testing.T, open func(t *testing.T) catalog.BlobStore) {
 		{"DeleteMissingPrefix", testDeleteMissing},
 		{"InvalidKeys", testInvalidKeys},
 		{"ConcurrentPutIsAtomic", testConcurrentPut},
+		{"CreateWritesOnce", testCreate},
+		{"ConcurrentCreateWritesOnce", testConcurrentCreate},
+		{"DeleteKeys", testDeleteKeys},
+		{"List", testList},
 		{"URL", testURL},
 		{"Ping", testPing},
 	}
@@ -264,5 +271,131 @@ func testURL(t *testing.T, s catalog.BlobStore) {
 func testPing(t *testing.T, s catalog.BlobStore) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func create(t *testing.T, s catalog.BlobStore, key string, data []byte) bool {
+	t.Helper()
+	written, err := s.Create(t.Context(), key, data, "image/webp")
+	if err != nil {
+		t.Fatalf("Create(%s): %v", key, err)
+	}
+	return written
+}
+
+func testCreate(t *testing.T, s catalog.BlobStore) {
+	key := catalog.VariantKey("p1", "i1", 1, "thumb", "webp")
+	if !create(t, s, key, []byte("first")) {
+		t.Errorf("Create of a new key wrote nothing")
+	}
+	if create(t, s, key, []byte("second")) {
+		t.Errorf("Create of an existing key wrote")
+	}
+	wantBlob(t, s, key, []byte("first"))
+	// Large enough for a multipart upload where the store has one.
+	big := bytes.Repeat([]byte("v"), 9<<20)
+	bigKey := catalog.VariantKey("p1", "i1", 1, "large", "webp")
+	if !create(t, s, bigKey, big) || create(t, s, bigKey, []byte("small")) {
+		t.Errorf("Create of a large blob: want written once")
+	}
+	wantBlob(t, s, bigKey, big)
+	if _, err := s.Create(t.Context(), "../x", []byte("evil"), "text/plain"); err == nil {
+		t.Errorf("Create(../x) succeeded, want it refused")
+	}
+}
+
+func testConcurrentCreate(t *testing.T, s catalog.BlobStore) {
+	const key, writers = "products/p1/i1/r1/small.webp", 6
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var winners []int
+	for w := range writers {
+		wg.Go(func() {
+			written, err := s.Create(t.Context(), key, []byte{byte('a' + w)}, "image/webp")
+			if err != nil {
+				t.Errorf("Create: %v", err)
+				return
+			}
+			if written {
+				mu.Lock()
+				winners = append(winners, w)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(winners) != 1 {
+		t.Fatalf("%d concurrent Creates wrote (%v), want exactly one", len(winners), winners)
+	}
+	wantBlob(t, s, key, []byte{byte('a' + winners[0])})
+}
+
+func testDeleteKeys(t *testing.T, s catalog.BlobStore) {
+	gone := []string{"products/p1/i1/original", "products/p1/i1/r1/thumb.webp", "products/p2/i1/original"}
+	kept := []string{"products/p1/i2/original", "products/p1/i1/r1/small.webp"}
+	fill(t, s, slices.Concat(gone, kept))
+	if err := s.Delete(t.Context(), append(gone, "products/p9/i9/original")); err != nil { // a missing key is fine
+		t.Fatalf("Delete: %v", err)
+	}
+	check(t, s, gone, kept)
+	if err := s.Delete(t.Context(), nil); err != nil {
+		t.Errorf("Delete(nothing): %v", err)
+	}
+	if err := s.Delete(t.Context(), []string{"../x"}); err == nil {
+		t.Errorf("Delete(../x) succeeded, want it refused")
+	}
+	// Keys whose blobs were deleted can be written again.
+	put(t, s, gone[1], []byte(gone[1]))
+	wantBlob(t, s, gone[1], []byte(gone[1]))
+}
+
+func listed(t *testing.T, s catalog.BlobStore, prefix string) map[string]catalog.BlobInfo {
+	t.Helper()
+	got := map[string]catalog.BlobInfo{}
+	err := s.List(t.Context(), prefix, func(b catalog.BlobInfo) error {
+		if _, dup := got[b.Key]; dup {
+			t.Errorf("List(%q) gave %s twice", prefix, b.Key)
+		}
+		got[b.Key] = b
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List(%q): %v", prefix, err)
+	}
+	return got
+}
+
+func testList(t *testing.T, s catalog.BlobStore) {
+	before := time.Now().Add(-time.Minute)
+	keys := []string{"products/p1/i1/original", "products/p1/i1/r2/thumb.webp", "products/p10/i1/original", "products/p2/i1/original", "other"}
+	fill(t, s, keys)
+	tests := []struct {
+		prefix string
+		want   []string
+	}{
+		{"", keys},
+		{"products/", keys[:4]},
+		{"products/p1/", keys[:2]},
+		{"products/p1", keys[:3]},
+		{"products/p1/i1/r2/", keys[1:2]},
+		{"products/p3/", nil},
+		{"nothing/", nil},
+	}
+	for _, tt := range tests {
+		got := listed(t, s, tt.prefix)
+		if !slices.Equal(slices.Sorted(maps.Keys(got)), slices.Sorted(slices.Values(tt.want))) {
+			t.Errorf("List(%q) = %v, want %v", tt.prefix, slices.Sorted(maps.Keys(got)), tt.want)
+		}
+		for k, b := range got {
+			if b.Size != int64(len(k)) || b.ModTime.Before(before) || b.ModTime.After(time.Now().Add(time.Minute)) {
+				t.Errorf("List(%q): %s is %d bytes modified %v, want %d bytes modified about now", tt.prefix, k, b.Size, b.ModTime, len(k))
+			}
+		}
+	}
+	stop := errors.New("enough")
+	n := 0
+	err := s.List(t.Context(), "", func(catalog.BlobInfo) error { n++; return stop })
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("List stopped by its callback: %d calls, error %v; want 1 call and the callback's error", n, err)
 	}
 }

@@ -102,13 +102,27 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 		return fmt.Errorf("put blob %s: %w", key, err)
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("put blob %s: %w", key, unavailable(err))
-	}
-	if err := writeAtomic(dir, path, data); err != nil {
+	err = inDir(dir, func() error { return writeAtomic(dir, path, data) })
+	if err != nil {
 		return fmt.Errorf("put blob %s: %w", key, unavailable(err))
 	}
 	return nil
+}
+
+// inDir makes dir and runs write in it; when the directory vanishes under
+// it (a delete of the product's or image's files removed it meanwhile), it
+// makes it again and runs write again, a few times.
+func inDir(dir string, write func() error) error {
+	var err error
+	for range 3 {
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err = write(); !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return err
 }
 
 // writeAtomic writes data to a temporary file in dir, flushes it to disk
@@ -235,4 +249,138 @@ func (s *Store) Ping(ctx context.Context) error {
 
 func unavailable(err error) error {
 	return catalog.Unavailable("blob storage", err)
+}
+
+// Create stores data under key unless a file is there already, and reports
+// whether it wrote. The file is written to a temporary name, flushed, and
+// linked to its key's name, which fails when that name exists: of
+// concurrent Creates, one writes, and a reader never sees a part.
+func (s *Store) Create(ctx context.Context, key string, data []byte, contentType string) (bool, error) {
+	path, err := s.Path(key)
+	if err != nil {
+		return false, fmt.Errorf("create blob: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("create blob %s: %w", key, err)
+	}
+	dir := filepath.Dir(path)
+	var written bool
+	err = inDir(dir, func() (err error) {
+		written, err = createAtomic(dir, path, data)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("create blob %s: %w", key, unavailable(err))
+	}
+	return written, nil
+}
+
+// createAtomic writes data to a temporary file in dir, flushes it and
+// links it to path unless path exists.
+func createAtomic(dir, path string, data []byte) (written bool, err error) {
+	f, err := os.CreateTemp(dir, "put~*")
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(f.Name()) // linked or not, the temporary name goes
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	if err := os.Link(f.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, syncDir(dir) // so that the link survives a crash
+}
+
+// Delete removes the files of keys, and the directories they leave empty;
+// missing files are no error.
+func (s *Store) Delete(ctx context.Context, keys []string) error {
+	for _, key := range keys {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("delete blobs: %w", err)
+		}
+		path, err := s.Path(key)
+		if err != nil {
+			return fmt.Errorf("delete blobs: %w", err)
+		}
+		if err := os.Remove(path); err != nil && !isMissing(err) {
+			return fmt.Errorf("delete blob %s: %w", key, unavailable(err))
+		}
+		s.pruneDirs(filepath.Dir(path))
+	}
+	return nil
+}
+
+// pruneDirs removes dir and its parents while they are empty, up to the
+// store's directory.
+func (s *Store) pruneDirs(dir string) {
+	for dir != s.dir && strings.HasPrefix(dir, s.dir+string(filepath.Separator)) {
+		if os.Remove(dir) != nil { // not empty (or gone): stop
+			return
+		}
+		dir = filepath.Dir(dir)
+	}
+}
+
+// List calls fn with each blob whose key starts with prefix, walking the
+// directory that holds them; temporary files of writes under way are left
+// out.
+func (s *Store) List(ctx context.Context, prefix string, fn func(catalog.BlobInfo) error) error {
+	rootKey := prefix[:strings.LastIndexByte(prefix, '/')+1] // the directory part, "" for all
+	root := s.dir
+	if rootKey != "" {
+		var err error
+		if root, err = s.Path(strings.TrimSuffix(rootKey, "/")); err != nil {
+			return fmt.Errorf("list blobs: %w", err)
+		}
+	}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if isMissing(err) {
+				return nil // removed while walking, or no such directory
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !d.Type().IsRegular() || strings.Contains(d.Name(), "~") {
+			return nil
+		}
+		rel, err := filepath.Rel(s.dir, path)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if isMissing(err) {
+				return nil
+			}
+			return err
+		}
+		return fn(catalog.BlobInfo{Key: key, Size: info.Size(), ModTime: info.ModTime().UTC()})
+	})
+	if err != nil {
+		return fmt.Errorf("list blobs %s: %w", prefix, err)
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 )
 
 // Store is what the suite drives: a product store whose AddImage writes the
-// job rows of the outbox, and that keeps dead letters.
+// job rows of the outbox, and that keeps dead letters; and what the orphan
+// sweeper asks of it.
 type Store interface {
 	catalog.ProductStore
 	catalog.JobOutbox
@@ -24,6 +26,12 @@ type Store interface {
 	// RequeueImage records a change of an existing image (as SaveImage)
 	// and queues its job again as Enqueue does, in one transaction.
 	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
+	// ExistingImages returns the ids among ids of images that exist.
+	ExistingImages(ctx context.Context, ids []string) (map[string]bool, error)
+	// TryLease takes or renews the lease name for holder for ttl; false
+	// while another holder's runs. ReleaseLease gives it up.
+	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
 // Harness drives one store under test.
@@ -41,16 +49,21 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		name string
 		fn   func(t *testing.T, h Harness)
 	}{
-		{"AddImageJobIsDue", testDue},
-		{"MarkPublishedHides", testMarkPublished},
+		{"ClaimDueOldestFirst", testClaimDue},
+		{"ClaimDueIsDisjoint", testClaimDueDisjoint},
+		{"MarkPublishedUnderClaim", testMarkPublished},
+		{"UnclaimGivesBack", testUnclaim},
+		{"ClaimJobOnce", testClaimJob},
+		{"DeadDeliveryRepublished", testDeadDelivery},
 		{"RescheduleAfterDelay", testReschedule},
-		{"StartAttemptCounts", testStartAttempt},
 		{"EnqueueResets", testEnqueue},
 		{"FinishJobRemoves", testFinish},
 		{"BuryListRevive", testBury},
 		{"EnqueueDropsDeadLetter", testEnqueueDropsDeadLetter},
 		{"DeleteProductDropsJobs", testDeleteProduct},
 		{"RequeueImage", testRequeueImage},
+		{"ExistingImages", testExistingImages},
+		{"Lease", testLease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,60 +110,88 @@ func add(t *testing.T, h Harness) catalog.Job {
 	return catalog.Job{ImageID: img.ID, ProductID: p.ID}
 }
 
-func due(t *testing.T, h Harness, n int) []catalog.Job {
+// relayLease and jobLease are the leases the suite claims with.
+const (
+	relayLease = 10 * time.Second
+	jobLease   = time.Minute
+)
+
+// claimDue claims up to n jobs for a relay.
+func claimDue(t *testing.T, h Harness, n int) ([]catalog.Job, int64) {
 	t.Helper()
-	jobs, err := h.Store.DueJobs(t.Context(), n)
+	jobs, token, err := h.Store.ClaimDue(t.Context(), n, relayLease)
 	if err != nil {
-		t.Fatalf("DueJobs(%d): %v", n, err)
+		t.Fatalf("ClaimDue(%d): %v", n, err)
 	}
-	return jobs
+	if jobs == nil {
+		t.Fatalf("ClaimDue(%d) = nil, want a non-nil slice", n)
+	}
+	return jobs, token
 }
 
-// expectDue checks that exactly want are due, in that order.
-func expectDue(t *testing.T, h Harness, want ...catalog.Job) {
+// expectClaimed checks that a relay claims exactly want, in that order,
+// and returns the claim's token.
+func expectClaimed(t *testing.T, h Harness, want ...catalog.Job) int64 {
 	t.Helper()
-	if got := due(t, h, 100); !slices.Equal(got, want) {
-		t.Errorf("DueJobs = %+v, want %+v", got, want)
+	got, token := claimDue(t, h, 100)
+	if !slices.Equal(got, want) {
+		t.Errorf("ClaimDue = %+v, want %+v", got, want)
 	}
+	return token
 }
 
-func markPublished(t *testing.T, h Harness, jobs ...catalog.Job) {
+// publish claims exactly jobs for a relay and marks them published.
+func publish(t *testing.T, h Harness, jobs ...catalog.Job) {
+	t.Helper()
+	token := expectClaimed(t, h, jobs...)
+	markPublished(t, h, token, jobs...)
+}
+
+func markPublished(t *testing.T, h Harness, token int64, jobs ...catalog.Job) {
 	t.Helper()
 	ids := make([]string, len(jobs))
 	for i, j := range jobs {
 		ids[i] = j.ImageID
 	}
-	if err := h.Store.MarkPublished(t.Context(), ids); err != nil {
+	if err := h.Store.MarkPublished(t.Context(), token, ids); err != nil {
 		t.Fatalf("MarkPublished(%v): %v", ids, err)
 	}
 }
 
-func startAttempt(t *testing.T, h Harness, job catalog.Job) int {
+// claim claims a delivered job and returns its claim.
+func claim(t *testing.T, h Harness, job catalog.Job) catalog.JobClaim {
 	t.Helper()
-	n, err := h.Store.StartAttempt(t.Context(), job.ImageID)
+	c, err := h.Store.ClaimJob(t.Context(), job.ImageID, jobLease)
 	if err != nil {
-		t.Fatalf("StartAttempt(%s): %v", job.ImageID, err)
+		t.Fatalf("ClaimJob(%s): %v", job.ImageID, err)
 	}
-	return n
+	return c
+}
+
+func expectBusy(t *testing.T, h Harness, job catalog.Job) {
+	t.Helper()
+	if c, err := h.Store.ClaimJob(t.Context(), job.ImageID, jobLease); !errors.Is(err, catalog.ErrJobBusy) {
+		t.Errorf("ClaimJob(%s) = %+v, %v; want ErrJobBusy", job.ImageID, c, err)
+	}
 }
 
 func expectGone(t *testing.T, h Harness, job catalog.Job) {
 	t.Helper()
-	if _, err := h.Store.StartAttempt(t.Context(), job.ImageID); !catalog.IsNotFound(err) {
-		t.Errorf("StartAttempt(%s) error = %v, want not found", job.ImageID, err)
+	if _, err := h.Store.ClaimJob(t.Context(), job.ImageID, jobLease); !catalog.IsNotFound(err) {
+		t.Errorf("ClaimJob(%s) error = %v, want not found", job.ImageID, err)
 	}
 }
 
-func reschedule(t *testing.T, h Harness, job catalog.Job, delay time.Duration) {
+func reschedule(t *testing.T, h Harness, job catalog.Job, token int64, delay time.Duration) {
 	t.Helper()
-	if err := h.Store.Reschedule(t.Context(), job.ImageID, delay); err != nil {
+	if err := h.Store.Reschedule(t.Context(), job.ImageID, token, delay); err != nil {
 		t.Fatalf("Reschedule(%s, %v): %v", job.ImageID, delay, err)
 	}
 }
 
-func finish(t *testing.T, h Harness, job catalog.Job) {
+func finish(t *testing.T, h Harness, job catalog.Job, token int64) {
 	t.Helper()
-	if err := h.Store.FinishJob(t.Context(), job.ImageID); err != nil {
+	if err := h.Store.FinishJob(t.Context(), job.ImageID, token); err != nil {
 		t.Fatalf("FinishJob(%s): %v", job.ImageID, err)
 	}
 }
@@ -162,11 +203,17 @@ func enqueue(t *testing.T, h Harness, job catalog.Job) {
 	}
 }
 
-func bury(t *testing.T, h Harness, dl catalog.DeadLetter) {
+func bury(t *testing.T, h Harness, dl catalog.DeadLetter, token int64) {
 	t.Helper()
-	if err := h.Store.BuryJob(t.Context(), dl); err != nil {
+	if err := h.Store.BuryJob(t.Context(), dl, token); err != nil {
 		t.Fatalf("BuryJob(%s): %v", dl.Job.ImageID, err)
 	}
+}
+
+// claimAndBury claims a job as a delivery does and buries it.
+func claimAndBury(t *testing.T, h Harness, dl catalog.DeadLetter) {
+	t.Helper()
+	bury(t, h, dl, claim(t, h, dl.Job).Token)
 }
 
 func listDead(t *testing.T, h Harness, limit int) []catalog.DeadLetter {
@@ -189,107 +236,223 @@ func deadJobs(dls []catalog.DeadLetter) []catalog.Job {
 	return out
 }
 
-func testDue(t *testing.T, h Harness) {
-	if jobs := due(t, h, 10); len(jobs) != 0 {
-		t.Fatalf("DueJobs on an empty outbox = %+v", jobs)
+func testClaimDue(t *testing.T, h Harness) {
+	if jobs, _ := claimDue(t, h, 10); len(jobs) != 0 {
+		t.Fatalf("ClaimDue on an empty outbox = %+v", jobs)
 	}
-	a, b := add(t, h), add(t, h)
-	tests := []struct {
-		n    int
-		want []catalog.Job
-	}{
-		{10, []catalog.Job{a, b}},
-		{2, []catalog.Job{a, b}},
-		{1, []catalog.Job{a}},
-		{0, nil},
+	a, b, c := add(t, h), add(t, h), add(t, h)
+	if got, _ := claimDue(t, h, 0); len(got) != 0 {
+		t.Errorf("ClaimDue(0) = %+v, want none", got)
 	}
-	for _, tt := range tests {
-		if got := due(t, h, tt.n); !slices.Equal(got, tt.want) {
-			t.Errorf("DueJobs(%d) = %+v, want %+v (oldest first)", tt.n, got, tt.want)
-		}
+	if got, _ := claimDue(t, h, 2); !slices.Equal(got, []catalog.Job{a, b}) {
+		t.Errorf("ClaimDue(2) = %+v, want a and b (oldest first)", got)
 	}
-	// Reading is not publishing: they stay due.
-	expectDue(t, h, a, b)
+	// Claimed jobs are not claimed again while the claim runs...
+	expectClaimed(t, h, c)
+	expectClaimed(t, h)
+	// ... and are, oldest first, once a relay that died lets it run out.
+	h.Advance(relayLease - time.Millisecond)
+	expectClaimed(t, h)
+	h.Advance(time.Millisecond)
+	expectClaimed(t, h, a, b, c)
+}
+
+func testClaimDueDisjoint(t *testing.T, h Harness) {
+	const relays, jobs = 4, 40
+	var added []catalog.Job
+	for range jobs {
+		added = append(added, add(t, h))
+	}
+	var mu sync.Mutex
+	var got []catalog.Job
+	var wg sync.WaitGroup
+	for range relays {
+		wg.Go(func() {
+			for {
+				claimed, _, err := h.Store.ClaimDue(t.Context(), 3, relayLease)
+				if err != nil {
+					t.Errorf("ClaimDue: %v", err)
+					return
+				}
+				if len(claimed) == 0 {
+					return
+				}
+				mu.Lock()
+				got = append(got, claimed...)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if !slices.Equal(imageIDs(got), imageIDs(added)) {
+		t.Errorf("%d relays claimed %d jobs, want each of the %d once", relays, len(got), len(added))
+	}
+}
+
+func imageIDs(jobs []catalog.Job) []string {
+	out := make([]string, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ImageID
+	}
+	slices.Sort(out)
+	return out
 }
 
 func testMarkPublished(t *testing.T, h Harness) {
 	a, b := add(t, h), add(t, h)
-	markPublished(t, h, a, catalog.Job{ImageID: newID(t)}) // an unknown id is ignored
-	expectDue(t, h, b)
-	markPublished(t, h) // nothing
-	markPublished(t, h, a, b)
-	expectDue(t, h)
+	token := expectClaimed(t, h, a, b)
+	markPublished(t, h, token+1, a)                               // another claim's token: nothing
+	markPublished(t, h, token, a, catalog.Job{ImageID: newID(t)}) // an unknown id is ignored
+	markPublished(t, h, token)                                    // nothing
+	h.Advance(relayLease)
+	expectClaimed(t, h, b) // a is published; b's claim ran out
 	// Published jobs are still jobs: they stay until their outcome is stored.
-	if n := startAttempt(t, h, a); n != 1 {
-		t.Errorf("StartAttempt of a published job = %d, want 1", n)
+	if c := claim(t, h, a); c.Attempt != 1 {
+		t.Errorf("ClaimJob of a published job: attempt %d, want 1", c.Attempt)
 	}
+}
+
+func testUnclaim(t *testing.T, h Harness) {
+	a, b := add(t, h), add(t, h)
+	token := expectClaimed(t, h, a, b)
+	unclaim := func(token int64, jobs ...catalog.Job) {
+		t.Helper()
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.ImageID
+		}
+		if err := h.Store.Unclaim(t.Context(), token, ids); err != nil {
+			t.Fatalf("Unclaim(%v): %v", ids, err)
+		}
+	}
+	unclaim(token+1, a, b) // another claim's token: nothing
+	expectClaimed(t, h)
+	unclaim(token, a, catalog.Job{ImageID: newID(t)}) // an unknown id is ignored
+	unclaim(token)                                    // nothing
+	again := expectClaimed(t, h, a)                   // given back at once; b still claimed
+	markPublished(t, h, again, a)
+	unclaim(again, a) // published already: it stays published
+	h.Advance(relayLease)
+	expectClaimed(t, h, b)
+}
+
+func testClaimJob(t *testing.T, h Harness) {
+	a, b := add(t, h), add(t, h)
+	publish(t, h, a, b)
+	first := claim(t, h, a)
+	if first.Attempt != 1 {
+		t.Errorf("first ClaimJob: attempt %d, want 1", first.Attempt)
+	}
+	// A second delivery while the first runs is a duplicate: not counted.
+	expectBusy(t, h, a)
+	expectBusy(t, h, a)
+	finish(t, h, a, first.Token)
+	expectGone(t, h, a)
+	expectGone(t, h, catalog.Job{ImageID: newID(t)})
+
+	t.Run("before it is marked published", func(t *testing.T) {
+		c := add(t, h)
+		token := expectClaimed(t, h, c)
+		// The broker delivers c before its relay marks it published: the
+		// delivery takes it, and the relay's late mark changes nothing.
+		if got := claim(t, h, c); got.Attempt != 1 {
+			t.Errorf("ClaimJob: attempt %d, want 1", got.Attempt)
+		}
+		markPublished(t, h, token, c)
+		h.Advance(relayLease)
+		expectClaimed(t, h) // neither unpublished nor expired: c runs
+		expectBusy(t, h, c)
+	})
+	t.Run("a duplicate of an unpublished job", func(t *testing.T) {
+		d := add(t, h)
+		// A message published twice (a relay died after the broker had it
+		// but before it was marked) claims the job as it waits to be
+		// published again: the relay leaves it alone now.
+		if got := claim(t, h, d); got.Attempt != 1 {
+			t.Errorf("ClaimJob: attempt %d, want 1", got.Attempt)
+		}
+		expectClaimed(t, h) // b is published and waits for its delivery; d runs
+		if got := claim(t, h, b); got.Attempt != 1 {
+			t.Errorf("ClaimJob(b): attempt %d, want 1", got.Attempt)
+		}
+	})
+}
+
+func testDeadDelivery(t *testing.T, h Harness) {
+	a := add(t, h)
+	publish(t, h, a)
+	c := claim(t, h, a)
+	// The consumer dies: its lease runs out and the job is published again.
+	h.Advance(jobLease - time.Millisecond)
+	expectClaimed(t, h)
+	expectBusy(t, h, a)
+	h.Advance(time.Millisecond)
+	token := expectClaimed(t, h, a)
+	markPublished(t, h, token, a)
+	// The dead delivery's outcome changes nothing now.
+	finish(t, h, a, c.Token)
+	again := claim(t, h, a)
+	if again.Attempt != 2 {
+		t.Errorf("ClaimJob after a dead delivery: attempt %d, want 2 (the start that died counts)", again.Attempt)
+	}
+	finish(t, h, a, again.Token)
+	expectGone(t, h, a)
 }
 
 func testReschedule(t *testing.T, h Harness) {
 	a := add(t, h)
-	markPublished(t, h, a)
-	if n := startAttempt(t, h, a); n != 1 {
-		t.Fatalf("StartAttempt = %d, want 1", n)
-	}
-	reschedule(t, h, a, time.Minute)
-	expectDue(t, h)
-	// A relay that read the job before it was rescheduled marks it late:
-	// a job not due is not published, so it stays unpublished.
-	markPublished(t, h, a)
+	publish(t, h, a)
+	c := claim(t, h, a)
+	reschedule(t, h, a, c.Token+1, 0) // not the lease's token: nothing
+	expectBusy(t, h, a)
+	reschedule(t, h, a, c.Token, time.Minute)
+	expectClaimed(t, h)
+	// A duplicate delivered before the job is due again is not run.
+	expectBusy(t, h, a)
 	h.Advance(59 * time.Second)
-	expectDue(t, h)
+	expectClaimed(t, h)
 	h.Advance(time.Second)
-	expectDue(t, h, a)
-	if n := startAttempt(t, h, a); n != 2 {
-		t.Errorf("StartAttempt after a reschedule = %d, want 2 (attempts are kept)", n)
+	publish(t, h, a)
+	again := claim(t, h, a)
+	if again.Attempt != 2 {
+		t.Errorf("ClaimJob after a reschedule: attempt %d, want 2 (attempts are kept)", again.Attempt)
 	}
 
 	t.Run("no delay", func(t *testing.T) {
-		b := add(t, h)
-		markPublished(t, h, a, b)
-		reschedule(t, h, b, 0)
-		expectDue(t, h, b)
+		reschedule(t, h, a, again.Token, 0)
+		expectClaimed(t, h, a)
 	})
 	t.Run("gone", func(t *testing.T) {
-		finish(t, h, a)
-		reschedule(t, h, a, 0) // the outcome is stored already: nothing to do
-		reschedule(t, h, catalog.Job{ImageID: newID(t)}, 0)
-		expectGone(t, h, a)
+		b := add(t, h)
+		publish(t, h, b)
+		c := claim(t, h, b)
+		finish(t, h, b, c.Token)
+		reschedule(t, h, b, c.Token, 0) // the outcome is stored already: nothing to do
+		reschedule(t, h, catalog.Job{ImageID: newID(t)}, c.Token, 0)
+		expectGone(t, h, b)
 	})
-}
-
-func testStartAttempt(t *testing.T, h Harness) {
-	a, b := add(t, h), add(t, h)
-	for want := 1; want <= 3; want++ {
-		if n := startAttempt(t, h, a); n != want {
-			t.Errorf("StartAttempt #%d = %d", want, n)
-		}
-	}
-	if n := startAttempt(t, h, b); n != 1 {
-		t.Errorf("StartAttempt of another job = %d, want 1", n)
-	}
-	// Counting attempts does not take the job off the outbox.
-	expectDue(t, h, a, b)
-	expectGone(t, h, catalog.Job{ImageID: newID(t)})
 }
 
 func testEnqueue(t *testing.T, h Harness) {
 	a, b := add(t, h), add(t, h)
-	startAttempt(t, h, a)
-	startAttempt(t, h, a)
-	markPublished(t, h, a, b)
-	reschedule(t, h, a, time.Hour)
-	expectDue(t, h)
+	publish(t, h, a, b)
+	c := claim(t, h, a)
+	reschedule(t, h, a, c.Token, time.Hour)
+	c = claim(t, h, b)
+	expectClaimed(t, h)
 
 	enqueue(t, h, a) // due now, unpublished, attempts reset
-	expectDue(t, h, a)
-	if n := startAttempt(t, h, a); n != 1 {
-		t.Errorf("StartAttempt after Enqueue = %d, want 1", n)
+	enqueue(t, h, b) // its running delivery loses its lease
+	expectClaimed(t, h, a, b)
+	if got := claim(t, h, a); got.Attempt != 1 {
+		t.Errorf("ClaimJob after Enqueue: attempt %d, want 1", got.Attempt)
 	}
-
-	finish(t, h, b)
+	finish(t, h, b, c.Token) // the old delivery of b: nothing
+	got := claim(t, h, b)
+	finish(t, h, b, got.Token)
 	enqueue(t, h, b) // the job of an existing image comes back
-	expectDue(t, h, a, b)
+	h.Advance(relayLease)
+	expectClaimed(t, h, b)
 
 	err := h.Store.Enqueue(t.Context(), catalog.Job{ImageID: newID(t), ProductID: a.ProductID})
 	if !catalog.IsNotFound(err) {
@@ -299,14 +462,18 @@ func testEnqueue(t *testing.T, h Harness) {
 
 func testFinish(t *testing.T, h Harness) {
 	a, b := add(t, h), add(t, h)
-	markPublished(t, h, b)
-	finish(t, h, a)
-	finish(t, h, b)
-	expectDue(t, h)
+	publish(t, h, a, b)
+	ca, cb := claim(t, h, a), claim(t, h, b)
+	finish(t, h, a, cb.Token) // another lease's token: nothing
+	expectBusy(t, h, a)
+	finish(t, h, a, ca.Token)
+	finish(t, h, b, cb.Token)
+	h.Advance(jobLease)
+	expectClaimed(t, h)
 	expectGone(t, h, a)
 	expectGone(t, h, b)
-	finish(t, h, a) // again: no error
-	finish(t, h, catalog.Job{ImageID: newID(t)})
+	finish(t, h, a, ca.Token) // again: no error
+	finish(t, h, catalog.Job{ImageID: newID(t)}, ca.Token)
 	if dls := listDead(t, h, 0); len(dls) != 0 {
 		t.Errorf("finished jobs listed as dead: %+v", dls)
 	}
@@ -314,15 +481,23 @@ func testFinish(t *testing.T, h Harness) {
 
 func testBury(t *testing.T, h Harness) {
 	a, b, c := add(t, h), add(t, h), add(t, h)
-	for range 3 {
-		startAttempt(t, h, a)
+	for range 2 {
+		ca := claim(t, h, a)
+		reschedule(t, h, a, ca.Token, 0)
 	}
-	markPublished(t, h, a, b)
 	dlA := catalog.DeadLetter{Job: a, Code: catalog.FailCorruptImage, Detail: "the PNG ends early", Attempts: 3, FailedAt: at(time.Minute)}
 	dlB := catalog.DeadLetter{Job: b, Code: catalog.FailTimeout, Detail: "took over 60s", Attempts: 5, FailedAt: at(2 * time.Minute)}
-	bury(t, h, dlA)
-	bury(t, h, dlB)
-	expectDue(t, h, c)
+	ca := claim(t, h, a)
+	if ca.Attempt != 3 {
+		t.Errorf("third ClaimJob: attempt %d, want 3", ca.Attempt)
+	}
+	bury(t, h, dlA, ca.Token+1) // another lease's token: nothing
+	if dls := listDead(t, h, 0); len(dls) != 0 {
+		t.Fatalf("buried under another lease's token: %+v", dls)
+	}
+	bury(t, h, dlA, ca.Token)
+	claimAndBury(t, h, dlB)
+	expectClaimed(t, h, c)
 	expectGone(t, h, a)
 	expectGone(t, h, b)
 
@@ -351,9 +526,10 @@ func testBury(t *testing.T, h Harness) {
 	if revived != a {
 		t.Errorf("ReviveDeadLetter = %+v, want %+v", revived, a)
 	}
-	expectDue(t, h, c, a) // a is due now, after c
-	if n := startAttempt(t, h, a); n != 1 {
-		t.Errorf("StartAttempt of a revived job = %d, want 1", n)
+	h.Advance(relayLease)
+	expectClaimed(t, h, c, a) // a is due now, after c
+	if got := claim(t, h, a); got.Attempt != 1 {
+		t.Errorf("ClaimJob of a revived job: attempt %d, want 1", got.Attempt)
 	}
 	if got := deadJobs(listDead(t, h, 0)); !slices.Equal(got, []catalog.Job{b}) {
 		t.Errorf("ListDeadLetters after the revival = %+v, want [b]", got)
@@ -365,14 +541,16 @@ func testBury(t *testing.T, h Harness) {
 	}
 
 	t.Run("gone job", func(t *testing.T) {
-		finish(t, h, c)
-		bury(t, h, catalog.DeadLetter{Job: c, Code: catalog.FailInternal, Detail: "late", Attempts: 1})
+		cc := claim(t, h, c)
+		finish(t, h, c, cc.Token)
+		bury(t, h, catalog.DeadLetter{Job: c, Code: catalog.FailInternal, Detail: "late", Attempts: 1}, cc.Token)
 		if got := deadJobs(listDead(t, h, 0)); !slices.Equal(got, []catalog.Job{b}) {
 			t.Errorf("burying a finished job listed it: %+v", got)
 		}
 	})
 	t.Run("failed again", func(t *testing.T) {
-		bury(t, h, catalog.DeadLetter{Job: a, Code: catalog.FailInternal, Detail: "again", Attempts: 1, FailedAt: at(time.Hour)})
+		h.Advance(jobLease)
+		claimAndBury(t, h, catalog.DeadLetter{Job: a, Code: catalog.FailInternal, Detail: "again", Attempts: 1, FailedAt: at(time.Hour)})
 		dls := listDead(t, h, 0)
 		if got := deadJobs(dls); !slices.Equal(got, []catalog.Job{a, b}) {
 			t.Fatalf("ListDeadLetters = %+v, want a then b", got)
@@ -386,7 +564,7 @@ func testBury(t *testing.T, h Harness) {
 func testEnqueueDropsDeadLetter(t *testing.T, h Harness) {
 	a := add(t, h)
 	// A zero FailedAt is the store's now.
-	bury(t, h, catalog.DeadLetter{Job: a, Code: catalog.FailFetch, Detail: "blob store down", Attempts: 3})
+	claimAndBury(t, h, catalog.DeadLetter{Job: a, Code: catalog.FailFetch, Detail: "blob store down", Attempts: 3})
 	if dls := listDead(t, h, 0); len(dls) != 1 || dls[0].FailedAt.IsZero() || dls[0].FailedAt.Location() != time.UTC {
 		t.Errorf("ListDeadLetters = %+v, want one failed now, in UTC", dls)
 	}
@@ -394,18 +572,18 @@ func testEnqueueDropsDeadLetter(t *testing.T, h Harness) {
 	if dls := listDead(t, h, 0); len(dls) != 0 {
 		t.Errorf("ListDeadLetters after Enqueue = %+v, want none", dls)
 	}
-	expectDue(t, h, a)
+	expectClaimed(t, h, a)
 }
 
 func testDeleteProduct(t *testing.T, h Harness) {
 	a, b, keep := add(t, h), add(t, h), add(t, h)
-	bury(t, h, catalog.DeadLetter{Job: b, Code: catalog.FailInternal, Detail: "x", Attempts: 1, FailedAt: at(0)})
+	claimAndBury(t, h, catalog.DeadLetter{Job: b, Code: catalog.FailInternal, Detail: "x", Attempts: 1, FailedAt: at(0)})
 	for _, j := range []catalog.Job{a, b} {
 		if err := h.Store.DeleteProduct(t.Context(), j.ProductID); err != nil {
 			t.Fatalf("DeleteProduct: %v", err)
 		}
 	}
-	expectDue(t, h, keep)
+	expectClaimed(t, h, keep)
 	expectGone(t, h, a)
 	if dls := listDead(t, h, 0); len(dls) != 0 {
 		t.Errorf("dead letters survived their product: %+v", dls)
@@ -417,11 +595,11 @@ func testDeleteProduct(t *testing.T, h Harness) {
 
 func testRequeueImage(t *testing.T, h Harness) {
 	a, other := add(t, h), add(t, h)
-	startAttempt(t, h, a)
-	startAttempt(t, h, a)
-	bury(t, h, catalog.DeadLetter{Job: a, Code: catalog.FailTimeout, Detail: "slow", Attempts: 2, FailedAt: at(0)})
-	markPublished(t, h, other)
-	expectDue(t, h)
+	ca := claim(t, h, a)
+	reschedule(t, h, a, ca.Token, 0)
+	claimAndBury(t, h, catalog.DeadLetter{Job: a, Code: catalog.FailTimeout, Detail: "slow", Attempts: 2, FailedAt: at(0)})
+	publish(t, h, other)
+	expectClaimed(t, h)
 
 	p, err := h.Store.GetProduct(t.Context(), a.ProductID)
 	if err != nil {
@@ -434,9 +612,10 @@ func testRequeueImage(t *testing.T, h Harness) {
 	if err := h.Store.RequeueImage(t.Context(), &n, &img); err != nil {
 		t.Fatalf("RequeueImage: %v", err)
 	}
-	expectDue(t, h, a)
-	if n := startAttempt(t, h, a); n != 1 {
-		t.Errorf("StartAttempt after RequeueImage = %d, want 1", n)
+	expectClaimed(t, h, a)
+	ca = claim(t, h, a)
+	if ca.Attempt != 1 {
+		t.Errorf("ClaimJob after RequeueImage: attempt %d, want 1", ca.Attempt)
 	}
 	if dls := listDead(t, h, 0); len(dls) != 0 {
 		t.Errorf("dead letter kept after RequeueImage: %+v", dls)
@@ -450,12 +629,13 @@ func testRequeueImage(t *testing.T, h Harness) {
 	}
 
 	t.Run("stale version", func(t *testing.T) {
-		finish(t, h, a)
+		finish(t, h, a, ca.Token)
 		err := h.Store.RequeueImage(t.Context(), &n, &img) // n.Version is the stored one
 		if !errors.Is(err, catalog.ErrVersionConflict) {
 			t.Fatalf("RequeueImage(stale) error = %v, want ErrVersionConflict", err)
 		}
-		expectDue(t, h) // nothing queued by the write that lost
+		h.Advance(relayLease)
+		expectClaimed(t, h) // nothing queued by the write that lost
 	})
 	t.Run("unknown image", func(t *testing.T) {
 		ghost := img
@@ -465,6 +645,57 @@ func testRequeueImage(t *testing.T, h Harness) {
 		if err := h.Store.RequeueImage(t.Context(), &m, &ghost); !catalog.IsNotFound(err) {
 			t.Fatalf("RequeueImage(unknown image) error = %v, want not found", err)
 		}
-		expectDue(t, h)
+		expectClaimed(t, h)
 	})
+}
+
+func testExistingImages(t *testing.T, h Harness) {
+	a, b := add(t, h), add(t, h)
+	if err := h.Store.DeleteProduct(t.Context(), b.ProductID); err != nil {
+		t.Fatalf("DeleteProduct: %v", err)
+	}
+	ghost := newID(t)
+	got, err := h.Store.ExistingImages(t.Context(), []string{a.ImageID, b.ImageID, ghost, "not-an-id"})
+	if err != nil {
+		t.Fatalf("ExistingImages: %v", err)
+	}
+	if len(got) != 1 || !got[a.ImageID] {
+		t.Errorf("ExistingImages = %v, want only %s", got, a.ImageID)
+	}
+	if got, err := h.Store.ExistingImages(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("ExistingImages(nil) = %v, %v; want none", got, err)
+	}
+}
+
+func testLease(t *testing.T, h Harness) {
+	const ttl = time.Minute
+	take := func(holder string, want bool) {
+		t.Helper()
+		got, err := h.Store.TryLease(t.Context(), "sweep", holder, ttl)
+		if err != nil {
+			t.Fatalf("TryLease(%s): %v", holder, err)
+		}
+		if got != want {
+			t.Errorf("TryLease(%s) = %v, want %v", holder, got, want)
+		}
+	}
+	take("a", true)
+	take("b", false)
+	take("a", true) // renewed
+	h.Advance(ttl - time.Millisecond)
+	take("b", false)
+	h.Advance(time.Millisecond)
+	take("b", true) // a's ran out
+	take("a", false)
+	if err := h.Store.ReleaseLease(t.Context(), "sweep", "a"); err != nil { // not a's: nothing
+		t.Fatal(err)
+	}
+	take("a", false)
+	if err := h.Store.ReleaseLease(t.Context(), "sweep", "b"); err != nil {
+		t.Fatal(err)
+	}
+	take("a", true)
+	if got, err := h.Store.TryLease(t.Context(), "other", "b", ttl); err != nil || !got {
+		t.Errorf("TryLease(other, b) = %v, %v; want a lease of its own", got, err)
+	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,42 +15,73 @@ import (
 )
 
 // The jobs table is also a transactional outbox: AddImage writes a job row
-// in the transaction of its image, a relay publishes the due rows to a
-// broker (DueJobs, MarkPublished) and the broker's consumers store each
-// job's outcome here (StartAttempt, Reschedule, FinishJob, BuryJob). The
-// embedded-style queue (Receive) reads the same rows when no broker is used.
+// in the transaction of its image, relays claim due rows and publish them to
+// a broker (ClaimDue, MarkPublished), and the broker's consumers claim the
+// row of each delivered job before it runs and store its outcome under that
+// claim (ClaimJob, Reschedule, FinishJob, BuryJob). The embedded-style queue
+// (Receive) reads the same rows when no broker is used.
 
-// DueJobs returns up to n jobs that are due, not yet published and not
-// leased by a receiver, the one that fell due first first. Relays of
-// several processes may read the same rows and publish them twice: jobs
-// are delivered at least once, and processing is idempotent.
-func (db *DB) DueJobs(ctx context.Context, n int) ([]catalog.Job, error) {
+// relayable is the condition of rows a relay publishes at $1: due, claimed
+// by no relay, and either unpublished and not leased, or leased by a
+// delivery whose lease ran out (its consumer died: its message was taken).
+const relayable = `available_at <= $1 AND (relay_until IS NULL OR relay_until <= $1)
+	AND ((published_at IS NULL AND lease_until IS NULL) OR lease_until <= $1)`
+
+// ClaimDue claims up to n relayable jobs for lease, the one that fell due
+// first first, and returns them with the claim's token. Rows locked by the
+// claim of another process are skipped, so relays of several nodes publish
+// different jobs. A claimed row is unpublished and not leased: if the relay
+// dies, its claim runs out and the row is claimed again.
+func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catalog.Job, int64, error) {
 	jobs := []catalog.Job{}
 	if n <= 0 {
-		return jobs, nil
+		return jobs, 0, nil
 	}
+	now := utc(db.now())
+	token := newToken()
 	rows, err := db.pool.Query(ctx, `
-		SELECT image_id, product_id FROM jobs
-		WHERE published_at IS NULL AND available_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)
-		ORDER BY available_at, image_id
-		LIMIT $2`, utc(db.now()), n)
+		UPDATE jobs
+		SET relay_until = $2, relay_token = $3, published_at = NULL, lease_until = NULL, lease_token = NULL
+		WHERE image_id IN (
+			SELECT image_id FROM jobs
+			WHERE `+relayable+`
+			ORDER BY available_at, image_id
+			LIMIT $4
+			FOR UPDATE SKIP LOCKED)
+		RETURNING image_id, product_id, available_at`, now, utc(now.Add(lease)), token, n)
+	type due struct {
+		job catalog.Job
+		at  time.Time
+	}
+	var claimed []due
 	if err == nil {
-		jobs, err = pgx.AppendRows(jobs, rows, func(row pgx.CollectableRow) (catalog.Job, error) {
-			var j catalog.Job
-			err := row.Scan(&j.ImageID, &j.ProductID)
-			return j, err
+		claimed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (due, error) {
+			var d due
+			err := row.Scan(&d.job.ImageID, &d.job.ProductID, &d.at)
+			return d, err
 		})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("due jobs: %w", db.translate(ctx, err))
+		return nil, 0, fmt.Errorf("claim due jobs: %w", db.translate(ctx, err))
 	}
-	return jobs, nil
+	// RETURNING keeps no order: put them back in the order they fell due.
+	slices.SortFunc(claimed, func(a, b due) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.job.ImageID, b.job.ImageID)
+	})
+	for _, d := range claimed {
+		jobs = append(jobs, d.job)
+	}
+	return jobs, token, nil
 }
 
-// MarkPublished records that the broker has the jobs of these images. Jobs
-// that are gone, already published or not due (rescheduled since DueJobs
-// returned them) are left as they are.
-func (db *DB) MarkPublished(ctx context.Context, imageIDs []string) error {
+// MarkPublished records that the broker has the jobs of these images that
+// the relay claim token still holds, and releases them. Jobs that are gone,
+// or that were rescheduled, claimed by a delivery or enqueued since, are
+// left as they are.
+func (db *DB) MarkPublished(ctx context.Context, token int64, imageIDs []string) error {
 	ids := make([]string, 0, len(imageIDs))
 	for _, id := range imageIDs {
 		if catalog.ValidID(id) {
@@ -58,14 +92,38 @@ func (db *DB) MarkPublished(ctx context.Context, imageIDs []string) error {
 		return nil
 	}
 	_, err := db.pool.Exec(ctx, `
-		UPDATE jobs SET published_at = $1
-		WHERE image_id = ANY ($2::uuid[]) AND published_at IS NULL AND available_at <= $1`,
-		utc(db.now()), ids)
+		UPDATE jobs SET published_at = $1, relay_until = NULL, relay_token = NULL
+		WHERE image_id = ANY ($2::uuid[]) AND relay_token = $3`,
+		utc(db.now()), ids, token)
 	if err != nil {
 		return fmt.Errorf("mark %d jobs published: %w", len(ids), db.translate(ctx, err))
 	}
 	return nil
 }
+
+// Unclaim gives back, unpublished, the jobs of these images that the relay
+// claim token still holds.
+func (db *DB) Unclaim(ctx context.Context, token int64, imageIDs []string) error {
+	ids := make([]string, 0, len(imageIDs))
+	for _, id := range imageIDs {
+		if catalog.ValidID(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := db.pool.Exec(ctx, `
+		UPDATE jobs SET relay_until = NULL, relay_token = NULL
+		WHERE image_id = ANY ($1::uuid[]) AND relay_token = $2`, ids, token)
+	if err != nil {
+		return fmt.Errorf("unclaim %d jobs: %w", len(ids), db.translate(ctx, err))
+	}
+	return nil
+}
+
+// newToken names a claim: random, so that claims of every process differ.
+func newToken() int64 { return rand.Int64() }
 
 // Enqueue queues the job of an existing image again, for example to process
 // it anew: the job is available now, unpublished, with no attempts counted,
@@ -96,35 +154,52 @@ const enqueueJob = `
 	VALUES ($1, $2, 0, $3, $3)
 	ON CONFLICT (image_id) DO UPDATE
 	SET product_id = EXCLUDED.product_id, attempts = 0, available_at = EXCLUDED.available_at,
-	    lease_until = NULL, lease_token = NULL, published_at = NULL`
+	    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL`
 
-// StartAttempt counts one more start of the job and returns the count; a
-// job that is gone (finished, buried, or its image deleted) is NotFound.
-func (db *DB) StartAttempt(ctx context.Context, imageID string) (int, error) {
+// ClaimJob claims a delivered job for lease and counts its attempt, in one
+// statement: the job must be due and not leased by a live delivery. A relay
+// publishing it meanwhile loses its claim (its MarkPublished changes
+// nothing). A job that is gone is NotFound; one held by another delivery,
+// or not due, is ErrJobBusy, and nothing is counted.
+func (db *DB) ClaimJob(ctx context.Context, imageID string, lease time.Duration) (catalog.JobClaim, error) {
 	if !catalog.ValidID(imageID) {
-		return 0, fmt.Errorf("start job %q: %w", imageID, catalog.NotFound("job of image %s", imageID))
+		return catalog.JobClaim{}, fmt.Errorf("claim job %q: %w", imageID, catalog.NotFound("job of image %s", imageID))
 	}
-	var attempts int
-	err := db.pool.QueryRow(ctx, `UPDATE jobs SET attempts = attempts + 1 WHERE image_id = $1 RETURNING attempts`, imageID).
-		Scan(&attempts)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("start job %s: %w", imageID, catalog.NotFound("job of image %s", imageID))
+	now := utc(db.now())
+	c := catalog.JobClaim{Token: newToken()}
+	err := db.pool.QueryRow(ctx, `
+		UPDATE jobs
+		SET lease_until = $1, lease_token = $2, attempts = attempts + 1,
+		    published_at = coalesce(published_at, $3), relay_until = NULL, relay_token = NULL
+		WHERE image_id = $4 AND available_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+		RETURNING attempts`, utc(now.Add(lease)), c.Token, now, imageID).Scan(&c.Attempt)
+	if err == nil {
+		return c, nil
 	}
-	if err != nil {
-		return 0, fmt.Errorf("start job %s: %w", imageID, db.translate(ctx, err))
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, db.translate(ctx, err))
 	}
-	return attempts, nil
+	var exists bool
+	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE image_id = $1)`, imageID).Scan(&exists); err != nil {
+		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, db.translate(ctx, err))
+	}
+	if !exists {
+		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.NotFound("job of image %s", imageID))
+	}
+	return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.ErrJobBusy)
 }
 
-// Reschedule makes the job due again after delay, unpublished and not
-// leased; its attempts are kept. A job that is gone stays gone.
-func (db *DB) Reschedule(ctx context.Context, imageID string, delay time.Duration) error {
+// Reschedule makes the job held by the lease token due again after delay,
+// unpublished and not leased; its attempts are kept. A job that is gone, or
+// whose lease was lost, is left alone.
+func (db *DB) Reschedule(ctx context.Context, imageID string, token int64, delay time.Duration) error {
 	if !catalog.ValidID(imageID) {
 		return nil
 	}
 	_, err := db.pool.Exec(ctx, `
-		UPDATE jobs SET available_at = $1, published_at = NULL, lease_until = NULL, lease_token = NULL
-		WHERE image_id = $2`, utc(db.now().Add(max(delay, 0))), imageID)
+		UPDATE jobs SET available_at = $1, published_at = NULL, lease_until = NULL, lease_token = NULL,
+		    relay_until = NULL, relay_token = NULL
+		WHERE image_id = $2 AND lease_token = $3`, utc(db.now().Add(max(delay, 0))), imageID, token)
 	if err != nil {
 		return fmt.Errorf("reschedule job %s: %w", imageID, db.translate(ctx, err))
 	}
@@ -132,12 +207,13 @@ func (db *DB) Reschedule(ctx context.Context, imageID string, delay time.Duratio
 	return nil
 }
 
-// FinishJob removes the job row; removing it twice is no error.
-func (db *DB) FinishJob(ctx context.Context, imageID string) error {
+// FinishJob removes the job row that the lease token holds; removing it
+// twice, or after the lease was lost, changes nothing.
+func (db *DB) FinishJob(ctx context.Context, imageID string, token int64) error {
 	if !catalog.ValidID(imageID) {
 		return nil
 	}
-	if _, err := db.pool.Exec(ctx, `DELETE FROM jobs WHERE image_id = $1`, imageID); err != nil {
+	if _, err := db.pool.Exec(ctx, `DELETE FROM jobs WHERE image_id = $1 AND lease_token = $2`, imageID, token); err != nil {
 		return fmt.Errorf("finish job %s: %w", imageID, db.translate(ctx, err))
 	}
 	return nil
@@ -157,10 +233,11 @@ const insertDeadLetter = `
 	SET product_id = EXCLUDED.product_id, code = EXCLUDED.code, detail = EXCLUDED.detail,
 	    attempts = EXCLUDED.attempts, failed_at = EXCLUDED.failed_at`
 
-// BuryJob replaces the job row of dl.Job by dl (a zero FailedAt means now),
-// in one statement. A job that is gone (finished, buried already, or its
-// image deleted) is left alone: its outcome is stored.
-func (db *DB) BuryJob(ctx context.Context, dl catalog.DeadLetter) error {
+// BuryJob replaces the job row of dl.Job that the lease token holds by dl
+// (a zero FailedAt means now), in one statement. A job that is gone
+// (finished, buried already, or its image deleted), or whose lease was
+// lost, is left alone.
+func (db *DB) BuryJob(ctx context.Context, dl catalog.DeadLetter, token int64) error {
 	if !catalog.ValidID(dl.Job.ImageID) {
 		return nil
 	}
@@ -169,10 +246,10 @@ func (db *DB) BuryJob(ctx context.Context, dl catalog.DeadLetter) error {
 	}
 	_, err := db.pool.Exec(ctx, `
 		WITH gone AS (
-			DELETE FROM jobs WHERE image_id = $5
+			DELETE FROM jobs WHERE image_id = $5 AND lease_token = $6
 			RETURNING image_id, product_id)
 		`+insertDeadLetter,
-		dl.Code, dl.Detail, dl.Attempts, utc(dl.FailedAt), dl.Job.ImageID)
+		dl.Code, dl.Detail, dl.Attempts, utc(dl.FailedAt), dl.Job.ImageID, token)
 	if err != nil {
 		return fmt.Errorf("bury job %s: %w", dl.Job.ImageID, db.translate(ctx, err))
 	}
@@ -222,7 +299,7 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 		SELECT image_id, product_id, 0, $2::timestamptz, $2::timestamptz FROM revived
 		ON CONFLICT (image_id) DO UPDATE
 		SET product_id = EXCLUDED.product_id, attempts = 0, available_at = EXCLUDED.available_at,
-		    lease_until = NULL, lease_token = NULL, published_at = NULL
+		    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL
 		RETURNING image_id, product_id`, imageID, utc(db.now())).Scan(&job.ImageID, &job.ProductID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return catalog.Job{}, fmt.Errorf("revive dead letter %s: %w", imageID, catalog.NotFound("dead letter of image %s", imageID))

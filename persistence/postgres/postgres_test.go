@@ -382,21 +382,21 @@ func TestConcurrentProcesses(t *testing.T) {
 	}
 }
 
-// TestDueJobsSkipsLeased checks that the outbox does not hand a broker the
+// TestClaimDueSkipsLeased checks that the outbox does not hand a broker the
 // job that a receiver is running, until its lease expires.
-func TestDueJobsSkipsLeased(t *testing.T) {
+func TestClaimDueSkipsLeased(t *testing.T) {
 	t.Parallel()
 	url, _ := postgres.FreshSchema(t)
 	clk := newClock()
 	db := open(t, url, postgres.Options{Now: clk.Now, Lease: time.Minute})
 	job := addJob(t, db)
 	mustReceive(t, db)
-	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 0 {
-		t.Fatalf("DueJobs while leased = %+v (%v), want none", jobs, err)
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 0 {
+		t.Fatalf("ClaimDue while leased = %+v (%v), want none", jobs, err)
 	}
 	clk.Advance(time.Minute)
-	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 1 || jobs[0] != job {
-		t.Fatalf("DueJobs after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 1 || jobs[0] != job {
+		t.Fatalf("ClaimDue after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
 	}
 }
 
@@ -413,13 +413,13 @@ func TestBadIDs(t *testing.T) {
 	if err := db.DeleteProduct(t.Context(), bad); !catalog.IsNotFound(err) {
 		t.Errorf("DeleteProduct: %v, want not found", err)
 	}
-	if _, err := db.StartAttempt(t.Context(), bad); !catalog.IsNotFound(err) {
-		t.Errorf("StartAttempt: %v, want not found", err)
+	if _, err := db.ClaimJob(t.Context(), bad, time.Minute); !catalog.IsNotFound(err) {
+		t.Errorf("ClaimJob: %v, want not found", err)
 	}
 	if _, err := db.ReviveDeadLetter(t.Context(), bad); !catalog.IsNotFound(err) {
 		t.Errorf("ReviveDeadLetter: %v, want not found", err)
 	}
-	if err := db.MarkPublished(t.Context(), []string{bad}); err != nil {
+	if err := db.MarkPublished(t.Context(), 1, []string{bad}); err != nil {
 		t.Errorf("MarkPublished: %v", err)
 	}
 	if _, err := db.ListProducts(t.Context(), catalog.ProductFilter{After: bad}); catalog.ErrorKind(err) != catalog.KindInvalid {
@@ -531,7 +531,7 @@ func TestServerGoneUnavailableFast(t *testing.T) {
 			return err
 		}},
 		{"Receive", func(ctx context.Context) error { _, err := db.Receive(ctx); return err }},
-		{"DueJobs", func(ctx context.Context) error { _, err := db.DueJobs(ctx, 10); return err }},
+		{"ClaimDue", func(ctx context.Context) error { _, _, err := db.ClaimDue(ctx, 10, time.Second); return err }},
 		{"Enqueue", func(ctx context.Context) error { return db.Enqueue(ctx, job) }},
 	}
 	for _, c := range calls {

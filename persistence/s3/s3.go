@@ -211,8 +211,28 @@ func isOriginal(key string) bool {
 // new one, never a part. Originals, and blobs over the part size, go
 // through a multipart upload that is aborted when it fails.
 func (s *Store) Put(ctx context.Context, key string, data []byte, contentType string) error {
+	if _, err := s.put(ctx, key, data, contentType, false); err != nil {
+		return fmt.Errorf("put blob %s: %w", key, err)
+	}
+	return nil
+}
+
+// Create stores data under key unless an object is there already, and
+// reports whether it wrote: the write carries If-None-Match: *, which the
+// server refuses (412) when the key exists, atomically.
+func (s *Store) Create(ctx context.Context, key string, data []byte, contentType string) (bool, error) {
+	written, err := s.put(ctx, key, data, contentType, true)
+	if err != nil {
+		return false, fmt.Errorf("create blob %s: %w", key, err)
+	}
+	return written, nil
+}
+
+// put writes an object, only if it does not exist when ifAbsent, and
+// reports whether it wrote.
+func (s *Store) put(ctx context.Context, key string, data []byte, contentType string, ifAbsent bool) (bool, error) {
 	if err := localfs.ValidKey(key); err != nil {
-		return fmt.Errorf("put blob: %w", err)
+		return false, err
 	}
 	if contentType == "" {
 		contentType = "application/octet-stream"
@@ -221,9 +241,13 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 	if isOriginal(key) {
 		cacheControl = CacheOriginal
 	}
+	var ifNoneMatch *string
+	if ifAbsent {
+		ifNoneMatch = aws.String("*")
+	}
 	var err error
 	if len(data) > 0 && (isOriginal(key) || int64(len(data)) > s.partSize) {
-		err = s.putMultipart(ctx, key, data, contentType, cacheControl)
+		err = s.putMultipart(ctx, key, data, contentType, cacheControl, ifNoneMatch)
 	} else {
 		_, err = s.client.PutObject(ctx, &s3api.PutObjectInput{
 			Bucket:        &s.bucket,
@@ -232,18 +256,22 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 			ContentLength: aws.Int64(int64(len(data))),
 			ContentType:   &contentType,
 			CacheControl:  &cacheControl,
+			IfNoneMatch:   ifNoneMatch,
 		})
 	}
-	if err != nil {
-		return fmt.Errorf("put blob %s: %w", key, translate(ctx, err))
+	if ifAbsent && httpStatus(err) == http.StatusPreconditionFailed {
+		return false, nil // there already
 	}
-	return nil
+	if err != nil {
+		return false, translate(ctx, err)
+	}
+	return true, nil
 }
 
 // putMultipart uploads data in parts of s.partSize, partConcurrency at a
 // time, each with a CRC32 checksum that the server checks. A failed upload
 // is aborted so that its parts do not linger (and cost) in the bucket.
-func (s *Store) putMultipart(ctx context.Context, key string, data []byte, contentType, cacheControl string) error {
+func (s *Store) putMultipart(ctx context.Context, key string, data []byte, contentType, cacheControl string, ifNoneMatch *string) error {
 	created, err := s.client.CreateMultipartUpload(ctx, &s3api.CreateMultipartUploadInput{
 		Bucket:            &s.bucket,
 		Key:               &key,
@@ -262,6 +290,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, data []byte, conte
 			Key:             &key,
 			UploadId:        uploadID,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+			IfNoneMatch:     ifNoneMatch,
 		})
 		if err != nil {
 			err = fmt.Errorf("complete multipart upload: %w", err)
@@ -272,7 +301,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, data []byte, conte
 		defer cancel()
 		if _, aerr := s.client.AbortMultipartUpload(actx, &s3api.AbortMultipartUploadInput{
 			Bucket: &s.bucket, Key: &key, UploadId: uploadID,
-		}); aerr != nil {
+		}); aerr != nil && !isMissingUpload(aerr) {
 			err = errors.Join(err, fmt.Errorf("abort multipart upload %s: %w", aws.ToString(uploadID), aerr))
 		}
 		return err
@@ -414,6 +443,48 @@ func (s *Store) deleteObjects(ctx context.Context, batch []types.ObjectIdentifie
 	return nil
 }
 
+// Delete removes the objects of keys, in batches; missing ones are no
+// error.
+func (s *Store) Delete(ctx context.Context, keys []string) error {
+	batch := make([]types.ObjectIdentifier, 0, min(len(keys), s.deleteBatch))
+	for i, key := range keys {
+		if err := localfs.ValidKey(key); err != nil {
+			return fmt.Errorf("delete blobs: %w", err)
+		}
+		batch = append(batch, types.ObjectIdentifier{Key: aws.String(key)})
+		if len(batch) == s.deleteBatch || i == len(keys)-1 {
+			if err := s.deleteObjects(ctx, batch); err != nil {
+				return fmt.Errorf("delete %d blobs: %w", len(batch), err)
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}
+
+// List calls fn with each object whose key starts with prefix, in key
+// order, a page of up to 1000 at a time.
+func (s *Store) List(ctx context.Context, prefix string, fn func(catalog.BlobInfo) error) error {
+	in := &s3api.ListObjectsV2Input{Bucket: &s.bucket}
+	if prefix != "" {
+		in.Prefix = &prefix
+	}
+	pages := s3api.NewListObjectsV2Paginator(s.client, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list blobs %s: %w", prefix, translate(ctx, err))
+		}
+		for _, obj := range page.Contents {
+			info := catalog.BlobInfo{Key: aws.ToString(obj.Key), Size: aws.ToInt64(obj.Size), ModTime: aws.ToTime(obj.LastModified).UTC()}
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Ping checks that the bucket is reachable with the credentials.
 func (s *Store) Ping(ctx context.Context) error {
 	if _, err := s.client.HeadBucket(ctx, &s3api.HeadBucketInput{Bucket: &s.bucket}); err != nil {
@@ -462,6 +533,13 @@ func isMissingBucket(err error) bool {
 		return code == "NoSuchBucket" || code == "NotFound"
 	}
 	return httpStatus(err) == http.StatusNotFound
+}
+
+// isMissingUpload reports whether err says that a multipart upload is gone
+// (completed, or aborted already).
+func isMissingUpload(err error) bool {
+	var nsu *types.NoSuchUpload
+	return errors.As(err, &nsu) || apiCode(err) == "NoSuchUpload"
 }
 
 func apiCode(err error) string {

@@ -1,11 +1,15 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -13,48 +17,83 @@ import (
 )
 
 // The jobs table is also a transactional outbox: AddImage writes a job row
-// in the transaction of its image, a relay publishes the due rows to a
-// broker (DueJobs, MarkPublished) and the broker's consumers store each
-// job's outcome here (StartAttempt, Reschedule, FinishJob, BuryJob). The
-// embedded queue (Receive) reads the same rows when no broker is used.
+// in the transaction of its image, relays claim due rows and publish them to
+// a broker (ClaimDue, MarkPublished), and the broker's consumers claim the
+// row of each delivered job before it runs and store its outcome under that
+// claim (ClaimJob, Reschedule, FinishJob, BuryJob). The embedded queue
+// (Receive) reads the same rows when no broker is used.
 var (
 	_ catalog.JobOutbox   = (*DB)(nil)
 	_ catalog.DeadLetters = (*DB)(nil)
 )
 
-// DueJobs returns up to n jobs that are due, not yet published and not
-// leased by the embedded queue, the one that fell due first first.
-func (db *DB) DueJobs(ctx context.Context, n int) ([]catalog.Job, error) {
+// relayable is the condition of rows a relay publishes at ?1: due, claimed
+// by no relay, and either unpublished and not leased, or leased by a
+// delivery whose lease ran out (its consumer died: its message was taken).
+const relayable = `available_at <= ?1 AND (relay_until IS NULL OR relay_until <= ?1)
+	AND ((published_at IS NULL AND lease_until IS NULL) OR lease_until <= ?1)`
+
+// ClaimDue claims up to n relayable jobs for lease, the one that fell due
+// first first, and returns them with the claim's token. SQLite has one
+// writer at a time, so claims of concurrent relays are disjoint. A claimed
+// row is unpublished and not leased: if the relay dies, its claim runs out
+// and the row is claimed again.
+func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catalog.Job, int64, error) {
 	jobs := []catalog.Job{}
 	if n <= 0 {
-		return jobs, nil
+		return jobs, 0, nil
 	}
-	rows, err := db.sql.QueryContext(ctx, `
-		SELECT image_id, product_id FROM jobs
-		WHERE published_at IS NULL AND available_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-		ORDER BY available_at, image_id
-		LIMIT ?2`, micros(db.now()), n)
-	if err != nil {
-		return nil, fmt.Errorf("due jobs: %w", db.translate(err))
+	now := db.now()
+	token := newToken()
+	type due struct {
+		job catalog.Job
+		at  int64
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var j catalog.Job
-		if err := rows.Scan(&j.ImageID, &j.ProductID); err != nil {
-			return nil, fmt.Errorf("due jobs: %w", db.translate(err))
+	var claimed []due
+	err := func() error {
+		rows, err := db.sql.QueryContext(ctx, `
+			UPDATE jobs
+			SET relay_until = ?2, relay_token = ?3, published_at = NULL, lease_until = NULL, lease_token = NULL
+			WHERE image_id IN (
+				SELECT image_id FROM jobs
+				WHERE `+relayable+`
+				ORDER BY available_at, image_id
+				LIMIT ?4)
+			RETURNING image_id, product_id, available_at`, micros(now), micros(now.Add(lease)), token, n)
+		if err != nil {
+			return err
 		}
-		jobs = append(jobs, j)
+		defer rows.Close()
+		for rows.Next() {
+			var d due
+			if err := rows.Scan(&d.job.ImageID, &d.job.ProductID, &d.at); err != nil {
+				return err
+			}
+			claimed = append(claimed, d)
+		}
+		return rows.Err()
+	}()
+	if err != nil {
+		return nil, 0, fmt.Errorf("claim due jobs: %w", db.translate(err))
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("due jobs: %w", db.translate(err))
+	// RETURNING keeps no order: put them back in the order they fell due.
+	slices.SortFunc(claimed, func(a, b due) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(a.job.ImageID, b.job.ImageID)
+	})
+	for _, d := range claimed {
+		jobs = append(jobs, d.job)
 	}
-	return jobs, nil
+	return jobs, token, nil
 }
 
-// MarkPublished records that the broker has the jobs of these images. Jobs
-// that are gone, already published or not due (rescheduled since DueJobs
-// returned them) are left as they are.
-func (db *DB) MarkPublished(ctx context.Context, imageIDs []string) error {
+// MarkPublished records that the broker has the jobs of these images that
+// the relay claim token still holds, and releases them. Jobs that are gone,
+// or that were rescheduled, claimed by a delivery or enqueued since, are
+// left as they are.
+func (db *DB) MarkPublished(ctx context.Context, token int64, imageIDs []string) error {
 	if len(imageIDs) == 0 {
 		return nil
 	}
@@ -63,14 +102,36 @@ func (db *DB) MarkPublished(ctx context.Context, imageIDs []string) error {
 		return fmt.Errorf("mark jobs published: %w", err)
 	}
 	_, err = db.sql.ExecContext(ctx, `
-		UPDATE jobs SET published_at = ?1
-		WHERE image_id IN (SELECT value FROM json_each(?2))
-		  AND published_at IS NULL AND available_at <= ?1`, micros(db.now()), string(ids))
+		UPDATE jobs SET published_at = ?1, relay_until = NULL, relay_token = NULL
+		WHERE image_id IN (SELECT value FROM json_each(?2)) AND relay_token = ?3`,
+		micros(db.now()), string(ids), token)
 	if err != nil {
 		return fmt.Errorf("mark %d jobs published: %w", len(imageIDs), db.translate(err))
 	}
 	return nil
 }
+
+// Unclaim gives back, unpublished, the jobs of these images that the relay
+// claim token still holds.
+func (db *DB) Unclaim(ctx context.Context, token int64, imageIDs []string) error {
+	if len(imageIDs) == 0 {
+		return nil
+	}
+	ids, err := json.Marshal(imageIDs)
+	if err != nil {
+		return fmt.Errorf("unclaim jobs: %w", err)
+	}
+	_, err = db.sql.ExecContext(ctx, `
+		UPDATE jobs SET relay_until = NULL, relay_token = NULL
+		WHERE image_id IN (SELECT value FROM json_each(?1)) AND relay_token = ?2`, string(ids), token)
+	if err != nil {
+		return fmt.Errorf("unclaim %d jobs: %w", len(imageIDs), db.translate(err))
+	}
+	return nil
+}
+
+// newToken names a claim: random, so that claims of every process differ.
+func newToken() int64 { return rand.Int64() }
 
 // Enqueue queues the job of an existing image again, for example to process
 // it anew: the job is available now, unpublished, with no attempts counted,
@@ -93,7 +154,7 @@ func enqueue(ctx context.Context, tx *sql.Tx, job catalog.Job, now int64) error 
 		VALUES (?1, ?2, 0, ?3, NULL, NULL, ?3)
 		ON CONFLICT (image_id) DO UPDATE
 		SET product_id = excluded.product_id, attempts = 0, available_at = excluded.available_at,
-		    lease_until = NULL, published_at = NULL`,
+		    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL`,
 		job.ImageID, job.ProductID, now)
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 		return catalog.NotFound("image %s", job.ImageID)
@@ -105,27 +166,44 @@ func enqueue(ctx context.Context, tx *sql.Tx, job catalog.Job, now int64) error 
 	return err
 }
 
-// StartAttempt counts one more start of the job and returns the count; a
-// job that is gone (finished, buried, or its image deleted) is NotFound.
-func (db *DB) StartAttempt(ctx context.Context, imageID string) (int, error) {
-	var attempts int
-	err := db.sql.QueryRowContext(ctx, `UPDATE jobs SET attempts = attempts + 1 WHERE image_id = ? RETURNING attempts`, imageID).
-		Scan(&attempts)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("start job %s: %w", imageID, catalog.NotFound("job of image %s", imageID))
+// ClaimJob claims a delivered job for lease and counts its attempt, in one
+// statement: the job must be due and not leased by a live delivery. A relay
+// publishing it meanwhile loses its claim (its MarkPublished changes
+// nothing). A job that is gone is NotFound; one held by another delivery,
+// or not due, is ErrJobBusy, and nothing is counted.
+func (db *DB) ClaimJob(ctx context.Context, imageID string, lease time.Duration) (catalog.JobClaim, error) {
+	now := db.now()
+	c := catalog.JobClaim{Token: newToken()}
+	err := db.sql.QueryRowContext(ctx, `
+		UPDATE jobs
+		SET lease_until = ?1, lease_token = ?2, attempts = attempts + 1,
+		    published_at = coalesce(published_at, ?3), relay_until = NULL, relay_token = NULL
+		WHERE image_id = ?4 AND available_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3)
+		RETURNING attempts`, micros(now.Add(lease)), c.Token, micros(now), imageID).Scan(&c.Attempt)
+	if err == nil {
+		return c, nil
 	}
-	if err != nil {
-		return 0, fmt.Errorf("start job %s: %w", imageID, db.translate(err))
+	if !errors.Is(err, sql.ErrNoRows) {
+		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, db.translate(err))
 	}
-	return attempts, nil
+	var exists bool
+	if err := db.sql.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE image_id = ?)`, imageID).Scan(&exists); err != nil {
+		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, db.translate(err))
+	}
+	if !exists {
+		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.NotFound("job of image %s", imageID))
+	}
+	return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.ErrJobBusy)
 }
 
-// Reschedule makes the job due again after delay, unpublished and not
-// leased; its attempts are kept. A job that is gone stays gone.
-func (db *DB) Reschedule(ctx context.Context, imageID string, delay time.Duration) error {
+// Reschedule makes the job held by the lease token due again after delay,
+// unpublished and not leased; its attempts are kept. A job that is gone, or
+// whose lease was lost, is left alone.
+func (db *DB) Reschedule(ctx context.Context, imageID string, token int64, delay time.Duration) error {
 	_, err := db.sql.ExecContext(ctx, `
-		UPDATE jobs SET available_at = ?, published_at = NULL, lease_until = NULL
-		WHERE image_id = ?`, micros(db.now().Add(max(delay, 0))), imageID)
+		UPDATE jobs SET available_at = ?, published_at = NULL, lease_until = NULL, lease_token = NULL,
+		    relay_until = NULL, relay_token = NULL
+		WHERE image_id = ? AND lease_token = ?`, micros(db.now().Add(max(delay, 0))), imageID, token)
 	if err != nil {
 		return fmt.Errorf("reschedule job %s: %w", imageID, db.translate(err))
 	}
@@ -133,22 +211,24 @@ func (db *DB) Reschedule(ctx context.Context, imageID string, delay time.Duratio
 	return nil
 }
 
-// FinishJob removes the job row; removing it twice is no error.
-func (db *DB) FinishJob(ctx context.Context, imageID string) error {
-	if _, err := db.sql.ExecContext(ctx, `DELETE FROM jobs WHERE image_id = ?`, imageID); err != nil {
+// FinishJob removes the job row that the lease token holds; removing it
+// twice, or after the lease was lost, changes nothing.
+func (db *DB) FinishJob(ctx context.Context, imageID string, token int64) error {
+	if _, err := db.sql.ExecContext(ctx, `DELETE FROM jobs WHERE image_id = ? AND lease_token = ?`, imageID, token); err != nil {
 		return fmt.Errorf("finish job %s: %w", imageID, db.translate(err))
 	}
 	return nil
 }
 
-// BuryJob replaces the job row of dl.Job by dl (a zero FailedAt means now),
-// in one transaction. A job that is gone (finished, buried already, or its
-// image deleted) is left alone: its outcome is stored.
-func (db *DB) BuryJob(ctx context.Context, dl catalog.DeadLetter) error {
+// BuryJob replaces the job row of dl.Job that the lease token holds by dl
+// (a zero FailedAt means now), in one transaction. A job that is gone
+// (finished, buried already, or its image deleted), or whose lease was
+// lost, is left alone.
+func (db *DB) BuryJob(ctx context.Context, dl catalog.DeadLetter, token int64) error {
 	if dl.FailedAt.IsZero() {
 		dl.FailedAt = db.now()
 	}
-	err := db.bury(ctx, dl, `DELETE FROM jobs WHERE image_id = ? RETURNING product_id`, dl.Job.ImageID)
+	err := db.bury(ctx, dl, `DELETE FROM jobs WHERE image_id = ? AND lease_token = ? RETURNING product_id`, dl.Job.ImageID, token)
 	if err != nil {
 		return fmt.Errorf("bury job %s: %w", dl.Job.ImageID, err)
 	}

@@ -396,22 +396,22 @@ func TestPathWithURICharacters(t *testing.T) {
 	}
 }
 
-// TestDueJobsSkipsLeased checks that the outbox does not hand a broker the
+// TestClaimDueSkipsLeased checks that the outbox does not hand a broker the
 // job that the embedded queue is running, until its lease expires.
-func TestDueJobsSkipsLeased(t *testing.T) {
+func TestClaimDueSkipsLeased(t *testing.T) {
 	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
 	job := addJob(t, db)
 	d := mustReceive(t, db)
-	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 0 {
-		t.Fatalf("DueJobs while leased = %+v (%v), want none", jobs, err)
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 0 {
+		t.Fatalf("ClaimDue while leased = %+v (%v), want none", jobs, err)
 	}
 	clk.Advance(time.Minute)
-	if jobs, err := db.DueJobs(t.Context(), 10); err != nil || len(jobs) != 1 || jobs[0] != job {
-		t.Fatalf("DueJobs after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 1 || jobs[0] != job {
+		t.Fatalf("ClaimDue after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
 	}
-	// Reschedule drops the lease: the delivery is stale.
-	if err := db.Reschedule(t.Context(), job.ImageID, 0); err != nil {
+	// Enqueue drops the lease: the delivery is stale.
+	if err := db.Enqueue(t.Context(), job); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Ack(t.Context()); err != nil {
@@ -448,9 +448,9 @@ func TestMigrationFromVersion1(t *testing.T) {
 	raw.Close()
 
 	db = open(t, path, sqlite.Options{})
-	jobs, err := db.DueJobs(t.Context(), 10)
+	jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second)
 	if err != nil || len(jobs) != 1 || jobs[0] != job {
-		t.Fatalf("DueJobs after migrating = %+v (%v), want [%+v]", jobs, err, job)
+		t.Fatalf("ClaimDue after migrating = %+v (%v), want [%+v]", jobs, err, job)
 	}
 	if dls, err := db.ListDeadLetters(t.Context(), 0); err != nil || len(dls) != 0 {
 		t.Fatalf("ListDeadLetters after migrating = %+v (%v)", dls, err)

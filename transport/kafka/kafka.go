@@ -1,22 +1,25 @@
 // Package kafka carries image jobs over Apache Kafka (segmentio/kafka-go):
 // a relay publishes the store's outbox to a topic keyed by product id, and
-// a consumer-group reader hands the jobs to the image supervisor, committing
-// offsets only once a job's outcome is stored, in order per partition.
+// a consumer group hands the jobs to the image supervisor, claiming each
+// job in the store before it runs and committing offsets only once a job's
+// outcome is stored, in order per partition and never backwards.
+//
+// Delivery is at least once, with idempotent effects: the outbox row of a
+// job lives until its outcome is stored, and a row whose claim runs out
+// (a relay or a consumer died holding it) is published again. Duplicates
+// find the row claimed or gone and change nothing.
 package kafka
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 )
@@ -31,6 +34,23 @@ type Config struct {
 	ReplicationFactor int    // default 1
 	// RelayInterval is how often the relay looks for unpublished jobs.
 	RelayInterval time.Duration
+	// RelayLease is how long a relay holds the jobs it publishes; a relay
+	// that dies lets them go after it (default 15 s).
+	RelayLease time.Duration
+	// JobLease is how long a delivered job is claimed for its run: longer
+	// than a job may take to run and store its outcome. A consumer that
+	// dies lets its jobs go after it, and they are published again
+	// (default 5 min).
+	JobLease time.Duration
+	// OutcomeAttempts bounds how often storing a job's outcome (or a
+	// commit) is tried before it is given up and surfaced on the
+	// dead-letter topic (default 4); OutcomeBackoff is the first pause
+	// between tries, doubled each time (default 100 ms).
+	OutcomeAttempts int
+	OutcomeBackoff  time.Duration
+	// CommitRetry is how often a commit that failed is tried again while
+	// nothing new finishes (default 1 s).
+	CommitRetry time.Duration
 	// DialTimeout bounds connecting to a broker.
 	DialTimeout time.Duration
 }
@@ -54,6 +74,21 @@ func (c *Config) Defaults() {
 	}
 	if c.RelayInterval <= 0 {
 		c.RelayInterval = 100 * time.Millisecond
+	}
+	if c.RelayLease <= 0 {
+		c.RelayLease = 15 * time.Second
+	}
+	if c.JobLease <= 0 {
+		c.JobLease = 5 * time.Minute
+	}
+	if c.OutcomeAttempts <= 0 {
+		c.OutcomeAttempts = 4
+	}
+	if c.OutcomeBackoff <= 0 {
+		c.OutcomeBackoff = 100 * time.Millisecond
+	}
+	if c.CommitRetry <= 0 {
+		c.CommitRetry = time.Second
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 3 * time.Second
@@ -143,267 +178,23 @@ type message struct {
 	ProductID string `json:"product_id"`
 }
 
-// Relay publishes the outbox: jobs the store committed with their images.
-// A job is marked published only after the brokers acknowledged it, so a
-// crash in between publishes it again (processing is idempotent).
-type Relay struct {
-	cfg    Config
-	outbox catalog.JobOutbox
-	writer *kafkago.Writer
-	log    *zap.Logger
-}
-
-// NewRelay returns a relay from outbox to the job topic.
-func NewRelay(cfg Config, outbox catalog.JobOutbox, log *zap.Logger) *Relay {
-	cfg.Defaults()
-	return &Relay{cfg: cfg, outbox: outbox, log: log, writer: &kafkago.Writer{
-		Addr:         kafkago.TCP(cfg.Brokers...),
-		Topic:        cfg.Topic,
-		Balancer:     &kafkago.Hash{}, // by product id: one product's jobs stay in order
-		RequiredAcks: kafkago.RequireAll,
-		BatchTimeout: time.Millisecond,
-		WriteTimeout: 5 * time.Second,
-		MaxAttempts:  1, // the relay itself retries, from the outbox
-		Transport:    newTransport(cfg),
-	}}
-}
-
-// Run publishes due jobs until ctx ends.
-func (r *Relay) Run(ctx context.Context) {
-	failing := false
-	// An outbox that says when a job becomes available wakes the relay at
-	// once; RelayInterval is then only the fallback.
-	woken, _ := r.outbox.(interface{ JobsWake() <-chan struct{} })
-	for {
-		var wake <-chan struct{} // nil: never
-		if woken != nil {
-			wake = woken.JobsWake() // before looking, so no wake-up is missed
+// retry calls fn until it succeeds, attempts times at most, pausing
+// backoff between tries (doubled each time) and stopping when ctx ends. It
+// returns fn's last error.
+func retry(ctx context.Context, attempts int, backoff time.Duration, fn func(ctx context.Context) error) error {
+	var err error
+	for i := range attempts {
+		if err = fn(ctx); err == nil {
+			return nil
 		}
-		n, err := r.PublishDue(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			if !failing { // one line when publishing starts failing, not one per tick
-				r.log.Warn("publish image jobs", zap.Error(err))
-			}
-			failing = true
-		case err == nil && failing:
-			r.log.Info("publishing image jobs again")
-			failing = false
-		}
-		if n > 0 && err == nil {
-			continue // there may be more
-		}
-		wait := r.cfg.RelayInterval
-		if failing {
-			wait = time.Second
+		if i == attempts-1 {
+			break
 		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		case <-wake:
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff << i):
 		}
 	}
-}
-
-// PublishDue publishes one batch of due jobs and returns how many.
-func (r *Relay) PublishDue(ctx context.Context) (int, error) {
-	jobs, err := r.outbox.DueJobs(ctx, 100)
-	if err != nil || len(jobs) == 0 {
-		return 0, err
-	}
-	msgs := make([]kafkago.Message, len(jobs))
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		v, _ := json.Marshal(message{ImageID: j.ImageID, ProductID: j.ProductID})
-		msgs[i] = kafkago.Message{Key: []byte(j.ProductID), Value: v}
-		ids[i] = j.ImageID
-	}
-	if err := r.writer.WriteMessages(ctx, msgs...); err != nil {
-		return 0, catalog.Unavailable("kafka", fmt.Errorf("write %d jobs to %s: %w", len(msgs), r.cfg.Topic, err))
-	}
-	if err := r.outbox.MarkPublished(ctx, ids); err != nil {
-		return 0, fmt.Errorf("mark %d jobs published: %w", len(ids), err)
-	}
-	return len(jobs), nil
-}
-
-// Close flushes and closes the writer.
-func (r *Relay) Close() error { return r.writer.Close() }
-
-// Consumer is a catalog.JobQueue over the job topic, in a consumer group.
-type Consumer struct {
-	cfg     Config
-	reader  *kafkago.Reader
-	dlq     *kafkago.Writer
-	outbox  catalog.JobOutbox
-	log     *zap.Logger
-	mu      sync.Mutex
-	pending map[int]*partitionLog // fetched, not yet committed, by partition
-}
-
-var _ catalog.JobQueue = (*Consumer)(nil)
-
-// NewConsumer joins the consumer group of the job topic.
-func NewConsumer(cfg Config, outbox catalog.JobOutbox, log *zap.Logger) *Consumer {
-	cfg.Defaults()
-	return &Consumer{
-		cfg: cfg, outbox: outbox, log: log, pending: map[int]*partitionLog{},
-		reader: kafkago.NewReader(kafkago.ReaderConfig{
-			Brokers:        cfg.Brokers,
-			GroupID:        cfg.GroupID,
-			Topic:          cfg.Topic,
-			MinBytes:       1,
-			MaxBytes:       1 << 20,
-			MaxWait:        250 * time.Millisecond,
-			CommitInterval: 0, // commit synchronously, when we say so
-			StartOffset:    kafkago.FirstOffset,
-			// A worker that dies without leaving the group holds its
-			// partitions until its session ends: keep that short.
-			SessionTimeout:    10 * time.Second,
-			RebalanceTimeout:  10 * time.Second,
-			HeartbeatInterval: time.Second,
-			Dialer:            &kafkago.Dialer{Timeout: cfg.DialTimeout},
-			// Prefetch little: a worker takes a job only when free, and a
-			// job fetched here is one another node cannot take.
-			QueueCapacity: 1,
-		}),
-		dlq: &kafkago.Writer{
-			Addr:         kafkago.TCP(cfg.Brokers...),
-			Topic:        cfg.DeadLetterTopic,
-			RequiredAcks: kafkago.RequireAll,
-			BatchTimeout: time.Millisecond,
-			WriteTimeout: 5 * time.Second,
-			Transport:    newTransport(cfg),
-		},
-	}
-}
-
-// Close leaves the group.
-func (c *Consumer) Close() error {
-	return errors.Join(c.reader.Close(), c.dlq.Close())
-}
-
-// Receive fetches the next job and counts its attempt in the store before
-// handing it out. Messages for jobs that no longer exist (duplicates of
-// finished jobs) are committed and skipped.
-func (c *Consumer) Receive(ctx context.Context) (catalog.Delivery, error) {
-	for {
-		msg, err := c.reader.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, catalog.Unavailable("kafka", fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err))
-		}
-		entry := c.track(msg)
-		var m message
-		if err := json.Unmarshal(msg.Value, &m); err != nil || m.ImageID == "" {
-			c.log.Error("undecodable image job skipped", zap.Int("partition", msg.Partition), zap.Int64("offset", msg.Offset), zap.Error(err))
-			c.done(ctx, entry)
-			continue
-		}
-		attempt, err := c.outbox.StartAttempt(ctx, m.ImageID)
-		if catalog.IsNotFound(err) {
-			c.done(ctx, entry)
-			continue
-		}
-		if err != nil {
-			// The store is down: leave the message uncommitted; it is
-			// fetched again after a restart or rebalance. Meanwhile hand it
-			// out with the attempt unknown-but-counted-as-first.
-			c.log.Warn("count image job attempt", zap.String("image_id", m.ImageID), zap.Error(err))
-			attempt = 1
-		}
-		return &delivery{c: c, entry: entry, job: catalog.Job{ImageID: m.ImageID, ProductID: m.ProductID}, attempt: attempt}, nil
-	}
-}
-
-// partitionLog keeps a partition's fetched messages in offset order.
-type partitionLog struct {
-	entries []*entry
-}
-
-type entry struct {
-	msg  kafkago.Message
-	done bool
-}
-
-func (c *Consumer) track(msg kafkago.Message) *entry {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p := c.pending[msg.Partition]
-	if p == nil {
-		p = &partitionLog{}
-		c.pending[msg.Partition] = p
-	}
-	if n := len(p.entries); n > 0 && p.entries[n-1].msg.Offset >= msg.Offset {
-		// The partition was rewound (a rebalance): what we held is stale.
-		p.entries = nil
-	}
-	e := &entry{msg: msg}
-	p.entries = append(p.entries, e)
-	return e
-}
-
-// done marks e finished and commits the partition's longest finished
-// prefix, so an offset is never committed past an unfinished job.
-func (c *Consumer) done(ctx context.Context, e *entry) error {
-	c.mu.Lock()
-	e.done = true
-	p := c.pending[e.msg.Partition]
-	var last *kafkago.Message
-	for p != nil && len(p.entries) > 0 && p.entries[0].done {
-		last = &p.entries[0].msg
-		p.entries = p.entries[1:]
-	}
-	c.mu.Unlock()
-	if last == nil {
-		return nil
-	}
-	if err := c.reader.CommitMessages(ctx, *last); err != nil {
-		return catalog.Unavailable("kafka", fmt.Errorf("commit %s/%d@%d: %w", last.Topic, last.Partition, last.Offset, err))
-	}
-	return nil
-}
-
-type delivery struct {
-	c       *Consumer
-	entry   *entry
-	job     catalog.Job
-	attempt int
-}
-
-func (d *delivery) Job() catalog.Job { return d.job }
-func (d *delivery) Attempt() int     { return d.attempt }
-
-// Ack removes the job from the outbox, then commits its offset.
-func (d *delivery) Ack(ctx context.Context) error {
-	if err := d.c.outbox.FinishJob(ctx, d.job.ImageID); err != nil {
-		return fmt.Errorf("finish job %s: %w", d.job.ImageID, err)
-	}
-	return d.c.done(ctx, d.entry)
-}
-
-// Retry reschedules the job in the outbox, whose relay publishes it again
-// when it is due, then commits this delivery.
-func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
-	if err := d.c.outbox.Reschedule(ctx, d.job.ImageID, delay); err != nil {
-		return fmt.Errorf("reschedule job %s: %w", d.job.ImageID, err)
-	}
-	return d.c.done(ctx, d.entry)
-}
-
-// DeadLetter publishes the job to the dead-letter topic, keeps it as a
-// dead letter in the store, then commits.
-func (d *delivery) DeadLetter(ctx context.Context, code, detail string) error {
-	dl := catalog.DeadLetter{Job: d.job, Code: code, Detail: detail, Attempts: d.attempt, FailedAt: time.Now().UTC()}
-	v, _ := json.Marshal(dl)
-	if err := d.c.dlq.WriteMessages(ctx, kafkago.Message{Key: []byte(d.job.ProductID), Value: v}); err != nil {
-		return catalog.Unavailable("kafka", fmt.Errorf("publish dead letter %s: %w", d.job.ImageID, err))
-	}
-	if err := d.c.outbox.BuryJob(ctx, dl); err != nil {
-		return fmt.Errorf("bury job %s: %w", d.job.ImageID, err)
-	}
-	return d.c.done(ctx, d.entry)
+	return err
 }

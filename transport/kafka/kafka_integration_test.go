@@ -48,8 +48,10 @@ func newRig(t *testing.T, partitions int) *rig {
 	t.Helper()
 	ctx := context.Background()
 	suffix := fmt.Sprintf("%x", rand.Uint64())
+	// A short job lease: a crashed consumer's jobs are published again
+	// soon after it.
 	cfg := Config{Brokers: brokers(t), Topic: "test-jobs-" + suffix, GroupID: "test-group-" + suffix,
-		Partitions: partitions, RelayInterval: 20 * time.Millisecond}
+		Partitions: partitions, RelayInterval: 20 * time.Millisecond, JobLease: 3 * time.Second}
 	if err := EnsureTopics(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func newRig(t *testing.T, partitions int) *rig {
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { relay.Run(relayCtx); close(done) }()
-	r.consumer = NewConsumer(cfg, db, log)
+	r.consumer = newConsumer(t, cfg, db, log)
 	t.Cleanup(func() {
 		stopRelay()
 		<-done
@@ -73,13 +75,22 @@ func newRig(t *testing.T, partitions int) *rig {
 		r.mu.Unlock()
 		db.Close()
 	})
+	r.newProduct(t)
+	return r
+}
+
+// newProduct makes the product that add adds images to.
+func (r *rig) newProduct(t *testing.T) {
+	t.Helper()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	r.product = &catalog.Product{ID: uuid.Must(uuid.NewV7()).String(), UserID: 1, Name: "p", Currency: "USD",
+	p := &catalog.Product{ID: uuid.Must(uuid.NewV7()).String(), UserID: 1, Name: "p", Currency: "USD",
 		CreatedAt: now, UpdatedAt: now, Version: 1, Images: []catalog.Image{}}
-	if err := db.CreateProduct(ctx, r.product); err != nil {
+	if err := r.db.CreateProduct(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	return r
+	r.mu.Lock()
+	r.product = p
+	r.mu.Unlock()
 }
 
 func (r *rig) queue() catalog.JobQueue {
@@ -110,7 +121,16 @@ func (r *rig) crash(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.consumer.Close()
-	r.consumer = NewConsumer(r.cfg, r.db, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	r.consumer = newConsumer(t, r.cfg, r.db, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+}
+
+func newConsumer(t *testing.T, cfg Config, outbox catalog.JobOutbox, log *zap.Logger) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(cfg, outbox, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestQueueConformance(t *testing.T) {
@@ -157,7 +177,9 @@ func TestOrderPerProduct(t *testing.T) {
 
 // TestCommitsInOrderWhenJobsFinishOutOfOrder: offsets are committed only
 // up to the first unfinished job, so a crash redelivers it — and only it,
-// since the later ones are finished in the outbox.
+// since the later ones are finished in the outbox. The redelivered message
+// finds the job still claimed by the dead consumer; the job runs again
+// once that claim runs out.
 func TestCommitsInOrderWhenJobsFinishOutOfOrder(t *testing.T) {
 	r := newRig(t, 1)
 	jobs := []catalog.Job{r.add(t), r.add(t), r.add(t)}

@@ -188,9 +188,11 @@ type Deps struct {
 	Limiter catalog.RateLimiter
 	// Idempotency keeps Idempotency-Key responses; nil ignores the header.
 	Idempotency catalog.IdempotencyStore
-	// Files serves stored variant files; nil when blobs are served
-	// elsewhere (a CDN in front of object storage).
+	// Files serves variant files of the embedded file store; Blobs streams
+	// them from an object store when Files is nil. With neither, /media is
+	// not served (a CDN in front of object storage serves the files).
 	Files Files
+	Blobs BlobStreamer
 	// Events are products' events, streamed by GET /products/{id}/events;
 	// nil: that route answers 503.
 	Events Events
@@ -321,7 +323,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("GET", "/admin/webhooks/deliveries", operator, s.listWebhookAttempts)
 	s.route("GET", "/admin/", open, s.adminIndex)
 	s.route("GET", "/admin/assets/{name}", open, s.adminAsset)
-	if deps.Files != nil {
+	if deps.Files != nil || deps.Blobs != nil {
 		s.route("GET", "/media/{key:*}", open, s.media)
 	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {

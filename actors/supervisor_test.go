@@ -1,0 +1,189 @@
+package actors_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vitrine-dev/vitrine/actors"
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// injector is a processor that panics at a steady rate while it is on, as
+// a decoder that crashes on some inputs would, and takes a little time
+// for each image otherwise.
+type injector struct {
+	mu     sync.Mutex
+	every  time.Duration
+	until  time.Time
+	next   time.Time
+	panics atomic.Int32
+	calls  atomic.Int32
+}
+
+func (in *injector) Process(ctx context.Context, data []byte) (actors.Processed, error) {
+	in.calls.Add(1)
+	in.mu.Lock()
+	now := time.Now()
+	crash := now.Before(in.until) && !now.Before(in.next)
+	if crash {
+		in.next = now.Add(in.every)
+	}
+	in.mu.Unlock()
+	if crash {
+		in.panics.Add(1)
+		panic("injected decoder crash")
+	}
+	select {
+	case <-time.After(5 * time.Millisecond):
+	case <-ctx.Done():
+		return actors.Processed{}, ctx.Err()
+	}
+	return ok(0)
+}
+
+// waitWorkers waits until the pool runs want workers.
+func waitWorkers(t *testing.T, f *fixture, want int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for f.pool.Workers() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool runs %d workers %v after the crashes stopped, want %d", f.pool.Workers(), within, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPoolSurvivesSteadyCrashes: workers panic 30 times a minute for two
+// minutes while jobs keep coming (the old one-for-one strategy stopped a
+// worker for good after its 10th crash in a minute). Every job is still
+// processed, and the pool is back to its size once the crashes stop.
+func TestPoolSurvivesSteadyCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two minutes of crashes: skipped with -short")
+	}
+	const workers, rate, period = 4, 30, 2 * time.Minute
+	in := &injector{every: time.Minute / rate, until: time.Now().Add(period)}
+	f := newFixtureWith(t, in, nil, func(d *actors.ImageDeps) {
+		d.Workers, d.MaxAttempts = workers, 8
+	})
+	waitWorkers(t, f, workers, 10*time.Second)
+	product := f.product()
+	var imgs []*catalog.Image
+	var lowest = workers
+	for time.Now().Before(in.until) {
+		if len(imgs)%90 == 89 { // a product holds at most 100 images
+			product = f.product()
+		}
+		imgs = append(imgs, f.upload(product))
+		lowest = min(lowest, f.pool.Workers())
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, img := range imgs {
+		if got := f.wait(img); got.Status != catalog.StatusReady {
+			t.Errorf("image %s ended %s %+v", img.ID, got.Status, got.Error)
+		}
+	}
+	waitWorkers(t, f, workers, 15*time.Second) // the longest restart backoff is 10 s
+	if n := in.panics.Load(); n < rate*int32(period/time.Minute)*9/10 {
+		t.Errorf("%d crashes injected, want about %d", n, rate*int(period/time.Minute))
+	}
+	t.Logf("%d crashes in %v, %d jobs processed (%d calls), fewest workers running %d of %d; pool back to %d",
+		in.panics.Load(), period, len(imgs), in.calls.Load(), lowest, workers, f.pool.Workers())
+}
+
+// TestPoisonJobDoesNotStarveTheRest: a job that crashes every worker that
+// runs it is failed after its attempts, while the other jobs go through.
+func TestPoisonJobDoesNotStarveTheRest(t *testing.T) {
+	proc := &processor{fn: func(int) (actors.Processed, error) { return ok(0) }}
+	poisoned := &poison{processor: proc}
+	f := newFixtureWith(t, poisoned, nil, func(d *actors.ImageDeps) { d.Workers, d.MaxAttempts = 2, 4 })
+	p := f.product()
+	bad, _, _, err := f.uploads.Upload(context.Background(), p, []byte("poison"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var good []*catalog.Image
+	for range 30 {
+		good = append(good, f.upload(p))
+	}
+	for _, img := range good {
+		if got := f.wait(img); got.Status != catalog.StatusReady {
+			t.Errorf("image %s ended %s", img.ID, got.Status)
+		}
+	}
+	if got := f.wait(bad); got.Status != catalog.StatusFailed || got.Error.Code != catalog.FailInternal {
+		t.Errorf("the poison image ended %s %+v, want failed internal", got.Status, got.Error)
+	}
+	if n := poisoned.crashes.Load(); n != 4 {
+		t.Errorf("the poison job crashed %d workers, want 4 (its attempts; the 5th start fails it without running)", n)
+	}
+	waitWorkers(t, f, 2, 10*time.Second)
+}
+
+// poison crashes on the bytes "poison".
+type poison struct {
+	*processor
+	crashes atomic.Int32
+}
+
+func (p *poison) Process(ctx context.Context, data []byte) (actors.Processed, error) {
+	if string(data) == "poison" {
+		p.crashes.Add(1)
+		panic("poison")
+	}
+	return p.processor.Process(ctx, data)
+}
+
+// TestDeletedWhileProcessing: a product deleted while its image is being
+// processed keeps no file: the job, finishing after the delete, removes
+// the variants it wrote and records nothing.
+func TestDeletedWhileProcessing(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	proc := &processor{fn: func(int) (actors.Processed, error) {
+		started <- struct{}{}
+		<-release
+		return ok(0)
+	}}
+	f := newFixture(t, proc, nil, 3)
+	p := f.product()
+	img := f.upload(p)
+	<-started
+	if err := f.service.Delete(context.Background(), p, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.files(p); n != 0 {
+		t.Fatalf("%d files of the deleted product right after the delete", n)
+	}
+	close(release) // the job writes its variants now, then finds the image gone
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pending, err := f.db.PendingJobs(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 && f.files(p) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the job ended: %d jobs pending, %d files of the deleted product", pending, f.files(p))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, _, err := f.service.Image(context.Background(), p, img.ID); !catalog.IsNotFound(err) {
+		t.Errorf("the image of a deleted product: %v, want not found", err)
+	}
+}
+
+// files counts the blobs of a product.
+func (f *fixture) files(productID string) int {
+	f.t.Helper()
+	n := 0
+	err := f.blobs.List(context.Background(), catalog.ProductPrefix(productID), func(catalog.BlobInfo) error { n++; return nil })
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}

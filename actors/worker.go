@@ -1,0 +1,306 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+// cleanupTimeout bounds removing the files of a job whose image was deleted.
+const cleanupTimeout = 30 * time.Second
+
+// worker runs one job at a time.
+type worker struct {
+	deps    *ImageDeps
+	ctx     context.Context
+	marking <-chan error // the job's processing-status save, while under way
+	// processing is the time the job's Process call took, for its log line.
+	processing time.Duration
+}
+
+func (w *worker) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started: // at first, and after each restart
+		c.Send(c.Parent(), &workerReady{worker: c.Self()})
+	case *work:
+		w.run(m.d)
+		c.Send(c.Parent(), &workDone{worker: c.Self()})
+	}
+}
+
+// outcome is how a job ended, for the log line and the queue.
+type outcome struct {
+	result string // ready, failed, retry, skipped, dead_letter
+	code   string
+	detail string
+}
+
+func (w *worker) run(d catalog.Delivery) {
+	start := w.deps.Now()
+	job := d.Job()
+	ctx, cancel := context.WithTimeout(w.ctx, w.deps.JobTimeout)
+	defer cancel()
+	w.processing = 0
+	out := w.process(ctx, d)
+	fields := []zap.Field{zap.String("image_id", job.ImageID), zap.String("product_id", job.ProductID),
+		zap.Int("attempt", d.Attempt()), zap.String("outcome", out.result), zap.Duration("duration", w.deps.Now().Sub(start))}
+	if w.processing > 0 {
+		fields = append(fields, zap.Duration("processing", w.processing))
+	}
+	if out.code != "" {
+		fields = append(fields, zap.String("code", out.code), zap.String("detail", out.detail))
+	}
+	// Acknowledge with a fresh context: the job's own may have expired.
+	ackCtx, cancelAck := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelAck()
+	var err error
+	switch out.result {
+	case "retry":
+		err = d.Retry(ackCtx, backoff(w.deps.RetryBase, d.Attempt()))
+	case "dead_letter":
+		err = d.DeadLetter(ackCtx, out.code, out.detail)
+	default:
+		err = d.Ack(ackCtx)
+	}
+	if err != nil {
+		fields = append(fields, zap.NamedError("queue_error", err))
+	}
+	w.deps.Log.Info("image job", fields...)
+	w.deps.Metrics.job(out.result, out.code, w.deps.Now().Sub(start))
+}
+
+func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
+	job := d.Job()
+	img, _, err := w.deps.Images.Image(ctx, job.ProductID, job.ImageID)
+	switch {
+	case catalog.IsNotFound(err):
+		return w.deleted(job)
+	case err != nil:
+		return w.transient(ctx, d, nil, catalog.FailInternal, err)
+	case img.Status == catalog.StatusReady || img.Status == catalog.StatusFailed:
+		// A redelivered job: processing it again would change nothing.
+		return outcome{result: "skipped", detail: "already " + string(img.Status)}
+	}
+	if d.Attempt() > w.deps.MaxAttempts {
+		out := w.fail(ctx, img, catalog.FailInternal,
+			fmt.Sprintf("processing was started %d times without finishing (the process crashed or was stopped each time)", d.Attempt()-1))
+		if out.result == "failed" {
+			out.result = "dead_letter"
+		}
+		return out
+	}
+	// The processing status is recorded while the original is read and
+	// processed, not before: the product's grain orders this save before
+	// the final one, which waits for it. A save that fails ends the job as
+	// it did when it came first; only the work done meanwhile is lost.
+	w.markProcessing(ctx, img)
+	defer w.awaitMark() // the save never outlives the job
+	data, out, ok := w.original(ctx, d, img)
+	if !ok {
+		if err := w.awaitMark(); err != nil {
+			return w.notMarked(ctx, d, img, err)
+		}
+		return out
+	}
+	started := w.deps.Now()
+	res, err := w.deps.Processor.Process(ctx, data)
+	w.processing = w.deps.Now().Sub(started)
+	if markErr := w.awaitMark(); markErr != nil {
+		return w.notMarked(ctx, d, img, markErr)
+	}
+	if err != nil {
+		var ce *catalog.Error
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+			if w.ctx.Err() != nil { // shutting down: leave it for the next run
+				return outcome{result: "retry", detail: "interrupted by shutdown"}
+			}
+			return w.fail(ctx, img, catalog.FailTimeout, fmt.Sprintf("processing took longer than %s", w.deps.JobTimeout))
+		case errors.As(err, &ce) && (ce.Kind == catalog.KindUnprocessableImage || ce.Kind == catalog.KindUnsupportedMedia):
+			return w.fail(ctx, img, ce.Code, ce.Detail)
+		default:
+			return w.transient(ctx, d, img, catalog.FailInternal, err)
+		}
+	}
+	variants, err := w.store(ctx, job, res)
+	if err != nil {
+		return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
+	}
+	oldRecipe := img.RecipeVersion
+	now := w.deps.Now().UTC().Truncate(time.Microsecond)
+	img.Status, img.Error, img.Variants, img.ProcessedAt = catalog.StatusReady, nil, variants, &now
+	img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion = res.Placeholder, res.DominantColor, res.Animated, res.RecipeVersion
+	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
+		if catalog.IsNotFound(err) {
+			return w.deleted(job) // the variants just written go with it
+		}
+		return w.transient(ctx, d, img, catalog.FailInternal, err)
+	}
+	if oldRecipe != 0 && oldRecipe != res.RecipeVersion {
+		// The new variants are recorded: the old ones can go.
+		if err := w.deps.Blobs.DeletePrefix(ctx, catalog.VariantPrefix(job.ProductID, job.ImageID, oldRecipe)); err != nil {
+			w.deps.Log.Warn("delete old variants", zap.String("image_id", job.ImageID), zap.Int("recipe_version", oldRecipe), zap.Error(err))
+		}
+	}
+	return outcome{result: "ready"}
+}
+
+// markProcessing records img as processing, in the background: the
+// returned channel yields the outcome of the save. img is copied, so the
+// caller may go on changing it.
+func (w *worker) markProcessing(ctx context.Context, img *catalog.Image) {
+	marked := make(chan error, 1)
+	m := *img
+	m.Status = catalog.StatusProcessing
+	go func() { marked <- w.deps.Images.SaveImage(ctx, &m) }()
+	img.Status = catalog.StatusProcessing
+	w.marking = marked
+}
+
+// awaitMark waits for the processing status's save, if one is under way,
+// and returns its error once; later calls return nil.
+func (w *worker) awaitMark() error {
+	if w.marking == nil {
+		return nil
+	}
+	err := <-w.marking
+	w.marking = nil
+	return err
+}
+
+// notMarked ends a job whose processing status could not be recorded.
+func (w *worker) notMarked(ctx context.Context, d catalog.Delivery, img *catalog.Image, err error) outcome {
+	if catalog.IsNotFound(err) {
+		return w.deleted(d.Job())
+	}
+	return w.transient(ctx, d, img, catalog.FailInternal, err)
+}
+
+// deleted ends a job whose image or product was deleted: what it may have
+// written (variants, an imported original) is removed, and nothing is
+// recorded. The product's delete removed what existed when it ran; this
+// removes what the job wrote after it. A removal that fails leaves orphans
+// for the sweeper.
+func (w *worker) deleted(job catalog.Job) outcome {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), cleanupTimeout)
+	defer cancel()
+	if err := w.deps.Blobs.DeletePrefix(ctx, catalog.ImagePrefix(job.ProductID, job.ImageID)); err != nil {
+		w.deps.Log.Warn("remove the files of a deleted image", zap.String("image_id", job.ImageID), zap.Error(err))
+	}
+	return outcome{result: "skipped", detail: "the image or its product was deleted"}
+}
+
+// store writes the renditions to the blob store, all at once (each
+// write waits for its file to be durable), and returns their variants in
+// order. A variant already stored (by an earlier run of this job that did
+// not record its outcome) is kept, not written again: keys name a recipe
+// version, which makes the same file.
+func (w *worker) store(ctx context.Context, job catalog.Job, res Processed) ([]catalog.Variant, error) {
+	variants := make([]catalog.Variant, len(res.Renditions))
+	errs := make([]error, len(res.Renditions))
+	var wg sync.WaitGroup
+	for i, o := range res.Renditions {
+		key := catalog.VariantKey(job.ProductID, job.ImageID, res.RecipeVersion, o.Name, o.Format)
+		variants[i] = catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
+			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key)}
+		wg.Go(func() {
+			written, err := w.deps.Blobs.Create(ctx, key, o.Data, o.ContentType)
+			errs[i] = err
+			if err == nil {
+				w.deps.Log.Debug("variant stored", zap.String("image_id", job.ImageID), zap.String("key", key), zap.Bool("written", written))
+			}
+		})
+	}
+	wg.Wait()
+	return variants, errors.Join(errs...)
+}
+
+// original returns the image's original bytes: from the blob store, or,
+// for an import not fetched yet, from its URL (then probed and kept).
+func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.Image) ([]byte, outcome, bool) {
+	key := catalog.OriginalKey(img.ProductID, img.ID)
+	if img.SourceURL == "" || img.Original.SHA256 != "" {
+		data, err := w.deps.Blobs.Get(ctx, key)
+		if err != nil {
+			if catalog.IsNotFound(err) {
+				return nil, w.fail(ctx, img, catalog.FailInternal, "the original file is missing from storage"), false
+			}
+			return nil, w.transient(ctx, d, img, catalog.FailStorageUnavailable, err), false
+		}
+		return data, outcome{}, true
+	}
+	if w.deps.Fetcher == nil || w.deps.Prober == nil {
+		return nil, w.fail(ctx, img, catalog.FailInternal, "this worker cannot import images from URLs"), false
+	}
+	data, err := w.deps.Fetcher.Fetch(ctx, img.SourceURL)
+	if err != nil {
+		var ce *catalog.Error
+		if errors.As(err, &ce) && ce.Kind == catalog.KindUnavailable {
+			return nil, w.transient(ctx, d, img, catalog.FailFetch, err), false
+		}
+		if errors.As(err, &ce) {
+			return nil, w.fail(ctx, img, catalog.FailFetch, ce.Detail), false
+		}
+		return nil, w.transient(ctx, d, img, catalog.FailFetch, err), false
+	}
+	h, err := w.deps.Prober.Probe(data)
+	if err != nil {
+		var ce *catalog.Error
+		if errors.As(err, &ce) {
+			code := ce.Code
+			if ce.Kind == catalog.KindUnsupportedMedia {
+				code = catalog.FailUnsupportedFormat
+			}
+			return nil, w.fail(ctx, img, code, ce.Detail), false
+		}
+		return nil, w.transient(ctx, d, img, catalog.FailInternal, err), false
+	}
+	if err := w.deps.Blobs.Put(ctx, key, data, h.ContentType); err != nil {
+		return nil, w.transient(ctx, d, img, catalog.FailStorageUnavailable, err), false
+	}
+	img.Original = originalOf(data, h)
+	return data, outcome{}, true
+}
+
+// transient retries the job later or, after the last attempt, fails the
+// image and keeps the job as a dead letter.
+func (w *worker) transient(ctx context.Context, d catalog.Delivery, img *catalog.Image, code string, err error) outcome {
+	var ce *catalog.Error
+	detail := err.Error()
+	if errors.As(err, &ce) {
+		detail = ce.Detail
+	}
+	if d.Attempt() < w.deps.MaxAttempts || img == nil {
+		return outcome{result: "retry", code: code, detail: err.Error()}
+	}
+	out := w.fail(ctx, img, code, fmt.Sprintf("gave up after %d attempts: %s", d.Attempt(), detail))
+	if out.result == "failed" {
+		out.result = "dead_letter"
+	}
+	return out
+}
+
+func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail string) outcome {
+	// After the processing status, never before it.
+	if err := w.awaitMark(); catalog.IsNotFound(err) {
+		return w.deleted(catalog.Job{ImageID: img.ID, ProductID: img.ProductID})
+	}
+	now := w.deps.Now().UTC().Truncate(time.Microsecond)
+	img.Status, img.Error, img.ProcessedAt = catalog.StatusFailed, &catalog.ImageError{Code: code, Detail: detail}, &now
+	img.Variants = []catalog.Variant{}
+	err := w.deps.Images.SaveImage(ctx, img)
+	if catalog.IsNotFound(err) {
+		return w.deleted(catalog.Job{ImageID: img.ID, ProductID: img.ProductID})
+	}
+	if err != nil {
+		return outcome{result: "retry", code: code, detail: fmt.Sprintf("%s (and recording the failure failed: %v)", detail, err)}
+	}
+	return outcome{result: "failed", code: code, detail: detail}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -59,6 +60,11 @@ type ImageDeps struct {
 	Fetcher   Fetcher
 	Log       *zap.Logger
 	Now       func() time.Time
+	// Tracer, when not nil, traces each job as a span continuing the
+	// upload's trace (Job.TraceParent), with child spans for reading the
+	// original, libvips and storing the variants.
+	Tracer trace.TracerProvider
+	tracer trace.Tracer
 	// Workers is the number of worker actors, so of jobs run at once.
 	Workers int
 	// MaxAttempts bounds how often a job is started, crashes included.
@@ -78,6 +84,7 @@ type ImageDeps struct {
 }
 
 func (d *ImageDeps) defaults() {
+	d.tracer = tracerOf(d.Tracer)
 	if d.Now == nil {
 		d.Now = time.Now
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
 // ProductKind is the cluster kind of product grains.
@@ -119,7 +120,7 @@ func (g *productGrain) Receive(c actor.Context) {
 }
 
 func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductReply {
-	ctx, cancel := context.WithTimeout(withTraceparent(context.Background(), cmd.Traceparent), g.deps.StoreTimeout)
+	ctx, cancel := context.WithTimeout(tracecontext.With(context.Background(), cmd.Traceparent), g.deps.StoreTimeout)
 	defer cancel()
 	ctx, end := startSpan(ctx, g.deps.tracer, commandSpanName(cmd), trace.WithSpanKind(trace.SpanKindServer))
 	var err error

@@ -4,34 +4,14 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
 )
 
 // Trace context crosses the actor boundary as a W3C traceparent string in
-// the command, so a grain on another node continues the caller's trace.
-
-var traceContext = propagation.TraceContext{}
-
-// traceparent is ctx's span as a W3C traceparent, or "" without one.
-func traceparent(ctx context.Context) string {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ""
-	}
-	c := propagation.MapCarrier{}
-	traceContext.Inject(ctx, c)
-	return c["traceparent"]
-}
-
-// withTraceparent is ctx continuing the trace of a W3C traceparent.
-func withTraceparent(ctx context.Context, tp string) context.Context {
-	if tp == "" {
-		return ctx
-	}
-	return traceContext.Extract(ctx, propagation.MapCarrier{"traceparent": tp})
-}
+// the command (tracecontext), so a grain on another node continues the
+// caller's trace.
 
 // tracerOf is the named tracer of tp, or nil when tracing is off.
 func tracerOf(tp trace.TracerProvider) trace.Tracer {

@@ -8,9 +8,13 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
 // cleanupTimeout bounds removing the files of a job whose image was deleted.
@@ -47,10 +51,15 @@ func (w *worker) run(d catalog.Delivery) {
 	job := d.Job()
 	ctx, cancel := context.WithTimeout(w.ctx, w.deps.JobTimeout)
 	defer cancel()
+	ctx, span := w.startJobSpan(ctx, job, d.Attempt())
 	w.processing = 0
 	out := w.process(ctx, d)
 	fields := []zap.Field{zap.String("image_id", job.ImageID), zap.String("product_id", job.ProductID),
 		zap.Int("attempt", d.Attempt()), zap.String("outcome", out.result), zap.Duration("duration", w.deps.Now().Sub(start))}
+	if sc := span.SpanContext(); sc.IsValid() {
+		fields = append(fields, zap.String("trace_id", sc.TraceID().String()))
+	}
+	endJobSpan(span, out)
 	if w.processing > 0 {
 		fields = append(fields, zap.Duration("processing", w.processing))
 	}
@@ -110,7 +119,9 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		return out
 	}
 	started := w.deps.Now()
-	res, err := w.deps.Processor.Process(ctx, data)
+	pctx, endProcess := startSpan(ctx, w.deps.tracer, "libvips process", trace.WithAttributes(attribute.Int("vitrine.original_bytes", len(data))))
+	res, err := w.deps.Processor.Process(pctx, data)
+	endProcess(&err)
 	w.processing = w.deps.Now().Sub(started)
 	if markErr := w.awaitMark(); markErr != nil {
 		return w.notMarked(ctx, d, img, markErr)
@@ -202,7 +213,9 @@ func (w *worker) deleted(job catalog.Job) outcome {
 // order. A variant already stored (by an earlier run of this job that did
 // not record its outcome) is kept, not written again: keys name a recipe
 // version, which makes the same file.
-func (w *worker) store(ctx context.Context, job catalog.Job, res Processed) ([]catalog.Variant, error) {
+func (w *worker) store(ctx context.Context, job catalog.Job, res Processed) (_ []catalog.Variant, err error) {
+	ctx, end := startSpan(ctx, w.deps.tracer, "store variants", trace.WithAttributes(attribute.Int("vitrine.variants", len(res.Renditions))))
+	defer func() { end(&err) }()
 	variants := make([]catalog.Variant, len(res.Renditions))
 	errs := make([]error, len(res.Renditions))
 	var wg sync.WaitGroup
@@ -227,7 +240,9 @@ func (w *worker) store(ctx context.Context, job catalog.Job, res Processed) ([]c
 func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.Image) ([]byte, outcome, bool) {
 	key := catalog.OriginalKey(img.ProductID, img.ID)
 	if img.SourceURL == "" || img.Original.SHA256 != "" {
-		data, err := w.deps.Blobs.Get(ctx, key)
+		gctx, end := startSpan(ctx, w.deps.tracer, "read original")
+		data, err := w.deps.Blobs.Get(gctx, key)
+		end(&err)
 		if err != nil {
 			if catalog.IsNotFound(err) {
 				return nil, w.fail(ctx, img, catalog.FailInternal, "the original file is missing from storage"), false
@@ -239,7 +254,9 @@ func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.
 	if w.deps.Fetcher == nil || w.deps.Prober == nil {
 		return nil, w.fail(ctx, img, catalog.FailInternal, "this worker cannot import images from URLs"), false
 	}
-	data, err := w.deps.Fetcher.Fetch(ctx, img.SourceURL)
+	fctx, endFetch := startSpan(ctx, w.deps.tracer, "fetch original", trace.WithSpanKind(trace.SpanKindClient))
+	data, err := w.deps.Fetcher.Fetch(fctx, img.SourceURL)
+	endFetch(&err)
 	if err != nil {
 		var ce *catalog.Error
 		if errors.As(err, &ce) && ce.Kind == catalog.KindUnavailable {
@@ -303,4 +320,33 @@ func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail stri
 		return outcome{result: "retry", code: code, detail: fmt.Sprintf("%s (and recording the failure failed: %v)", detail, err)}
 	}
 	return outcome{result: "failed", code: code, detail: detail}
+}
+
+// startJobSpan starts the job's span, continuing the upload's trace when
+// the job carries one (else a trace of its own); a no-op span when tracing
+// is off.
+func (w *worker) startJobSpan(ctx context.Context, job catalog.Job, attempt int) (context.Context, trace.Span) {
+	if w.deps.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	ctx = tracecontext.With(ctx, job.TraceParent)
+	return w.deps.tracer.Start(ctx, "image job", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("vitrine.image_id", job.ImageID), attribute.String("vitrine.product_id", job.ProductID),
+			attribute.Int("vitrine.attempt", attempt)))
+}
+
+// endJobSpan records the job's outcome on its span and ends it: an error
+// status unless the image is ready or the job had nothing to do.
+func endJobSpan(span trace.Span, out outcome) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.String("vitrine.outcome", out.result))
+	if out.code != "" {
+		span.SetAttributes(attribute.String("vitrine.failure_code", out.code))
+	}
+	if out.result != "ready" && out.result != "skipped" {
+		span.SetStatus(codes.Error, out.result+": "+out.detail)
+	}
+	span.End()
 }

@@ -90,6 +90,9 @@ type Variant struct {
 type Job struct {
 	ImageID   string `json:"image_id"`
 	ProductID string `json:"product_id"`
+	// TraceParent is the W3C traceparent of the request that queued the
+	// job ("" when tracing is off): its processing continues that trace.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // OriginalKey is the blob key of an image's original file. Keys are built

@@ -223,7 +223,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		a.pool, err = actors.StartImages(a.node.System, actors.ImageDeps{
 			Queue: queue, Images: service, Blobs: blobs, Processor: engine, Prober: engine, Metrics: actorMetrics,
 			Fetcher: urlfetch.New(urlfetch.Config{MaxBytes: int64(cfg.MaxUploadBytes), Allow: allow}),
-			Log:     log.Named("images"), Workers: cfg.Workers, MaxAttempts: cfg.JobMaxAttempts, JobTimeout: cfg.JobTimeout,
+			Log:     log.Named("images"), Tracer: tracer, Workers: cfg.Workers, MaxAttempts: cfg.JobMaxAttempts, JobTimeout: cfg.JobTimeout,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("start image workers: %w", err)

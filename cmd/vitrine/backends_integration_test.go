@@ -502,3 +502,10 @@ func TestRealBackendsMediaProxy(t *testing.T) {
 		t.Errorf("a missing variant: %d, want 404", r.Status)
 	}
 }
+
+// TestTracingFollowsAnUploadThroughKafka: the upload's trace crosses the
+// outbox, the relay and Kafka (a traceparent header) to the worker, on
+// PostgreSQL, Redis, Kafka and S3.
+func TestTracingFollowsAnUploadThroughKafka(t *testing.T) {
+	checkUploadTrace(t, backendEnv(t))
+}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -163,6 +164,13 @@ func (b *lockedBuffer) String() string {
 
 func startAppWithLog(t testing.TB, dir string, env map[string]string, log *zap.Logger) *testApp {
 	t.Helper()
+	return startAppWith(t, dir, env, log, nil)
+}
+
+// startAppWith starts a vitrine with a logger and a tracer provider (nil:
+// tracing off).
+func startAppWith(t testing.TB, dir string, env map[string]string, log *zap.Logger, tracer trace.TracerProvider) *testApp {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
@@ -177,7 +185,7 @@ func startAppWithLog(t testing.TB, dir string, env map[string]string, log *zap.L
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := Start(context.Background(), cfg, log, testEngine, nil)
+	app, err := Start(context.Background(), cfg, log, testEngine, tracer)
 	if err != nil {
 		t.Fatalf("start vitrine: %v", err)
 	}

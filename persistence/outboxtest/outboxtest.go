@@ -7,12 +7,15 @@ package outboxtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/vitrine-dev/vitrine/catalog"
 )
 
@@ -64,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"RequeueImage", testRequeueImage},
 		{"ExistingImages", testExistingImages},
 		{"Lease", testLease},
+		{"TraceParentTravels", testTraceParent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -697,5 +701,42 @@ func testLease(t *testing.T, h Harness) {
 	take("a", true)
 	if got, err := h.Store.TryLease(t.Context(), "other", "b", ttl); err != nil || !got {
 		t.Errorf("TryLease(other, b) = %v, %v; want a lease of its own", got, err)
+	}
+}
+
+// testTraceParent: a job keeps the trace of the request that wrote it (the
+// W3C traceparent of ctx's span), whether written with its image or queued
+// again, so that the worker continues that trace.
+func testTraceParent(t *testing.T, h Harness) {
+	traced := func(spanID byte) (context.Context, string) {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+			SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, spanID}, TraceFlags: trace.FlagsSampled})
+		return trace.ContextWithSpanContext(t.Context(), sc), fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID())
+	}
+	ctx, want := traced(8)
+	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
+		CreatedAt: at(0), UpdatedAt: at(0), Version: 1}
+	if err := h.Store.CreateProduct(ctx, p); err != nil {
+		t.Fatalf("CreateProduct: %v", err)
+	}
+	img := &catalog.Image{ID: newID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: at(0)}
+	p.Version++
+	if err := h.Store.AddImage(ctx, p, img); err != nil {
+		t.Fatalf("AddImage: %v", err)
+	}
+	jobs, token := claimDue(t, h, 10)
+	if len(jobs) != 1 || jobs[0].TraceParent != want {
+		t.Fatalf("ClaimDue after AddImage = %+v, want one job with traceparent %s", jobs, want)
+	}
+	markPublished(t, h, token, jobs[0])
+	c := claim(t, h, jobs[0])
+	finish(t, h, jobs[0], c.Token)
+
+	ctx, want = traced(9)
+	if err := h.Store.Enqueue(ctx, catalog.Job{ImageID: img.ID, ProductID: p.ID}); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	if jobs, _ = claimDue(t, h, 10); len(jobs) != 1 || jobs[0].TraceParent != want {
+		t.Fatalf("ClaimDue after Enqueue = %+v, want one job with traceparent %s", jobs, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
 // The jobs table is also a transactional outbox: AddImage writes a job row
@@ -48,7 +49,7 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 			ORDER BY available_at, image_id
 			LIMIT $4
 			FOR UPDATE SKIP LOCKED)
-		RETURNING image_id, product_id, available_at`, now, utc(now.Add(lease)), token, n)
+		RETURNING image_id, product_id, available_at, traceparent`, now, utc(now.Add(lease)), token, n)
 	type due struct {
 		job catalog.Job
 		at  time.Time
@@ -57,7 +58,7 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 	if err == nil {
 		claimed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (due, error) {
 			var d due
-			err := row.Scan(&d.job.ImageID, &d.job.ProductID, &d.at)
+			err := row.Scan(&d.job.ImageID, &d.job.ProductID, &d.at, &d.job.TraceParent)
 			return d, err
 		})
 	}
@@ -134,7 +135,7 @@ func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
 	if !catalog.ValidID(job.ImageID) || !catalog.ValidID(job.ProductID) {
 		return fmt.Errorf("enqueue image %q: %w", job.ImageID, catalog.NotFound("image %s", job.ImageID))
 	}
-	_, err := db.pool.Exec(ctx, enqueueJob, job.ImageID, job.ProductID, utc(db.now()))
+	_, err := db.pool.Exec(ctx, enqueueJob, job.ImageID, job.ProductID, utc(db.now()), tracecontext.Of(ctx))
 	if pgCode(err) == codeForeignKeyViolation {
 		return fmt.Errorf("enqueue image %s: %w", job.ImageID, catalog.NotFound("image %s", job.ImageID))
 	}
@@ -146,14 +147,14 @@ func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
 }
 
 // enqueueJob writes the job row of image $1 of product $2, due at $3, with
-// no attempts counted, unpublished and not leased, and drops the image's
-// dead letter, in one statement.
+// no attempts counted, unpublished and not leased, within trace $4, and
+// drops the image's dead letter, in one statement.
 const enqueueJob = `
 	WITH undead AS (DELETE FROM dead_letters WHERE image_id = $1)
-	INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at)
-	VALUES ($1, $2, 0, $3, $3)
+	INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at, traceparent)
+	VALUES ($1, $2, 0, $3, $3, $4)
 	ON CONFLICT (image_id) DO UPDATE
-	SET product_id = EXCLUDED.product_id, attempts = 0, available_at = EXCLUDED.available_at,
+	SET product_id = EXCLUDED.product_id, attempts = 0, available_at = EXCLUDED.available_at, traceparent = EXCLUDED.traceparent,
 	    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL`
 
 // ClaimJob claims a delivered job for lease and counts its attempt, in one

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
 const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version`
@@ -218,8 +219,8 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 			return err
 		}
 		_, err = tx.Exec(ctx, `
-			INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at)
-			VALUES ($1, $2, 0, $3, $3)`, img.ID, p.ID, now)
+			INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at, traceparent)
+			VALUES ($1, $2, 0, $3, $3, $4)`, img.ID, p.ID, now, tracecontext.Of(ctx))
 		return err
 	})
 	if err != nil {
@@ -261,7 +262,7 @@ func (db *DB) RequeueImage(ctx context.Context, p *catalog.Product, img *catalog
 		if err := saveImage(ctx, tx, p, img, variants); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, enqueueJob, img.ID, p.ID, now)
+		_, err := tx.Exec(ctx, enqueueJob, img.ID, p.ID, now, tracecontext.Of(ctx))
 		return err
 	})
 	if err != nil {

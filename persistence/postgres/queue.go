@@ -55,8 +55,8 @@ func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
 			ORDER BY available_at, image_id
 			LIMIT 1
 			FOR UPDATE SKIP LOCKED)
-		RETURNING image_id, product_id, attempts`, utc(now.Add(db.lease)), d.token, now).
-		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt)
+		RETURNING image_id, product_id, attempts, traceparent`, utc(now.Add(db.lease)), d.token, now).
+		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt, &d.job.TraceParent)
 	if err == nil {
 		return d, nil, nil
 	}

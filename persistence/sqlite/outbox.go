@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -59,14 +60,14 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 				WHERE `+relayable+`
 				ORDER BY available_at, image_id
 				LIMIT ?4)
-			RETURNING image_id, product_id, available_at`, micros(now), micros(now.Add(lease)), token, n)
+			RETURNING image_id, product_id, available_at, traceparent`, micros(now), micros(now.Add(lease)), token, n)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var d due
-			if err := rows.Scan(&d.job.ImageID, &d.job.ProductID, &d.at); err != nil {
+			if err := rows.Scan(&d.job.ImageID, &d.job.ProductID, &d.at, &d.job.TraceParent); err != nil {
 				return err
 			}
 			claimed = append(claimed, d)
@@ -150,12 +151,12 @@ func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
 // enqueue writes the job row of job, due at now, and drops its dead letter.
 func enqueue(ctx context.Context, tx *sql.Tx, job catalog.Job, now int64) error {
 	_, err := tx.ExecContext(ctx, `
-		INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, published_at, created_at)
-		VALUES (?1, ?2, 0, ?3, NULL, NULL, ?3)
+		INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, published_at, created_at, traceparent)
+		VALUES (?1, ?2, 0, ?3, NULL, NULL, ?3, ?4)
 		ON CONFLICT (image_id) DO UPDATE
-		SET product_id = excluded.product_id, attempts = 0, available_at = excluded.available_at,
+		SET product_id = excluded.product_id, attempts = 0, available_at = excluded.available_at, traceparent = excluded.traceparent,
 		    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL`,
-		job.ImageID, job.ProductID, now)
+		job.ImageID, job.ProductID, now, tracecontext.Of(ctx))
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 		return catalog.NotFound("image %s", job.ImageID)
 	}

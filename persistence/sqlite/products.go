@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -215,8 +216,8 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `
-			INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, created_at)
-			VALUES (?, ?, 0, ?, NULL, ?)`, img.ID, p.ID, now, now)
+			INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, created_at, traceparent)
+			VALUES (?, ?, 0, ?, NULL, ?, ?)`, img.ID, p.ID, now, now, tracecontext.Of(ctx))
 		return err
 	})
 	if err != nil {

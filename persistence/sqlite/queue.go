@@ -39,8 +39,8 @@ func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
 			WHERE available_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2)
 			ORDER BY available_at, image_id
 			LIMIT 1)
-		RETURNING image_id, product_id, attempts`, lease, micros(now)).
-		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt)
+		RETURNING image_id, product_id, attempts, traceparent`, lease, micros(now)).
+		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt, &d.job.TraceParent)
 	if err == nil {
 		return d, nil, nil
 	}

@@ -285,7 +285,8 @@ func (c *Consumer) Receive(ctx context.Context) (catalog.Delivery, error) {
 		case err != nil:
 			return nil, err // ctx ended: the message is read again later
 		}
-		return &delivery{c: c, entry: e, job: catalog.Job{ImageID: m.ImageID, ProductID: m.ProductID}, claim: claim}, nil
+		job := catalog.Job{ImageID: m.ImageID, ProductID: m.ProductID, TraceParent: header(f.msg, traceparentHeader)}
+		return &delivery{c: c, entry: e, job: job, claim: claim}, nil
 	}
 }
 

@@ -173,6 +173,19 @@ func newTransport(cfg Config) *kafkago.Transport {
 }
 
 // message is a job on the wire.
+// traceparentHeader carries the upload's W3C traceparent.
+const traceparentHeader = "traceparent"
+
+// header is the value of m's header key, or "".
+func header(m kafkago.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
 type message struct {
 	ImageID   string `json:"image_id"`
 	ProductID string `json:"product_id"`

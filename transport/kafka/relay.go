@@ -98,6 +98,11 @@ func (r *Relay) PublishDue(ctx context.Context) (int, error) {
 			return 0, fmt.Errorf("encode job %s: %w", j.ImageID, err)
 		}
 		msgs[i] = kafkago.Message{Key: []byte(j.ProductID), Value: v}
+		if j.TraceParent != "" {
+			// The upload's trace, continued by the worker (W3C Trace
+			// Context in a header, as OpenTelemetry's Kafka propagators do).
+			msgs[i].Headers = []kafkago.Header{{Key: traceparentHeader, Value: []byte(j.TraceParent)}}
+		}
 		ids[i] = j.ImageID
 	}
 	if err := r.writer.WriteMessages(ctx, msgs...); err != nil {

@@ -1,0 +1,32 @@
+// Package tracecontext carries a trace across what is not a call: an actor
+// message, a job row, a Kafka message. It is the W3C traceparent string of
+// the OpenTelemetry span in a context, and back.
+package tracecontext
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+var w3c = propagation.TraceContext{}
+
+// Of is ctx's span as a W3C traceparent, or "" without one (tracing off).
+func Of(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return ""
+	}
+	c := propagation.MapCarrier{}
+	w3c.Inject(ctx, c)
+	return c["traceparent"]
+}
+
+// With is ctx continuing the trace of a W3C traceparent ("" or garbage:
+// ctx unchanged).
+func With(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	return w3c.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
+}

@@ -21,6 +21,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	kafkago "github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/s3"
@@ -504,8 +505,20 @@ func TestRealBackendsMediaProxy(t *testing.T) {
 }
 
 // TestTracingFollowsAnUploadThroughKafka: the upload's trace crosses the
-// outbox, the relay and Kafka (a traceparent header) to the worker, on
-// PostgreSQL, Redis, Kafka and S3.
+// outbox, the relay and Kafka (a traceparent header) to a worker node, whose
+// status update crosses back to the API node's grain, on PostgreSQL, Redis,
+// Kafka and S3. Each node has its own tracer provider, as two processes do.
 func TestTracingFollowsAnUploadThroughKafka(t *testing.T) {
-	checkUploadTrace(t, backendEnv(t))
+	env := backendEnv(t)
+	_, apiPort, _ := strings.Cut(freePort(t), ":")
+	_, workerPort, _ := strings.Cut(freePort(t), ":")
+	env = with(env, "VITRINE_CLUSTER_PEERS", "127.0.0.1:"+apiPort+",127.0.0.1:"+workerPort)
+	apiRec, apiTP := spanRecorder()
+	workerRec, workerTP := spanRecorder()
+	api := startAppWith(t, t.TempDir(), with(env, "VITRINE_ROLE", "api", "VITRINE_CLUSTER_MANAGE_PORT", apiPort), zap.NewNop(), apiTP)
+	startAppWith(t, t.TempDir(), with(env, "VITRINE_ROLE", "worker", "VITRINE_CLUSTER_MANAGE_PORT", workerPort), zap.NewNop(), workerTP)
+	checkUploadTrace(t, api, apiRec, workerRec)
+	if len(ofTrace(workerRec.Ended(), "4bf92f3577b34da6a3ce929d0e0e4736")) == 0 {
+		t.Error("the worker node recorded no span of the upload's trace: the job ran on the API node")
+	}
 }

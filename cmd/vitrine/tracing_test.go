@@ -21,15 +21,26 @@ import (
 // write, across the job queue, to the worker's job span and its libvips,
 // storage and grain spans.
 func TestTracingFollowsAnUpload(t *testing.T) {
-	checkUploadTrace(t, nil)
+	rec, tp := spanRecorder()
+	checkUploadTrace(t, startAppWith(t, t.TempDir(), nil, zap.NewNop(), tp), rec)
 }
 
-// checkUploadTrace runs one traced upload on a vitrine with env and checks
-// its span tree.
-func checkUploadTrace(t *testing.T, env map[string]string) {
+// spanRecorder is a tracer provider whose ended spans the recorder keeps.
+func spanRecorder() (*tracetest.SpanRecorder, trace.TracerProvider) {
 	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	app := startAppWith(t, t.TempDir(), env, zap.NewNop(), tp)
+	return rec, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+}
+
+// checkUploadTrace runs one traced upload on app and checks its span tree,
+// made of the spans that recs (one per process) recorded.
+func checkUploadTrace(t *testing.T, app *testApp, recs ...*tracetest.SpanRecorder) {
+	ended := func() []sdktrace.ReadOnlySpan {
+		var all []sdktrace.ReadOnlySpan
+		for _, r := range recs {
+			all = append(all, r.Ended()...)
+		}
+		return all
+	}
 
 	p := app.createProduct(`{"name":"Traced lamp","price":"12.00","user_id":1}`)
 	data, err := os.ReadFile(filepath.Join(corpusDir(t), "photo_mate_wood.jpg"))
@@ -50,7 +61,7 @@ func checkUploadTrace(t *testing.T, env map[string]string) {
 	// The job's span ends after the image is saved: wait for it.
 	var spans []sdktrace.ReadOnlySpan
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		spans = ofTrace(rec.Ended(), clientTrace)
+		spans = ofTrace(ended(), clientTrace)
 		if named(spans, "image job") != nil || time.Now().After(deadline) {
 			break
 		}

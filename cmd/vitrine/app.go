@@ -172,7 +172,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	// node whose grain made the change.
 	events := eventLogOf(a.db, cfg.Events.Retention)
 	if serveAPI && len(cfg.Events.endpoints) > 0 {
-		a.webhooks = webhook.New(webhook.Config{Endpoints: cfg.Events.endpoints, Secret: cfg.Events.secret, Events: cfg.Events.types},
+		attempts := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "vitrine_webhook_attempts_seconds", Help: "Webhook delivery attempts by outcome (delivered, retrying, failed, dropped) and their duration.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"outcome"})
+		a.metrics.MustRegister(attempts)
+		a.webhooks = webhook.New(webhook.Config{Endpoints: cfg.Events.endpoints, Secret: cfg.Events.secret, Events: cfg.Events.types,
+			Observe: func(outcome string, took time.Duration) { attempts.WithLabelValues(outcome).Observe(took.Seconds()) }},
 			events, log.Named("webhooks"))
 	}
 
@@ -262,6 +268,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 				Gatherer:    a.metrics,
 				Tracer:      tracer,
 			}, log.Named("http"))
+		server := a.server
+		a.metrics.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vitrine_event_subscribers", Help: "Live event streams (SSE) open on this node."},
+				func() float64 { return float64(server.EventSubscribers()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vitrine_event_subscribers_dropped_total", Help: "Event streams this node ended because their client fell behind."},
+				func() float64 { return float64(server.DroppedSubscribers()) }))
 		a.served = make(chan error, 1)
 		go func() { a.served <- a.server.Serve(a.ln) }()
 		if cfg.GCInterval > 0 {

@@ -254,7 +254,7 @@ func TestEventStream(t *testing.T) {
 // dropped once it falls behind, and the node's memory does not grow with
 // what it did not read.
 func TestStalledSubscriberDropped(t *testing.T) {
-	app := startApp(t, t.TempDir(), nil)
+	app := startApp(t, t.TempDir(), map[string]string{"VITRINE_ADMIN_TOKEN": adminToken}) // for /metrics
 	id := app.createProduct(`{"name":"Stall","price":"3","user_id":1}`)["id"].(string)
 
 	// A client with a tiny receive buffer that reads the header, then nothing.
@@ -308,6 +308,10 @@ func TestStalledSubscriberDropped(t *testing.T) {
 				app.server.DroppedSubscribers(), app.server.EventSubscribers())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if fams := app.scrape(); sample(fams, "vitrine_event_subscribers_dropped_total") != 1 || sample(fams, "vitrine_event_subscribers") != 0 {
+		t.Errorf("metrics: %v dropped, %v subscribed; want 1 and 0",
+			sample(fams, "vitrine_event_subscribers_dropped_total"), sample(fams, "vitrine_event_subscribers"))
 	}
 	// What the node holds for it is bounded by its buffer (256 events of
 	// about 10 KB), not by what it missed; the event log itself keeps up to

@@ -42,6 +42,8 @@ type Config struct {
 	Client *http.Client
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Observe, when set, is told each attempt's outcome (for metrics).
+	Observe func(outcome string, took time.Duration)
 }
 
 // Dispatcher delivers events to the endpoints. Deliveries live in this
@@ -221,6 +223,9 @@ func (d *Dispatcher) record(dl *delivery, outcome string, status int, detail str
 		zap.String("outcome", outcome), zap.Int("status", status)}
 	if detail != "" {
 		fields = append(fields, zap.String("error", detail))
+	}
+	if d.cfg.Observe != nil {
+		d.cfg.Observe(outcome, took)
 	}
 	if outcome == catalog.WebhookDelivered {
 		d.logger.Debug("webhook", fields...)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,7 +145,10 @@ func TestRetryAfter500(t *testing.T) {
 	srv, got := receiver(t, http.StatusInternalServerError)
 	secret, _ := ParseSecret(NewSecret())
 	log := memory.NewEvents(memory.EventOptions{})
-	d := New(Config{Endpoints: []string{srv.URL + "/hook"}, Secret: secret, RetryBase: 10 * time.Millisecond}, log, zap.NewNop())
+	var mu sync.Mutex
+	var observed []string
+	observe := func(outcome string, _ time.Duration) { mu.Lock(); observed = append(observed, outcome); mu.Unlock() }
+	d := New(Config{Endpoints: []string{srv.URL + "/hook"}, Secret: secret, RetryBase: 10 * time.Millisecond, Observe: observe}, log, zap.NewNop())
 	defer d.Close()
 	e := testEvent()
 	d.Emit(context.Background(), e)
@@ -184,6 +188,11 @@ func TestRetryAfter500(t *testing.T) {
 	}
 	if a := attempts[0]; a.Attempt != 2 || a.Outcome != catalog.WebhookDelivered || a.HTTPStatus != 204 || a.ID != MessageID(e) {
 		t.Errorf("second attempt logged as %+v", a)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(observed, []string{catalog.WebhookRetrying, catalog.WebhookDelivered}) {
+		t.Errorf("observed outcomes %v, want retrying then delivered", observed)
 	}
 }
 

@@ -54,6 +54,22 @@ type ProductInput struct {
 	Currency    string `json:"currency"`
 }
 
+// InOrder is the products of ps in the order of ids; ids of none of them
+// are left out.
+func InOrder(ps []*Product, ids []string) []*Product {
+	byID := make(map[string]*Product, len(ps))
+	for _, p := range ps {
+		byID[p.ID] = p
+	}
+	out := make([]*Product, 0, len(ids))
+	for _, id := range ids {
+		if p := byID[id]; p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Input returns the client-settable fields of p.
 func (p *Product) Input() ProductInput {
 	return ProductInput{UserID: p.UserID, Name: p.Name, Description: p.Description, Price: p.Price, Currency: p.Currency}

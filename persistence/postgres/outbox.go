@@ -83,12 +83,7 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 // or that were rescheduled, claimed by a delivery or enqueued since, are
 // left as they are.
 func (db *DB) MarkPublished(ctx context.Context, token int64, imageIDs []string) error {
-	ids := make([]string, 0, len(imageIDs))
-	for _, id := range imageIDs {
-		if catalog.ValidID(id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := uuids(imageIDs)
 	if len(ids) == 0 {
 		return nil
 	}
@@ -105,12 +100,7 @@ func (db *DB) MarkPublished(ctx context.Context, token int64, imageIDs []string)
 // Unclaim gives back, unpublished, the jobs of these images that the relay
 // claim token still holds.
 func (db *DB) Unclaim(ctx context.Context, token int64, imageIDs []string) error {
-	ids := make([]string, 0, len(imageIDs))
-	for _, id := range imageIDs {
-		if catalog.ValidID(id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := uuids(imageIDs)
 	if len(ids) == 0 {
 		return nil
 	}

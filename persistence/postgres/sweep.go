@@ -19,12 +19,7 @@ import (
 // that is no uuid names no image.
 func (db *DB) ExistingImages(ctx context.Context, ids []string) (map[string]bool, error) {
 	found := make(map[string]bool, len(ids))
-	valid := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if catalog.ValidID(id) {
-			valid = append(valid, id)
-		}
-	}
+	valid := uuids(ids)
 	if len(valid) == 0 {
 		return found, nil
 	}
@@ -68,4 +63,16 @@ func (db *DB) ReleaseLease(ctx context.Context, name, holder string) error {
 		return fmt.Errorf("release lease %s: %w", name, db.translate(ctx, err))
 	}
 	return nil
+}
+
+// uuids is the ids among ids that are uuids: the others name no row, and
+// would make PostgreSQL refuse the whole uuid[] parameter.
+func uuids(ids []string) []string {
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if catalog.ValidID(id) {
+			valid = append(valid, id)
+		}
+	}
+	return valid
 }

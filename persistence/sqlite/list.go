@@ -27,17 +27,7 @@ func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*cat
 	if err != nil {
 		return nil, fmt.Errorf("list products: %w", err)
 	}
-	byID := make(map[string]*catalog.Product, len(ps))
-	for _, p := range ps {
-		byID[p.ID] = p
-	}
-	out := make([]*catalog.Product, 0, len(ids))
-	for _, id := range ids {
-		if p := byID[id]; p != nil { // deleted in between: left out
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return catalog.InOrder(ps, ids), nil // those deleted in between left out
 }
 
 // ListProductIDs returns the ids of a page of products, newest first,

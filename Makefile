@@ -37,8 +37,10 @@ vet:
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
 # and S3 (started by scripts/services, stopped afterwards); then the API
 # contract, held by Schemathesis against a live vitrine; then chaos and soak.
+# scripts/gotest prints each package's result, failures and the figures the
+# tests log; the whole -v output is kept in out/test.log.
 test: test-deps vet validate-deploy
-	scripts/with-services $(GO) test -count=1 -p 1 -tags integration -timeout 60m ./...
+	GO=$(GO) scripts/with-services scripts/gotest -count=1 -p 1 -tags integration -timeout 60m ./...
 	$(MAKE) test-contract
 	$(MAKE) test-chaos
 	$(MAKE) test-soak

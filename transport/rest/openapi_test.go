@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/transport/urlfetch"
 )
 
 type fakeFiles struct{}
@@ -46,5 +48,25 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	sort.Strings(documented)
 	if strings.Join(routes, "\n") != strings.Join(documented, "\n") {
 		t.Errorf("routes and openapi.json differ\nroutes:\n  %s\ndocumented:\n  %s", strings.Join(routes, "\n  "), strings.Join(documented, "\n  "))
+	}
+}
+
+// TestOpenAPIImportPattern: the document publishes the very pattern that
+// import URLs are checked against.
+func TestOpenAPIImportPattern(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Pattern string `json:"pattern"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openapiDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := doc.Components.Schemas["ImportRequest"].Properties["url"].Pattern, urlfetch.URLPattern.String(); got != want {
+		t.Errorf("ImportRequest.url pattern in openapi.json:\n%s\nurlfetch.URLPattern:\n%s", got, want)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -87,10 +89,36 @@ func New(cfg Config) *Fetcher {
 }
 
 // URLPattern is the shape of an import URL (the OpenAPI document states the
-// same pattern): http or https, a host (letters, digits, dots, hyphens),
-// an optional port, then an optional path, query or fragment of printable
-// ASCII in which % starts an escape.
-var URLPattern = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#]([!-$&-~]|%[0-9A-Fa-f]{2})*)?$`)
+// same pattern, kept equal by a test): http or https; a host name (letters,
+// digits, dots, hyphens) or an IPv6 address in brackets, exactly as RFC
+// 3986 writes one (no zone); an optional port; then an optional path,
+// query or fragment of printable ASCII in which % starts an escape. Every
+// URL it matches is one CheckURL accepts.
+var URLPattern = regexp.MustCompile(urlPattern())
+
+func urlPattern() string {
+	const (
+		h16 = `[0-9A-Fa-f]{1,4}`
+		dec = `(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])` // no leading zeros
+	)
+	ls32 := `(` + h16 + `:` + h16 + `|` + dec + `(\.` + dec + `){3})`
+	before := func(n int) string { // [ *n( h16 ":" ) h16 ]
+		return `((` + h16 + `:){0,` + strconv.Itoa(n) + `}` + h16 + `)?`
+	}
+	ipv6 := strings.Join([]string{ // RFC 3986, section 3.2.2
+		`(` + h16 + `:){6}` + ls32,
+		`::(` + h16 + `:){5}` + ls32,
+		`(` + h16 + `)?::(` + h16 + `:){4}` + ls32,
+		before(1) + `::(` + h16 + `:){3}` + ls32,
+		before(2) + `::(` + h16 + `:){2}` + ls32,
+		before(3) + `::` + h16 + `:` + ls32,
+		before(4) + `::` + ls32,
+		before(5) + `::` + h16,
+		before(6) + `::`,
+	}, "|")
+	host := `([A-Za-z0-9.-]+|\[(` + ipv6 + `)\])`
+	return `^https?://` + host + `(:[0-9]{1,5})?([/?#]([!-$&-~]|%[0-9A-Fa-f]{2})*)?$`
+}
 
 // CheckURL refuses URLs that are not plain http(s) to a named host or an
 // address literal; the address itself is checked at connect time.

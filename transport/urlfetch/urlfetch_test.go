@@ -3,6 +3,7 @@ package urlfetch
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -186,5 +187,75 @@ func TestFetchLoopback(t *testing.T) {
 		if CheckURL(raw) == nil {
 			t.Errorf("CheckURL(%q) accepted", raw)
 		}
+	}
+}
+
+// TestURLPatternIsCheckURL: the pattern the OpenAPI document publishes and
+// CheckURL agree: what the pattern matches is accepted, what it does not
+// is refused. Bracketed hosts are compared with netip over random strings
+// of their alphabet, which is where a hand-written IPv6 grammar goes wrong.
+func TestURLPatternIsCheckURL(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want bool
+	}{
+		{"https://example.com/photo.jpg", true},
+		{"http://cdn.example.com:8080/a/b.jpg?w=1&x=%20#f", true},
+		{"http://[::1]:8080/photo.jpg", true},
+		{"http://[fe80::1]/", true},
+		{"http://[::ffff:192.0.2.1]/", true},
+		{"http://[1:2:3:4:5:6:7:8]", true},
+		{"http://[1:2:3:4:5:6:7::]", true},
+		{"http://[::]/", true},
+		{"http://[:]/", false},
+		{"http://[1:2:3:4:5:6:7:8:9]/", false},
+		{"http://[::01.2.3.4]/", false},
+		{"http://[fe80::1%25eth0]/", false},
+		{"http://[::1/", false},
+		{"http://", false},
+		{"http:///nohost", false},
+		{"http://user:pw@example.com/", false},
+		{"http://example.com/a b", false},
+		{"http://example.com/%zz", false},
+		{"http://example.com:123456/", false},
+		{"ftp://example.com/", false},
+	} {
+		if got := URLPattern.MatchString(tc.raw); got != tc.want {
+			t.Errorf("URLPattern.MatchString(%q) = %v, want %v", tc.raw, got, tc.want)
+		}
+		if got := CheckURL(tc.raw) == nil; got != tc.want {
+			t.Errorf("CheckURL(%q) accepted = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "0123456789abcdefABCDEF:."
+	matched := 0
+	for range 200_000 {
+		b := make([]byte, 1+rng.IntN(40))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		// Bias towards addresses: a "::" somewhere, most of the time.
+		if i := rng.IntN(len(b)); len(b) > 2 && rng.IntN(3) > 0 {
+			b[i], b[(i+1)%len(b)] = ':', ':'
+		}
+		host := string(b)
+		_, perr := netip.ParseAddr(host)
+		valid := perr == nil && strings.Contains(host, ":") // an IPv6 address; an IPv4 one goes without brackets
+		raw := "http://[" + host + "]/x"
+		got := URLPattern.MatchString(raw)
+		if got {
+			matched++
+		}
+		if got != valid {
+			t.Fatalf("host [%s]: pattern matches %v, netip says valid IPv6 %v (%v)", host, got, valid, perr)
+		}
+		if got && CheckURL(raw) != nil {
+			t.Fatalf("%s matches the pattern but CheckURL refuses it: %v", raw, CheckURL(raw))
+		}
+	}
+	if matched < 1000 {
+		t.Fatalf("only %d random hosts were valid addresses: the test does not reach the grammar", matched)
 	}
 }

@@ -53,6 +53,7 @@ func (w *worker) run(d catalog.Delivery) {
 	defer cancel()
 	ctx, span := w.startJobSpan(ctx, job, d.Attempt())
 	w.processing = 0
+	w.deps.Log.Debug("image job started", zap.String("image_id", job.ImageID), zap.Int("attempt", d.Attempt()))
 	out := w.process(ctx, d)
 	fields := []zap.Field{zap.String("image_id", job.ImageID), zap.String("product_id", job.ProductID),
 		zap.Int("attempt", d.Attempt()), zap.String("outcome", out.result), zap.Duration("duration", w.deps.Now().Sub(start))}

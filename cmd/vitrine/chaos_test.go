@@ -315,12 +315,51 @@ func (w *workload) kill(p *proc, burst int) string {
 		sent.Go(func() { w.uploadData(i, burst+i, largePNG(w.t, burst+i)) })
 	}
 	sent.Wait()
-	time.Sleep(300 * time.Millisecond)
+	// Kill it while it holds a job (its debug log says which it started
+	// and which it ended), so that the kill tests redelivery: a fault that
+	// lands while Kafka is down, or between jobs, would prove nothing.
+	// Waits up to 30 s for one (Kafka may be restarting meanwhile).
+	var held string
+	for deadline := time.Now().Add(30 * time.Second); held == "" && time.Now().Before(deadline); {
+		if held = inFlight(w.t, p); held == "" {
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
 	pid := p.cmd.Process.Pid
 	p.stop(syscall.SIGKILL)
 	time.Sleep(time.Second)
 	p.start()
-	return fmt.Sprintf("pid %d killed, restarted as pid %d", pid, p.cmd.Process.Pid)
+	if held == "" {
+		held = "none"
+	}
+	return fmt.Sprintf("pid %d killed holding image %s, restarted as pid %d", pid, held, p.cmd.Process.Pid)
+}
+
+// inFlight returns an image whose job the worker started and has not
+// ended, from its log; "" when it holds none. Each worker is killed once,
+// so a job started and never ended is one it holds now.
+func inFlight(t *testing.T, p *proc) string {
+	t.Helper()
+	open := map[string]bool{}
+	for _, line := range p.logLines(`"msg":"image job`) {
+		var l struct {
+			Msg     string
+			ImageID string `json:"image_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %s: %v", line, err)
+		}
+		switch l.Msg {
+		case "image job started":
+			open[l.ImageID] = true
+		case "image job":
+			delete(open, l.ImageID)
+		}
+	}
+	for id := range open {
+		return id
+	}
+	return ""
 }
 
 // drain waits until every accepted image is ready or failed.

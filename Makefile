@@ -30,8 +30,7 @@ run: build
 	VITRINE_ENV=$${VITRINE_ENV:-development} VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
 
 vet:
-	$(GO) vet -tags integration ./...
-	$(GO) vet -tags 'integration chaos soak' ./cmd/vitrine
+	$(GO) vet -tags 'integration chaos soak' ./...
 
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
@@ -41,9 +40,7 @@ vet:
 # tests log; the whole -v output is kept in out/test.log.
 test: test-deps vet validate-deploy
 	GO=$(GO) scripts/with-services scripts/gotest -count=1 -p 1 -tags integration -timeout 60m ./...
-	$(MAKE) test-contract
-	$(MAKE) test-chaos
-	$(MAKE) test-soak
+	$(MAKE) test-contract test-chaos test-soak
 
 # Chaos (cmd/vitrine/chaos_test.go, a few minutes, 10 at most): servers of
 # its own (own state directory and ports: the shared ones are never

@@ -180,6 +180,7 @@ func (g *productGrain) reply() *actorspb.ProductReply {
 }
 
 func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) (*actorspb.ProductReply, error) {
+	fresh := !g.loaded // loading puts the product in the cache
 	if err := g.load(ctx); err != nil {
 		return nil, err
 	}
@@ -189,7 +190,7 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 	if g.p == nil {
 		return nil, catalog.NotFound("product %s does not exist", g.id)
 	}
-	if cmd.Owner != 0 && g.p.UserID != cmd.Owner && writes(cmd.Op) {
+	if cmd.Owner != 0 && g.p.UserID != cmd.Owner && !isRead(cmd) {
 		return nil, catalog.Forbidden("product %s belongs to another owner; this key may change only the products of user_id %d", g.id, cmd.Owner)
 	}
 	if cmd.IfMatch != "" && !etagMatches(cmd.IfMatch, g.p.ETag()) {
@@ -200,7 +201,9 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 	case actorspb.ProductCommand_GET:
 		// A GET reaches the grain only when the cache missed (the entry
 		// expired or was evicted): put it back, so the next reads are hot.
-		g.deps.Cache.Set(ctx, g.id, encodeCached(g.p.ETag(), g.body))
+		if !fresh {
+			g.deps.Cache.Set(ctx, g.id, encodeCached(g.p.ETag(), g.body))
+		}
 		return g.reply(), nil
 	case actorspb.ProductCommand_REPLACE:
 		var in catalog.ProductInput
@@ -272,15 +275,6 @@ func (g *productGrain) next() *catalog.Product {
 	n.Version++
 	n.UpdatedAt = g.deps.Now().UTC().Truncate(time.Microsecond)
 	return &n
-}
-
-// writes reports whether op changes the product.
-func writes(op actorspb.ProductCommand_Op) bool {
-	switch op {
-	case actorspb.ProductCommand_GET, actorspb.ProductCommand_GET_IMAGE:
-		return false
-	}
-	return true
 }
 
 // ownedBy refuses input that would give a product to anyone but owner (0:

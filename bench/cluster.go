@@ -122,18 +122,16 @@ func runCluster(ctx context.Context, o options, getenv func(string) string, stdo
 	if paths, perr := photoPaths(c.root, o, getenv); perr == nil {
 		c.photos, _ = scenario.LoadPhotos(paths)
 	}
-	for _, n := range []int{1, o.cluster} {
-		if n == 1 && o.cluster == 1 && len(c.rep.Runs) == 1 {
-			break
-		}
+	sizes := []int{1}
+	if o.cluster > 1 {
+		sizes = append(sizes, o.cluster)
+	}
+	for _, n := range sizes {
 		run, err := c.measure(ctx, n)
 		if err != nil {
 			return fmt.Errorf("%d node(s): %w", n, err)
 		}
 		c.rep.Runs = append(c.rep.Runs, run)
-		if n == o.cluster {
-			break
-		}
 	}
 	c.model()
 	c.rep.Machine.LoadEnd = loadavg()
@@ -241,14 +239,7 @@ func (c *clusterBench) measure(ctx context.Context, n int) (*clusterRun, error) 
 	return run, ctx.Err()
 }
 
-func (c *clusterBench) has(s string) bool {
-	for _, x := range c.o.scenarios {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func (c *clusterBench) has(s string) bool { return c.o.has(s) }
 
 // chill makes the next reads cold: every node restarts (no grain alive,
 // empty memory), and the products' Redis entries are deleted.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,14 +57,10 @@ func (b *bench) note(format string, args ...any) {
 	b.bar.Logf("note: %s", msg)
 }
 
-func (b *bench) has(s string) bool {
-	for _, x := range b.o.scenarios {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func (b *bench) has(s string) bool { return b.o.has(s) }
+
+// has reports whether scenario s was asked for.
+func (o options) has(s string) bool { return slices.Contains(o.scenarios, s) }
 
 func (b *bench) backends() string {
 	if b.o.url != "" {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -145,7 +146,7 @@ func IssueKey(ctx context.Context, store KeyStore, id, name string, scopes []Sco
 // so a fast hash is enough: nothing can be guessed from it.
 func HashKey(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
-	return fmt.Sprintf("%x", sum[:])
+	return hex.EncodeToString(sum[:])
 }
 
 // WellFormedKey reports whether s has the shape of a key vitrine issues, so

@@ -67,7 +67,7 @@ type Config struct {
 	// "/vitrine". Nodes register under PREFIX/NAME/.
 	EtcdPrefix string
 	// TLS, when set, protects every connection between nodes with mutual
-	// TLS (see LoadTLS).
+	// TLS (see TLSFiles).
 	TLS *TLSFiles
 	// JoinTimeout bounds the wait for this node to appear in the
 	// membership.

@@ -25,12 +25,10 @@ import (
 // chunk and verify the CRCs of the critical ones, which is linear in the
 // size of the file but far cheaper than decoding it.
 func Sniff(data []byte) (Format, error) {
-	f := identify(data)
-	if f == FormatUnknown {
-		return FormatUnknown, catalog.Errorf(catalog.KindUnsupportedMedia, catalog.FailUnsupportedFormat,
-			"not an accepted image format (JPEG, PNG, WebP, GIF, HEIC, AVIF, TIFF): %s", describe(data))
+	f, err := Identify(data)
+	if err != nil {
+		return f, err
 	}
-	var err error
 	switch f {
 	case FormatJPEG:
 		err = checkJPEG(data)

@@ -312,6 +312,12 @@ func (a *App) webhookSink() actors.EventSink {
 	return a.webhooks
 }
 
+// s3Config is the S3 bucket's settings from vitrine's.
+func (c Config) s3Config() s3.Config {
+	return s3.Config{Endpoint: c.S3Endpoint, Region: c.S3Region, Bucket: c.S3Bucket,
+		AccessKeyID: c.S3AccessKey, SecretAccessKey: c.S3SecretKey, PathStyle: c.S3PathStyle == "true"}
+}
+
 // openFiles opens the blob store: S3 when configured (its variants then
 // streamed by /media, the bucket staying private), else the local
 // directory (its files served by /media). Variant URLs start with
@@ -319,9 +325,9 @@ func (a *App) webhookSink() actors.EventSink {
 func openFiles(ctx context.Context, cfg Config, ln net.Listener, log *zap.Logger) (catalog.BlobStore, rest.Files, rest.BlobStreamer, error) {
 	publicURL := mediaURL(cfg, ln, log)
 	if cfg.S3Bucket != "" {
-		store, err := s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
-			AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle == "true",
-			PublicBaseURL: publicURL})
+		scfg := cfg.s3Config()
+		scfg.PublicBaseURL = publicURL
+		store, err := s3.New(ctx, scfg)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("open S3 bucket %s: %w", cfg.S3Bucket, err)
 		}

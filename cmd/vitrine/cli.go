@@ -37,7 +37,7 @@ func commands() []command {
 			}, serve},
 		{"migrate", "[flags]", "apply the database migrations and exit", "Applies the database's schema migrations (SQLite under VITRINE_DATA_DIR, or VITRINE_POSTGRES_URL), with a progress bar, and exits.\nvitrine serve applies them at start too; run this as a step of a deployment.",
 			sameAsServe, migrate},
-		{"doctor", "[flags]", "check the configuration and every backend, and say how to fix what is wrong", "Checks the configuration and every backend it names (database, Redis, Kafka, S3, etcd, webhooks, libvips),\nprints what is wrong and how to fix it, and exits 1 when something would stop vitrine serve. It changes nothing.",
+		{"doctor", "[flags]", "check the configuration and every backend, and say how to fix what is wrong", "Checks the configuration and every backend it names (database, Redis, Kafka, S3, etcd, webhooks, libvips),\nprints what is wrong and how to fix it, and exits 1 when something would stop vitrine serve. It makes no bucket, topic or PostgreSQL migration.",
 			sameAsServe, doctor},
 		{"keys", "create|list|revoke", "manage API keys", "Makes, lists and revokes API keys, straight on the database (no server needed).",
 			func() string { return keysUsage }, keys},

@@ -286,6 +286,17 @@ func owners(members []*pcluster.Member, ids []string) map[string]string {
 	return out
 }
 
+// hosted counts the products whose grains the member at addr hosts.
+func hosted(members []*pcluster.Member, ids []string, addr string) int {
+	n := 0
+	for _, owner := range owners(members, ids) {
+		if owner == addr {
+			n++
+		}
+	}
+	return n
+}
+
 // lb sends requests to the nodes round-robin, like a load balancer with
 // health checks: it skips nodes that are not up, and sends a request that
 // could not even connect to the next node (nothing reached the first).

@@ -296,21 +296,48 @@ func (m *mixedLoad) verify(t *testing.T, pgURL string) (accepted, ready int) {
 	return len(locations), ready
 }
 
-// TestClusterNodeLoss: three nodes under a mixed load; one is SIGKILLed,
-// then restarted and rejoins.
-func TestClusterNodeLoss(t *testing.T) {
-	c := newTestCluster(t)
-	for i := 0; i < 3; i++ {
+// clusterUnderLoad is a cluster of three nodes under a mixed load sent
+// through a load balancer, as the node loss, join and leave tests start.
+type clusterUnderLoad struct {
+	*testCluster
+	stats *loadStats
+	lb    *lb
+	load  *mixedLoad
+	stop  func() // ends the load and waits for its clients
+}
+
+func startClusterUnderLoad(t *testing.T, products, patchers int, extra ...string) *clusterUnderLoad {
+	c := newTestCluster(t, extra...)
+	for range 3 {
 		c.add()
 	}
 	stats := newLoadStats()
 	l := newLB(c, stats)
-	load := newMixedLoad(t, l, 48)
+	load := newMixedLoad(t, l, products)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	c.watchReadiness(ctx)
 	var wg sync.WaitGroup
-	load.run(ctx, &wg, 4)
+	load.run(ctx, &wg, patchers)
+	return &clusterUnderLoad{testCluster: c, stats: stats, lb: l, load: load, stop: func() { cancel(); wg.Wait() }}
+}
+
+// imagesReady checks that every upload the load had accepted is ready,
+// and returns how many were accepted.
+func (r *clusterUnderLoad) imagesReady(t *testing.T) int {
+	accepted, ready := r.load.verify(t, r.env["VITRINE_POSTGRES_URL"])
+	t.Logf("images: %d accepted, %d ready", accepted, ready)
+	if ready != accepted {
+		t.Errorf("%d images accepted, %d ready", accepted, ready)
+	}
+	return accepted
+}
+
+// TestClusterNodeLoss: three nodes under a mixed load; one is SIGKILLed,
+// then restarted and rejoins.
+func TestClusterNodeLoss(t *testing.T) {
+	run := startClusterUnderLoad(t, 48, 4)
+	c, stats, l, load := run.testCluster, run.stats, run.lb, run.load
 
 	time.Sleep(5 * time.Second)
 	victim := c.nodes[1]
@@ -328,8 +355,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	restartedAt := time.Now()
 	t.Logf("node %d restarted (pid %d) %s after the kill", victim.idx, victim.pid(), restartedAt.Sub(killedAt).Round(time.Millisecond))
 	time.Sleep(7 * time.Second)
-	cancel()
-	wg.Wait()
+	run.stop()
 
 	// Recovery: for each product of the dead node, the first write that
 	// started after the kill and was acknowledged.
@@ -366,12 +392,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	// The restarted node takes a share of the grains and of the requests.
 	members := c.members()
 	back := victim.actorAddr()
-	share := 0
-	for _, owner := range owners(members, load.patched) {
-		if owner == back {
-			share++
-		}
-	}
+	share := hosted(members, load.patched, back)
 	after := 0
 	stats.mu.Lock()
 	after = stats.perNode[victim.idx]
@@ -384,10 +405,8 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Errorf("the restarted node took no requests")
 	}
 
-	accepted, ready := load.verify(t, c.env["VITRINE_POSTGRES_URL"])
-	t.Logf("images: %d accepted, %d ready", accepted, ready)
-	if accepted == 0 || ready != accepted {
-		t.Errorf("%d images accepted, %d ready", accepted, ready)
+	if accepted := run.imagesReady(t); accepted == 0 {
+		t.Errorf("no image accepted")
 	}
 	visibility(t, c, l)
 }
@@ -454,25 +473,14 @@ func visibility(t *testing.T, c *testCluster, l *lb) {
 // TestClusterNodeJoins: a fourth node joins while load runs; nothing else
 // restarts, and it takes a share of the grains and of the job partitions.
 func TestClusterNodeJoins(t *testing.T) {
-	c := newTestCluster(t, "VITRINE_KAFKA_PARTITIONS", "8")
-	for i := 0; i < 3; i++ {
-		c.add()
-	}
+	run := startClusterUnderLoad(t, 24, 2, "VITRINE_KAFKA_PARTITIONS", "8")
+	c, stats, load := run.testCluster, run.stats, run.load
 	pids := []int{c.nodes[0].pid(), c.nodes[1].pid(), c.nodes[2].pid()}
-	stats := newLoadStats()
-	l := newLB(c, stats)
-	load := newMixedLoad(t, l, 24)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c.watchReadiness(ctx)
-	var wg sync.WaitGroup
-	load.run(ctx, &wg, 2)
 	time.Sleep(3 * time.Second)
 	joined := c.add()
 	t.Logf("node 4 (pid %d) joined while the load ran", joined.pid())
 	time.Sleep(6 * time.Second)
-	cancel()
-	wg.Wait()
+	run.stop()
 	stats.report(t, "three nodes, a fourth joins")
 	if n := stats.failed(); n != 0 {
 		t.Errorf("%d requests failed while a node joined", n)
@@ -487,12 +495,7 @@ func TestClusterNodeJoins(t *testing.T) {
 		default:
 		}
 	}
-	share := 0
-	for _, owner := range owners(c.members(), load.patched) {
-		if owner == joined.actorAddr() {
-			share++
-		}
-	}
+	share := hosted(c.members(), load.patched, joined.actorAddr())
 	t.Logf("node 4 hosts %d of %d patched products' grains", share, len(load.patched))
 	if share == 0 {
 		t.Error("node 4 hosts no grain")
@@ -524,28 +527,14 @@ func TestClusterNodeJoins(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	accepted, ready := load.verify(t, c.env["VITRINE_POSTGRES_URL"])
-	t.Logf("images: %d accepted, %d ready", accepted, ready)
-	if ready != accepted {
-		t.Errorf("%d images accepted, %d ready", accepted, ready)
-	}
+	run.imagesReady(t)
 }
 
 // TestClusterNodeLeaves: a node SIGTERMed under load leaves without a
 // single failed client request.
 func TestClusterNodeLeaves(t *testing.T) {
-	c := newTestCluster(t)
-	for i := 0; i < 3; i++ {
-		c.add()
-	}
-	stats := newLoadStats()
-	l := newLB(c, stats)
-	load := newMixedLoad(t, l, 24)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c.watchReadiness(ctx)
-	var wg sync.WaitGroup
-	load.run(ctx, &wg, 3)
+	run := startClusterUnderLoad(t, 24, 3)
+	c, stats := run.testCluster, run.stats
 	time.Sleep(4 * time.Second)
 	leaving := c.nodes[2]
 	start := time.Now()
@@ -554,8 +543,7 @@ func TestClusterNodeLeaves(t *testing.T) {
 	}
 	t.Logf("node 3 left in %s", time.Since(start).Round(time.Millisecond))
 	time.Sleep(4 * time.Second)
-	cancel()
-	wg.Wait()
+	run.stop()
 	stats.report(t, "three nodes, one SIGTERMed")
 	if n := stats.failed(); n != 0 {
 		t.Errorf("%d client requests failed during a graceful leave", n)
@@ -566,11 +554,7 @@ func TestClusterNodeLeaves(t *testing.T) {
 			t.Errorf("the leaving node's log lacks %s", want)
 		}
 	}
-	accepted, ready := load.verify(t, c.env["VITRINE_POSTGRES_URL"])
-	t.Logf("images: %d accepted, %d ready", accepted, ready)
-	if ready != accepted {
-		t.Errorf("%d images accepted, %d ready", accepted, ready)
-	}
+	run.imagesReady(t)
 }
 
 // TestHotReadRefillRedis: after a product's Redis entry expired or was

@@ -38,7 +38,9 @@ const (
 
 // doctor checks the configuration and every backend it names, prints what
 // is wrong and how to fix it, and fails when something would stop vitrine
-// serve. It changes nothing: no migration, no bucket, no file.
+// serve. It makes no bucket, topic or PostgreSQL migration; it does create
+// the data directory, and opens an existing SQLite file as serve does
+// (which applies its migrations).
 func doctor(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
@@ -242,8 +244,7 @@ func checkS3(ctx context.Context, cfg Config) finding {
 	c, cancel := within(ctx)
 	defer cancel()
 	where := cfg.S3Endpoint + " bucket " + cfg.S3Bucket
-	st, err := s3.Open(c, s3.Config{Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
-		AccessKeyID: cfg.S3AccessKey, SecretAccessKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle == "true"})
+	st, err := s3.Open(c, cfg.s3Config())
 	if err == nil {
 		err = st.Ping(c)
 	}

@@ -112,27 +112,33 @@ func testIndependent(t *testing.T, l catalog.RateLimiter, key func() string) {
 
 func testConcurrent(t *testing.T, l catalog.RateLimiter, key func() string) {
 	r := catalog.Rate{Limit: 1, Period: time.Minute, Burst: 20}
-	k := key()
-	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 10 {
-				d, err := l.Allow(context.Background(), k, r)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if d.Allowed {
-					allowed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if got := allowed.Load(); got != int64(r.Burst) {
+	if got := Hammer(t, []catalog.RateLimiter{l}, 8, 10, key(), r); got != int64(r.Burst) {
 		t.Fatalf("%d of 80 concurrent requests allowed, want exactly the burst of %d", got, r.Burst)
 	}
+}
+
+// Hammer asks every limiter from goroutines goroutines at once, each
+// making calls requests for key, and returns how many were allowed.
+func Hammer(t *testing.T, limiters []catalog.RateLimiter, goroutines, calls int, key string, r catalog.Rate) int64 {
+	t.Helper()
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for _, l := range limiters {
+		for range goroutines {
+			wg.Go(func() {
+				for range calls {
+					d, err := l.Allow(context.Background(), key, r)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Allowed {
+						allowed.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return allowed.Load()
 }

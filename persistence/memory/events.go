@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"sync"
@@ -78,7 +79,7 @@ func (l *Events) Append(_ context.Context, e catalog.Event) error {
 	e.Data = slices.Clone(e.Data)
 	l.mu.Lock()
 	evs := l.products[e.ProductID]
-	i, found := slices.BinarySearchFunc(evs, e.Seq, func(x catalog.Event, seq int64) int { return cmpInt(x.Seq, seq) })
+	i, found := slices.BinarySearchFunc(evs, e.Seq, bySeq)
 	if found {
 		l.mu.Unlock()
 		return nil
@@ -99,15 +100,8 @@ func (l *Events) Append(_ context.Context, e catalog.Event) error {
 	return nil
 }
 
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+// bySeq orders events by their sequence number, for binary searches.
+func bySeq(x catalog.Event, seq int64) int { return cmp.Compare(x.Seq, seq) }
 
 // evict drops the oldest events while they are too many bytes or too old.
 func (l *Events) evict() {
@@ -131,7 +125,7 @@ func (l *Events) evict() {
 func (l *Events) drop(r eventRef) {
 	l.bytes -= r.size
 	evs := l.products[r.product]
-	i, found := slices.BinarySearchFunc(evs, r.seq, func(x catalog.Event, seq int64) int { return cmpInt(x.Seq, seq) })
+	i, found := slices.BinarySearchFunc(evs, r.seq, bySeq)
 	if !found {
 		return
 	}
@@ -149,7 +143,7 @@ func (l *Events) After(_ context.Context, productID string, after int64, limit i
 	defer l.mu.Unlock()
 	l.evict()
 	evs := l.products[productID]
-	i, found := slices.BinarySearchFunc(evs, after, func(x catalog.Event, seq int64) int { return cmpInt(x.Seq, seq) })
+	i, found := slices.BinarySearchFunc(evs, after, bySeq)
 	if found {
 		i++
 	}

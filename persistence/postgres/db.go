@@ -84,9 +84,8 @@ type DB struct {
 	// product write.
 	pages pagecache.Cache
 
-	mu        sync.Mutex // guards listening, isClosed and swept
-	listening bool
-	started   atomic.Bool // listening was set: the lock-free check of every list
+	mu        sync.Mutex  // guards isClosed and swept, and the start of the listener
+	started   atomic.Bool // the listener was started (set under mu): the lock-free check of every list
 	isClosed  bool
 	stop      context.CancelFunc // ends the listener
 	bg        context.Context
@@ -231,19 +230,15 @@ func (db *DB) Migrate(ctx context.Context) error {
 			return err
 		}
 		for i, m := range ms {
-			if slices.Contains(applied, m.Version) {
-				if db.onMigration != nil {
-					db.onMigration(i+1, len(ms), m.Name)
+			if !slices.Contains(applied, m.Version) {
+				// No arguments: sent with the simple protocol, which runs
+				// the file's several statements.
+				if _, err := tx.Exec(ctx, m.SQL); err != nil {
+					return fmt.Errorf("migration %s: %w", m.Name, err)
 				}
-				continue
-			}
-			// No arguments: sent with the simple protocol, which runs the
-			// file's several statements.
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return fmt.Errorf("migration %s: %w", m.Name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
-				return fmt.Errorf("migration %s: %w", m.Name, err)
+				if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+					return fmt.Errorf("migration %s: %w", m.Name, err)
+				}
 			}
 			if db.onMigration != nil {
 				db.onMigration(i+1, len(ms), m.Name)

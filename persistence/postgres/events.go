@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,25 +39,29 @@ func (db *DB) Append(ctx context.Context, e catalog.Event) error {
 	if err != nil {
 		return fmt.Errorf("append event %s #%d: %w", e.ProductID, e.Seq, db.translate(ctx, err))
 	}
-	db.sweepEvents(ctx)
+	db.sweepEvents()
 	return nil
 }
 
 // sweepEvents deletes expired events and webhook attempts, at most once a
-// minute per process; a failure waits for the next time.
-func (db *DB) sweepEvents(ctx context.Context) {
+// minute per process, in the background: Append runs on a product grain's
+// turn, which must not wait for it. A failure waits for the next time.
+func (db *DB) sweepEvents() {
 	now := db.now()
 	db.mu.Lock()
-	due := now.Sub(db.swept) >= time.Minute
-	if due {
-		db.swept = now
-	}
-	db.mu.Unlock()
-	if !due {
+	defer db.mu.Unlock()
+	if now.Sub(db.swept) < time.Minute || db.isClosed {
 		return
 	}
-	_, _ = db.pool.Exec(ctx, `DELETE FROM events WHERE at < $1`, utc(now.Add(-db.retention)))
-	_, _ = db.pool.Exec(ctx, `DELETE FROM webhook_attempts WHERE at < $1`, utc(now.Add(-attemptsKept)))
+	db.swept = now
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		ctx, cancel := context.WithTimeout(db.bg, time.Minute)
+		defer cancel()
+		_, _ = db.pool.Exec(ctx, `DELETE FROM events WHERE at < $1`, utc(now.Add(-db.retention)))
+		_, _ = db.pool.Exec(ctx, `DELETE FROM webhook_attempts WHERE at < $1`, utc(now.Add(-attemptsKept)))
+	}()
 }
 
 // attemptsKept is how long webhook attempts are kept.
@@ -180,7 +183,7 @@ func (db *DB) ListAttempts(ctx context.Context, limit int) ([]catalog.WebhookAtt
 		a.EventType, a.At = catalog.EventType(typ), a.At.UTC()
 		return a, err
 	})
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil {
 		return nil, fmt.Errorf("list webhook attempts: %w", db.translate(ctx, err))
 	}
 	return out, nil

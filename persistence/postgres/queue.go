@@ -157,10 +157,9 @@ func (db *DB) startListener() {
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.listening || db.isClosed {
+	if db.started.Load() || db.isClosed {
 		return
 	}
-	db.listening = true
 	db.started.Store(true)
 	db.wg.Add(1)
 	go func() {

@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,28 +35,8 @@ func TestLimiterSharedByNodes(t *testing.T) {
 	b := open(t).Limiter(failingLimiter{t})
 	r := catalog.Rate{Limit: 1, Period: time.Minute, Burst: 30}
 	key := fmt.Sprintf("shared-%x", rand.Uint64()) // its state lasts half an hour
-	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	for _, l := range []*Limiter{a, b} {
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range 20 {
-					d, err := l.Allow(context.Background(), key, r)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if d.Allowed {
-						allowed.Add(1)
-					}
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	if got := allowed.Load(); got != int64(r.Burst) {
+	got := limitertest.Hammer(t, []catalog.RateLimiter{a, b}, 4, 20, key, r)
+	if got != int64(r.Burst) {
 		t.Fatalf("two nodes allowed %d of 160 requests, want the one shared burst of %d", got, r.Burst)
 	}
 }

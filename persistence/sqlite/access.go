@@ -75,9 +75,7 @@ func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*catalog.
 	return k, nil
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-func scanKey(row scanner) (*catalog.APIKey, error) {
+func scanKey(row rowScanner) (*catalog.APIKey, error) {
 	var k catalog.APIKey
 	var scopes string
 	var owner, revoked sql.NullInt64

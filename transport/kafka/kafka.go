@@ -172,7 +172,6 @@ func newTransport(cfg Config) *kafkago.Transport {
 	}
 }
 
-// message is a job on the wire.
 // traceparentHeader carries the upload's W3C traceparent.
 const traceparentHeader = "traceparent"
 
@@ -186,6 +185,7 @@ func header(m kafkago.Message, key string) string {
 	return ""
 }
 
+// message is a job on the wire.
 type message struct {
 	ImageID   string `json:"image_id"`
 	ProductID string `json:"product_id"`

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -13,19 +12,8 @@ import (
 )
 
 func (s *Server) listDeadLetters(ctx *fasthttp.RequestCtx, _ principal) {
-	limit := 100
-	if v := ctx.QueryArgs().Peek("limit"); ctx.QueryArgs().Has("limit") {
-		n, ok := catalog.IntegralInt64(string(v))
-		if !ok || n < 1 || n > 1000 {
-			writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query",
-				Detail: "limit must be an integer from 1 to 1000, got " + strconv.Quote(string(v)),
-				Fields: []catalog.FieldError{{Field: "limit", Detail: "must be an integer from 1 to 1000"}}})
-			return
-		}
-		limit = int(n)
-	}
-	if err := onlyParams(ctx.QueryArgs(), "limit"); err != nil {
-		writeError(ctx, err)
+	limit, ok := queryLimit(ctx, 100, 1000)
+	if !ok {
 		return
 	}
 	c, cancel := s.reqCtx(ctx)

@@ -97,10 +97,8 @@ func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
 	ctx.Response.Header.Set("Content-Type", "text/event-stream; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
+	// HEAD is never a stream: nothing was subscribed.
 	if ctx.IsHead() {
-		if sub != nil {
-			s.hub.unsubscribe(sub)
-		}
 		return
 	}
 	if !stream {

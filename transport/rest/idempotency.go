@@ -47,8 +47,8 @@ var replayedHeaders = []string{"Content-Type", "Location", "ETag", "Cache-Contro
 // 409. Only successful (2xx) responses are kept; after a failure the key
 // is free again, so a corrected retry can run. fingerprint identifies the
 // request's meaning (not its framing: a multipart boundary differs between
-// two sends of the same file).
-func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint []byte, handle func()) {
+// two sends of the same file); it is called only when the request has a key.
+func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint func() []byte, handle func()) {
 	h := ctx.Request.Header.Peek("Idempotency-Key")
 	if len(h) == 0 && !hasHeader(&ctx.Request.Header, "Idempotency-Key") || s.deps.Idempotency == nil {
 		handle()
@@ -69,7 +69,7 @@ func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint [
 	sum.Write([]byte{0})
 	sum.Write(ctx.Path())
 	sum.Write([]byte{0})
-	sum.Write(fingerprint)
+	sum.Write(fingerprint())
 	now := s.now()
 	rec := catalog.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: hex.EncodeToString(sum.Sum(nil)),
 		LockedUntil: now.Add(2*s.cfg.RequestTimeout + 10*time.Second), ExpiresAt: now.Add(s.cfg.IdempotencyTTL)}

@@ -50,8 +50,8 @@ func (s *Server) uploadImage(ctx *fasthttp.RequestCtx, who principal) {
 	defer up.release()
 	// The request means "this file": its framing (a multipart boundary)
 	// is not part of it.
-	sum := sha256.Sum256(up.data)
-	s.idempotent(ctx, who, sum[:], func() {
+	fingerprint := func() []byte { sum := sha256.Sum256(up.data); return sum[:] }
+	s.idempotent(ctx, who, fingerprint, func() {
 		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		img, body, existing, err := s.deps.Uploads.Upload(c, productID, up.data, who.owner)
@@ -94,7 +94,7 @@ func (s *Server) importImage(ctx *fasthttp.RequestCtx, who principal, productID 
 			Fields: []catalog.FieldError{{Field: "url", Detail: err.Error()}}})
 		return
 	}
-	s.idempotent(ctx, who, []byte(req.URL), func() {
+	s.idempotent(ctx, who, func() []byte { return []byte(req.URL) }, func() {
 		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		img, out, err := s.deps.Uploads.Import(c, productID, req.URL, who.owner)

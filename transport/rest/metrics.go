@@ -2,7 +2,6 @@ package rest
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -92,10 +91,7 @@ func refusalReason(ctx *fasthttp.RequestCtx) string {
 	case "uploads_busy":
 		return "upload_memory"
 	}
-	if strings.HasPrefix(code, "too_many_connections") {
-		return "connections"
-	}
-	return ""
+	return "" // refused connections are counted by the listener
 }
 
 // problemCodeKey records the code of the problem a request was answered
@@ -104,9 +100,7 @@ const problemCodeKey = "vitrine.problem"
 
 // metricsHandler serves the Prometheus exposition of gatherer.
 func metricsHandler(gatherer prometheus.Gatherer) fasthttp.RequestHandler {
-	return fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError,
-	}))
+	return fasthttpadaptor.NewFastHTTPHandler(MetricsHandler(gatherer))
 }
 
 // metrics serves /metrics: the Prometheus exposition of every metric.

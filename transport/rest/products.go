@@ -75,7 +75,7 @@ func (s *Server) createProduct(ctx *fasthttp.RequestCtx, who principal) {
 		writeError(ctx, err)
 		return
 	}
-	s.idempotent(ctx, who, body, func() {
+	s.idempotent(ctx, who, func() []byte { return body }, func() {
 		c, cancel := s.reqCtx(ctx)
 		defer cancel()
 		p, err := s.products.Create(c, body, who.owner)

@@ -103,13 +103,16 @@ func ParseRate(v string) (catalog.Rate, error) {
 // the request through: limits protect the service, they must not take it
 // down.
 func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
-	rate, policy, policyH, key := s.cfg.RateKey, "key", s.policyKey, "k:"+p.keyID
+	rate, policy, policyH := s.cfg.RateKey, "key", s.policyKey
 	if p.anonymous() {
 		rate, policy, policyH = s.cfg.RateAnonymous, "anonymous", s.policyAnonymous
-		key = "a:" + clientAddr(ctx, s.cfg.TrustedProxies).String()
 	}
 	if rate.Off() || s.deps.Limiter == nil {
 		return true
+	}
+	key := "k:" + p.keyID
+	if p.anonymous() {
+		key = "a:" + clientAddr(ctx, s.cfg.TrustedProxies).String()
 	}
 	c, cancel := context.WithTimeout(context.Background(), time.Second)
 	d, err := s.deps.Limiter.Allow(c, key, rate)

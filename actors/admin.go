@@ -33,7 +33,7 @@ func (a *Admin) ReplayDeadLetter(ctx context.Context, imageID string) (catalog.J
 	if err != nil {
 		return catalog.Job{}, err
 	}
-	if _, err := a.service.Reprocess(ctx, job.ProductID, job.ImageID, 0); err != nil && !catalog.IsNotFound(err) {
+	if _, err := a.service.reprocess(ctx, job.ProductID, job.ImageID, 0, true); err != nil && !catalog.IsNotFound(err) {
 		return job, err
 	}
 	return job, nil

@@ -24,7 +24,7 @@ import (
 const ProductKind = "product"
 
 // MaxImagesPerProduct bounds how many images one product may hold.
-const MaxImagesPerProduct = 100
+const MaxImagesPerProduct = catalog.MaxImagesPerProduct
 
 // removeTimeout bounds removing a deleted product's files.
 const removeTimeout = 30 * time.Second
@@ -232,7 +232,13 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 	case actorspb.ProductCommand_SAVE_IMAGE:
 		return g.saveImage(ctx, cmd.Body)
 	case actorspb.ProductCommand_REPROCESS:
-		return g.reprocess(ctx, cmd.ImageId)
+		return g.reprocess(ctx, cmd.ImageId, cmd.Force)
+	case actorspb.ProductCommand_DELETE_IMAGE:
+		return g.deleteImage(ctx, cmd.ImageId)
+	case actorspb.ProductCommand_PATCH_IMAGE:
+		return g.patchImage(ctx, cmd.ImageId, cmd.Body)
+	case actorspb.ProductCommand_ORDER_IMAGES:
+		return g.orderImages(ctx, cmd.Body)
 	case actorspb.ProductCommand_GET_IMAGE:
 		img, ok := g.p.Image(cmd.ImageId)
 		if !ok {
@@ -354,7 +360,7 @@ func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.Pro
 	if len(g.p.Images) >= MaxImagesPerProduct {
 		return nil, catalog.Errorf(catalog.KindConflict, "too_many_images", "product %s already has %d images, the most it may hold; delete some first", g.id, MaxImagesPerProduct)
 	}
-	img.ProductID = g.id
+	img.ProductID, img.Position = g.id, len(g.p.Images)
 	n := g.next()
 	n.Images = append(n.Images, img)
 	octx, end := startSpan(ctx, g.deps.tracer, "outbox: image and job")
@@ -386,6 +392,7 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 		return nil, catalog.NotFound("image %s of product %s does not exist", img.ID, g.id)
 	}
 	img.ProductID, img.CreatedAt, img.SourceURL = g.id, n.Images[i].CreatedAt, n.Images[i].SourceURL
+	img.Position, img.Alt = n.Images[i].Position, n.Images[i].Alt // the gallery's, not the worker's
 	if n.Images[i].Original.SHA256 != "" { // the original is fixed once known
 		img.Original = n.Images[i].Original
 	}
@@ -407,7 +414,8 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 
 // reprocess puts an image back to pending, keeping its variants (they serve
 // until new ones replace them), and queues its job in the same transaction.
-func (g *productGrain) reprocess(ctx context.Context, imageID string) (*actorspb.ProductReply, error) {
+// A failure that trying again cannot mend is refused unless forced.
+func (g *productGrain) reprocess(ctx context.Context, imageID string, force bool) (*actorspb.ProductReply, error) {
 	n := g.next()
 	var img *catalog.Image
 	for j := range n.Images {
@@ -423,6 +431,10 @@ func (g *productGrain) reprocess(ctx context.Context, imageID string) (*actorspb
 	}
 	if img.Original.SHA256 == "" && img.SourceURL == "" {
 		return nil, catalog.Errorf(catalog.KindConflict, "no_original", "image %s has no original to process", imageID)
+	}
+	if img.Status == catalog.StatusFailed && img.Error != nil && !img.Error.Retryable && !force {
+		return nil, catalog.Errorf(catalog.KindConflict, "not_retryable",
+			"image %s failed with %s (%s): processing it again would fail the same way; delete it and upload another file", imageID, img.Error.Code, img.Error.Detail)
 	}
 	img.Status, img.Error = catalog.StatusPending, nil
 	if err := g.deps.Store.RequeueImage(ctx, n, img); err != nil {

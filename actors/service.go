@@ -80,9 +80,11 @@ func resendable(cmd *actorspb.ProductCommand) bool {
 	switch cmd.Op {
 	case actorspb.ProductCommand_CREATE, actorspb.ProductCommand_ADD_IMAGE:
 		return true // the id is chosen before the first attempt: a second one finds it
-	case actorspb.ProductCommand_DELETE, actorspb.ProductCommand_SAVE_IMAGE, actorspb.ProductCommand_REPROCESS:
+	case actorspb.ProductCommand_DELETE, actorspb.ProductCommand_SAVE_IMAGE, actorspb.ProductCommand_REPROCESS,
+		actorspb.ProductCommand_DELETE_IMAGE:
 		return true // the same outcome however often applied
-	case actorspb.ProductCommand_REPLACE, actorspb.ProductCommand_PATCH:
+	case actorspb.ProductCommand_REPLACE, actorspb.ProductCommand_PATCH, actorspb.ProductCommand_PATCH_IMAGE,
+		actorspb.ProductCommand_ORDER_IMAGES:
 		// The same document applied again changes nothing (and keeps the
 		// version); with If-Match the second attempt would see the first's
 		// new ETag and answer 412.
@@ -197,6 +199,8 @@ func (s *Service) afterResend(ctx context.Context, id string, cmd *actorspb.Prod
 		return s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET_IMAGE, ImageId: img.ID})
 	case cmd.Op == actorspb.ProductCommand_DELETE && e.Kind == catalog.KindNotFound:
 		return &actorspb.ProductReply{}, nil
+	case cmd.Op == actorspb.ProductCommand_DELETE_IMAGE && e.Kind == catalog.KindNotFound && e.Code == "not_found":
+		return s.send(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_GET})
 	}
 	return nil, e
 }
@@ -291,6 +295,9 @@ func (s *Service) Patch(ctx context.Context, id string, patch []byte, ifMatch st
 	}
 	if !json.Valid(patch) {
 		_, err := catalog.MergePatch([]byte(`{}`), patch)
+		return Product{}, err
+	}
+	if err := catalog.CheckProductPatch(patch); err != nil {
 		return Product{}, err
 	}
 	return s.write(ctx, id, &actorspb.ProductCommand{Op: actorspb.ProductCommand_PATCH, Body: patch, IfMatch: ifMatch, Owner: owner})
@@ -404,12 +411,17 @@ func (s *Service) AddImage(ctx context.Context, img *catalog.Image, owner int64)
 }
 
 // Reprocess puts an image back to pending (its variants keep serving) and
-// queues its job again.
+// queues its job again. A failure that is not retryable is refused.
 func (s *Service) Reprocess(ctx context.Context, productID, imageID string, owner int64) ([]byte, error) {
+	return s.reprocess(ctx, productID, imageID, owner, false)
+}
+
+// reprocess is Reprocess; force runs even a failure that is not retryable.
+func (s *Service) reprocess(ctx context.Context, productID, imageID string, owner int64, force bool) ([]byte, error) {
 	if !catalog.ValidID(productID) || !catalog.ValidID(imageID) {
 		return nil, catalog.NotFound("image %q of product %q does not exist", imageID, productID)
 	}
-	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPROCESS, ImageId: imageID, Owner: owner})
+	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_REPROCESS, ImageId: imageID, Owner: owner, Force: force})
 	if err != nil {
 		return nil, err
 	}
@@ -440,4 +452,47 @@ func (s *Service) Image(ctx context.Context, productID, imageID string) (*catalo
 		return nil, nil, fmt.Errorf("decode image %s: %w", imageID, err)
 	}
 	return &img, reply.Body, nil
+}
+
+// DeleteImage removes an image of a product and its files; it returns the
+// product's new ETag. A retry after a delete that happened answers
+// NotFound, as a second DELETE does.
+func (s *Service) DeleteImage(ctx context.Context, productID, imageID, ifMatch string, owner int64) (string, error) {
+	if !catalog.ValidID(productID) || !catalog.ValidID(imageID) {
+		return "", catalog.NotFound("image %q of product %q does not exist", imageID, productID)
+	}
+	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_DELETE_IMAGE, ImageId: imageID, IfMatch: ifMatch, Owner: owner})
+	if err != nil {
+		return "", err
+	}
+	return reply.Etag, nil
+}
+
+// PatchImage applies an RFC 7396 merge patch to an image's gallery fields
+// (alt, position); it returns the image and the product's ETag.
+func (s *Service) PatchImage(ctx context.Context, productID, imageID string, patch []byte, ifMatch string, owner int64) ([]byte, string, error) {
+	if !catalog.ValidID(productID) || !catalog.ValidID(imageID) {
+		return nil, "", catalog.NotFound("image %q of product %q does not exist", imageID, productID)
+	}
+	if !json.Valid(patch) {
+		_, err := catalog.MergePatch([]byte(`{}`), patch)
+		return nil, "", err
+	}
+	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_PATCH_IMAGE, ImageId: imageID, Body: patch, IfMatch: ifMatch, Owner: owner})
+	if err != nil {
+		return nil, "", err
+	}
+	return reply.Body, reply.Etag, nil
+}
+
+// OrderImages puts a product's gallery in the order of {"image_ids": [...]}.
+func (s *Service) OrderImages(ctx context.Context, productID string, body []byte, ifMatch string, owner int64) (Product, error) {
+	if !catalog.ValidID(productID) {
+		return Product{}, catalog.NotFound("product %q does not exist", productID)
+	}
+	if !json.Valid(body) {
+		_, err := catalog.ParseImageOrder(body, nil)
+		return Product{}, err
+	}
+	return s.write(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_ORDER_IMAGES, Body: body, IfMatch: ifMatch, Owner: owner})
 }

@@ -100,7 +100,7 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 	}
 	if d.Attempt() > w.deps.MaxAttempts {
 		out := w.fail(ctx, img, catalog.FailInternal,
-			fmt.Sprintf("processing was started %d times without finishing (the process crashed or was stopped each time)", d.Attempt()-1))
+			fmt.Sprintf("processing was started %d times without finishing (the process crashed or was stopped each time)", d.Attempt()-1), true)
 		if out.result == "failed" {
 			out.result = "dead_letter"
 		}
@@ -134,9 +134,9 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 			if w.ctx.Err() != nil { // shutting down: leave it for the next run
 				return outcome{result: "retry", detail: "interrupted by shutdown"}
 			}
-			return w.fail(ctx, img, catalog.FailTimeout, fmt.Sprintf("processing took longer than %s", w.deps.JobTimeout))
+			return w.fail(ctx, img, catalog.FailTimeout, fmt.Sprintf("processing took longer than %s", w.deps.JobTimeout), true)
 		case errors.As(err, &ce) && (ce.Kind == catalog.KindUnprocessableImage || ce.Kind == catalog.KindUnsupportedMedia):
-			return w.fail(ctx, img, ce.Code, ce.Detail)
+			return w.fail(ctx, img, ce.Code, ce.Detail, catalog.RetryableFailure(ce.Code))
 		default:
 			return w.transient(ctx, d, img, catalog.FailInternal, err)
 		}
@@ -246,14 +246,14 @@ func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.
 		end(&err)
 		if err != nil {
 			if catalog.IsNotFound(err) {
-				return nil, w.fail(ctx, img, catalog.FailInternal, "the original file is missing from storage"), false
+				return nil, w.fail(ctx, img, catalog.FailInternal, "the original file is missing from storage", false), false
 			}
 			return nil, w.transient(ctx, d, img, catalog.FailStorageUnavailable, err), false
 		}
 		return data, outcome{}, true
 	}
 	if w.deps.Fetcher == nil || w.deps.Prober == nil {
-		return nil, w.fail(ctx, img, catalog.FailInternal, "this worker cannot import images from URLs"), false
+		return nil, w.fail(ctx, img, catalog.FailInternal, "this worker cannot import images from URLs", true), false
 	}
 	fctx, endFetch := startSpan(ctx, w.deps.tracer, "fetch original", trace.WithSpanKind(trace.SpanKindClient))
 	data, err := w.deps.Fetcher.Fetch(fctx, img.SourceURL)
@@ -264,7 +264,7 @@ func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.
 			return nil, w.transient(ctx, d, img, catalog.FailFetch, err), false
 		}
 		if errors.As(err, &ce) {
-			return nil, w.fail(ctx, img, catalog.FailFetch, ce.Detail), false
+			return nil, w.fail(ctx, img, catalog.FailFetch, ce.Detail, false), false
 		}
 		return nil, w.transient(ctx, d, img, catalog.FailFetch, err), false
 	}
@@ -276,7 +276,7 @@ func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.
 			if ce.Kind == catalog.KindUnsupportedMedia {
 				code = catalog.FailUnsupportedFormat
 			}
-			return nil, w.fail(ctx, img, code, ce.Detail), false
+			return nil, w.fail(ctx, img, code, ce.Detail, catalog.RetryableFailure(code)), false
 		}
 		return nil, w.transient(ctx, d, img, catalog.FailInternal, err), false
 	}
@@ -298,20 +298,22 @@ func (w *worker) transient(ctx context.Context, d catalog.Delivery, img *catalog
 	if d.Attempt() < w.deps.MaxAttempts || img == nil {
 		return outcome{result: "retry", code: code, detail: err.Error()}
 	}
-	out := w.fail(ctx, img, code, fmt.Sprintf("gave up after %d attempts: %s", d.Attempt(), detail))
+	out := w.fail(ctx, img, code, fmt.Sprintf("gave up after %d attempts: %s", d.Attempt(), detail), true)
 	if out.result == "failed" {
 		out.result = "dead_letter"
 	}
 	return out
 }
 
-func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail string) outcome {
+// fail records the image as failed with code and detail; retryable says
+// whether processing it again may succeed (catalog.ImageError.Retryable).
+func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail string, retryable bool) outcome {
 	// After the processing status, never before it.
 	if err := w.awaitMark(); catalog.IsNotFound(err) {
 		return w.deleted(catalog.Job{ImageID: img.ID, ProductID: img.ProductID})
 	}
 	now := w.deps.Now().UTC().Truncate(time.Microsecond)
-	img.Status, img.Error, img.ProcessedAt = catalog.StatusFailed, &catalog.ImageError{Code: code, Detail: detail}, &now
+	img.Status, img.Error, img.ProcessedAt = catalog.StatusFailed, &catalog.ImageError{Code: code, Detail: detail, Retryable: retryable}, &now
 	img.Variants = []catalog.Variant{}
 	err := w.deps.Images.SaveImage(ctx, img)
 	if catalog.IsNotFound(err) {

@@ -20,11 +20,21 @@ const (
 	EventImageProcessing EventType = "image.processing"
 	EventImageReady      EventType = "image.ready"
 	EventImageFailed     EventType = "image.failed"
+	// EventImageDeleted: an image was removed; its data is {"id", "product_id"}.
+	EventImageDeleted EventType = "image.deleted"
+	// EventImageUpdated: an image's alt text or place changed (the places
+	// of the images between its old and new one shifted by one); its data
+	// is the image.
+	EventImageUpdated EventType = "image.updated"
+	// EventImagesReordered: the gallery was put in a new order; its data is
+	// {"image_ids": [...]}, the whole order.
+	EventImagesReordered EventType = "image.reordered"
 )
 
 // EventTypes lists every event type, in a stable order.
 var EventTypes = []EventType{EventProductCreated, EventProductUpdated, EventProductDeleted,
-	EventImagePending, EventImageProcessing, EventImageReady, EventImageFailed}
+	EventImagePending, EventImageProcessing, EventImageReady, EventImageFailed,
+	EventImageDeleted, EventImageUpdated, EventImagesReordered}
 
 // ImageEvent is the event type of an image that reached status.
 func ImageEvent(status ImageStatus) EventType {

@@ -33,8 +33,13 @@ const (
 type Image struct {
 	ID        string      `json:"id"`
 	ProductID string      `json:"product_id"`
-	Status    ImageStatus `json:"status"`
-	Error     *ImageError `json:"error,omitempty"`
+	// Position is the image's 0-based place in its product's gallery;
+	// position 0 is the primary image.
+	Position int `json:"position"`
+	// Alt is the image's alternative text ("" when none).
+	Alt    string      `json:"alt"`
+	Status ImageStatus `json:"status"`
+	Error  *ImageError `json:"error,omitempty"`
 	Original  Original    `json:"original"`
 	Variants  []Variant   `json:"variants"`
 	// Render-ready data of a ready image: a blurhash placeholder and the
@@ -64,6 +69,11 @@ func (img Image) MarshalJSON() ([]byte, error) {
 type ImageError struct {
 	Code   string `json:"code"`
 	Detail string `json:"detail"`
+	// Retryable says whether processing it again may succeed: true for a
+	// failure of the service (storage, a timeout, a fetch that met a
+	// network error or a 5xx), false for one of the file (corrupt, an
+	// unsupported format, over a limit), which reprocessing refuses.
+	Retryable bool `json:"retryable"`
 }
 
 // Original describes the uploaded file.

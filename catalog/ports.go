@@ -46,8 +46,17 @@ type ProductStore interface {
 	GetProducts(ctx context.Context, ids []string) ([]*Product, error)
 	// AddImage records a new image and its pending job in one transaction.
 	AddImage(ctx context.Context, p *Product, img *Image) error
-	// SaveImage records a change of an existing image.
+	// SaveImage records a change of an existing image; its gallery
+	// fields (Position, Alt) are left as stored. AddImage puts the new
+	// image last in the gallery and sets its Position.
 	SaveImage(ctx context.Context, p *Product, img *Image) error
+	// DeleteImage removes an image of p with its job and dead letter; the
+	// images after it move up one place. NotFound when there is none.
+	DeleteImage(ctx context.Context, p *Product, imageID string) error
+	// SaveGallery stores the order of p.Images (each one's Position becomes
+	// its index) and their alt texts. p.Images must hold every image of the
+	// product once; NotFound otherwise.
+	SaveGallery(ctx context.Context, p *Product) error
 	Ping(ctx context.Context) error
 }
 

@@ -35,10 +35,15 @@ type Product struct {
 }
 
 // MarshalJSON renders the product with images always an array (never
-// null), and each image's variants too, whatever the store returned.
+// null), and each image's variants too, whatever the store returned, and
+// its primary image (see PrimaryImage; null when none), so that a catalog
+// grid needs no other request.
 func (p Product) MarshalJSON() ([]byte, error) {
 	type plain Product
-	q := plain(p)
+	q := struct {
+		plain
+		PrimaryImage *Image `json:"primary_image"`
+	}{plain: plain(p), PrimaryImage: p.PrimaryImage()}
 	if q.Images == nil {
 		q.Images = []Image{}
 	}
@@ -97,7 +102,32 @@ func (p *Product) Image(id string) (*Image, bool) {
 
 // readOnlyFields are set by the server; they are accepted and ignored in
 // client documents, so that a GET body can be edited and sent back.
-var readOnlyFields = map[string]bool{"id": true, "created_at": true, "updated_at": true, "version": true, "images": true}
+var readOnlyFields = map[string]bool{"id": true, "created_at": true, "updated_at": true, "version": true, "images": true,
+	"primary_image": true}
+
+// productFields are the fields a client sets.
+var productFields = map[string]bool{"name": true, "description": true, "price": true, "currency": true, "user_id": true}
+
+// CheckProductPatch refuses a merge patch of a product that names an
+// unknown field, even to set it to null (which a merge would silently
+// drop). Anything else is left to MergePatch and ParseProductInput, which
+// judge the patch and the merged document.
+func CheckProductPatch(patch []byte) error {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(patch, &doc) != nil {
+		return nil
+	}
+	var errs []FieldError
+	for _, k := range sortedKeys(doc) {
+		if !readOnlyFields[k] && !productFields[k] {
+			errs = append(errs, FieldError{Field: k, Detail: "unknown field; accepted fields are name, description, price, currency, user_id"})
+		}
+	}
+	if len(errs) > 0 {
+		return &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
+	}
+	return nil
+}
 
 // ParseProductInput decodes and validates a product document (POST/PUT
 // body, or the result of a merge patch). Unknown fields are refused, so a
@@ -127,7 +157,7 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 	for _, k := range keys {
 		switch {
 		case readOnlyFields[k]:
-		case k == "name", k == "description", k == "price", k == "currency", k == "user_id":
+		case productFields[k]:
 		default:
 			add(k, "unknown field; accepted fields are name, description, price, currency, user_id")
 		}

@@ -28,40 +28,49 @@ const (
 type ProductCommand_Op int32
 
 const (
-	ProductCommand_GET        ProductCommand_Op = 0
-	ProductCommand_CREATE     ProductCommand_Op = 1 // body: catalog.ProductInput JSON
-	ProductCommand_REPLACE    ProductCommand_Op = 2 // body: catalog.ProductInput JSON
-	ProductCommand_PATCH      ProductCommand_Op = 3 // body: RFC 7396 merge patch
-	ProductCommand_DELETE     ProductCommand_Op = 4
-	ProductCommand_ADD_IMAGE  ProductCommand_Op = 5 // body: catalog.Image JSON (status pending)
-	ProductCommand_SAVE_IMAGE ProductCommand_Op = 6 // body: catalog.Image JSON (a new status or result)
-	ProductCommand_GET_IMAGE  ProductCommand_Op = 7 // image_id
-	ProductCommand_REPROCESS  ProductCommand_Op = 8 // image_id: back to pending, old variants kept until the new ones are ready
+	ProductCommand_GET          ProductCommand_Op = 0
+	ProductCommand_CREATE       ProductCommand_Op = 1 // body: catalog.ProductInput JSON
+	ProductCommand_REPLACE      ProductCommand_Op = 2 // body: catalog.ProductInput JSON
+	ProductCommand_PATCH        ProductCommand_Op = 3 // body: RFC 7396 merge patch
+	ProductCommand_DELETE       ProductCommand_Op = 4
+	ProductCommand_ADD_IMAGE    ProductCommand_Op = 5  // body: catalog.Image JSON (status pending)
+	ProductCommand_SAVE_IMAGE   ProductCommand_Op = 6  // body: catalog.Image JSON (a new status or result)
+	ProductCommand_GET_IMAGE    ProductCommand_Op = 7  // image_id
+	ProductCommand_REPROCESS    ProductCommand_Op = 8  // image_id: back to pending, old variants kept until the new ones are ready
+	ProductCommand_DELETE_IMAGE ProductCommand_Op = 9  // image_id: the image and its files are removed
+	ProductCommand_PATCH_IMAGE  ProductCommand_Op = 10 // image_id; body: RFC 7396 merge patch of the image's gallery fields
+	ProductCommand_ORDER_IMAGES ProductCommand_Op = 11 // body: {"image_ids": [...]}, the gallery's whole order
 )
 
 // Enum value maps for ProductCommand_Op.
 var (
 	ProductCommand_Op_name = map[int32]string{
-		0: "GET",
-		1: "CREATE",
-		2: "REPLACE",
-		3: "PATCH",
-		4: "DELETE",
-		5: "ADD_IMAGE",
-		6: "SAVE_IMAGE",
-		7: "GET_IMAGE",
-		8: "REPROCESS",
+		0:  "GET",
+		1:  "CREATE",
+		2:  "REPLACE",
+		3:  "PATCH",
+		4:  "DELETE",
+		5:  "ADD_IMAGE",
+		6:  "SAVE_IMAGE",
+		7:  "GET_IMAGE",
+		8:  "REPROCESS",
+		9:  "DELETE_IMAGE",
+		10: "PATCH_IMAGE",
+		11: "ORDER_IMAGES",
 	}
 	ProductCommand_Op_value = map[string]int32{
-		"GET":        0,
-		"CREATE":     1,
-		"REPLACE":    2,
-		"PATCH":      3,
-		"DELETE":     4,
-		"ADD_IMAGE":  5,
-		"SAVE_IMAGE": 6,
-		"GET_IMAGE":  7,
-		"REPROCESS":  8,
+		"GET":          0,
+		"CREATE":       1,
+		"REPLACE":      2,
+		"PATCH":        3,
+		"DELETE":       4,
+		"ADD_IMAGE":    5,
+		"SAVE_IMAGE":   6,
+		"GET_IMAGE":    7,
+		"REPROCESS":    8,
+		"DELETE_IMAGE": 9,
+		"PATCH_IMAGE":  10,
+		"ORDER_IMAGES": 11,
 	}
 )
 
@@ -105,7 +114,10 @@ type ProductCommand struct {
 	Owner int64 `protobuf:"varint,5,opt,name=owner,proto3" json:"owner,omitempty"`
 	// traceparent carries the caller's trace (W3C trace context), when
 	// tracing is on, so the grain's work joins it.
-	Traceparent   string `protobuf:"bytes,6,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	Traceparent string `protobuf:"bytes,6,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// force makes REPROCESS run even a failure that is not retryable (an
+	// operator's replay of a dead letter).
+	Force         bool `protobuf:"varint,7,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -180,6 +192,13 @@ func (x *ProductCommand) GetTraceparent() string {
 		return x.Traceparent
 	}
 	return ""
+}
+
+func (x *ProductCommand) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 // ProductReply answers a ProductCommand.
@@ -380,14 +399,15 @@ var File_actors_actorspb_product_proto protoreflect.FileDescriptor
 
 const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\n" +
-	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\xc1\x02\n" +
+	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\x8d\x03\n" +
 	"\x0eProductCommand\x121\n" +
 	"\x02op\x18\x01 \x01(\x0e2!.vitrine.actors.ProductCommand.OpR\x02op\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x19\n" +
 	"\bif_match\x18\x03 \x01(\tR\aifMatch\x12\x19\n" +
 	"\bimage_id\x18\x04 \x01(\tR\aimageId\x12\x14\n" +
 	"\x05owner\x18\x05 \x01(\x03R\x05owner\x12 \n" +
-	"\vtraceparent\x18\x06 \x01(\tR\vtraceparent\"z\n" +
+	"\vtraceparent\x18\x06 \x01(\tR\vtraceparent\x12\x14\n" +
+	"\x05force\x18\a \x01(\bR\x05force\"\xaf\x01\n" +
 	"\x02Op\x12\a\n" +
 	"\x03GET\x10\x00\x12\n" +
 	"\n" +
@@ -400,7 +420,11 @@ const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\n" +
 	"SAVE_IMAGE\x10\x06\x12\r\n" +
 	"\tGET_IMAGE\x10\a\x12\r\n" +
-	"\tREPROCESS\x10\b\"\x81\x01\n" +
+	"\tREPROCESS\x10\b\x12\x10\n" +
+	"\fDELETE_IMAGE\x10\t\x12\x0f\n" +
+	"\vPATCH_IMAGE\x10\n" +
+	"\x12\x10\n" +
+	"\fORDER_IMAGES\x10\v\"\x81\x01\n" +
 	"\fProductReply\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12-\n" +

@@ -19,7 +19,7 @@ const productColumns = `id, user_id, name, description, price, currency, created
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
 	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
-	created_at, processed_at`
+	created_at, processed_at, position, alt, error_retryable`
 
 // fold is the form of a name that searches compare: its Unicode lower case,
 // made here rather than by the server's lower(), whose result depends on
@@ -165,7 +165,7 @@ func attachImages(ctx context.Context, q querier, products []*catalog.Product) e
 	rows, err := q.Query(ctx, `
 		SELECT `+imageColumns+` FROM images
 		WHERE product_id = ANY ($1::uuid[])
-		ORDER BY product_id, created_at, id`, ids)
+		ORDER BY product_id, position, created_at, id`, ids)
 	if err != nil {
 		return err
 	}
@@ -203,15 +203,18 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 		if err := bump(ctx, tx, p); err != nil {
 			return err
 		}
-		errCode, errDetail := imageError(img.Error)
-		_, err := tx.Exec(ctx, `
+		errCode, errDetail, retryable := imageError(img.Error)
+		// The new image goes last in the gallery.
+		err := tx.QueryRow(ctx, `
 			INSERT INTO images (`+imageColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+			        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = $2), $20, $21)
+			RETURNING position`,
 			img.ID, p.ID, string(img.Status), errCode, errDetail,
 			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
 			img.Original.Frames, img.Original.SHA256, variants,
 			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL,
-			utc(img.CreatedAt), processedAt(img))
+			utc(img.CreatedAt), processedAt(img), img.Alt, retryable).Scan(&img.Position)
 		if pgCode(err) == codeUniqueViolation {
 			return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
 		}
@@ -277,18 +280,18 @@ func saveImage(ctx context.Context, tx pgx.Tx, p *catalog.Product, img *catalog.
 	if err := bump(ctx, tx, p); err != nil {
 		return err
 	}
-	errCode, errDetail := imageError(img.Error)
+	errCode, errDetail, retryable := imageError(img.Error)
 	tag, err := tx.Exec(ctx, `
 		UPDATE images
 		SET status = $1, error_code = $2, error_detail = $3, content_type = $4, bytes = $5, width = $6,
 		    height = $7, frames = $8, sha256 = $9, variants = $10, placeholder = $11,
 		    dominant_color = $12, animated = $13, recipe_version = $14, source_url = $15,
-		    processed_at = $16
-		WHERE id = $17 AND product_id = $18`,
+		    processed_at = $16, error_retryable = $17
+		WHERE id = $18 AND product_id = $19`,
 		string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
 		img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
 		variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
-		img.SourceURL, processedAt(img), img.ID, p.ID)
+		img.SourceURL, processedAt(img), retryable, img.ID, p.ID)
 	if err != nil {
 		return err
 	}
@@ -317,15 +320,17 @@ func scanImage(row pgx.Row) (catalog.Image, error) {
 	var errCode, errDetail *string
 	var variants []byte
 	var processed *time.Time
+	var retryable bool
 	o := &img.Original
 	if err := row.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
 		&o.Width, &o.Height, &o.Frames, &o.SHA256, &variants, &img.Placeholder, &img.DominantColor,
-		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.CreatedAt, &processed); err != nil {
+		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.CreatedAt, &processed,
+		&img.Position, &img.Alt, &retryable); err != nil {
 		return img, err
 	}
 	img.Status = catalog.ImageStatus(status)
 	if errCode != nil {
-		img.Error = &catalog.ImageError{Code: *errCode}
+		img.Error = &catalog.ImageError{Code: *errCode, Retryable: retryable}
 		if errDetail != nil {
 			img.Error.Detail = *errDetail
 		}
@@ -355,11 +360,11 @@ func marshalVariants(vs []catalog.Variant) ([]byte, error) {
 	return b, nil
 }
 
-func imageError(e *catalog.ImageError) (code, detail *string) {
+func imageError(e *catalog.ImageError) (code, detail *string, retryable bool) {
 	if e == nil {
-		return nil, nil
+		return nil, nil, false
 	}
-	return &e.Code, &e.Detail
+	return &e.Code, &e.Detail, e.Retryable
 }
 
 func processedAt(img *catalog.Image) *time.Time {
@@ -368,4 +373,69 @@ func processedAt(img *catalog.Image) *time.Time {
 	}
 	t := utc(*img.ProcessedAt)
 	return &t
+}
+
+// DeleteImage removes an image of p (its job and dead letter with it) and
+// bumps p in one transaction; the images after it move up one place.
+// NotFound when p has no such image.
+func (db *DB) DeleteImage(ctx context.Context, p *catalog.Product, imageID string) error {
+	if !catalog.ValidID(p.ID) || !catalog.ValidID(imageID) {
+		return fmt.Errorf("delete image %q: %w", imageID, catalog.NotFound("image %s of product %s", imageID, p.ID))
+	}
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		var position int
+		err := tx.QueryRow(ctx, `DELETE FROM images WHERE id = $1 AND product_id = $2 RETURNING position`, imageID, p.ID).Scan(&position)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return catalog.NotFound("image %s of product %s", imageID, p.ID)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE images SET position = position - 1 WHERE product_id = $1 AND position > $2`, p.ID, position)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete image %s of product %s: %w", imageID, p.ID, err)
+	}
+	return nil
+}
+
+// SaveGallery stores the gallery of p, the order of p.Images and each
+// one's alt text, and bumps p, in one transaction. p.Images must be the
+// product's images, each once; NotFound when one is not.
+func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product) error {
+	if !catalog.ValidID(p.ID) {
+		return fmt.Errorf("save gallery: %w", catalog.NotFound("product %s", p.ID))
+	}
+	doc, err := catalog.GalleryJSON(p.Images)
+	if err != nil {
+		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
+	}
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `
+			UPDATE images SET position = g.position, alt = g.alt
+			FROM jsonb_to_recordset($2::jsonb) AS g (id uuid, position integer, alt text)
+			WHERE images.id = g.id AND images.product_id = $1`, p.ID, doc)
+		if err != nil {
+			return err
+		}
+		var stored int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM images WHERE product_id = $1`, p.ID).Scan(&stored); err != nil {
+			return err
+		}
+		if tag.RowsAffected() != int64(len(p.Images)) || stored != int64(len(p.Images)) {
+			return catalog.NotFound("an image of product %s", p.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
+	}
+	return nil
 }

@@ -17,7 +17,7 @@ const productColumns = `id, user_id, name, description, price, currency, created
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
 	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
-	created_at, processed_at`
+	created_at, processed_at, position, alt, error_retryable`
 
 // fold is the form of a name that searches compare: its Unicode lower case.
 func fold(s string) string { return strings.ToLower(s) }
@@ -55,7 +55,7 @@ func (db *DB) GetProduct(ctx context.Context, id string) (*catalog.Product, erro
 	if err != nil {
 		return nil, fmt.Errorf("get product %s: %w", id, db.translate(err))
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+imageColumns+` FROM images WHERE product_id = ? ORDER BY created_at, id`, id)
+	rows, err := tx.QueryContext(ctx, `SELECT `+imageColumns+` FROM images WHERE product_id = ? ORDER BY position, created_at, id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("get product %s: images: %w", id, db.translate(err))
 	}
@@ -168,7 +168,7 @@ func attachImages(ctx context.Context, tx *sql.Tx, products []*catalog.Product) 
 	rows, err := tx.QueryContext(ctx, `
 		SELECT `+imageColumns+` FROM images
 		WHERE product_id IN (SELECT value FROM json_each(?))
-		ORDER BY product_id, created_at, id`, string(idsJSON))
+		ORDER BY product_id, position, created_at, id`, string(idsJSON))
 	if err != nil {
 		return err
 	}
@@ -201,15 +201,18 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 		if err := bump(ctx, tx, p); err != nil {
 			return err
 		}
-		errCode, errDetail := imageError(img.Error)
-		if _, err := tx.ExecContext(ctx, `
+		errCode, errDetail, retryable := imageError(img.Error)
+		// The new image goes last in the gallery.
+		if err := tx.QueryRowContext(ctx, `
 			INSERT INTO images (`+imageColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+			        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = ?2), ?20, ?21)
+			RETURNING position`,
 			img.ID, p.ID, string(img.Status), errCode, errDetail,
 			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
 			img.Original.Frames, img.Original.SHA256, variants,
 			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL,
-			micros(img.CreatedAt), processedAt(img)); err != nil {
+			micros(img.CreatedAt), processedAt(img), img.Alt, retryable).Scan(&img.Position); err != nil {
 			if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 				return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
 			}
@@ -267,18 +270,18 @@ func saveImage(ctx context.Context, tx *sql.Tx, p *catalog.Product, img *catalog
 	if err := bump(ctx, tx, p); err != nil {
 		return err
 	}
-	errCode, errDetail := imageError(img.Error)
+	errCode, errDetail, retryable := imageError(img.Error)
 	res, err := tx.ExecContext(ctx, `
 		UPDATE images
 		SET status = ?, error_code = ?, error_detail = ?, content_type = ?, bytes = ?, width = ?,
 		    height = ?, frames = ?, sha256 = ?, variants = ?, placeholder = ?,
 		    dominant_color = ?, animated = ?, recipe_version = ?, source_url = ?,
-		    processed_at = ?
+		    processed_at = ?, error_retryable = ?
 		WHERE id = ? AND product_id = ?`,
 		string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
 		img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
 		variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
-		img.SourceURL, processedAt(img), img.ID, p.ID)
+		img.SourceURL, processedAt(img), retryable, img.ID, p.ID)
 	if err != nil {
 		return err
 	}
@@ -314,15 +317,17 @@ func scanImage(r rowScanner) (catalog.Image, error) {
 	var errCode, errDetail sql.NullString
 	var created int64
 	var processed sql.NullInt64
+	var retryable bool
 	o := &img.Original
 	if err := r.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
 		&o.Width, &o.Height, &o.Frames, &o.SHA256, &variants, &img.Placeholder, &img.DominantColor,
-		&img.Animated, &img.RecipeVersion, &img.SourceURL, &created, &processed); err != nil {
+		&img.Animated, &img.RecipeVersion, &img.SourceURL, &created, &processed,
+		&img.Position, &img.Alt, &retryable); err != nil {
 		return img, err
 	}
 	img.Status = catalog.ImageStatus(status)
 	if errCode.Valid {
-		img.Error = &catalog.ImageError{Code: errCode.String, Detail: errDetail.String}
+		img.Error = &catalog.ImageError{Code: errCode.String, Detail: errDetail.String, Retryable: retryable}
 	}
 	if err := json.Unmarshal([]byte(variants), &img.Variants); err != nil {
 		return img, fmt.Errorf("image %s: variants: %w", img.ID, err)
@@ -349,11 +354,11 @@ func marshalVariants(vs []catalog.Variant) (string, error) {
 	return string(b), nil
 }
 
-func imageError(e *catalog.ImageError) (code, detail sql.NullString) {
+func imageError(e *catalog.ImageError) (code, detail sql.NullString, retryable bool) {
 	if e == nil {
-		return code, detail
+		return code, detail, false
 	}
-	return sql.NullString{String: e.Code, Valid: true}, sql.NullString{String: e.Detail, Valid: true}
+	return sql.NullString{String: e.Code, Valid: true}, sql.NullString{String: e.Detail, Valid: true}, e.Retryable
 }
 
 func processedAt(img *catalog.Image) sql.NullInt64 {
@@ -361,4 +366,67 @@ func processedAt(img *catalog.Image) sql.NullInt64 {
 		return sql.NullInt64{}
 	}
 	return sql.NullInt64{Int64: micros(*img.ProcessedAt), Valid: true}
+}
+
+// DeleteImage removes an image of p (its job and dead letter with it) and
+// bumps p in one transaction; the images after it move up one place.
+// NotFound when p has no such image.
+func (db *DB) DeleteImage(ctx context.Context, p *catalog.Product, imageID string) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		var position int
+		err := tx.QueryRowContext(ctx, `DELETE FROM images WHERE id = ? AND product_id = ? RETURNING position`, imageID, p.ID).Scan(&position)
+		if errors.Is(err, sql.ErrNoRows) {
+			return catalog.NotFound("image %s of product %s", imageID, p.ID)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE images SET position = position - 1 WHERE product_id = ? AND position > ?`, p.ID, position)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete image %s of product %s: %w", imageID, p.ID, err)
+	}
+	return nil
+}
+
+// SaveGallery stores the gallery of p, the order of p.Images and each
+// one's alt text, and bumps p, in one transaction. p.Images must be the
+// product's images, each once; NotFound when one is not.
+func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product) error {
+	doc, err := catalog.GalleryJSON(p.Images)
+	if err != nil {
+		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
+	}
+	err = db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := bump(ctx, tx, p); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `
+			UPDATE images SET position = g.value ->> 'position', alt = g.value ->> 'alt'
+			FROM json_each(?2) AS g
+			WHERE images.id = g.value ->> 'id' AND images.product_id = ?1`, p.ID, string(doc))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		var stored int64
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM images WHERE product_id = ?`, p.ID).Scan(&stored); err != nil {
+			return err
+		}
+		if n != int64(len(p.Images)) || stored != int64(len(p.Images)) {
+			return catalog.NotFound("an image of product %s", p.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
+	}
+	return nil
 }

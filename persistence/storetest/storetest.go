@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) catalog.ProductStore) {
 		{"SaveImage", testSaveImage},
 		{"SaveImageUnknown", testSaveImageUnknown},
 		{"ImagesOrdered", testImagesOrdered},
+		{"DeleteImage", testDeleteImage},
+		{"SaveGallery", testSaveGallery},
 		{"ConcurrentUpdateOneWins", testConcurrentUpdate},
 		{"Ping", testPing},
 	}
@@ -694,6 +696,9 @@ func testSaveImage(t *testing.T, s catalog.ProductStore) {
 			img.Error = &catalog.ImageError{Code: catalog.FailTooManyPixels, Detail: "12000×12000 is over 50 megapixels"}
 			img.Variants = []catalog.Variant{}
 		}},
+		{"failed, retryable", func(img *catalog.Image) {
+			img.Error = &catalog.ImageError{Code: catalog.FailStorageUnavailable, Detail: "gave up after 5 attempts", Retryable: true}
+		}},
 		{"reprocessed", func(img *catalog.Image) {
 			img.Status, img.Error, img.ProcessedAt, img.Variants = catalog.StatusPending, nil, nil, nil
 		}},
@@ -751,16 +756,159 @@ func testImagesOrdered(t *testing.T, s catalog.ProductStore) {
 		}
 		want = append(want, img.ID)
 	}
-	// By created_at, then id: the two images at +1s in id order.
-	want = []string{want[1], want[3], want[0], want[2]}
+	// In the order they were added, whatever their creation times: each
+	// new image goes last in the gallery.
+	checkGallery(t, get(t, s, p.ID), want)
+}
+
+// checkGallery checks that p's images are those of ids in that order, each
+// with its index as Position.
+func checkGallery(t *testing.T, p *catalog.Product, ids []string) {
+	t.Helper()
+	var got []string
+	for i, img := range p.Images {
+		got = append(got, img.ID)
+		if img.Position != i {
+			t.Errorf("image %d (%s) has position %d", i, img.ID, img.Position)
+		}
+	}
+	if !slices.Equal(got, ids) {
+		t.Errorf("images in order %v, want %v", got, ids)
+	}
+}
+
+// addImages adds n images to p and returns its last version and their ids.
+func addImages(t *testing.T, s catalog.ProductStore, p *catalog.Product, n int) (*catalog.Product, []string) {
+	t.Helper()
+	cur := p
+	var ids []string
+	for i := range n {
+		img := newImage(t, p.ID, at(time.Duration(i)*time.Second))
+		cur = next(cur, time.Duration(i)*time.Second)
+		if err := s.AddImage(t.Context(), cur, img); err != nil {
+			t.Fatalf("AddImage: %v", err)
+		}
+		if img.Position != i {
+			t.Errorf("AddImage set position %d on image %d, want %d", img.Position, i, i)
+		}
+		ids = append(ids, img.ID)
+	}
+	return cur, ids
+}
+
+func testDeleteImage(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	cur, ids := addImages(t, s, p, 4)
+	cur = next(cur, time.Minute)
+	if err := s.DeleteImage(t.Context(), cur, ids[1]); err != nil {
+		t.Fatalf("DeleteImage: %v", err)
+	}
 	got := get(t, s, p.ID)
-	var gotIDs []string
-	for _, img := range got.Images {
-		gotIDs = append(gotIDs, img.ID)
+	checkProduct(t, got, cur)
+	// The images after it moved up one place.
+	checkGallery(t, got, []string{ids[0], ids[2], ids[3]})
+
+	t.Run("again", func(t *testing.T) {
+		err := s.DeleteImage(t.Context(), next(cur, time.Hour), ids[1])
+		if !catalog.IsNotFound(err) {
+			t.Fatalf("DeleteImage(deleted image) error = %v, want not found", err)
+		}
+		if got := get(t, s, p.ID); got.Version != cur.Version {
+			t.Errorf("a failed DeleteImage bumped the version to %d", got.Version)
+		}
+	})
+	t.Run("image of another product", func(t *testing.T) {
+		other := newProduct(t, 1, "Table", 1)
+		create(t, s, other)
+		_, otherIDs := addImages(t, s, other, 1)
+		err := s.DeleteImage(t.Context(), next(cur, time.Hour), otherIDs[0])
+		if !catalog.IsNotFound(err) {
+			t.Fatalf("DeleteImage(another product's image) error = %v, want not found", err)
+		}
+		if got := get(t, s, other.ID); len(got.Images) != 1 {
+			t.Errorf("the other product has %d images, want 1", len(got.Images))
+		}
+	})
+	t.Run("stale version", func(t *testing.T) {
+		stale := *cur
+		if err := s.DeleteImage(t.Context(), &stale, ids[0]); !errors.Is(err, catalog.ErrVersionConflict) {
+			t.Fatalf("DeleteImage(stale) error = %v, want ErrVersionConflict", err)
+		}
+		checkGallery(t, get(t, s, p.ID), []string{ids[0], ids[2], ids[3]})
+	})
+	t.Run("a new image goes last", func(t *testing.T) {
+		img := newImage(t, p.ID, at(0))
+		cur = next(cur, time.Hour)
+		if err := s.AddImage(t.Context(), cur, img); err != nil {
+			t.Fatalf("AddImage: %v", err)
+		}
+		if img.Position != 3 {
+			t.Errorf("AddImage set position %d, want 3", img.Position)
+		}
+		checkGallery(t, get(t, s, p.ID), []string{ids[0], ids[2], ids[3], img.ID})
+	})
+}
+
+func testSaveGallery(t *testing.T, s catalog.ProductStore) {
+	p := newProduct(t, 1, "Chair", 1)
+	create(t, s, p)
+	cur, ids := addImages(t, s, p, 3)
+	stored := get(t, s, p.ID)
+	cur = next(cur, time.Minute)
+	cur.Images = []catalog.Image{stored.Images[2], stored.Images[0], stored.Images[1]}
+	cur.Images[0].Alt = "Oak chair, seen from the front — «ß» 🪑"
+	cur.Images[2].Alt = ""
+	stored.Images[1].Alt = "will not be kept"
+	if err := s.SaveGallery(t.Context(), cur); err != nil {
+		t.Fatalf("SaveGallery: %v", err)
 	}
-	if !slices.Equal(gotIDs, want) {
-		t.Errorf("images in order %v, want %v", gotIDs, want)
+	got := get(t, s, p.ID)
+	checkProduct(t, got, cur)
+	checkGallery(t, got, []string{ids[2], ids[0], ids[1]})
+	if got.Images[0].Alt != cur.Images[0].Alt || got.Images[1].Alt != "" || got.Images[2].Alt != "" {
+		t.Errorf("alt texts %q, %q, %q; want %q, \"\", \"\"", got.Images[0].Alt, got.Images[1].Alt, got.Images[2].Alt, cur.Images[0].Alt)
 	}
+
+	t.Run("SaveImage keeps the gallery", func(t *testing.T) {
+		img := got.Images[0]
+		img.Status, img.Alt, img.Position = catalog.StatusProcessing, "not the gallery's", 2
+		cur = next(cur, time.Hour)
+		if err := s.SaveImage(t.Context(), cur, &img); err != nil {
+			t.Fatalf("SaveImage: %v", err)
+		}
+		after := get(t, s, p.ID)
+		checkGallery(t, after, []string{ids[2], ids[0], ids[1]})
+		if after.Images[0].Alt != got.Images[0].Alt || after.Images[0].Status != catalog.StatusProcessing {
+			t.Errorf("after SaveImage: alt %q status %s; want %q and processing", after.Images[0].Alt, after.Images[0].Status, got.Images[0].Alt)
+		}
+	})
+	t.Run("not every image", func(t *testing.T) {
+		short := next(cur, 2*time.Hour)
+		short.Images = got.Images[:2]
+		if err := s.SaveGallery(t.Context(), short); !catalog.IsNotFound(err) {
+			t.Fatalf("SaveGallery(two of three images) error = %v, want not found", err)
+		}
+		checkGallery(t, get(t, s, p.ID), []string{ids[2], ids[0], ids[1]})
+	})
+	t.Run("a foreign image", func(t *testing.T) {
+		foreign := next(cur, 2*time.Hour)
+		foreign.Images = slices.Clone(got.Images)
+		foreign.Images[1] = *newImage(t, p.ID, at(0))
+		if err := s.SaveGallery(t.Context(), foreign); !catalog.IsNotFound(err) {
+			t.Fatalf("SaveGallery(a foreign image) error = %v, want not found", err)
+		}
+		if got := get(t, s, p.ID); got.Version != cur.Version {
+			t.Errorf("a failed SaveGallery bumped the version to %d", got.Version)
+		}
+	})
+	t.Run("stale version", func(t *testing.T) {
+		stale := *cur
+		stale.Images = got.Images
+		if err := s.SaveGallery(t.Context(), &stale); !errors.Is(err, catalog.ErrVersionConflict) {
+			t.Fatalf("SaveGallery(stale) error = %v, want ErrVersionConflict", err)
+		}
+	})
 }
 
 func testConcurrentUpdate(t *testing.T, s catalog.ProductStore) {

@@ -180,6 +180,7 @@ type Deps struct {
 	Products  Products
 	Uploads   Uploader
 	Reprocess Reprocessor
+	Gallery   Gallery
 	Admin     Admin
 	// Keys holds API keys; nil allows only the admin token and anonymous
 	// access.
@@ -307,7 +308,11 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("DELETE", "/products/{id}", writer, s.deleteProduct)
 	s.route("POST", "/products/{id}/images", writer, s.uploadImage)
 	s.route("GET", "/products/{id}/events", reader, s.productEvents)
+	s.route("GET", "/products/{id}/images", reader, s.listImages)
+	s.route("PUT", "/products/{id}/images/order", writer, s.orderImages)
 	s.route("GET", "/products/{id}/images/{image_id}", reader, s.getImage)
+	s.route("PATCH", "/products/{id}/images/{image_id}", writer, s.patchImage)
+	s.route("DELETE", "/products/{id}/images/{image_id}", writer, s.deleteImage)
 	s.route("POST", "/products/{id}/images/{image_id}/reprocess", writer, s.reprocessImage)
 	s.route("GET", "/admin/dead-letters", operator, s.listDeadLetters)
 	s.route("POST", "/admin/dead-letters/{image_id}/replay", operator, s.replayDeadLetter)

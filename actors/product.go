@@ -392,7 +392,8 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 		return nil, catalog.NotFound("image %s of product %s does not exist", img.ID, g.id)
 	}
 	img.ProductID, img.CreatedAt, img.SourceURL = g.id, n.Images[i].CreatedAt, n.Images[i].SourceURL
-	img.Position, img.Alt = n.Images[i].Position, n.Images[i].Alt // the gallery's, not the worker's
+	// The gallery fields are the grain's, not the worker's copy's.
+	img.Position, img.Alt = n.Images[i].Position, n.Images[i].Alt
 	if n.Images[i].Original.SHA256 != "" { // the original is fixed once known
 		img.Original = n.Images[i].Original
 	}

@@ -31,17 +31,17 @@ const (
 
 // Image is an uploaded picture of a product and what was made of it.
 type Image struct {
-	ID        string      `json:"id"`
-	ProductID string      `json:"product_id"`
+	ID        string `json:"id"`
+	ProductID string `json:"product_id"`
 	// Position is the image's 0-based place in its product's gallery;
 	// position 0 is the primary image.
 	Position int `json:"position"`
 	// Alt is the image's alternative text ("" when none).
-	Alt    string      `json:"alt"`
-	Status ImageStatus `json:"status"`
-	Error  *ImageError `json:"error,omitempty"`
-	Original  Original    `json:"original"`
-	Variants  []Variant   `json:"variants"`
+	Alt      string      `json:"alt"`
+	Status   ImageStatus `json:"status"`
+	Error    *ImageError `json:"error,omitempty"`
+	Original Original    `json:"original"`
+	Variants []Variant   `json:"variants"`
 	// Render-ready data of a ready image: a blurhash placeholder and the
 	// dominant colour (#rrggbb), so a client can paint before loading.
 	Placeholder   string `json:"placeholder,omitempty"`

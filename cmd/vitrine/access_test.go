@@ -143,6 +143,17 @@ func TestAccessMatrix(t *testing.T) {
 		{"POST reprocess", func(h []string) response {
 			return app.do("POST", "/products/"+pid+"/images/"+iid+"/reprocess", nil, h...)
 		}, [9]int{unauth, forbidden, accepted, forbidden, accepted, accepted, accepted, unauth, unauth}},
+		{"GET /products/{id}/images", func(h []string) response { return app.do("GET", "/products/"+pid+"/images", nil, h...) },
+			[9]int{ok, ok, ok, ok, ok, ok, ok, unauth, unauth}},
+		{"PATCH image", func(h []string) response {
+			return app.do("PATCH", "/products/"+pid+"/images/"+iid, strings.NewReader(`{"alt":"A lamp"}`), append([]string{"Content-Type", "application/merge-patch+json"}, h...)...)
+		}, [9]int{unauth, forbidden, ok, forbidden, ok, ok, ok, unauth, unauth}},
+		{"PUT image order", func(h []string) response {
+			return app.do("PUT", "/products/"+pid+"/images/order", strings.NewReader(`{"image_ids":["`+iid+`"]}`), append([]string{"Content-Type", "application/json"}, h...)...)
+		}, [9]int{unauth, forbidden, ok, forbidden, ok, ok, ok, unauth, unauth}},
+		{"DELETE an unknown image", func(h []string) response {
+			return app.do("DELETE", "/products/"+pid+"/images/"+unknown, nil, h...)
+		}, [9]int{unauth, forbidden, missing, forbidden, missing, missing, missing, unauth, unauth}},
 		{"GET /admin/dead-letters", func(h []string) response { return app.do("GET", "/admin/dead-letters", nil, h...) },
 			[9]int{unauth, forbidden, forbidden, forbidden, forbidden, ok, ok, unauth, unauth}},
 		{"POST replay", func(h []string) response {

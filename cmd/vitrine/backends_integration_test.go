@@ -164,6 +164,10 @@ func TestRealBackendsRestart(t *testing.T)     { testRestart(t, backendEnv(t)) }
 func TestRealBackendsBadInput(t *testing.T)    { testBadInput(t, backendEnv(t)) }
 func TestRealBackendsDeleteRaces(t *testing.T) { testDeleteRaces(t, backendEnv(t)) }
 func TestRealBackendsGC(t *testing.T)          { testGC(t, backendEnv(t)) }
+func TestRealBackendsGallery(t *testing.T)     { testGallery(t, backendEnv(t)) }
+func TestRealBackendsDeleteImageWhileProcessing(t *testing.T) {
+	testDeleteImageWhileProcessing(t, backendEnv(t))
+}
 
 // TestKafkaDown: uploads answered while Kafka is down are all processed,
 // once each, when it returns.

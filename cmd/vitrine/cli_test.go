@@ -55,11 +55,13 @@ func firstLine(s string) string {
 }
 
 func TestVersionAndSecret(t *testing.T) {
-	out, _, err := runCLI(t, nil, "version")
-	if err != nil || !strings.HasPrefix(out, "vitrine "+version+" (go") {
-		t.Errorf("version: %v %q", err, out)
+	for _, arg := range []string{"version", "--version"} {
+		out, _, err := runCLI(t, nil, arg)
+		if err != nil || !strings.HasPrefix(out, "vitrine "+version+" (go") {
+			t.Errorf("%s: %v %q", arg, err, out)
+		}
 	}
-	out, _, err = runCLI(t, nil, "webhook-secret")
+	out, _, err := runCLI(t, nil, "webhook-secret")
 	if err != nil || !strings.HasPrefix(out, "whsec_") {
 		t.Errorf("webhook-secret: %v %q", err, out)
 	}

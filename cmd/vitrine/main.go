@@ -55,6 +55,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage())
 		return nil
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version" // as GNU tools and most CLIs answer it
+	}
 	c, ok := findCommand(args[0])
 	if !ok {
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage())

@@ -136,3 +136,25 @@ func TestAdminAssetsDocumented(t *testing.T) {
 		t.Errorf("embedded files %v, documented %v", embedded, documented)
 	}
 }
+
+// TestIndex: GET / sends browsers to the admin page and gives other
+// clients a JSON index.
+func TestIndex(t *testing.T) {
+	c := serve(t, New(Config{}, Deps{Products: &stubProducts{}}, zap.NewNop()))
+	for _, accept := range []string{"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/xhtml+xml"} {
+		res, _ := get(t, c, "/", "Accept", accept)
+		if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/admin/" {
+			t.Errorf("GET / as a browser (%s): %d, Location %q", accept, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+	for _, accept := range []string{"", "application/json", "*/*", "text/html;q=0"} {
+		res, body := get(t, c, "/", "Accept", accept)
+		var doc struct {
+			Links map[string]string `json:"links"`
+		}
+		if res.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &doc) != nil ||
+			doc.Links["openapi"] != "/openapi.json" || doc.Links["admin"] != "/admin/" || doc.Links["products"] != "/products" {
+			t.Errorf("GET / with Accept %q: %d %s", accept, res.StatusCode, body)
+		}
+	}
+}

@@ -297,6 +297,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		s.hub = newHub(deps.Events, cfg.EventsBuffer, log.Named("events"))
 	}
 	s.assets, s.adminCSP = loadAssets(), adminCSP(originOf(cfg.MediaURL))
+	s.route("GET", "/", open, s.index)
 	s.route("GET", "/healthz", open, s.healthz)
 	s.route("GET", "/readyz", open, s.readyz)
 	s.route("GET", "/openapi.json", open, s.openapi)

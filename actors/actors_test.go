@@ -47,7 +47,7 @@ type processor struct {
 	fn    func(call int) (actors.Processed, error)
 }
 
-func (p *processor) Process(ctx context.Context, data []byte) (actors.Processed, error) {
+func (p *processor) Process(ctx context.Context, data []byte, opts actors.ProcessOptions) (actors.Processed, error) {
 	return p.fn(int(p.calls.Add(1)))
 }
 

@@ -53,8 +53,8 @@ func (g *productGrain) removeImageFiles(imageID string) {
 	}
 }
 
-// patchImage changes an image's alt text or its place in the gallery. A
-// patch that changes nothing keeps the version.
+// patchImage changes an image's alt text, its focal point or its place in
+// the gallery. A patch that changes nothing keeps the version.
 func (g *productGrain) patchImage(ctx context.Context, imageID string, body []byte) (*actorspb.ProductReply, error) {
 	i := g.imageIndex(imageID)
 	if i < 0 {
@@ -64,21 +64,34 @@ func (g *productGrain) patchImage(ctx context.Context, imageID string, body []by
 	if err != nil {
 		return nil, err
 	}
-	alt := g.p.Images[i].Alt
+	cur := &g.p.Images[i]
+	alt, focus, to := cur.Alt, cur.FocalPoint, i
 	if patch.Alt != nil {
 		alt = *patch.Alt
 	}
-	to := i
+	if patch.SetFocus {
+		focus = patch.FocalPoint
+	}
 	if patch.Position != nil {
 		to = *patch.Position
 	}
-	if alt == g.p.Images[i].Alt && to == i {
+	refocus := !catalog.SameFocus(focus, cur.FocalPoint)
+	if alt == cur.Alt && !refocus && to == i {
 		return g.imageReplyOf(i)
 	}
 	n := g.next()
 	n.Images[i].Alt = alt
+	var requeue []string
+	if refocus {
+		n.Images[i].FocalPoint = focus
+		// Crops are made again around the new point (the old ones serve
+		// meanwhile) unless the image failed; a job under way starts over.
+		if cur.Status != catalog.StatusFailed {
+			requeue = []string{imageID}
+		}
+	}
 	n.Images = catalog.Move(n.Images, i, to)
-	if err := g.deps.Store.SaveGallery(ctx, n); err != nil {
+	if err := g.deps.Store.SaveGallery(ctx, n, requeue); err != nil {
 		return nil, fmt.Errorf("save the gallery of product %s: %w", g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {
@@ -103,7 +116,7 @@ func (g *productGrain) orderImages(ctx context.Context, body []byte) (*actorspb.
 		n.Images[j] = g.p.Images[g.imageIndex(id)]
 	}
 	catalog.Renumber(n.Images)
-	if err := g.deps.Store.SaveGallery(ctx, n); err != nil {
+	if err := g.deps.Store.SaveGallery(ctx, n, nil); err != nil {
 		return nil, fmt.Errorf("save the gallery of product %s: %w", g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {

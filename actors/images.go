@@ -12,7 +12,9 @@ import (
 
 // Rendition is one encoded output of the image processor.
 type Rendition struct {
-	Name        string
+	Name string
+	// Fit is catalog.FitInside or catalog.FitCover ("" counts as inside).
+	Fit         string
 	Format      string
 	ContentType string
 	Width       int
@@ -33,7 +35,17 @@ type Processed struct {
 // *catalog.Error values whose Code is a catalog.Fail* code when the input is
 // at fault.
 type Processor interface {
-	Process(ctx context.Context, data []byte) (Processed, error)
+	Process(ctx context.Context, data []byte, opts ProcessOptions) (Processed, error)
+}
+
+// ProcessOptions are an image's own settings of processing.
+type ProcessOptions struct {
+	// Focus is where cover variants are cropped around (nil: libvips'
+	// attention strategy).
+	Focus *catalog.FocalPoint
+	// CoverOnly makes only the cover variants: an image whose focal point
+	// changed gets new crops, its other variants stand.
+	CoverOnly bool
 }
 
 // Fetcher downloads an imported image. Its errors are *catalog.Error values

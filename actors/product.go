@@ -393,7 +393,7 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	}
 	img.ProductID, img.CreatedAt, img.SourceURL = g.id, n.Images[i].CreatedAt, n.Images[i].SourceURL
 	// The gallery fields are the grain's, not the worker's copy's.
-	img.Position, img.Alt = n.Images[i].Position, n.Images[i].Alt
+	img.Position, img.Alt, img.FocalPoint = n.Images[i].Position, n.Images[i].Alt, n.Images[i].FocalPoint
 	if n.Images[i].Original.SHA256 != "" { // the original is fixed once known
 		img.Original = n.Images[i].Original
 	}

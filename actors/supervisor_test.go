@@ -23,7 +23,7 @@ type injector struct {
 	calls  atomic.Int32
 }
 
-func (in *injector) Process(ctx context.Context, data []byte) (actors.Processed, error) {
+func (in *injector) Process(ctx context.Context, data []byte, opts actors.ProcessOptions) (actors.Processed, error) {
 	in.calls.Add(1)
 	in.mu.Lock()
 	now := time.Now()
@@ -129,12 +129,12 @@ type poison struct {
 	crashes atomic.Int32
 }
 
-func (p *poison) Process(ctx context.Context, data []byte) (actors.Processed, error) {
+func (p *poison) Process(ctx context.Context, data []byte, opts actors.ProcessOptions) (actors.Processed, error) {
 	if string(data) == "poison" {
 		p.crashes.Add(1)
 		panic("poison")
 	}
-	return p.processor.Process(ctx, data)
+	return p.processor.Process(ctx, data, opts)
 }
 
 // TestDeletedWhileProcessing: a product deleted while its image is being

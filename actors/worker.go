@@ -1,9 +1,11 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,6 +96,9 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		return w.deleted(job)
 	case err != nil:
 		return w.transient(ctx, d, nil, catalog.FailInternal, err)
+	case img.Status == catalog.StatusReady && img.CropsStale():
+		// Its focal point moved: new crops, the other variants stand.
+		return w.recrop(ctx, d, img)
 	case img.Status == catalog.StatusReady || img.Status == catalog.StatusFailed:
 		// A redelivered job: processing it again would change nothing.
 		return outcome{result: "skipped", detail: "already " + string(img.Status)}
@@ -121,7 +126,7 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 	}
 	started := w.deps.Now()
 	pctx, endProcess := startSpan(ctx, w.deps.tracer, "libvips process", trace.WithAttributes(attribute.Int("vitrine.original_bytes", len(data))))
-	res, err := w.deps.Processor.Process(pctx, data)
+	res, err := w.deps.Processor.Process(pctx, data, ProcessOptions{Focus: img.FocalPoint})
 	endProcess(&err)
 	w.processing = w.deps.Now().Sub(started)
 	if markErr := w.awaitMark(); markErr != nil {
@@ -141,7 +146,14 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 			return w.transient(ctx, d, img, catalog.FailInternal, err)
 		}
 	}
-	variants, err := w.store(ctx, job, res)
+	return w.finish(ctx, d, img, res)
+}
+
+// finish stores the renditions of a whole processing run and records the
+// image ready with them.
+func (w *worker) finish(ctx context.Context, d catalog.Delivery, img *catalog.Image, res Processed) outcome {
+	job := d.Job()
+	variants, err := w.store(ctx, job, res, img.FocalPoint)
 	if err != nil {
 		return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
 	}
@@ -209,21 +221,90 @@ func (w *worker) deleted(job catalog.Job) outcome {
 	return outcome{result: "skipped", detail: "the image or its product was deleted"}
 }
 
+// recrop makes an image's cover variants again around its new focal point
+// (its status stays ready and its old crops serve until the new ones are
+// recorded), then removes the old crops. A failure leaves the image as it
+// was: the job is retried, and after its last attempt given up (logged).
+// An image made by an older recipe is processed whole instead.
+func (w *worker) recrop(ctx context.Context, d catalog.Delivery, img *catalog.Image) outcome {
+	job := d.Job()
+	giveUp := func(code string, err error) outcome {
+		if d.Attempt() < w.deps.MaxAttempts && code != catalog.FailInternal {
+			return outcome{result: "retry", code: code, detail: err.Error()}
+		}
+		return outcome{result: "failed", code: code, detail: "new crops not made, the old ones stand: " + err.Error()}
+	}
+	data, err := w.deps.Blobs.Get(ctx, catalog.OriginalKey(img.ProductID, img.ID))
+	switch {
+	case catalog.IsNotFound(err):
+		return giveUp(catalog.FailInternal, errors.New("the original file is missing from storage"))
+	case err != nil:
+		return giveUp(catalog.FailStorageUnavailable, err)
+	}
+	started := w.deps.Now()
+	pctx, endProcess := startSpan(ctx, w.deps.tracer, "libvips crop", trace.WithAttributes(attribute.Int("vitrine.original_bytes", len(data))))
+	res, err := w.deps.Processor.Process(pctx, data, ProcessOptions{Focus: img.FocalPoint, CoverOnly: true})
+	endProcess(&err)
+	w.processing = w.deps.Now().Sub(started)
+	if err == nil && res.RecipeVersion != img.RecipeVersion {
+		res, err = w.deps.Processor.Process(pctx, data, ProcessOptions{Focus: img.FocalPoint})
+		if err == nil {
+			return w.finish(ctx, d, img, res)
+		}
+	}
+	if err != nil {
+		return giveUp(catalog.FailInternal, err)
+	}
+	crops, err := w.store(ctx, job, res, img.FocalPoint)
+	if err != nil {
+		return giveUp(catalog.FailStorageUnavailable, err)
+	}
+	made := make(map[string]catalog.Variant, len(crops))
+	for _, v := range crops {
+		made[v.Name+"."+v.Format] = v
+	}
+	var old []string
+	variants := slices.Clone(img.Variants)
+	for i, v := range variants {
+		if c, ok := made[v.Name+"."+v.Format]; ok {
+			if key := catalog.CropKey(job.ProductID, job.ImageID, img.RecipeVersion, v.Name, v.Format, v.FocalPoint); !catalog.SameFocus(v.FocalPoint, c.FocalPoint) {
+				old = append(old, key)
+			}
+			variants[i] = c
+		}
+	}
+	img.Variants = variants
+	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
+		if catalog.IsNotFound(err) {
+			return w.deleted(job) // the crops just written go with it
+		}
+		return giveUp(catalog.FailStorageUnavailable, err)
+	}
+	if err := w.deps.Blobs.Delete(ctx, old); err != nil {
+		w.deps.Log.Warn("delete old crops", zap.String("image_id", job.ImageID), zap.Strings("keys", old), zap.Error(err))
+	}
+	return outcome{result: "ready", detail: "new crops"}
+}
+
 // store writes the renditions to the blob store, all at once (each
 // write waits for its file to be durable), and returns their variants in
 // order. A variant already stored (by an earlier run of this job that did
 // not record its outcome) is kept, not written again: keys name a recipe
-// version, which makes the same file.
-func (w *worker) store(ctx context.Context, job catalog.Job, res Processed) (_ []catalog.Variant, err error) {
+// version, and a crop's its focal point, which make the same file.
+func (w *worker) store(ctx context.Context, job catalog.Job, res Processed, focus *catalog.FocalPoint) (_ []catalog.Variant, err error) {
 	ctx, end := startSpan(ctx, w.deps.tracer, "store variants", trace.WithAttributes(attribute.Int("vitrine.variants", len(res.Renditions))))
 	defer func() { end(&err) }()
 	variants := make([]catalog.Variant, len(res.Renditions))
 	errs := make([]error, len(res.Renditions))
 	var wg sync.WaitGroup
 	for i, o := range res.Renditions {
-		key := catalog.VariantKey(job.ProductID, job.ImageID, res.RecipeVersion, o.Name, o.Format)
+		fit, crop := cmp.Or(o.Fit, catalog.FitInside), (*catalog.FocalPoint)(nil)
+		if fit == catalog.FitCover {
+			crop = focus
+		}
+		key := catalog.CropKey(job.ProductID, job.ImageID, res.RecipeVersion, o.Name, o.Format, crop)
 		variants[i] = catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
-			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key)}
+			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key), Fit: fit, FocalPoint: crop}
 		wg.Go(func() {
 			written, err := w.deps.Blobs.Create(ctx, key, o.Data, o.ContentType)
 			errs[i] = err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"unicode"
@@ -28,10 +29,13 @@ type ImagePatch struct {
 	Alt *string
 	// Position is the image's new place in the gallery.
 	Position *int
+	// FocalPoint, when SetFocus, is the new focal point (nil clears it).
+	FocalPoint *FocalPoint
+	SetFocus   bool
 }
 
 // imagePatchFields lists the fields a client may patch, for error details.
-const imagePatchFields = "alt, position"
+const imagePatchFields = "alt, position, focal_point"
 
 // imageReadOnlyFields are the image's server-set fields: accepted and
 // ignored in a patch, so that a GET body can be edited and sent back, as
@@ -71,6 +75,15 @@ func ParseImagePatch(data []byte, count int) (ImagePatch, error) {
 				continue
 			}
 			patch.Alt = &alt
+		case k == "focal_point" && null:
+			patch.SetFocus = true
+		case k == "focal_point":
+			f, detail := parseFocalPoint(raw)
+			if detail != "" {
+				add(k, "%s", detail)
+				continue
+			}
+			patch.FocalPoint, patch.SetFocus = f, true
 		case k == "position":
 			text, ok := integral(raw)
 			if !ok {
@@ -251,17 +264,71 @@ func RetryableFailure(code string) bool {
 }
 
 // GalleryJSON is the gallery of images as stores write it in one
-// statement: a JSON array of {"id", "position", "alt"}, position being
-// each image's index.
+// statement: a JSON array of {"id", "position", "alt", "focal_x",
+// "focal_y"}, position being each image's index (the focal coordinates
+// null when the image has no focal point).
 func GalleryJSON(images []Image) ([]byte, error) {
 	type entry struct {
-		ID       string `json:"id"`
-		Position int    `json:"position"`
-		Alt      string `json:"alt"`
+		ID       string   `json:"id"`
+		Position int      `json:"position"`
+		Alt      string   `json:"alt"`
+		FocalX   *float64 `json:"focal_x"`
+		FocalY   *float64 `json:"focal_y"`
 	}
 	rows := make([]entry, len(images))
 	for i := range images {
 		rows[i] = entry{ID: images[i].ID, Position: i, Alt: images[i].Alt}
+		rows[i].FocalX, rows[i].FocalY = FocalColumns(images[i].FocalPoint)
 	}
 	return json.Marshal(rows)
+}
+
+// parseFocalPoint reads {"x": 0..1, "y": 0..1}, or says what is wrong.
+func parseFocalPoint(raw json.RawMessage) (*FocalPoint, string) {
+	const want = `must be {"x": 0..1, "y": 0..1} (fractions of the width and height from the top left) or null`
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(raw, &doc) != nil || doc == nil {
+		return nil, want + ", got " + jsonType(raw)
+	}
+	var f FocalPoint
+	for _, k := range sortedKeys(doc) {
+		var v float64
+		if jsonType(doc[k]) != "number" || json.Unmarshal(doc[k], &v) != nil {
+			return nil, fmt.Sprintf("%s: %s must be a number from 0 to 1, got %s", want, k, jsonType(doc[k]))
+		}
+		if v < 0 || v > 1 || math.IsNaN(v) {
+			return nil, fmt.Sprintf("%s: %s must be from 0 to 1, got %v", want, k, v)
+		}
+		switch k {
+		case "x":
+			f.X = v
+		case "y":
+			f.Y = v
+		default:
+			return nil, want + ": unknown field " + quoteAll([]string{k})
+		}
+	}
+	if _, ok := doc["x"]; !ok {
+		return nil, want + ": x is missing"
+	}
+	if _, ok := doc["y"]; !ok {
+		return nil, want + ": y is missing"
+	}
+	return &f, ""
+}
+
+// FocalColumns is a focal point as stores keep it: two nullable columns.
+func FocalColumns(f *FocalPoint) (x, y *float64) {
+	if f == nil {
+		return nil, nil
+	}
+	return &f.X, &f.Y
+}
+
+// FocalOf is the focal point of two nullable columns.
+func FocalOf(x, y *float64) *FocalPoint {
+	if x == nil || y == nil {
+		return nil
+	}
+	return &FocalPoint{X: *x, Y: *y}
 }

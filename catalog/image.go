@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -36,6 +38,9 @@ type Image struct {
 	// Position is the image's 0-based place in its product's gallery;
 	// position 0 is the primary image.
 	Position int `json:"position"`
+	// FocalPoint is where the image's subject is: cover crops are made
+	// around it; nil: around what libvips' attention strategy finds.
+	FocalPoint *FocalPoint `json:"focal_point"`
 	// Alt is the image's alternative text ("" when none).
 	Alt      string      `json:"alt"`
 	Status   ImageStatus `json:"status"`
@@ -94,6 +99,68 @@ type Variant struct {
 	Height int    `json:"height"`
 	Bytes  int64  `json:"bytes"`
 	URL    string `json:"url"`
+	// Fit is how the variant fills its box: "inside" (scaled to fit,
+	// uncropped) or "cover" (cropped to the box's shape); "" for variants
+	// made before it was recorded.
+	Fit string `json:"fit,omitempty"`
+	// FocalPoint is the point a cover variant was cropped around (nil:
+	// libvips' attention strategy chose the crop).
+	FocalPoint *FocalPoint `json:"focal_point,omitempty"`
+}
+
+// The fits of variants.
+const (
+	FitInside = "inside"
+	FitCover  = "cover"
+)
+
+// FocalPoint is a point of an image as fractions of its displayed width
+// and height, from its top left corner: {0.5, 0.5} is its centre.
+type FocalPoint struct {
+	X float64 `json:"x"`
+	Y float64 `json:"y"`
+}
+
+// SameFocus reports whether a and b are the same focus (both nil, or the
+// same point to the precision of blob keys).
+func SameFocus(a, b *FocalPoint) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return focusKey(a) == focusKey(b)
+}
+
+// focusKey is a focal point in a blob key: each coordinate in ten
+// thousandths.
+func focusKey(f *FocalPoint) string {
+	return fmt.Sprintf("f%04d-%04d", int(math.Round(f.X*10000)), int(math.Round(f.Y*10000)))
+}
+
+// CropKey is the blob key of a cover variant cropped around focus (nil:
+// the attention crop, whose key is VariantKey's): a new focal point writes
+// beside the old crop, which keeps serving until the new one is recorded.
+func CropKey(productID, imageID string, recipeVersion int, name, ext string, focus *FocalPoint) string {
+	if focus == nil {
+		return VariantKey(productID, imageID, recipeVersion, name, ext)
+	}
+	return VariantPrefix(productID, imageID, recipeVersion) + name + "-" + focusKey(focus) + "." + ext
+}
+
+// CropsStale reports whether the image's cover variants were cropped
+// around another focus than its own: its crops must be made again. Images
+// whose variants predate Fit count as stale when they have a focal point.
+func (img *Image) CropsStale() bool {
+	known := false
+	for _, v := range img.Variants {
+		if v.Fit == "" {
+			continue
+		}
+		known = true
+		if v.Fit == FitCover && !SameFocus(v.FocalPoint, img.FocalPoint) {
+			return true
+		}
+	}
+	return !known && img.FocalPoint != nil && len(img.Variants) > 0
 }
 
 // Job asks for one image to be processed.

@@ -54,9 +54,11 @@ type ProductStore interface {
 	// images after it move up one place. NotFound when there is none.
 	DeleteImage(ctx context.Context, p *Product, imageID string) error
 	// SaveGallery stores the order of p.Images (each one's Position becomes
-	// its index) and their alt texts. p.Images must hold every image of the
-	// product once; NotFound otherwise.
-	SaveGallery(ctx context.Context, p *Product) error
+	// its index), their alt texts and focal points, and queues the jobs of
+	// the images of requeue (due now, attempts reset, as JobOutbox.Enqueue
+	// does). p.Images must hold every image of the product once; NotFound
+	// otherwise.
+	SaveGallery(ctx context.Context, p *Product, requeue []string) error
 	Ping(ctx context.Context) error
 }
 

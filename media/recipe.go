@@ -174,6 +174,7 @@ func validVariantName(s string) bool {
 // Output is one encoded file made by processing.
 type Output struct {
 	Name        string // the variant's name
+	Fit         Fit    // the variant's: FitInside or FitCover
 	Format      Format
 	ContentType string
 	Width       int

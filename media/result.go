@@ -1,5 +1,7 @@
 package media
 
+import "github.com/vitrine-dev/vitrine/catalog"
+
 // Result is what processing makes of one image: its encoded outputs and
 // what a page needs to lay the image out and show something before the
 // outputs load. Everything but Outputs describes the image, not one output.
@@ -49,4 +51,14 @@ func PlaceholderOf(rgb []byte, width, height int) (placeholder, dominant string,
 		return "", "", err
 	}
 	return placeholder, MeanColor(rgb, width, height), nil
+}
+
+// Options change what processing makes of an image.
+type Options struct {
+	// Focus, when set, is where cover variants are cropped around, instead
+	// of where libvips' attention strategy finds the interest.
+	Focus *catalog.FocalPoint
+	// CoverOnly makes only the cover variants: their crops are made again
+	// while the others stand.
+	CoverOnly bool
 }

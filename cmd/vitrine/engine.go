@@ -69,8 +69,8 @@ func (e *engine) Probe(data []byte) (actors.Header, error) {
 }
 
 // Process runs the recipe.
-func (e *engine) Process(ctx context.Context, data []byte) (actors.Processed, error) {
-	r, err := e.rt.ProcessImage(ctx, data, e.recipe)
+func (e *engine) Process(ctx context.Context, data []byte, opts actors.ProcessOptions) (actors.Processed, error) {
+	r, err := e.rt.ProcessImageWith(ctx, data, e.recipe, media.Options{Focus: opts.Focus, CoverOnly: opts.CoverOnly})
 	if err != nil {
 		return actors.Processed{}, err
 	}
@@ -78,7 +78,7 @@ func (e *engine) Process(ctx context.Context, data []byte) (actors.Processed, er
 	res := actors.Processed{RecipeVersion: e.recipe.Version, Placeholder: r.Placeholder, DominantColor: r.DominantColor,
 		Animated: r.Animated, Renditions: make([]actors.Rendition, len(r.Outputs))}
 	for i, o := range r.Outputs {
-		res.Renditions[i] = actors.Rendition{Name: o.Name, Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
+		res.Renditions[i] = actors.Rendition{Name: o.Name, Fit: string(o.Fit), Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
 	}
 	return res, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -123,6 +124,12 @@ func testGallery(t *testing.T, env map[string]string) {
 		"a fractional one":     `{"position":1.5}`,
 		"not an object":        `["alt"]`,
 		"not JSON":             `{"alt":`,
+		"a focal point past 1": `{"focal_point":{"x":1.5,"y":0}}`,
+		"a negative one":       `{"focal_point":{"x":0.5,"y":-0.1}}`,
+		"one not numbers":      `{"focal_point":{"x":"0.5","y":"0.5"}}`,
+		"one without y":        `{"focal_point":{"x":0.5}}`,
+		"one with z":           `{"focal_point":{"x":0.5,"y":0.5,"z":0}}`,
+		"one as an array":      `{"focal_point":[0.5,0.5]}`,
 	} {
 		expectProblem(t, patch(ids[1], body), http.StatusBadRequest, "patch with "+name)
 	}
@@ -136,6 +143,10 @@ func testGallery(t *testing.T, env map[string]string) {
 	if r := patch(ids[1], `{"alt":"Oak chair, front"}`); r.Status != http.StatusOK {
 		t.Fatalf("patch alt again: %d %s", r.Status, r.Body)
 	}
+
+	// A focal point: the crops are made again around it, the other
+	// variants stand, the old crops go once the new ones are recorded.
+	testFocalPoint(t, app, id, ids[0], patch)
 
 	// Moving one image shifts the others; position 0 is the primary.
 	r = patch(ids[2], `{"position":0}`)
@@ -292,4 +303,83 @@ func testDeleteImageWhileProcessing(t *testing.T, env map[string]string) {
 		t.Errorf("the kept image: %v %v", img["status"], img["position"])
 	}
 	t.Log(fmt.Sprintf("first image caught processing: %v", caught))
+}
+
+// testFocalPoint sets, moves and clears the focal point of a ready image
+// and checks its variants: the cover ones made again around it (their
+// files under new keys, the old ones removed), the others untouched.
+func testFocalPoint(t *testing.T, app *testApp, productID, imageID string, patch func(img, body string, header ...string) response) {
+	t.Helper()
+	location := "/products/" + productID + "/images/" + imageID
+	variantsOf := func(img map[string]any) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, v := range img["variants"].([]any) {
+			v := v.(map[string]any)
+			out[v["name"].(string)+"."+v["format"].(string)] = v
+		}
+		return out
+	}
+	// waitCrops polls until the thumbs were cropped around want (nil: by
+	// attention).
+	waitCrops := func(want map[string]any) map[string]any {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			img := app.do("GET", location, nil).json(t)
+			thumb := variantsOf(img)["thumb.webp"]
+			got, _ := thumb["focal_point"].(map[string]any)
+			if fmt.Sprint(got) == fmt.Sprint(want) && thumb["fit"] == "cover" {
+				return img
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the thumb was not cropped around %v: %v", want, thumb)
+			}
+		}
+	}
+	before := app.do("GET", location, nil).json(t)
+	old := variantsOf(before)
+	for _, focus := range []string{`{"x":0,"y":1}`, `{"x":0.75,"y":0.25}`} {
+		r := patch(imageID, `{"focal_point":`+focus+`}`)
+		if r.Status != http.StatusOK || r.json(t)["status"] != "ready" {
+			t.Fatalf("set focal point %s: %d %s", focus, r.Status, r.Body)
+		}
+		var want map[string]any
+		if err := json.Unmarshal([]byte(focus), &want); err != nil {
+			t.Fatal(err)
+		}
+		if fp := fmt.Sprint(r.json(t)["focal_point"]); fp != fmt.Sprint(want) {
+			t.Errorf("focal_point %s, want %v", fp, want)
+		}
+		after := waitCrops(want)
+		now := variantsOf(after)
+		for name, v := range now {
+			if v["fit"] == "cover" {
+				if v["url"] == old[name]["url"] {
+					t.Errorf("%s: the crop kept its URL %v", name, v["url"])
+				}
+				if r := app.fetch(v["url"].(string)); r.Status != http.StatusOK {
+					t.Errorf("the new crop %s: %d", v["url"], r.Status)
+				}
+				if r := app.fetch(old[name]["url"].(string)); r.Status != http.StatusNotFound {
+					t.Errorf("the old crop %s after the new one: %d, want 404", old[name]["url"], r.Status)
+				}
+			} else if v["url"] != old[name]["url"] || v["fit"] != "inside" {
+				t.Errorf("%s: an uncropped variant changed: %v (was %v)", name, v, old[name])
+			}
+		}
+		if after["placeholder"] != before["placeholder"] || after["status"] != "ready" {
+			t.Errorf("a new crop changed the image: %v %v", after["status"], after["placeholder"])
+		}
+		old = now
+	}
+	// null: back to the attention crop.
+	if r := patch(imageID, `{"focal_point":null}`); r.Status != http.StatusOK || r.json(t)["focal_point"] != nil {
+		t.Fatalf("clear the focal point: %d %s", r.Status, r.Body)
+	}
+	waitCrops(nil)
+	app.settle(time.Minute)
+	// Every variant file there is, and no other.
+	img := app.do("GET", location, nil).json(t)
+	if n := len(img["variants"].([]any)); n != len(recipeVariants) {
+		t.Errorf("%d variants after the crops, want %d", n, len(recipeVariants))
+	}
 }

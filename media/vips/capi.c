@@ -87,6 +87,21 @@ int vt_thumbnail_image(VipsImage *in, int width, int height, int rotate,
       crop ? VIPS_INTERESTING_ATTENTION : VIPS_INTERESTING_NONE, NULL);
 }
 
+// vt_focus_crop cuts the region width x height at left, top out of the
+// image and scales it to exactly out_width x out_height (the region has
+// their shape, to a pixel).
+int vt_focus_crop(VipsImage *in, int left, int top, int width, int height,
+                  int out_width, int out_height, VipsImage **out) {
+  VipsImage *region;
+  if (vips_extract_area(in, &region, left, top, width, height, NULL))
+    return -1;
+  int r = vips_thumbnail_image(region, out, out_width, "height", out_height,
+                               "size", VIPS_SIZE_FORCE, "no_rotate", TRUE,
+                               NULL);
+  g_object_unref(region);
+  return r;
+}
+
 VipsImage *vt_new_memory(void) { return vips_image_new_memory(); }
 
 int vt_write(VipsImage *in, VipsImage *memory) {

@@ -254,6 +254,19 @@ func thumbnailImage(in *vimage, width, height int, rotate, crop bool) (*vimage, 
 	return &vimage{out}, nil
 }
 
+// focusCrop cuts a width×height region out of in at left, top and scales
+// it to exactly outWidth×outHeight.
+func focusCrop(in *vimage, left, top, width, height, outWidth, outHeight int) (*vimage, error) {
+	var out *C.VipsImage
+	err := call(func() C.int {
+		return C.vt_focus_crop(in.p, C.int(left), C.int(top), C.int(width), C.int(height), C.int(outWidth), C.int(outHeight), &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &vimage{out}, nil
+}
+
 // boxShrink averages blocks of factor×factor pixels of in, or of fewer
 // along a side shorter than factor.
 func boxShrink(in *vimage, factor int) (*vimage, error) {

@@ -31,6 +31,8 @@ int vt_load(VipsBlob *blob, const char *loader, VipsFailOn fail_on,
 int vt_thumbnail_image(VipsImage *in, int width, int height, int rotate,
                        int crop, VipsImage **out);
 int vt_box_shrink(VipsImage *in, int hfactor, int vfactor, VipsImage **out);
+int vt_focus_crop(VipsImage *in, int left, int top, int width, int height,
+                  int out_width, int out_height, VipsImage **out);
 
 // Rendering to memory in two steps, so that the caller holds the target and
 // can kill the evaluation from another thread.

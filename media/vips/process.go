@@ -55,6 +55,14 @@ func (rt *Runtime) Process(ctx context.Context, data []byte, recipe media.Recipe
 // Errors: those of Probe; corrupt_image (a *catalog.Error) when the decoder
 // fails; ctx's cause, wrapped, when ctx ends; others wrapped.
 func (rt *Runtime) ProcessImage(ctx context.Context, data []byte, recipe media.Recipe) (media.Result, error) {
+	return rt.ProcessImageWith(ctx, data, recipe, media.Options{})
+}
+
+// ProcessImageWith is ProcessImage with options: cover variants cropped
+// around a focal point (opts.Focus) rather than by attention, and only
+// they made (opts.CoverOnly: the placeholder and colour are then those of
+// the decode, not of the smallest uncropped variant).
+func (rt *Runtime) ProcessImageWith(ctx context.Context, data []byte, recipe media.Recipe, opts media.Options) (media.Result, error) {
 	leave, err := rt.enter()
 	if err != nil {
 		return media.Result{}, err
@@ -83,13 +91,19 @@ func (rt *Runtime) ProcessImage(ctx context.Context, data []byte, recipe media.R
 	// Largest scale first: it is decoded from the buffer, and each other
 	// variant is made from the current uncropped result, which is at least
 	// as large, so that shrinking it gives what shrinking the source would.
-	order := make([]int, len(recipe.Variants))
-	for i := range order {
-		order[i] = i
+	var order []int
+	for i, v := range recipe.Variants {
+		if !opts.CoverOnly || v.Fit == media.FitCover {
+			order = append(order, i)
+		}
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
 		return cmp.Compare(variantScale(h, recipe.Variants[b]), variantScale(h, recipe.Variants[a]))
 	})
+	if len(order) == 0 { // CoverOnly, and the recipe crops nothing
+		w, ht := h.DisplaySize()
+		return media.Result{Width: w, Height: ht, Frames: h.Frames}, nil
+	}
 	byVariant := make([][]media.Output, len(recipe.Variants))
 	var base *vimage // the current uncropped result
 	defer func() { base.close() }()
@@ -116,7 +130,12 @@ func (rt *Runtime) ProcessImage(ctx context.Context, data []byte, recipe media.R
 		img := base
 		if v.Fit == media.FitCover {
 			w, ht := coverSize(h, v)
-			if img, err = shrink(ctx, base, w, ht, true); err != nil {
+			if opts.Focus != nil {
+				img, err = cropAround(ctx, base, w, ht, opts.Focus)
+			} else {
+				img, err = shrink(ctx, base, w, ht, true)
+			}
+			if err != nil {
 				return media.Result{}, err
 			}
 		}
@@ -279,6 +298,32 @@ func shrink(ctx context.Context, in *vimage, width, height int, crop bool) (*vim
 	return mem, nil
 }
 
+// cropAround renders the cover crop width×height of in (which covers it)
+// made around focus: the largest region of the box's shape that in holds,
+// centred on the focal point as nearly as the image's edges allow, scaled
+// to the box.
+func cropAround(ctx context.Context, in *vimage, width, height int, focus *catalog.FocalPoint) (*vimage, error) {
+	iw, ih := in.width(), in.height()
+	rw, rh := iw, ih
+	if iw*height > ih*width { // wider than the box: the full height
+		rw = min(iw, max(1, int(math.Round(float64(ih)*float64(width)/float64(height)))))
+	} else {
+		rh = min(ih, max(1, int(math.Round(float64(iw)*float64(height)/float64(width)))))
+	}
+	left := min(max(0, int(math.Round(focus.X*float64(iw)-float64(rw)/2))), iw-rw)
+	top := min(max(0, int(math.Round(focus.Y*float64(ih)-float64(rh)/2))), ih-rh)
+	t, err := focusCrop(in, left, top, rw, rh, width, height)
+	if err != nil {
+		return nil, fmt.Errorf("vips: process: crop %dx%d around %v: %w", width, height, *focus, err)
+	}
+	defer t.close()
+	mem, err := render(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("vips: process: crop %dx%d around %v: %w", width, height, *focus, err)
+	}
+	return mem, nil
+}
+
 // encode writes img in each of the variant's formats, without metadata.
 func encode(ctx context.Context, img *vimage, v media.Variant) ([]media.Output, error) {
 	bare, err := strip(img)
@@ -297,7 +342,7 @@ func encode(ctx context.Context, img *vimage, v media.Variant) ([]media.Output, 
 			return nil, fmt.Errorf("vips: process: encode %s as %s: %w", v.Name, e.Format, err)
 		}
 		outs = append(outs, media.Output{
-			Name: v.Name, Format: e.Format, ContentType: e.Format.ContentType(),
+			Name: v.Name, Format: e.Format, ContentType: e.Format.ContentType(), Fit: cmp.Or(v.Fit, media.FitInside),
 			Width: w, Height: h, Data: data, Took: time.Since(start),
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/media"
 	"github.com/vitrine-dev/vitrine/media/internal/corpustest"
 )
@@ -185,6 +186,70 @@ func TestProcessCoverAttention(t *testing.T) {
 	m := r.mean(patch{"all", 0, 0, 1, 1})
 	if r.w != 200 || r.h != 200 || m[0]-m[2] < 60 {
 		t.Errorf("%v with mean colour %.0f: the crop missed the pattern", r, m)
+	}
+}
+
+// TestProcessCoverFocus: with a focal point, the crop is the region of
+// the box's shape centred on it (as near as the edges allow), not the one
+// attention picks; CoverOnly makes the cover variants alone.
+func TestProcessCoverFocus(t *testing.T) {
+	// 1200×400: the busy pattern of TestProcessCoverAttention on the right,
+	// a flat blue band on the left.
+	img := image.NewNRGBA(image.Rect(0, 0, 1200, 400))
+	for y := range 400 {
+		for x := range 1200 {
+			c := color.NRGBA{128, 128, 128, 255}
+			switch {
+			case x < 400:
+				c = color.NRGBA{0, 0, 255, 255}
+			case x >= 950 && x < 1150 && y >= 100 && y < 300:
+				c = color.NRGBA{255, 0, 0, 255}
+				if (x/10+y/10)%2 == 0 {
+					c = color.NRGBA{255, 230, 0, 255}
+				}
+			}
+			img.SetNRGBA(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	recipe := media.Recipe{Version: 1, Variants: []media.Variant{
+		{Name: "t", Width: 200, Height: 200, Fit: media.FitCover, Formats: []media.Encoding{{Format: media.FormatJPEG, Quality: 90}}},
+		{Name: "m", Width: 600, Height: 600, Formats: []media.Encoding{{Format: media.FormatJPEG, Quality: 90}}},
+	}}
+	for _, tt := range []struct {
+		name  string
+		focus catalog.FocalPoint
+		blue  bool // the crop is the blue band
+	}{
+		{"left edge", catalog.FocalPoint{X: 0, Y: 0.5}, true},
+		{"inside the band", catalog.FocalPoint{X: 1.0 / 6, Y: 0}, true},
+		{"centre", catalog.FocalPoint{X: 0.5, Y: 0.5}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, coverOnly := range []bool{false, true} {
+				res, err := testRuntime.ProcessImageWith(context.Background(), buf.Bytes(), recipe, media.Options{Focus: &tt.focus, CoverOnly: coverOnly})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{false: 2, true: 1}[coverOnly]; len(res.Outputs) != want {
+					t.Fatalf("CoverOnly %v: %d outputs, want %d", coverOnly, len(res.Outputs), want)
+				}
+				if res.Outputs[0].Fit != media.FitCover || (!coverOnly && res.Outputs[1].Fit != media.FitInside) {
+					t.Errorf("fits %v", res.Outputs)
+				}
+				r := decodePixels(t, res.Outputs[0].Data, 0)
+				m := r.mean(patch{"all", 0, 0, 1, 1})
+				if r.w != 200 || r.h != 200 {
+					t.Fatalf("crop %dx%d, want 200x200", r.w, r.h)
+				}
+				if isBlue := m[2]-m[0] > 150; isBlue != tt.blue {
+					t.Errorf("CoverOnly %v: the crop around %v has mean colour %.0f; want blue %v", coverOnly, tt.focus, m, tt.blue)
+				}
+			}
+		})
 	}
 }
 

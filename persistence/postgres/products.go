@@ -19,7 +19,7 @@ const productColumns = `id, user_id, name, description, price, currency, created
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
 	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
-	created_at, processed_at, position, alt, error_retryable`
+	created_at, processed_at, position, alt, error_retryable, focal_x, focal_y`
 
 // fold is the form of a name that searches compare: its Unicode lower case,
 // made here rather than by the server's lower(), whose result depends on
@@ -204,17 +204,18 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 			return err
 		}
 		errCode, errDetail, retryable := imageError(img.Error)
+		focalX, focalY := catalog.FocalColumns(img.FocalPoint)
 		// The new image goes last in the gallery.
 		err := tx.QueryRow(ctx, `
 			INSERT INTO images (`+imageColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-			        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = $2), $20, $21)
+			        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = $2), $20, $21, $22, $23)
 			RETURNING position`,
 			img.ID, p.ID, string(img.Status), errCode, errDetail,
 			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
 			img.Original.Frames, img.Original.SHA256, variants,
 			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL,
-			utc(img.CreatedAt), processedAt(img), img.Alt, retryable).Scan(&img.Position)
+			utc(img.CreatedAt), processedAt(img), img.Alt, retryable, focalX, focalY).Scan(&img.Position)
 		if pgCode(err) == codeUniqueViolation {
 			return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
 		}
@@ -321,13 +322,15 @@ func scanImage(row pgx.Row) (catalog.Image, error) {
 	var variants []byte
 	var processed *time.Time
 	var retryable bool
+	var focalX, focalY *float64
 	o := &img.Original
 	if err := row.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
 		&o.Width, &o.Height, &o.Frames, &o.SHA256, &variants, &img.Placeholder, &img.DominantColor,
 		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.CreatedAt, &processed,
-		&img.Position, &img.Alt, &retryable); err != nil {
+		&img.Position, &img.Alt, &retryable, &focalX, &focalY); err != nil {
 		return img, err
 	}
+	img.FocalPoint = catalog.FocalOf(focalX, focalY)
 	img.Status = catalog.ImageStatus(status)
 	if errCode != nil {
 		img.Error = &catalog.ImageError{Code: *errCode, Retryable: retryable}
@@ -404,9 +407,10 @@ func (db *DB) DeleteImage(ctx context.Context, p *catalog.Product, imageID strin
 }
 
 // SaveGallery stores the gallery of p, the order of p.Images and each
-// one's alt text, and bumps p, in one transaction. p.Images must be the
-// product's images, each once; NotFound when one is not.
-func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product) error {
+// one's alt text and focal point, bumps p and queues the jobs of the
+// images of requeue (as Enqueue does), in one transaction. p.Images must
+// be the product's images, each once; NotFound when one is not.
+func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product, requeue []string) error {
 	if !catalog.ValidID(p.ID) {
 		return fmt.Errorf("save gallery: %w", catalog.NotFound("product %s", p.ID))
 	}
@@ -414,13 +418,14 @@ func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product) error {
 	if err != nil {
 		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
 	}
+	now := utc(db.now())
 	err = db.inTx(ctx, func(tx pgx.Tx) error {
 		if err := bump(ctx, tx, p); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `
-			UPDATE images SET position = g.position, alt = g.alt
-			FROM jsonb_to_recordset($2::jsonb) AS g (id uuid, position integer, alt text)
+			UPDATE images SET position = g.position, alt = g.alt, focal_x = g.focal_x, focal_y = g.focal_y
+			FROM jsonb_to_recordset($2::jsonb) AS g (id uuid, position integer, alt text, focal_x double precision, focal_y double precision)
 			WHERE images.id = g.id AND images.product_id = $1`, p.ID, doc)
 		if err != nil {
 			return err
@@ -432,10 +437,18 @@ func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product) error {
 		if tag.RowsAffected() != int64(len(p.Images)) || stored != int64(len(p.Images)) {
 			return catalog.NotFound("an image of product %s", p.ID)
 		}
+		for _, id := range requeue {
+			if _, err := tx.Exec(ctx, enqueueJob, id, p.ID, now, tracecontext.Of(ctx)); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
+	}
+	if len(requeue) > 0 {
+		db.wake.Broadcast()
 	}
 	return nil
 }

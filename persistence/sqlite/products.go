@@ -17,7 +17,7 @@ const productColumns = `id, user_id, name, description, price, currency, created
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
 	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
-	created_at, processed_at, position, alt, error_retryable`
+	created_at, processed_at, position, alt, error_retryable, focal_x, focal_y`
 
 // fold is the form of a name that searches compare: its Unicode lower case.
 func fold(s string) string { return strings.ToLower(s) }
@@ -202,17 +202,18 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 			return err
 		}
 		errCode, errDetail, retryable := imageError(img.Error)
+		focalX, focalY := catalog.FocalColumns(img.FocalPoint)
 		// The new image goes last in the gallery.
 		if err := tx.QueryRowContext(ctx, `
 			INSERT INTO images (`+imageColumns+`)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-			        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = ?2), ?20, ?21)
+			        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = ?2), ?20, ?21, ?22, ?23)
 			RETURNING position`,
 			img.ID, p.ID, string(img.Status), errCode, errDetail,
 			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
 			img.Original.Frames, img.Original.SHA256, variants,
 			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL,
-			micros(img.CreatedAt), processedAt(img), img.Alt, retryable).Scan(&img.Position); err != nil {
+			micros(img.CreatedAt), processedAt(img), img.Alt, retryable, focalX, focalY).Scan(&img.Position); err != nil {
 			if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 				return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
 			}
@@ -318,13 +319,15 @@ func scanImage(r rowScanner) (catalog.Image, error) {
 	var created int64
 	var processed sql.NullInt64
 	var retryable bool
+	var focalX, focalY *float64
 	o := &img.Original
 	if err := r.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
 		&o.Width, &o.Height, &o.Frames, &o.SHA256, &variants, &img.Placeholder, &img.DominantColor,
 		&img.Animated, &img.RecipeVersion, &img.SourceURL, &created, &processed,
-		&img.Position, &img.Alt, &retryable); err != nil {
+		&img.Position, &img.Alt, &retryable, &focalX, &focalY); err != nil {
 		return img, err
 	}
+	img.FocalPoint = catalog.FocalOf(focalX, focalY)
 	img.Status = catalog.ImageStatus(status)
 	if errCode.Valid {
 		img.Error = &catalog.ImageError{Code: errCode.String, Detail: errDetail.String, Retryable: retryable}
@@ -394,19 +397,22 @@ func (db *DB) DeleteImage(ctx context.Context, p *catalog.Product, imageID strin
 }
 
 // SaveGallery stores the gallery of p, the order of p.Images and each
-// one's alt text, and bumps p, in one transaction. p.Images must be the
-// product's images, each once; NotFound when one is not.
-func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product) error {
+// one's alt text and focal point, bumps p and queues the jobs of the
+// images of requeue (as Enqueue does), in one transaction. p.Images must
+// be the product's images, each once; NotFound when one is not.
+func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product, requeue []string) error {
 	doc, err := catalog.GalleryJSON(p.Images)
 	if err != nil {
 		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
 	}
+	now := micros(db.now())
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		if err := bump(ctx, tx, p); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `
-			UPDATE images SET position = g.value ->> 'position', alt = g.value ->> 'alt'
+			UPDATE images SET position = g.value ->> 'position', alt = g.value ->> 'alt',
+			    focal_x = g.value ->> 'focal_x', focal_y = g.value ->> 'focal_y'
 			FROM json_each(?2) AS g
 			WHERE images.id = g.value ->> 'id' AND images.product_id = ?1`, p.ID, string(doc))
 		if err != nil {
@@ -423,10 +429,18 @@ func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product) error {
 		if n != int64(len(p.Images)) || stored != int64(len(p.Images)) {
 			return catalog.NotFound("an image of product %s", p.ID)
 		}
+		for _, id := range requeue {
+			if err := enqueue(ctx, tx, catalog.Job{ImageID: id, ProductID: p.ID}, now); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
+	}
+	if len(requeue) > 0 {
+		db.wake.Broadcast()
 	}
 	return nil
 }

@@ -859,13 +859,17 @@ func testSaveGallery(t *testing.T, s catalog.ProductStore) {
 	cur.Images = []catalog.Image{stored.Images[2], stored.Images[0], stored.Images[1]}
 	cur.Images[0].Alt = "Oak chair, seen from the front — «ß» 🪑"
 	cur.Images[2].Alt = ""
+	cur.Images[1].FocalPoint = &catalog.FocalPoint{X: 0.25, Y: 0.8125}
 	stored.Images[1].Alt = "will not be kept"
-	if err := s.SaveGallery(t.Context(), cur); err != nil {
+	if err := s.SaveGallery(t.Context(), cur, nil); err != nil {
 		t.Fatalf("SaveGallery: %v", err)
 	}
 	got := get(t, s, p.ID)
 	checkProduct(t, got, cur)
 	checkGallery(t, got, []string{ids[2], ids[0], ids[1]})
+	if f := got.Images[1].FocalPoint; f == nil || *f != *cur.Images[1].FocalPoint || got.Images[0].FocalPoint != nil {
+		t.Errorf("focal points %v and %v, want %v and none", got.Images[1].FocalPoint, got.Images[0].FocalPoint, cur.Images[1].FocalPoint)
+	}
 	if got.Images[0].Alt != cur.Images[0].Alt || got.Images[1].Alt != "" || got.Images[2].Alt != "" {
 		t.Errorf("alt texts %q, %q, %q; want %q, \"\", \"\"", got.Images[0].Alt, got.Images[1].Alt, got.Images[2].Alt, cur.Images[0].Alt)
 	}
@@ -886,7 +890,7 @@ func testSaveGallery(t *testing.T, s catalog.ProductStore) {
 	t.Run("not every image", func(t *testing.T) {
 		short := next(cur, 2*time.Hour)
 		short.Images = got.Images[:2]
-		if err := s.SaveGallery(t.Context(), short); !catalog.IsNotFound(err) {
+		if err := s.SaveGallery(t.Context(), short, nil); !catalog.IsNotFound(err) {
 			t.Fatalf("SaveGallery(two of three images) error = %v, want not found", err)
 		}
 		checkGallery(t, get(t, s, p.ID), []string{ids[2], ids[0], ids[1]})
@@ -895,7 +899,7 @@ func testSaveGallery(t *testing.T, s catalog.ProductStore) {
 		foreign := next(cur, 2*time.Hour)
 		foreign.Images = slices.Clone(got.Images)
 		foreign.Images[1] = *newImage(t, p.ID, at(0))
-		if err := s.SaveGallery(t.Context(), foreign); !catalog.IsNotFound(err) {
+		if err := s.SaveGallery(t.Context(), foreign, nil); !catalog.IsNotFound(err) {
 			t.Fatalf("SaveGallery(a foreign image) error = %v, want not found", err)
 		}
 		if got := get(t, s, p.ID); got.Version != cur.Version {
@@ -905,7 +909,7 @@ func testSaveGallery(t *testing.T, s catalog.ProductStore) {
 	t.Run("stale version", func(t *testing.T) {
 		stale := *cur
 		stale.Images = got.Images
-		if err := s.SaveGallery(t.Context(), &stale); !errors.Is(err, catalog.ErrVersionConflict) {
+		if err := s.SaveGallery(t.Context(), &stale, nil); !errors.Is(err, catalog.ErrVersionConflict) {
 			t.Fatalf("SaveGallery(stale) error = %v, want ErrVersionConflict", err)
 		}
 	})

@@ -1,10 +1,14 @@
 -- 0009_gallery: a product's images are a gallery, ordered by position
 -- (0-based, dense: 0 is the primary image), each with an alt text; a failed
--- image records whether trying again may help.
+-- image records whether trying again may help; an image may have a focal
+-- point that its cover crops are made around.
 
 ALTER TABLE images ADD COLUMN position        INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE images ADD COLUMN alt             TEXT    NOT NULL DEFAULT '';
 ALTER TABLE images ADD COLUMN error_retryable INTEGER NOT NULL DEFAULT 0 CHECK (error_retryable IN (0, 1));
+-- The focal point, fractions of the width and height (both NULL: none).
+ALTER TABLE images ADD COLUMN focal_x REAL CHECK (focal_x BETWEEN 0 AND 1);
+ALTER TABLE images ADD COLUMN focal_y REAL CHECK (focal_y BETWEEN 0 AND 1);
 
 -- The order images had: by creation.
 UPDATE images SET position = r.n - 1

@@ -478,6 +478,10 @@ func (s *Service) PatchImage(ctx context.Context, productID, imageID string, pat
 		_, err := catalog.MergePatch([]byte(`{}`), patch)
 		return nil, "", err
 	}
+	// What needs no gallery to judge is judged before the If-Match is.
+	if _, err := catalog.ParseImagePatch(patch, catalog.MaxImagesPerProduct); err != nil && catalog.ErrorKind(err) == catalog.KindInvalid {
+		return nil, "", err
+	}
 	reply, err := s.send(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_PATCH_IMAGE, ImageId: imageID, Body: patch, IfMatch: ifMatch, Owner: owner})
 	if err != nil {
 		return nil, "", err
@@ -490,8 +494,7 @@ func (s *Service) OrderImages(ctx context.Context, productID string, body []byte
 	if !catalog.ValidID(productID) {
 		return Product{}, catalog.NotFound("product %q does not exist", productID)
 	}
-	if !json.Valid(body) {
-		_, err := catalog.ParseImageOrder(body, nil)
+	if err := catalog.CheckImageOrder(body); err != nil {
 		return Product{}, err
 	}
 	return s.write(ctx, productID, &actorspb.ProductCommand{Op: actorspb.ProductCommand_ORDER_IMAGES, Body: body, IfMatch: ifMatch, Owner: owner})

@@ -133,6 +133,46 @@ func validAlt(s string) (string, string) {
 // gallery, and checks it against the product's images: every one of them
 // exactly once, no other.
 func ParseImageOrder(data []byte, images []Image) ([]string, error) {
+	ids, err := decodeImageOrder(data)
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[string]bool, len(images))
+	for i := range images {
+		known[images[i].ID] = true
+	}
+	return ids, checkOrder(ids, known, images)
+}
+
+// CheckImageOrder judges what of {"image_ids": [...]} needs no gallery to
+// judge: its shape, ids that are no UUID, ids named twice. Refusing that
+// early answers the same whatever the product's state (its ETag
+// included).
+func CheckImageOrder(data []byte) error {
+	ids, err := decodeImageOrder(data)
+	if err != nil {
+		return err
+	}
+	uuids := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		uuids[id] = ValidID(id)
+	}
+	var twice, foreign []string
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		switch {
+		case !uuids[id]:
+			foreign = append(foreign, id)
+		case seen[id]:
+			twice = append(twice, id)
+		}
+		seen[id] = true
+	}
+	return orderError(nil, foreign, twice)
+}
+
+// decodeImageOrder reads the ids of {"image_ids": [...]}.
+func decodeImageOrder(data []byte) ([]string, error) {
 	doc, err := decodeObject(data)
 	if err != nil {
 		return nil, err
@@ -149,10 +189,12 @@ func ParseImageOrder(data []byte, images []Image) ([]string, error) {
 		return nil, &Error{Kind: KindInvalid, Code: "validation", Detail: "image_ids must be an array of the product's image ids",
 			Fields: []FieldError{{Field: "image_ids", Detail: "must be an array of the product's image ids"}}}
 	}
-	known := make(map[string]bool, len(images))
-	for i := range images {
-		known[images[i].ID] = true
-	}
+	return ids, nil
+}
+
+// checkOrder reports what keeps ids from being exactly the images, each
+// once.
+func checkOrder(ids []string, known map[string]bool, images []Image) error {
 	seen := make(map[string]bool, len(ids))
 	var foreign, twice, missing []string
 	for _, id := range ids {
@@ -169,6 +211,12 @@ func ParseImageOrder(data []byte, images []Image) ([]string, error) {
 			missing = append(missing, images[i].ID)
 		}
 	}
+	return orderError(missing, foreign, twice)
+}
+
+// orderError is the problem of an order that misses, adds or repeats ids;
+// nil when it does none of these.
+func orderError(missing, foreign, twice []string) error {
 	var errs []FieldError
 	if len(missing) > 0 {
 		errs = append(errs, FieldError{Field: "image_ids", Detail: "misses images of the product: " + strings.Join(missing, ", ")})
@@ -177,12 +225,12 @@ func ParseImageOrder(data []byte, images []Image) ([]string, error) {
 		errs = append(errs, FieldError{Field: "image_ids", Detail: "names ids that are no image of the product: " + quoteAll(foreign)})
 	}
 	if len(twice) > 0 {
-		errs = append(errs, FieldError{Field: "image_ids", Detail: "names images more than once: " + strings.Join(twice, ", ")})
+		errs = append(errs, FieldError{Field: "image_ids", Detail: "names images more than once: " + quoteAll(twice)})
 	}
 	if len(errs) > 0 {
-		return nil, &Error{Kind: KindUnprocessable, Code: "invalid_order", Detail: summarize(errs), Fields: errs}
+		return &Error{Kind: KindUnprocessable, Code: "invalid_order", Detail: summarize(errs), Fields: errs}
 	}
-	return ids, nil
+	return nil
 }
 
 func quoteAll(ss []string) string {

@@ -110,8 +110,8 @@ var productFields = map[string]bool{"name": true, "description": true, "price": 
 
 // CheckProductPatch refuses a merge patch of a product that names an
 // unknown field, even to set it to null (which a merge would silently
-// drop). Anything else is left to MergePatch and ParseProductInput, which
-// judge the patch and the merged document.
+// drop), or sets a field to a value no product may have. A patch that is
+// not an object is left to MergePatch.
 func CheckProductPatch(patch []byte) error {
 	var doc map[string]json.RawMessage
 	if json.Unmarshal(patch, &doc) != nil {
@@ -126,7 +126,15 @@ func CheckProductPatch(patch []byte) error {
 	if len(errs) > 0 {
 		return &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
 	}
-	return nil
+	// The values it sets: merged into a valid product, what is wrong can
+	// only be the patch's, and is as wrong merged into any product. Judged
+	// here, it is refused whatever the product's state (its ETag too).
+	merged, err := MergePatch([]byte(`{"name":"n","price":"1","currency":"USD","user_id":1}`), patch)
+	if err != nil {
+		return err
+	}
+	_, err = ParseProductInput(merged)
+	return err
 }
 
 // ParseProductInput decodes and validates a product document (POST/PUT

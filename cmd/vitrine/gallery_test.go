@@ -248,6 +248,20 @@ func testGallery(t *testing.T, env map[string]string) {
 		}
 	}
 
+	// The order's resource offers PUT alone.
+	if r := app.do("GET", "/products/"+id+"/images/order", nil); r.Status != http.StatusNotFound {
+		t.Errorf("GET .../images/order: %d, want 404 (no image has that id)", r.Status)
+	}
+	if r := app.do("OPTIONS", "/products/"+id+"/images/order", nil); r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "PUT, OPTIONS" {
+		t.Errorf("OPTIONS .../images/order: %d, Allow %q", r.Status, r.Header.Get("Allow"))
+	}
+	// A bad value is refused as such whatever the If-Match says.
+	expectProblem(t, patch(ids[0], `{"alt":5}`, "If-Match", `"stale"`), http.StatusBadRequest, "a bad image patch with a stale If-Match")
+	expectProblem(t, app.do("PATCH", "/products/"+id, strings.NewReader(`{"name":""}`), "Content-Type", "application/merge-patch+json", "If-Match", `"stale"`),
+		http.StatusBadRequest, "a bad product patch with a stale If-Match")
+	expectProblem(t, app.do("PUT", "/products/"+id+"/images/order", strings.NewReader(`{"image_ids":["x"]}`), "Content-Type", "application/json", "If-Match", `"stale"`),
+		http.StatusUnprocessableEntity, "an order of no ids with a stale If-Match")
+
 	// A product patch naming an unknown field is refused, null or not.
 	expectProblem(t, app.do("PATCH", "/products/"+id, strings.NewReader(`{"1":null}`), "Content-Type", "application/merge-patch+json"),
 		http.StatusBadRequest, "product patch with an unknown null field")

@@ -340,6 +340,11 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		writeProblem(ctx, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", ctx.Method(), ctx.Path()), nil)
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		if isImageOrder(ctx.Path()) {
+			// The router also offers the methods of
+			// /products/{id}/images/{image_id}, which "order" is not.
+			ctx.Response.Header.Set("Allow", "PUT, OPTIONS")
+		}
 		writeProblem(ctx, http.StatusMethodNotAllowed, "method_not_allowed",
 			fmt.Sprintf("%s is not allowed on %s; allowed: %s", ctx.Method(), ctx.Path(), ctx.Response.Header.Peek("Allow")), nil)
 	}

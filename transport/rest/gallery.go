@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -181,11 +180,4 @@ func (s *Server) orderImages(ctx *fasthttp.RequestCtx, who principal) {
 		return
 	}
 	writeProduct(ctx, http.StatusOK, p.ETag, p.Body)
-}
-
-// isImageOrder reports whether path is /products/{id}/images/order.
-func isImageOrder(path []byte) bool {
-	rest, ok := bytes.CutPrefix(path, []byte("/products/"))
-	id, tail, _ := bytes.Cut(rest, []byte("/"))
-	return ok && len(id) > 0 && string(tail) == "images/order"
 }

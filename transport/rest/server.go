@@ -219,6 +219,7 @@ type Server struct {
 	deps     Deps
 	log      *zap.Logger
 	router   *router.Router
+	patterns patterns // the routes' methods by pattern, for Allow
 	ids      *requestIDs
 	auth     *authenticator
 	budget   *uploadBudget
@@ -340,11 +341,10 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		writeProblem(ctx, http.StatusNotFound, "route_not_found", fmt.Sprintf("no route %s %s", ctx.Method(), ctx.Path()), nil)
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		if isImageOrder(ctx.Path()) {
-			// The router also offers the methods of
-			// /products/{id}/images/{image_id}, which "order" is not.
-			ctx.Response.Header.Set("Allow", "PUT, OPTIONS")
-		}
+		// The router's Allow names the methods of every pattern the path
+		// matches: of /products/{id} for /products/export too, which a
+		// static segment takes first.
+		ctx.Response.Header.Set("Allow", s.patterns.allow(string(ctx.Path())))
 		writeProblem(ctx, http.StatusMethodNotAllowed, "method_not_allowed",
 			fmt.Sprintf("%s is not allowed on %s; allowed: %s", ctx.Method(), ctx.Path(), ctx.Response.Header.Peek("Allow")), nil)
 	}
@@ -621,8 +621,10 @@ func (s *Server) route(method, path string, need access, h handler) {
 		h(ctx, p)
 	}
 	s.router.Handle(method, path, wrapped)
+	s.patterns.add(method, path)
 	if method == fasthttp.MethodGet {
 		s.router.Handle(fasthttp.MethodHead, path, wrapped)
+		s.patterns.add(fasthttp.MethodHead, path)
 	}
 }
 

@@ -22,6 +22,7 @@ type EventSink interface {
 type productEvent struct {
 	ID          string        `json:"id"`
 	UserID      int64         `json:"user_id"`
+	SKU         string        `json:"sku,omitempty"`
 	Name        string        `json:"name"`
 	Description string        `json:"description"`
 	Price       catalog.Price `json:"price"`
@@ -33,7 +34,7 @@ type productEvent struct {
 }
 
 func productEventOf(p *catalog.Product) productEvent {
-	return productEvent{ID: p.ID, UserID: p.UserID, Name: p.Name, Description: p.Description, Price: p.Price,
+	return productEvent{ID: p.ID, UserID: p.UserID, SKU: p.SKU, Name: p.Name, Description: p.Description, Price: p.Price,
 		Currency: p.Currency, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt, Version: p.Version, ETag: p.ETag()}
 }
 

@@ -96,3 +96,10 @@ func Forbidden(format string, args ...any) *Error {
 func Unavailable(what string, err error) *Error {
 	return &Error{Kind: KindUnavailable, Code: "unavailable", Detail: what + " is unavailable, retry later", Err: err}
 }
+
+// SKUTaken is the conflict of a product given a SKU that another product
+// of its owner has.
+func SKUTaken(owner int64, sku string, cause error) *Error {
+	return &Error{Kind: KindConflict, Code: "sku_taken", Detail: fmt.Sprintf("another product of user_id %d has SKU %q", owner, sku),
+		Fields: []FieldError{{Field: "sku", Detail: "is taken by another product of the same owner"}}, Err: cause}
+}

@@ -44,6 +44,10 @@ type ProductStore interface {
 	// GetProducts returns the products of ids with their images, in no
 	// particular order; ids of no product are left out.
 	GetProducts(ctx context.Context, ids []string) ([]*Product, error)
+	// ProductIDBySKU returns the id of the owner's product with that SKU;
+	// NotFound when none has it. CreateProduct and UpdateProduct refuse a
+	// SKU another product of the owner has, with code sku_taken.
+	ProductIDBySKU(ctx context.Context, owner int64, sku string) (string, error)
 	// AddImage records a new image and its pending job in one transaction.
 	AddImage(ctx context.Context, p *Product, img *Image) error
 	// SaveImage records a change of an existing image; its gallery

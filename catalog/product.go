@@ -16,12 +16,16 @@ import (
 const (
 	MaxNameLength        = 200
 	MaxDescriptionLength = 10_000
+	MaxSKULength         = 64
 )
 
 // Product is an item of the catalog.
 type Product struct {
 	ID          string    `json:"id"`
 	UserID      int64     `json:"user_id"`
+	// SKU is the owner's stock-keeping unit of the product ("": none),
+	// unique among the owner's products.
+	SKU         string    `json:"sku,omitempty"`
 	Name        string    `json:"name"`
 	Description string    `json:"description"`
 	Price       Price     `json:"price"`
@@ -53,6 +57,7 @@ func (p Product) MarshalJSON() ([]byte, error) {
 // ProductInput holds the fields a client may set.
 type ProductInput struct {
 	UserID      int64  `json:"user_id"`
+	SKU         string `json:"sku,omitempty"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Price       Price  `json:"price"`
@@ -77,12 +82,12 @@ func InOrder(ps []*Product, ids []string) []*Product {
 
 // Input returns the client-settable fields of p.
 func (p *Product) Input() ProductInput {
-	return ProductInput{UserID: p.UserID, Name: p.Name, Description: p.Description, Price: p.Price, Currency: p.Currency}
+	return ProductInput{UserID: p.UserID, SKU: p.SKU, Name: p.Name, Description: p.Description, Price: p.Price, Currency: p.Currency}
 }
 
 // Apply sets the client-settable fields of p from in.
 func (p *Product) Apply(in ProductInput) {
-	p.UserID, p.Name, p.Description, p.Price, p.Currency = in.UserID, in.Name, in.Description, in.Price, in.Currency
+	p.UserID, p.SKU, p.Name, p.Description, p.Price, p.Currency = in.UserID, in.SKU, in.Name, in.Description, in.Price, in.Currency
 }
 
 // ETag is the strong entity tag of the product's current representation.
@@ -106,7 +111,10 @@ var readOnlyFields = map[string]bool{"id": true, "created_at": true, "updated_at
 	"primary_image": true}
 
 // productFields are the fields a client sets.
-var productFields = map[string]bool{"name": true, "description": true, "price": true, "currency": true, "user_id": true}
+var productFields = map[string]bool{"name": true, "description": true, "price": true, "currency": true, "user_id": true, "sku": true}
+
+// acceptedFields names the fields a client sets, for error details.
+const acceptedFields = "accepted fields are name, description, price, currency, user_id, sku"
 
 // CheckProductPatch refuses a merge patch of a product that names an
 // unknown field, even to set it to null (which a merge would silently
@@ -120,7 +128,7 @@ func CheckProductPatch(patch []byte) error {
 	var errs []FieldError
 	for _, k := range sortedKeys(doc) {
 		if !readOnlyFields[k] && !productFields[k] {
-			errs = append(errs, FieldError{Field: k, Detail: "unknown field; accepted fields are name, description, price, currency, user_id"})
+			errs = append(errs, FieldError{Field: k, Detail: "unknown field; "+acceptedFields})
 		}
 	}
 	if len(errs) > 0 {
@@ -167,7 +175,7 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 		case readOnlyFields[k]:
 		case productFields[k]:
 		default:
-			add(k, "unknown field; accepted fields are name, description, price, currency, user_id")
+			add(k, "unknown field; "+acceptedFields)
 		}
 	}
 
@@ -187,6 +195,17 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 			add("name", "must not contain control characters")
 		default:
 			in.Name = s
+		}
+	}
+
+	// sku: optional, 1-64 printable characters after trimming.
+	if raw, ok := present(doc, "sku"); ok {
+		if s, err := jsonString(raw); err != nil {
+			add("sku", "must be a string, got %s", jsonType(raw))
+		} else if sku, detail := validSKU(s); detail != "" {
+			add("sku", "%s", detail)
+		} else {
+			in.SKU = sku
 		}
 	}
 
@@ -354,4 +373,18 @@ func ValidID(id string) bool {
 		}
 	}
 	return true
+}
+
+// validSKU returns a SKU as stored, or why it is refused.
+func validSKU(s string) (string, string) {
+	s = strings.TrimSpace(s)
+	switch n := utf8.RuneCountInString(s); {
+	case n == 0:
+		return "", "must not be empty or only spaces; leave it out or send null for none"
+	case n > MaxSKULength:
+		return "", fmt.Sprintf("must be at most %d characters, got %d", MaxSKULength, n)
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }):
+		return "", "must be printable characters (letters, digits, punctuation, spaces)"
+	}
+	return s, ""
 }

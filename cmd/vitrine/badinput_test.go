@@ -26,7 +26,7 @@ func testBadInput(t *testing.T, env map[string]string) {
 			"malformed":        `{"name":"x",`,
 			"not an object":    `"hello"`,
 			"wrong types":      `{"name":1,"price":[],"user_id":"x"}`,
-			"unknown field":    `{"name":"x","price":1,"user_id":1,"sku":"A"}`,
+			"unknown field":    `{"name":"x","price":1,"user_id":1,"stock":"A"}`,
 			"empty":            ``,
 			"invalid utf8 key": "{\"\xff\":1}",
 		} {

@@ -15,7 +15,7 @@ import (
 	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
-const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version`
+const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version, sku`
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
 	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
@@ -58,10 +58,13 @@ func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
 		return fmt.Errorf("create product: %w", invalidID("product", p.ID))
 	}
 	_, err := db.pool.Exec(ctx, `
-		INSERT INTO products (id, user_id, name, name_fold, description, price, currency, created_at, updated_at, version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		INSERT INTO products (id, user_id, name, name_fold, description, price, currency, created_at, updated_at, version, sku)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		p.ID, p.UserID, p.Name, fold(p.Name), p.Description, int64(p.Price), p.Currency,
-		utc(p.CreatedAt), utc(p.UpdatedAt), p.Version)
+		utc(p.CreatedAt), utc(p.UpdatedAt), p.Version, nullSKU(p.SKU))
+	if err := skuTaken(err, p); err != nil {
+		return fmt.Errorf("create product %s: %w", p.ID, err)
+	}
 	if pgCode(err) == codeUniqueViolation {
 		return fmt.Errorf("create product %s: %w", p.ID, &catalog.Error{
 			Kind: catalog.KindConflict, Code: "already_exists", Detail: "product " + p.ID + " already exists", Err: err})
@@ -116,10 +119,13 @@ func bump(ctx context.Context, q querier, p *catalog.Product) error {
 	tag, err := q.Exec(ctx, `
 		UPDATE products
 		SET user_id = $1, name = $2, name_fold = $3, description = $4, price = $5, currency = $6,
-		    updated_at = $7, version = $8
+		    updated_at = $7, version = $8, sku = $11
 		WHERE id = $9 AND version = $10`,
 		p.UserID, p.Name, fold(p.Name), p.Description, int64(p.Price), p.Currency,
-		utc(p.UpdatedAt), p.Version, p.ID, p.Version-1)
+		utc(p.UpdatedAt), p.Version, p.ID, p.Version-1, nullSKU(p.SKU))
+	if err := skuTaken(err, p); err != nil {
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -305,9 +311,13 @@ func saveImage(ctx context.Context, tx pgx.Tx, p *catalog.Product, img *catalog.
 func scanProduct(row pgx.Row) (*catalog.Product, error) {
 	var p catalog.Product
 	var price int64
+	var sku *string
 	if err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.Description, &price, &p.Currency,
-		&p.CreatedAt, &p.UpdatedAt, &p.Version); err != nil {
+		&p.CreatedAt, &p.UpdatedAt, &p.Version, &sku); err != nil {
 		return nil, err
+	}
+	if sku != nil {
+		p.SKU = *sku
 	}
 	p.Price = catalog.Price(price)
 	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
@@ -451,4 +461,37 @@ func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product, requeue []str
 		db.wake.Broadcast()
 	}
 	return nil
+}
+
+// nullSKU is a SKU as stored: NULL for none, so that the owner's unique
+// index leaves products without one alone.
+func nullSKU(sku string) *string {
+	if sku == "" {
+		return nil
+	}
+	return &sku
+}
+
+// skuTaken is the conflict of a write that gave p a SKU another product of
+// its owner has; nil for any other outcome.
+func skuTaken(err error, p *catalog.Product) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation && pgErr.ConstraintName == "products_owner_sku" {
+		return catalog.SKUTaken(p.UserID, p.SKU, err)
+	}
+	return nil
+}
+
+// ProductIDBySKU returns the id of the owner's product with that SKU;
+// NotFound when there is none.
+func (db *DB) ProductIDBySKU(ctx context.Context, owner int64, sku string) (string, error) {
+	var id string
+	err := db.pool.QueryRow(ctx, `SELECT id FROM products WHERE user_id = $1 AND sku = $2`, owner, sku).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", catalog.NotFound("no product of user_id %d has SKU %q", owner, sku)
+	}
+	if err != nil {
+		return "", fmt.Errorf("product of SKU %q: %w", sku, db.translate(ctx, err))
+	}
+	return id, nil
 }

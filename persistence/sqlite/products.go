@@ -13,7 +13,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version`
+const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version, sku`
 
 const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
 	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
@@ -27,11 +27,14 @@ func fold(s string) string { return strings.ToLower(s) }
 func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
 	defer db.pages.Invalidate() // after the commit: kept pages may miss this write
 	_, err := db.sql.ExecContext(ctx, `
-		INSERT INTO products (id, user_id, name, name_fold, description, price, currency, created_at, updated_at, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		INSERT INTO products (id, user_id, name, name_fold, description, price, currency, created_at, updated_at, version, sku)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.UserID, p.Name, fold(p.Name), p.Description, int64(p.Price), p.Currency,
-		micros(p.CreatedAt), micros(p.UpdatedAt), p.Version)
+		micros(p.CreatedAt), micros(p.UpdatedAt), p.Version, nullSKU(p.SKU))
 	if err != nil {
+		if err := skuTaken(err, p); err != nil {
+			return fmt.Errorf("create product %s: %w", p.ID, err)
+		}
 		if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || code == sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 			return fmt.Errorf("create product %s: %w", p.ID, &catalog.Error{
 				Kind: catalog.KindConflict, Code: "already_exists", Detail: "product " + p.ID + " already exists", Err: err})
@@ -90,10 +93,13 @@ func bump(ctx context.Context, tx *sql.Tx, p *catalog.Product) error {
 	res, err := tx.ExecContext(ctx, `
 		UPDATE products
 		SET user_id = ?, name = ?, name_fold = ?, description = ?, price = ?, currency = ?,
-		    updated_at = ?, version = ?
+		    updated_at = ?, version = ?, sku = ?
 		WHERE id = ? AND version = ?`,
 		p.UserID, p.Name, fold(p.Name), p.Description, int64(p.Price), p.Currency,
-		micros(p.UpdatedAt), p.Version, p.ID, p.Version-1)
+		micros(p.UpdatedAt), p.Version, nullSKU(p.SKU), p.ID, p.Version-1)
+	if err := skuTaken(err, p); err != nil {
+		return err
+	}
 	if err != nil {
 		return err
 	}
@@ -303,9 +309,11 @@ type rowScanner interface {
 func scanProduct(r rowScanner) (*catalog.Product, error) {
 	var p catalog.Product
 	var price, created, updated int64
-	if err := r.Scan(&p.ID, &p.UserID, &p.Name, &p.Description, &price, &p.Currency, &created, &updated, &p.Version); err != nil {
+	var sku sql.NullString
+	if err := r.Scan(&p.ID, &p.UserID, &p.Name, &p.Description, &price, &p.Currency, &created, &updated, &p.Version, &sku); err != nil {
 		return nil, err
 	}
+	p.SKU = sku.String
 	p.Price = catalog.Price(price)
 	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
 	p.Images = []catalog.Image{}
@@ -443,4 +451,33 @@ func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product, requeue []str
 		db.wake.Broadcast()
 	}
 	return nil
+}
+
+// nullSKU is a SKU as stored: NULL for none, so that the owner's unique
+// index leaves products without one alone.
+func nullSKU(sku string) sql.NullString {
+	return sql.NullString{String: sku, Valid: sku != ""}
+}
+
+// skuTaken is the conflict of a write that gave p a SKU another product of
+// its owner has; nil for any other outcome.
+func skuTaken(err error, p *catalog.Product) error {
+	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE && strings.Contains(err.Error(), "products.sku") {
+		return catalog.SKUTaken(p.UserID, p.SKU, err)
+	}
+	return nil
+}
+
+// ProductIDBySKU returns the id of the owner's product with that SKU;
+// NotFound when there is none.
+func (db *DB) ProductIDBySKU(ctx context.Context, owner int64, sku string) (string, error) {
+	var id string
+	err := db.sql.QueryRowContext(ctx, `SELECT id FROM products WHERE user_id = ? AND sku = ?`, owner, sku).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", catalog.NotFound("no product of user_id %d has SKU %q", owner, sku)
+	}
+	if err != nil {
+		return "", fmt.Errorf("product of SKU %q: %w", sku, db.translate(err))
+	}
+	return id, nil
 }

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.ProductStore) {
 		{"SaveImageUnknown", testSaveImageUnknown},
 		{"ImagesOrdered", testImagesOrdered},
 		{"DeleteImage", testDeleteImage},
+		{"SKU", testSKU},
 		{"SaveGallery", testSaveGallery},
 		{"ConcurrentUpdateOneWins", testConcurrentUpdate},
 		{"Ping", testPing},
@@ -1105,5 +1106,58 @@ func testGetProducts(t *testing.T, s catalog.ProductStore) {
 	}
 	if none, err := s.GetProducts(t.Context(), nil); err != nil || none == nil || len(none) != 0 {
 		t.Errorf("GetProducts(nil) = %v, %v", none, err)
+	}
+}
+
+func testSKU(t *testing.T, s catalog.ProductStore) {
+	a := newProduct(t, 1, "Chair", 1)
+	a.SKU = "CH-001 «oak»"
+	create(t, s, a)
+	if got := get(t, s, a.ID); got.SKU != a.SKU {
+		t.Errorf("SKU %q, want %q", got.SKU, a.SKU)
+	}
+	if id, err := s.ProductIDBySKU(t.Context(), 1, a.SKU); err != nil || id != a.ID {
+		t.Errorf("ProductIDBySKU = %q, %v; want %s", id, err, a.ID)
+	}
+	for _, tt := range []struct {
+		owner int64
+		sku   string
+	}{{2, a.SKU}, {1, "CH-002"}, {1, "ch-001 «oak»"}} {
+		if _, err := s.ProductIDBySKU(t.Context(), tt.owner, tt.sku); !catalog.IsNotFound(err) {
+			t.Errorf("ProductIDBySKU(%d, %q) error = %v, want not found", tt.owner, tt.sku, err)
+		}
+	}
+	// Another owner may use it; the same owner may not.
+	other := newProduct(t, 2, "Chair", 1)
+	other.SKU = a.SKU
+	create(t, s, other)
+	clash := newProduct(t, 1, "Table", 1)
+	clash.SKU = a.SKU
+	err := s.CreateProduct(t.Context(), clash)
+	if catalog.ErrorKind(err) != catalog.KindConflict || !strings.Contains(err.Error(), "sku_taken") {
+		t.Fatalf("CreateProduct with a taken SKU: %v, want conflict sku_taken", err)
+	}
+	// Products without a SKU never clash.
+	for range 2 {
+		create(t, s, newProduct(t, 1, "No SKU", 1))
+	}
+	b := newProduct(t, 1, "Table", 1)
+	b.SKU = "TB-1"
+	create(t, s, b)
+	u := next(b, time.Second)
+	u.SKU = a.SKU
+	err = s.UpdateProduct(t.Context(), u)
+	if catalog.ErrorKind(err) != catalog.KindConflict || !strings.Contains(err.Error(), "sku_taken") {
+		t.Fatalf("UpdateProduct to a taken SKU: %v, want conflict sku_taken", err)
+	}
+	u.SKU = ""
+	if err := s.UpdateProduct(t.Context(), u); err != nil {
+		t.Fatalf("UpdateProduct clearing the SKU: %v", err)
+	}
+	if got := get(t, s, b.ID); got.SKU != "" {
+		t.Errorf("cleared SKU reads %q", got.SKU)
+	}
+	if _, err := s.ProductIDBySKU(t.Context(), 1, "TB-1"); !catalog.IsNotFound(err) {
+		t.Errorf("the cleared SKU still finds a product: %v", err)
 	}
 }

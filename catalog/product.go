@@ -21,8 +21,8 @@ const (
 
 // Product is an item of the catalog.
 type Product struct {
-	ID          string    `json:"id"`
-	UserID      int64     `json:"user_id"`
+	ID     string `json:"id"`
+	UserID int64  `json:"user_id"`
 	// SKU is the owner's stock-keeping unit of the product ("": none),
 	// unique among the owner's products.
 	SKU         string    `json:"sku,omitempty"`
@@ -128,7 +128,7 @@ func CheckProductPatch(patch []byte) error {
 	var errs []FieldError
 	for _, k := range sortedKeys(doc) {
 		if !readOnlyFields[k] && !productFields[k] {
-			errs = append(errs, FieldError{Field: k, Detail: "unknown field; "+acceptedFields})
+			errs = append(errs, FieldError{Field: k, Detail: "unknown field; " + acceptedFields})
 		}
 	}
 	if len(errs) > 0 {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/accesstest"
+	"github.com/vitrine-dev/vitrine/persistence/importtest"
 	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
 	"github.com/vitrine-dev/vitrine/persistence/postgres"
 	"github.com/vitrine-dev/vitrine/persistence/queuetest"
@@ -45,6 +46,14 @@ func open(t *testing.T, url string, opts postgres.Options) *postgres.DB {
 func TestProductStore(t *testing.T) {
 	t.Parallel()
 	storetest.Run(t, func(t *testing.T) catalog.ProductStore {
+		url, _ := postgres.FreshSchema(t)
+		return open(t, url, postgres.Options{})
+	})
+}
+
+func TestImportStore(t *testing.T) {
+	t.Parallel()
+	importtest.Run(t, func(t *testing.T) catalog.ImportStore {
 		url, _ := postgres.FreshSchema(t)
 		return open(t, url, postgres.Options{})
 	})

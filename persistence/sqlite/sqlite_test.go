@@ -16,6 +16,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/accesstest"
+	"github.com/vitrine-dev/vitrine/persistence/importtest"
 	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
 	"github.com/vitrine-dev/vitrine/persistence/queuetest"
 	"github.com/vitrine-dev/vitrine/persistence/sqlite"
@@ -38,6 +39,12 @@ func open(t *testing.T, path string, opts sqlite.Options) *sqlite.DB {
 
 func TestProductStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) catalog.ProductStore {
+		return open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
+	})
+}
+
+func TestImportStore(t *testing.T) {
+	importtest.Run(t, func(t *testing.T) catalog.ImportStore {
 		return open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
 	})
 }

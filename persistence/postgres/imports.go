@@ -1,0 +1,222 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vitrine-dev/vitrine/catalog"
+)
+
+var _ catalog.ImportStore = (*DB)(nil)
+
+// importBatch is how many rows CreateImport sends to the server at once.
+const importBatch = 500
+
+// CreateImport stores imp and the rows next yields in one transaction;
+// nothing is stored when next fails.
+func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func() (catalog.ImportRow, error)) error {
+	if !catalog.ValidID(imp.ID) {
+		return fmt.Errorf("create import: %w", invalidID("import", imp.ID))
+	}
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO imports (id, owner, format, status, total, created_at) VALUES ($1, $2, $3, $4, 0, $5)`,
+			imp.ID, imp.Owner, imp.Format, string(catalog.ImportQueued), utc(imp.CreatedAt)); err != nil {
+			return err
+		}
+		total := 0
+		for done := false; !done; {
+			var batch pgx.Batch
+			for batch.Len() < importBatch {
+				row, err := next()
+				if errors.Is(err, io.EOF) {
+					done = true
+					break
+				}
+				if err != nil {
+					return err
+				}
+				batch.Queue(`INSERT INTO import_rows (import_id, line, doc) VALUES ($1, $2, $3)`, imp.ID, row.Line, string(row.Doc))
+			}
+			total += batch.Len()
+			if batch.Len() > 0 {
+				if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+					return err
+				}
+			}
+		}
+		imp.Total, imp.Status = total, catalog.ImportQueued
+		_, err := tx.Exec(ctx, `UPDATE imports SET total = $2 WHERE id = $1`, imp.ID, total)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create import %s: %w", imp.ID, err)
+	}
+	return nil
+}
+
+const importColumns = `id, owner, format, status, total, applied, failed, created_at, finished_at`
+
+func scanImport(row pgx.Row) (*catalog.Import, error) {
+	var imp catalog.Import
+	var status string
+	if err := row.Scan(&imp.ID, &imp.Owner, &imp.Format, &status, &imp.Total, &imp.Applied, &imp.Failed,
+		&imp.CreatedAt, &imp.FinishedAt); err != nil {
+		return nil, err
+	}
+	imp.Status = catalog.ImportStatus(status)
+	imp.CreatedAt = imp.CreatedAt.UTC()
+	if imp.FinishedAt != nil {
+		t := imp.FinishedAt.UTC()
+		imp.FinishedAt = &t
+	}
+	return &imp, nil
+}
+
+// GetImport returns an import with its counts.
+func (db *DB) GetImport(ctx context.Context, id string) (*catalog.Import, error) {
+	if !catalog.ValidID(id) {
+		return nil, catalog.NotFound("import %q does not exist", id)
+	}
+	imp, err := scanImport(db.pool.QueryRow(ctx, `SELECT `+importColumns+` FROM imports WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, catalog.NotFound("import %s does not exist", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get import %s: %w", id, db.translate(ctx, err))
+	}
+	return imp, nil
+}
+
+// ImportErrors returns the errors of failed rows after line, in line order.
+func (db *DB) ImportErrors(ctx context.Context, id string, afterLine, limit int) ([]catalog.ImportRowError, error) {
+	if !catalog.ValidID(id) {
+		return nil, nil
+	}
+	rows, err := db.pool.Query(ctx, `
+		SELECT error FROM import_rows WHERE import_id = $1 AND state = 2 AND line > $2 ORDER BY line LIMIT $3`, id, afterLine, limit)
+	if err != nil {
+		return nil, fmt.Errorf("errors of import %s: %w", id, db.translate(ctx, err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (catalog.ImportRowError, error) {
+		var e catalog.ImportRowError
+		var doc []byte
+		if err := row.Scan(&doc); err != nil {
+			return e, err
+		}
+		return e, json.Unmarshal(doc, &e)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("errors of import %s: %w", id, db.translate(ctx, err))
+	}
+	return out, nil
+}
+
+// ClaimImport leases the oldest import that is not completed and that no
+// live lease holds.
+func (db *DB) ClaimImport(ctx context.Context, lease time.Duration) (*catalog.Import, int64, error) {
+	now, token := utc(db.now()), newToken()
+	imp, err := scanImport(db.pool.QueryRow(ctx, `
+		UPDATE imports SET status = $3, lease_until = $2, lease_token = $4
+		WHERE id = (SELECT id FROM imports
+		            WHERE status <> 'completed' AND (lease_until IS NULL OR lease_until < $1)
+		            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING `+importColumns, now, utc(now.Add(lease)), string(catalog.ImportRunning), token))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, 0, catalog.NotFound("no import to run")
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("claim an import: %w", db.translate(ctx, err))
+	}
+	return imp, token, nil
+}
+
+// PendingImportRows returns rows whose outcome is not recorded, in line order.
+func (db *DB) PendingImportRows(ctx context.Context, id string, limit int) ([]catalog.ImportRow, error) {
+	rows, err := db.pool.Query(ctx, `
+		SELECT line, doc FROM import_rows WHERE import_id = $1 AND state = 0 ORDER BY line LIMIT $2`, id, limit)
+	if err != nil {
+		return nil, fmt.Errorf("rows of import %s: %w", id, db.translate(ctx, err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (catalog.ImportRow, error) {
+		var r catalog.ImportRow
+		var doc string
+		err := row.Scan(&r.Line, &doc)
+		r.Doc = []byte(doc)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rows of import %s: %w", id, db.translate(ctx, err))
+	}
+	return out, nil
+}
+
+// RecordImportRow records a row's outcome under the lease and extends it.
+func (db *DB) RecordImportRow(ctx context.Context, id string, token int64, line int, rowErr *catalog.ImportRowError, lease time.Duration) error {
+	state, applied, failed := 1, 1, 0
+	var doc []byte
+	if rowErr != nil {
+		state, applied, failed = 2, 0, 1
+		var err error
+		if doc, err = json.Marshal(rowErr); err != nil {
+			return fmt.Errorf("record row %d of import %s: %w", line, id, err)
+		}
+	}
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE import_rows SET state = $3, error = $4 WHERE import_id = $1 AND line = $2 AND state = 0`, id, line, state, doc)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			applied, failed = 0, 0 // recorded before: count it once
+		}
+		tag, err = tx.Exec(ctx, `
+			UPDATE imports SET applied = applied + $3, failed = failed + $4, lease_until = $5
+			WHERE id = $1 AND lease_token = $2`, id, token, applied, failed, utc(db.now().Add(lease)))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return catalog.ErrImportLeaseLost
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record row %d of import %s: %w", line, id, err)
+	}
+	return nil
+}
+
+// RenewImport extends the lease while token holds it.
+func (db *DB) RenewImport(ctx context.Context, id string, token int64, lease time.Duration) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE imports SET lease_until = $3 WHERE id = $1 AND lease_token = $2`,
+		id, token, utc(db.now().Add(lease)))
+	if err != nil {
+		return fmt.Errorf("renew import %s: %w", id, db.translate(ctx, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("renew import %s: %w", id, catalog.ErrImportLeaseLost)
+	}
+	return nil
+}
+
+// FinishImport marks the import completed and releases its lease.
+func (db *DB) FinishImport(ctx context.Context, id string, token int64) error {
+	tag, err := db.pool.Exec(ctx, `
+		UPDATE imports SET status = $3, finished_at = $4, lease_until = NULL, lease_token = NULL
+		WHERE id = $1 AND lease_token = $2`, id, token, string(catalog.ImportCompleted), utc(db.now()))
+	if err != nil {
+		return fmt.Errorf("finish import %s: %w", id, db.translate(ctx, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("finish import %s: %w", id, catalog.ErrImportLeaseLost)
+	}
+	return nil
+}

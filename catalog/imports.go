@@ -45,6 +45,12 @@ type Import struct {
 type ImportRow struct {
 	Line int
 	Doc  []byte
+	// SKU is the row's SKU as its product will have it ("": none).
+	SKU string
+	// SupersededBy is the line of the import's last row of the same SKU
+	// when it comes after this one (0: none): the last row of a SKU is
+	// the one applied.
+	SupersededBy int
 }
 
 // ImportRowError says why a row was not applied.
@@ -76,7 +82,7 @@ type ImportStore interface {
 	// is none.
 	ClaimImport(ctx context.Context, lease time.Duration) (*Import, int64, error)
 	// PendingImportRows returns up to limit rows of the import whose
-	// outcome is not recorded, in line order.
+	// outcome is not recorded, in line order, with SupersededBy set.
 	PendingImportRows(ctx context.Context, id string, limit int) ([]ImportRow, error)
 	// RecordImportRow records a row's outcome (rowErr nil: applied) and
 	// extends the lease; ErrImportLeaseLost when token no longer holds it.

@@ -56,6 +56,7 @@ type database interface {
 	catalog.DeadLetters
 	catalog.KeyStore
 	catalog.IdempotencyStore
+	catalog.ImportStore
 	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
 	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
 	ExistingImages(ctx context.Context, ids []string) (map[string]bool, error)
@@ -224,11 +225,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		}
 		a.metrics.MustRegister(kafka.NewLagCollector(kcfg))
 	}
+	allow, _ := urlfetch.ParseAllow(splitList(cfg.FetchAllow)) // validated with the configuration
+	fetcher := urlfetch.New(urlfetch.Config{MaxBytes: int64(cfg.MaxUploadBytes), Allow: allow})
 	if runWorkers {
-		allow, _ := urlfetch.ParseAllow(splitList(cfg.FetchAllow)) // validated with the configuration
 		a.pool, err = actors.StartImages(a.node.System, actors.ImageDeps{
 			Queue: queue, Images: service, Blobs: blobs, Processor: engine, Prober: engine, Metrics: actorMetrics,
-			Fetcher: urlfetch.New(urlfetch.Config{MaxBytes: int64(cfg.MaxUploadBytes), Allow: allow}),
+			Fetcher: fetcher,
 			Log:     log.Named("images"), Tracer: tracer, Workers: cfg.Workers, MaxAttempts: cfg.JobMaxAttempts, JobTimeout: cfg.JobTimeout,
 		})
 		if err != nil {
@@ -249,10 +251,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		restCfg := cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout, cfg.MetricsAccess)
 		restCfg.EventsHeartbeat = cfg.Events.Heartbeat
 		restCfg.MediaURL = blobs.URL("products/")
+		restCfg.MaxImportBytes, restCfg.MaxImportRows = cfg.MaxImportBytes, cfg.MaxImportRows
+		uploads := actors.NewUploads(service, engine, blobs, a.db, limits, time.Now)
+		// Imports are applied by every API node, one import per node at a
+		// time, each import by one node at a time (its lease).
+		imports := actors.NewImportRunner(actors.ImportDeps{Store: a.db, SKUs: a.db, Service: service, Uploads: uploads,
+			CheckURL: fetcher.CheckTarget, Log: log.Named("imports")})
+		a.bg.Add(1)
+		go func() { defer a.bg.Done(); imports.Run(bgCtx) }()
 		a.server = rest.New(restCfg,
 			rest.Deps{
 				Products:    service,
-				Uploads:     actors.NewUploads(service, engine, blobs, a.db, limits, time.Now),
+				Uploads:     uploads,
+				Imports:     imports,
 				Reprocess:   service,
 				Gallery:     service,
 				Admin:       actors.NewAdmin(service, a.db),

@@ -165,6 +165,7 @@ func TestRealBackendsBadInput(t *testing.T)    { testBadInput(t, backendEnv(t)) 
 func TestRealBackendsDeleteRaces(t *testing.T) { testDeleteRaces(t, backendEnv(t)) }
 func TestRealBackendsGC(t *testing.T)          { testGC(t, backendEnv(t)) }
 func TestRealBackendsGallery(t *testing.T)     { testGallery(t, backendEnv(t)) }
+func TestRealBackendsImport(t *testing.T)      { testImport(t, backendEnv(t)) }
 func TestRealBackendsDeleteImageWhileProcessing(t *testing.T) {
 	testDeleteImageWhileProcessing(t, backendEnv(t))
 }

@@ -44,7 +44,15 @@ func rows(n int) func() (catalog.ImportRow, error) {
 			return catalog.ImportRow{}, io.EOF
 		}
 		i++
-		return catalog.ImportRow{Line: 2 * i, Doc: fmt.Appendf(nil, `{"sku":"S%d","name":"«%d»"}`, i, i)}, nil
+		// Rows 1 and 3 share a SKU; row 2 has none.
+		sku := fmt.Sprintf("S%d", i)
+		switch i {
+		case 2:
+			sku = ""
+		case 3:
+			sku = "S1"
+		}
+		return catalog.ImportRow{Line: 2 * i, SKU: sku, Doc: fmt.Appendf(nil, `{"sku":"S%d","name":"«%d»"}`, i, i)}, nil
 	}
 }
 
@@ -75,6 +83,10 @@ func testCreateAndGet(t *testing.T, s catalog.ImportStore) {
 	pending, err := s.PendingImportRows(t.Context(), imp.ID, 3)
 	if err != nil || len(pending) != 3 || pending[0].Line != 2 || pending[2].Line != 6 || string(pending[1].Doc) != `{"sku":"S2","name":"«2»"}` {
 		t.Errorf("PendingImportRows = %v, %v", pending, err)
+	}
+	// The last row of a SKU is the one applied.
+	if pending[0].SKU != "S1" || pending[0].SupersededBy != 6 || pending[1].SKU != "" || pending[1].SupersededBy != 0 || pending[2].SupersededBy != 0 {
+		t.Errorf("SKUs and supersession: %+v", pending)
 	}
 }
 

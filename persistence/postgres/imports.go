@@ -42,7 +42,7 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 				if err != nil {
 					return err
 				}
-				batch.Queue(`INSERT INTO import_rows (import_id, line, doc) VALUES ($1, $2, $3)`, imp.ID, row.Line, string(row.Doc))
+				batch.Queue(`INSERT INTO import_rows (import_id, line, doc, sku) VALUES ($1, $2, $3, $4)`, imp.ID, row.Line, string(row.Doc), nullSKU(row.SKU))
 			}
 			total += batch.Len()
 			if batch.Len() > 0 {
@@ -140,14 +140,16 @@ func (db *DB) ClaimImport(ctx context.Context, lease time.Duration) (*catalog.Im
 // PendingImportRows returns rows whose outcome is not recorded, in line order.
 func (db *DB) PendingImportRows(ctx context.Context, id string, limit int) ([]catalog.ImportRow, error) {
 	rows, err := db.pool.Query(ctx, `
-		SELECT line, doc FROM import_rows WHERE import_id = $1 AND state = 0 ORDER BY line LIMIT $2`, id, limit)
+		SELECT line, doc, coalesce(sku, ''),
+		       coalesce((SELECT max(l.line) FROM import_rows l WHERE l.import_id = r.import_id AND l.sku = r.sku AND l.line > r.line), 0)
+		FROM import_rows r WHERE import_id = $1 AND state = 0 ORDER BY line LIMIT $2`, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("rows of import %s: %w", id, db.translate(ctx, err))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (catalog.ImportRow, error) {
 		var r catalog.ImportRow
 		var doc string
-		err := row.Scan(&r.Line, &doc)
+		err := row.Scan(&r.Line, &doc, &r.SKU, &r.SupersededBy)
 		r.Doc = []byte(doc)
 		return r, err
 	})

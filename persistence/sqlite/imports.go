@@ -23,7 +23,7 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 			imp.ID, imp.Owner, imp.Format, string(catalog.ImportQueued), micros(imp.CreatedAt)); err != nil {
 			return err
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO import_rows (import_id, line, doc) VALUES (?, ?, ?)`)
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO import_rows (import_id, line, doc, sku) VALUES (?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -37,7 +37,7 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 			if err != nil {
 				return err
 			}
-			if _, err := ins.ExecContext(ctx, imp.ID, row.Line, string(row.Doc)); err != nil {
+			if _, err := ins.ExecContext(ctx, imp.ID, row.Line, string(row.Doc), nullSKU(row.SKU)); err != nil {
 				return err
 			}
 			total++
@@ -130,7 +130,9 @@ func (db *DB) ClaimImport(ctx context.Context, lease time.Duration) (*catalog.Im
 // PendingImportRows returns rows whose outcome is not recorded, in line order.
 func (db *DB) PendingImportRows(ctx context.Context, id string, limit int) ([]catalog.ImportRow, error) {
 	rows, err := db.sql.QueryContext(ctx, `
-		SELECT line, doc FROM import_rows WHERE import_id = ? AND state = 0 ORDER BY line LIMIT ?`, id, limit)
+		SELECT line, doc, coalesce(sku, ''),
+		       coalesce((SELECT max(l.line) FROM import_rows l WHERE l.import_id = r.import_id AND l.sku = r.sku AND l.line > r.line), 0)
+		FROM import_rows r WHERE import_id = ? AND state = 0 ORDER BY line LIMIT ?`, id, limit)
 	if err != nil {
 		return nil, fmt.Errorf("rows of import %s: %w", id, db.translate(err))
 	}
@@ -139,7 +141,7 @@ func (db *DB) PendingImportRows(ctx context.Context, id string, limit int) ([]ca
 	for rows.Next() {
 		var r catalog.ImportRow
 		var doc string
-		if err := rows.Scan(&r.Line, &doc); err != nil {
+		if err := rows.Scan(&r.Line, &doc, &r.SKU, &r.SupersededBy); err != nil {
 			return nil, fmt.Errorf("rows of import %s: %w", id, db.translate(err))
 		}
 		r.Doc = []byte(doc)

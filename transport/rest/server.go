@@ -75,6 +75,10 @@ type Config struct {
 	MaxUploadBytes int
 	// MaxJSONBytes is the largest JSON body accepted (1 MiB).
 	MaxJSONBytes int
+	// MaxImportBytes bounds an import file (100 MiB), MaxImportRows its
+	// rows (100,000).
+	MaxImportBytes int
+	MaxImportRows  int
 	// RequestTimeout bounds the work of one request (30 s).
 	RequestTimeout time.Duration
 
@@ -156,6 +160,8 @@ func (c *Config) defaults() {
 	}
 	setDefault(&c.MaxUploadBytes, 25<<20)
 	setDefault(&c.MaxJSONBytes, 1<<20)
+	setDefault(&c.MaxImportBytes, 100<<20)
+	setDefault(&c.MaxImportRows, 100_000)
 	setDefault(&c.MaxHeaderBytes, 16<<10)
 	setDefault(&c.MaxConns, 10_000)
 	setDuration(&c.RequestTimeout, 30*time.Second)
@@ -181,6 +187,7 @@ type Deps struct {
 	Uploads   Uploader
 	Reprocess Reprocessor
 	Gallery   Gallery
+	Imports   Imports
 	Admin     Admin
 	// Keys holds API keys; nil allows only the admin token and anonymous
 	// access.
@@ -316,6 +323,11 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("PATCH", "/products/{id}/images/{image_id}", writer, s.patchImage)
 	s.route("DELETE", "/products/{id}/images/{image_id}", writer, s.deleteImage)
 	s.route("POST", "/products/{id}/images/{image_id}/reprocess", writer, s.reprocessImage)
+	if deps.Imports != nil {
+		s.route("POST", "/imports", writer, s.createImport)
+		s.route("GET", "/imports/{id}", writer, s.getImport)
+		s.route("GET", "/imports/{id}/errors", writer, s.importErrors)
+	}
 	s.route("GET", "/admin/dead-letters", operator, s.listDeadLetters)
 	s.route("POST", "/admin/dead-letters/{image_id}/replay", operator, s.replayDeadLetter)
 	s.route("POST", "/admin/keys", operator, s.createKey)

@@ -145,6 +145,34 @@ func CheckURL(raw string) error {
 	return nil
 }
 
+// CheckTarget refuses what Fetch would refuse before it connects: a URL
+// CheckURL refuses, a host that does not resolve, or one with an address
+// the guard blocks (any of them: an answer that mixes public and private
+// addresses is refused whole). An import checks its rows' image URLs with
+// it, so that a row naming a blocked host fails at once.
+func (f *Fetcher) CheckTarget(ctx context.Context, raw string) error {
+	if err := CheckURL(raw); err != nil {
+		return err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	host := u.Hostname()
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else if addrs, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {
+		return fmt.Errorf("the host %s does not resolve: %v", host, err)
+	}
+	for _, a := range addrs {
+		if err := Allowed(a, f.cfg.Allow); err != nil {
+			return fmt.Errorf("the host %s may not be fetched from: %v", host, err)
+		}
+	}
+	return nil
+}
+
 // dial resolves the host, checks every address, and connects to the first
 // allowed one by its address, so the checked address is the one used.
 func (f *Fetcher) dial(ctx context.Context, network, hostport string) (net.Conn, error) {

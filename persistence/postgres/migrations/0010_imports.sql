@@ -22,9 +22,11 @@ CREATE TABLE import_rows (
     import_id uuid    NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
     line      integer NOT NULL,
     doc       text    NOT NULL,          -- the row's product document (JSON)
+    sku       text,                      -- its SKU: the last row of a SKU is applied
     state     smallint NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)), -- pending, applied, failed
     error     jsonb,                     -- catalog.ImportRowError of a failed row
     PRIMARY KEY (import_id, line)
 );
 CREATE INDEX import_rows_pending ON import_rows (import_id, line) WHERE state = 0;
+CREATE INDEX import_rows_sku ON import_rows (import_id, sku, line) WHERE sku IS NOT NULL;
 CREATE INDEX import_rows_failed ON import_rows (import_id, line) WHERE state = 2;

@@ -21,9 +21,11 @@ CREATE TABLE import_rows (
     import_id TEXT    NOT NULL REFERENCES imports (id) ON DELETE CASCADE,
     line      INTEGER NOT NULL,
     doc       TEXT    NOT NULL,          -- the row's product document (JSON)
+    sku       TEXT,                      -- its SKU: the last row of a SKU is applied
     state     INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)), -- pending, applied, failed
     error     TEXT,                      -- catalog.ImportRowError of a failed row (JSON)
     PRIMARY KEY (import_id, line)
 ) STRICT;
 CREATE INDEX import_rows_pending ON import_rows (import_id, line) WHERE state = 0;
+CREATE INDEX import_rows_sku ON import_rows (import_id, sku, line) WHERE sku IS NOT NULL;
 CREATE INDEX import_rows_failed ON import_rows (import_id, line) WHERE state = 2;

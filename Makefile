@@ -35,12 +35,13 @@ vet:
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
 # and S3 (started by scripts/services, stopped afterwards); then the API
-# contract, held by Schemathesis against a live vitrine; then chaos and soak.
+# contract, held by Schemathesis against a live vitrine, and generated
+# Python and TypeScript clients driven through it; then chaos and soak.
 # scripts/gotest prints each package's result, failures and the figures the
 # tests log; the whole -v output is kept in out/test.log.
 test: test-deps vet validate-deploy
 	GO=$(GO) scripts/with-services scripts/gotest -count=1 -p 1 -tags integration -timeout 60m ./...
-	$(MAKE) test-contract test-chaos test-soak
+	$(MAKE) test-contract test-clients test-chaos test-soak
 
 # Chaos (cmd/vitrine/chaos_test.go, a few minutes, 10 at most): servers of
 # its own (own state directory and ports: the shared ones are never
@@ -63,6 +64,15 @@ test-soak: test-deps
 .PHONY: test-contract
 test-contract: test-deps
 	scripts/schemathesis
+
+# Clients generated from the document a live vitrine serves (scripts/clients,
+# under a minute): Python by openapi-python-client, TypeScript by
+# openapi-typescript with openapi-fetch, pinned and cached; one flow through
+# each, unedited, with an API key (clients/python/flow.py, clients/ts/flow.ts).
+# The generated code lands in out/clients/.
+.PHONY: test-clients
+test-clients: test-deps
+	scripts/clients
 
 # The Kubernetes manifests against the API schemas (kubernetes-validate,
 # pinned, in a cached virtualenv) and docker-compose.yml's structure.

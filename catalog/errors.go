@@ -26,6 +26,7 @@ const (
 	KindForbidden          Kind = "forbidden"           // the credential may not do this
 	KindTooManyRequests    Kind = "too_many_requests"   // this client is over a limit; retry later
 	KindUnprocessable      Kind = "unprocessable"       // well-formed, but cannot be done as asked
+	KindNotAcceptable      Kind = "not_acceptable"      // no representation the client accepts
 	KindInternal           Kind = "internal"
 )
 

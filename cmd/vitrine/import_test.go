@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -171,6 +173,10 @@ func testImport(t *testing.T, env map[string]string) {
 		t.Errorf("the same import fetched %d photos again", n-fetched)
 	}
 
+	// The export reads back in: NDJSON and CSV of the owner's products,
+	// imported again, change nothing.
+	testExportRoundTrip(t, app, 41, products)
+
 	// CSV: a BOM, quoted commas, quotes and a line break, CRLF and LF
 	// mixed; the record's line is where it starts.
 	csvFile := "\uFEFFsku,name,description,price,currency,user_id,image_1_url,image_1_alt\r\n" +
@@ -253,6 +259,59 @@ func TestImportOwners(t *testing.T) {
 	}
 	expectProblem(t, app.do("GET", r.Header.Get("Location"), nil, bearer(other)...), 404, "another owner's import")
 	expectProblem(t, app.do("GET", r.Header.Get("Location")+"/errors", nil, bearer(other)...), 404, "another owner's import errors")
+	// An export by an owner's key holds its products only.
+	lines := readNDJSON(t, app.do("GET", "/products/export", nil, bearer(own)...).Body)
+	if len(lines) != 1 || lines[0]["sku"] != "O-1" {
+		t.Errorf("the owner's export: %v", lines)
+	}
+	expectProblem(t, app.do("GET", "/products/export?user_id=8", nil, bearer(own)...), 403, "export another owner's products")
+}
+
+// testExportRoundTrip exports an owner's products as NDJSON and as CSV,
+// checks both against the products, and imports each back: nothing
+// changes.
+func testExportRoundTrip(t *testing.T, app *testApp, owner int, products map[string]map[string]any) {
+	t.Helper()
+	r := app.do("GET", fmt.Sprintf("/products/export?user_id=%d", owner), nil)
+	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("export: %d %q", r.Status, r.Header.Get("Content-Type"))
+	}
+	lines := readNDJSON(t, r.Body)
+	if len(lines) != len(products) {
+		t.Fatalf("export has %d products, want %d", len(lines), len(products))
+	}
+	for _, l := range lines {
+		p := products[l["sku"].(string)]
+		if p == nil || l["id"] != p["id"] || l["name"] != p["name"] || l["price"] != p["price"] ||
+			len(l["images"].([]any)) != len(p["images"].([]any)) {
+			t.Errorf("exported %v, product %v", l, p)
+		}
+	}
+	csvOut := app.do("GET", fmt.Sprintf("/products/export?user_id=%d", owner), nil, "Accept", "text/csv")
+	if csvOut.Status != http.StatusOK || !strings.HasPrefix(csvOut.Header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("CSV export: %d %q", csvOut.Status, csvOut.Header.Get("Content-Type"))
+	}
+	records, err := csv.NewReader(bytes.NewReader(csvOut.Body)).ReadAll()
+	if err != nil || len(records) != len(products)+1 || !slices.Contains(records[0], "image_2_url") {
+		t.Fatalf("CSV export: %v, %d records, header %v", err, len(records), records[0])
+	}
+	for _, again := range []struct{ ct, body string }{{"application/x-ndjson", string(r.Body)}, {"text/csv", string(csvOut.Body)}} {
+		r := app.postImport(again.ct, again.body)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("import the %s export: %d %s", again.ct, r.Status, r.Body)
+		}
+		if imp := app.waitImport(r.Header.Get("Location"), time.Minute); imp["rows"].(map[string]any)["failed"] != 0.0 {
+			t.Errorf("the %s export imported with errors: %v", again.ct, imp["errors"])
+		}
+		app.settle(time.Minute)
+		for sku, p := range app.productsBySKU(owner) {
+			if p["version"] != products[sku]["version"] {
+				t.Errorf("%s: version %v after importing its %s export, was %v", sku, p["version"], again.ct, products[sku]["version"])
+			}
+		}
+	}
+	expectProblem(t, app.do("GET", "/products/export", nil, "Accept", "image/png"), 406, "export as PNG")
+	expectProblem(t, app.do("GET", "/products/export?limit=5", nil), 400, "export with a limit")
 }
 
 // readNDJSON decodes the lines of an NDJSON body.

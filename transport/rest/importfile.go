@@ -147,8 +147,8 @@ func jsonObject(text []byte) error {
 }
 
 // csvColumns are the columns a CSV file may have, besides image_N_url and
-// image_N_alt (N from 1).
-var csvColumns = map[string]bool{"sku": true, "name": true, "description": true, "price": true, "currency": true, "user_id": true}
+// image_N_alt (N from 1); id (as an export writes it) is read and ignored.
+var csvColumns = map[string]bool{"id": true, "sku": true, "name": true, "description": true, "price": true, "currency": true, "user_id": true}
 
 var imageColumn = regexp.MustCompile(`^image_([1-9][0-9]{0,2})_(url|alt)$`)
 
@@ -218,7 +218,7 @@ func csvHeader(h []string) ([]string, error) {
 			return nil, fileError(1, "is not UTF-8")
 		}
 		if !csvColumns[c] && !imageColumn.MatchString(c) {
-			return nil, fileError(1, "unknown column %q; columns are sku, name, description, price, currency, user_id, image_N_url and image_N_alt (N from 1)", c)
+			return nil, fileError(1, "unknown column %q; columns are id (ignored), sku, name, description, price, currency, user_id, image_N_url and image_N_alt (N from 1)", c)
 		}
 		if seen[c] {
 			return nil, fileError(1, "the column %q is given twice", c)

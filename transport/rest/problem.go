@@ -40,6 +40,7 @@ var statusOf = map[catalog.Kind]int{
 	catalog.KindForbidden:          http.StatusForbidden,
 	catalog.KindTooManyRequests:    http.StatusTooManyRequests,
 	catalog.KindUnprocessable:      http.StatusUnprocessableEntity,
+	catalog.KindNotAcceptable:      http.StatusNotAcceptable,
 	catalog.KindInternal:           http.StatusInternalServerError,
 }
 

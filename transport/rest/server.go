@@ -311,6 +311,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.route("GET", "/openapi.json", open, s.openapi)
 	s.route("POST", "/products", writer, s.createProduct)
 	s.route("GET", "/products", reader, s.listProducts)
+	s.route("GET", "/products/export", reader, s.exportProducts)
 	s.route("GET", "/products/{id}", reader, s.getProduct)
 	s.route("PUT", "/products/{id}", writer, s.replaceProduct)
 	s.route("PATCH", "/products/{id}", writer, s.patchProduct)

@@ -50,6 +50,10 @@ func commands() []command {
 					"  --url URL        base URL of the running vitrine (default http://localhost:8080)\n" +
 					"  --key KEY        API key with the write scope (env VITRINE_API_KEY)\n\n" + sameAsServe()
 			}, reprocess},
+		{"import", "FILE [--url URL] [--key KEY] [--format ndjson|csv]", "import a catalog file (NDJSON or CSV) into a running vitrine", "Sends a catalog file to a running vitrine (POST /imports) and follows its rows as they are applied, with progress bars and a summary.",
+			func() string { return importUsage }, importFile},
+		{"export", "[--url URL] [--key KEY] [--format ndjson|csv] [--out FILE] [filters]", "export a running vitrine's products (NDJSON or CSV)", "Writes the products of a running vitrine (GET /products/export) as NDJSON or CSV, in the form vitrine import reads.",
+			func() string { return exportUsage }, exportProducts},
 		{"gc", "[--dry-run] [--grace 1h]", "sweep orphan files (those of no image) now", "Sweeps orphan files: files under products/ of the configured file store whose image does not exist in the configured database, older than the grace period.",
 			func() string { return gcUsage }, gc},
 		{"webhook-secret", "", "print a new webhook signing secret", "Prints a new random webhook signing secret, for VITRINE_WEBHOOK_SECRET (whsec_ and 32 random bytes in base64).",

@@ -89,7 +89,9 @@ func TestImportCLIInterrupted(t *testing.T) {
 	errOut := &watchedBuffer{seen: make(chan struct{}), want: "import accepted: "}
 	var out strings.Builder
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"import", file, "--url", app.base}, func(string) string { return "" }, &out, errOut) }()
+	go func() {
+		done <- run(ctx, []string{"import", file, "--url", app.base}, func(string) string { return "" }, &out, errOut)
+	}()
 	select {
 	case <-errOut.seen:
 	case <-time.After(time.Minute):

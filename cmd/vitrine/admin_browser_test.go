@@ -3,23 +3,30 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The admin page in a real Chromium (Debian's, installed by
@@ -350,4 +357,374 @@ func TestAdminPageInChromium(t *testing.T) {
 
 func validUUID(s string) bool {
 	return len(s) == 36 && strings.Count(s, "-") == 4
+}
+
+// The gallery of a product on the admin page: five photos set up through
+// the API (three ready, a JPEG cut in half that failed for good, and an
+// import of a URL that answered 503, which failed but may be retried),
+// then, in Chromium: the primary-photo badge, Retry only where retrying
+// can help (and the retry itself), alt text saved and refused, a photo
+// dragged with the mouse and moved with the keyboard (the badge following
+// the order), a removal kept and one confirmed, and a removal refused with
+// 412 because the photos changed while the page was not told. Each result
+// is checked in the page and through the API. Screenshots go to
+// out/admin-e2e/gallery-*.png.
+func TestAdminGalleryInChromium(t *testing.T) {
+	photo, err := os.ReadFile(filepath.Join(corpusDir(t), e2ePhotos[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var healed atomic.Bool // the import's server answers 503 until then
+	fixture := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healed.Load() {
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(photo)
+	}))
+	defer fixture.Close()
+	// One attempt per job: the import meeting a 503 fails at once, as
+	// retryable.
+	app := startApp(t, t.TempDir(), productionEnv("VITRINE_FETCH_ALLOW", "127.0.0.1", "VITRINE_JOB_MAX_ATTEMPTS", "1"))
+	_, key := app.makeKey("admin", 0)
+	auth := bearer(key)
+	base := "http://" + strings.Replace(app.Addr(), "127.0.0.1", "localhost", 1)
+	dir := screenshotDir(t)
+
+	r := app.doJSON("POST", "/products", `{"name":"Reading chair","price":"249","user_id":7}`, auth...)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	id := r.json(t)["id"].(string)
+	upload := func(data []byte) string {
+		t.Helper()
+		r := app.do("POST", "/products/"+id+"/images", bytes.NewReader(data), append([]string{"Content-Type", "image/jpeg"}, auth...)...)
+		if r.Status != http.StatusAccepted {
+			t.Fatalf("upload: %d %s", r.Status, r.Body)
+		}
+		return r.json(t)["id"].(string)
+	}
+	var ids []string
+	for _, f := range e2ePhotos {
+		data, err := os.ReadFile(filepath.Join(corpusDir(t), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, upload(data))
+	}
+	a, b, c := ids[0], ids[1], ids[2]
+	hopper, err := os.ReadFile(filepath.Join(corpusDir(t), "gray_hopper.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := upload(hopper[:len(hopper)/2])
+	r = app.doJSON("POST", "/products/"+id+"/images", fmt.Sprintf(`{"url":%q}`, fixture.URL+"/chair.jpg"), auth...)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("import: %d %s", r.Status, r.Body)
+	}
+	flaky := r.json(t)["id"].(string)
+	for _, img := range []string{a, b, c} {
+		if got := app.waitImage("/products/"+id+"/images/"+img, 2*time.Minute); got["status"] != "ready" {
+			t.Fatalf("photo %s: %v", img, got)
+		}
+	}
+	for img, want := range map[string]struct {
+		code      string
+		retryable bool
+	}{cut: {"corrupt_image", false}, flaky: {"fetch_failed", true}} {
+		got := app.waitImage("/products/"+id+"/images/"+img, 2*time.Minute)
+		if e, _ := got["error"].(map[string]any); got["status"] != "failed" || e["code"] != want.code || e["retryable"] != want.retryable {
+			t.Fatalf("image %s: %v, want failed with %s, retryable %v", img, got, want.code, want.retryable)
+		}
+	}
+
+	tab, tabLog := browser(t)
+
+	// orderIs checks the gallery's order in the page and, once the page's
+	// request is done, through the API, and which photo is primary in both.
+	orderIs := func(what string, want []string, primary string) {
+		t.Helper()
+		if got := eval[[]string](t, tab, `[...document.querySelectorAll("#cards li.card")].map(li => li.dataset.imageId || "")`); !slices.Equal(got, want) {
+			t.Errorf("%s: the page shows %v, want %v", what, got, want)
+		}
+		badges := eval[[]string](t, tab, `[...document.querySelectorAll("#cards .badge")].filter(b => !b.hidden).map(b => b.closest("li").dataset.imageId)`)
+		if !slices.Equal(badges, []string{primary}) {
+			t.Errorf("%s: primary badges on %v, want on %s only", what, badges, primary)
+		}
+		var got []string
+		var doc map[string]any
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			doc = app.do("GET", "/products/"+id, nil).json(t)
+			got = got[:0]
+			for _, img := range doc["images"].([]any) {
+				got = append(got, img.(map[string]any)["id"].(string))
+			}
+			if slices.Equal(got, want) || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the API has the order %v, want %v", what, got, want)
+		}
+		if p, _ := doc["primary_image"].(map[string]any); p["id"] != primary {
+			t.Errorf("%s: the API's primary_image is %v, want %s", what, p["id"], primary)
+		}
+	}
+	card := func(img string) string { return `#cards li[data-image-id="` + img + `"]` }
+	js := func(img, expr string) string { // expr about the card's element li
+		return fmt.Sprintf(`(li => %s)(document.querySelector(%q))`, expr, card(img))
+	}
+
+	step(t, tab, dir, "gallery-01-loaded",
+		chromedp.Navigate(base+"/admin/"),
+		signIn(key),
+		chromedp.Navigate(base+"/admin/#/products/"+id),
+		until(`document.querySelectorAll("#cards li.card").length === 5`),
+		until(`[...document.querySelectorAll("#cards li.card img")].filter(i => i.classList.contains("loaded") && i.naturalWidth > 0).length === 3`),
+	)
+	orderIs("as uploaded", []string{a, b, c, cut, flaky}, a)
+	tabLog.check(t, "load")
+
+	// Retry only where retrying can mend the failure; the reason shown.
+	if eval[bool](t, tab, js(cut, `li.querySelector("button.retry").hidden`)) != true {
+		t.Error("the photo that failed for good (corrupt_image, not retryable) offers Retry")
+	}
+	if reason := eval[string](t, tab, js(cut, `li.querySelector(".reason").textContent`)); !strings.Contains(reason, "corrupt_image") {
+		t.Errorf("the failed photo's reason reads %q", reason)
+	}
+	if eval[bool](t, tab, js(flaky, `!li.querySelector("button.retry").hidden && li.dataset.state === "failed"`)) != true {
+		t.Error("the photo whose import met a 503 (retryable) offers no Retry")
+	}
+	for _, img := range []string{a, b, c} {
+		if eval[bool](t, tab, js(img, `li.querySelector("button.retry").hidden`)) != true {
+			t.Errorf("the ready photo %s offers Retry", img)
+		}
+	}
+	// The page's rules, as units: Retry only for a retryable failure (the
+	// case above, and one the server makes only when its storage or a
+	// fetch fails), the primary photo the first that has variants, a move,
+	// and a move carried onto a gallery changed meanwhile.
+	units, err := chromedp.Run(tab, chromedp.Evaluate[map[string]any](`import(new URL("assets/app.js", location.href)).then(m => ({
+		retry: [m.canRetry({status: "failed", error: {code: "storage_unavailable", detail: "", retryable: true}}),
+			m.canRetry({status: "failed", error: {code: "corrupt_image", detail: "", retryable: false}}),
+			m.canRetry({status: "failed"}),
+			m.canRetry({status: "ready", error: null})].join(),
+		primary: String(m.primaryOf(["x", "y", "z"], new Map([["x", {variants: []}], ["y", {variants: [{}]}], ["z", {variants: [{}]}]]))),
+		moved: m.moved(["a", "b", "c"], "c", 0).join(),
+		rebased: m.rebased(["b", "a", "c"], ["a", "b", "d"]).join(),
+	}))`, chromedp.EvalAwaitPromise))
+	want := map[string]any{"retry": "true,false,false,false", "primary": "y", "moved": "c,a,b", "rebased": "b,a,d"}
+	if err != nil || fmt.Sprint(units) != fmt.Sprint(want) {
+		t.Errorf("the page's rules: %v (%v), want %v", units, err, want)
+	}
+
+	// Alt text: saved with Enter; a refused one shows the server's reason
+	// beside its field.
+	altOf := func(img string) string { return card(img) + " .alt input" }
+	step(t, tab, dir, "gallery-02-alt",
+		chromedp.Click(chromedp.CSS(altOf(a))),
+		chromedp.SendKeys(chromedp.CSS(altOf(a)), "Oak armchair, front view"),
+		chromedp.KeyEvent(kb.Enter),
+		until(`document.querySelector("#status").textContent.includes("saved")`),
+		chromedp.Click(chromedp.CSS(altOf(b))),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error { // pasted
+			_, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: strings.Repeat("x", 1001)})
+			return err
+		}),
+		chromedp.KeyEvent(kb.Tab),
+		until(js(b, `li.querySelector(".alt .error").textContent !== ""`)),
+	)
+	if alt := app.do("GET", "/products/"+id+"/images/"+a, nil).json(t)["alt"]; alt != "Oak armchair, front view" {
+		t.Errorf("the saved alt text is %q in the API", alt)
+	}
+	refused := eval[struct {
+		Text, Invalid string
+		Described     bool
+	}](t, tab, js(b, `({Text: li.querySelector(".alt .error").textContent, Invalid: li.querySelector(".alt input").getAttribute("aria-invalid"),
+		Described: li.querySelector(".alt input").getAttribute("aria-describedby").split(" ").includes(li.querySelector(".alt .error").id)})`))
+	if !strings.Contains(refused.Text, "at most 1000 characters") || refused.Invalid != "true" || !refused.Described {
+		t.Errorf("the refused alt text: %+v, want the server's reason, aria-invalid and aria-describedby", refused)
+	}
+	if alt := app.do("GET", "/products/"+id+"/images/"+b, nil).json(t)["alt"]; alt != "" {
+		t.Errorf("a refused alt text is %q in the API", alt)
+	}
+	step(t, tab, dir, "gallery-03-alt-fixed",
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = ""`, altOf(b))),
+		chromedp.Click(chromedp.CSS(altOf(b))),
+		chromedp.SendKeys(chromedp.CSS(altOf(b)), "Oak armchair, side view"),
+		chromedp.KeyEvent(kb.Enter),
+		until(js(b, `li.querySelector(".alt .error").textContent === "" && !li.querySelector(".alt input").hasAttribute("aria-invalid")`)),
+	)
+	if alt := app.do("GET", "/products/"+id+"/images/"+b, nil).json(t)["alt"]; alt != "Oak armchair, side view" {
+		t.Errorf("the corrected alt text is %q in the API", alt)
+	}
+	tabLog.check(t, "alt text")
+
+	// Retry the import, now that its server answers.
+	healed.Store(true)
+	step(t, tab, dir, "gallery-04-retried",
+		chromedp.Click(chromedp.CSS(card(flaky)+" button.retry")),
+		until(js(flaky, `li.dataset.state === "ready" && li.querySelector("button.retry").hidden && li.querySelector("img.loaded") !== null`)),
+	)
+	if got := app.do("GET", "/products/"+id+"/images/"+flaky, nil).json(t); got["status"] != "ready" {
+		t.Errorf("after Retry the import is %v", got["status"])
+	}
+	tabLog.check(t, "retry")
+
+	// The mouse: drag the third photo onto the first one's place; it
+	// becomes the primary photo.
+	step(t, tab, dir, "gallery-05-dragged",
+		chromedp.DragAndDrop(chromedp.CSS(card(c)+" .handle"), chromedp.CSS(card(a)+" .handle")),
+		until(js(c, `li.dataset.position === "0"`)),
+	)
+	orderIs("after the drag", []string{c, a, b, cut, flaky}, c)
+
+	// The keyboard: Alt+→ on the focused photo moves it later, the focus
+	// stays on it, and the move is announced.
+	step(t, tab, dir, "gallery-06-keyboard",
+		chromedp.Focus(chromedp.CSS(card(c))),
+		chromedp.KeyEvent(kb.ArrowRight, chromedp.KeyModifiers(chromedp.ModifierAlt)),
+		until(js(c, `li.dataset.position === "1"`)),
+	)
+	orderIs("after Alt+→", []string{a, c, b, cut, flaky}, a)
+	if got := eval[string](t, tab, `document.activeElement.dataset.imageId || document.activeElement.tagName`); got != c {
+		t.Errorf("after Alt+→ the focus is on %s, want the moved photo %s", got, c)
+	}
+	if s := eval[string](t, tab, `document.querySelector("#status").textContent`); !strings.Contains(s, "moved to position 2 of 5") || !strings.Contains(s, "is the primary photo now") {
+		t.Errorf("after Alt+→ the page announces %q", s)
+	}
+	// The failed photo moved first with Alt+← three times: the primary
+	// photo is still the first that has variants.
+	step(t, tab, dir, "gallery-07-failed-first",
+		chromedp.Focus(chromedp.CSS(card(cut))),
+		chromedp.KeyEvent(kb.ArrowLeft+kb.ArrowLeft+kb.ArrowLeft, chromedp.KeyModifiers(chromedp.ModifierAlt)),
+		until(js(cut, `li.dataset.position === "0"`)),
+	)
+	orderIs("after Alt+← ×3", []string{cut, a, c, b, flaky}, a)
+	if h := eval[string](t, tab, `location.hash`); h != "#/products/"+id {
+		t.Errorf("after the keyboard moves the page is at %q", h)
+	}
+	tabLog.check(t, "reorder")
+
+	// Remove: the dialog asks first, with the focus on "Keep it"; keeping
+	// removes nothing.
+	step(t, tab, dir, "gallery-08-remove-asked",
+		chromedp.Click(chromedp.CSS(card(b)+" button.remove")),
+		until(`document.querySelector("#remove-dialog").open`),
+	)
+	if f := eval[string](t, tab, `document.activeElement.id`); f != "remove-no" {
+		t.Errorf("the removal dialog opens with the focus on %q, want remove-no", f)
+	}
+	step(t, tab, dir, "gallery-09-remove-kept",
+		chromedp.Click(chromedp.ID("remove-no")),
+		until(`!document.querySelector("#remove-dialog").open`),
+	)
+	if eval[bool](t, tab, js(b, `li !== null && document.activeElement === li.querySelector("button.remove")`)) != true {
+		t.Error("after Keep it the photo is gone or its Remove button lost the focus")
+	}
+	orderIs("after Keep it", []string{cut, a, c, b, flaky}, a)
+	step(t, tab, dir, "gallery-10-removed",
+		chromedp.Click(chromedp.CSS(card(b)+" button.remove")),
+		until(`document.querySelector("#remove-dialog").open`),
+		chromedp.Click(chromedp.ID("remove-yes")),
+		until(`document.querySelector(`+strconv.Quote(card(b))+`) === null && document.querySelector("#status").textContent.endsWith("removed.")`),
+	)
+	if r := app.do("GET", "/products/"+id+"/images/"+b, nil); r.Status != http.StatusNotFound {
+		t.Errorf("the removed photo: GET answers %d", r.Status)
+	}
+	orderIs("after the removal", []string{cut, a, c, flaky}, a)
+	tabLog.check(t, "remove")
+
+	// Changes made elsewhere show without a reload, from the product's
+	// events: image.updated (alt text), image.reordered, image.deleted.
+	api := func(method, path, body, contentType string) {
+		t.Helper()
+		r := app.do(method, "/products/"+id+path, strings.NewReader(body), append([]string{"Content-Type", contentType}, auth...)...)
+		if r.Status/100 != 2 {
+			t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
+		}
+	}
+	chromedp.Run(tab, chromedp.Evaluate[chromedp.Void](`window.__noReload = true`))
+	api("PATCH", "/images/"+c, `{"alt":"Oak armchair, back view"}`, "application/merge-patch+json")
+	api("PUT", "/images/order", fmt.Sprintf(`{"image_ids":[%q,%q,%q,%q]}`, a, cut, c, flaky), "application/json")
+	api("DELETE", "/images/"+cut, "", "application/json")
+	step(t, tab, dir, "gallery-11-live",
+		until(js(c, `li.querySelector(".alt input").value === "Oak armchair, back view"`)),
+		until(`document.querySelector(`+strconv.Quote(card(cut))+`) === null`),
+	)
+	orderIs("after changes through the API", []string{a, c, flaky}, a)
+	if !eval[bool](t, tab, `window.__noReload === true`) {
+		t.Error("the page reloaded to show changes made elsewhere")
+	}
+	tabLog.check(t, "live")
+
+	// A stale page: its events blocked, the photos changed through the
+	// API, a removal (asked with the Delete key) is refused with 412; the
+	// page reloads the photos and says so. Then it removes it.
+	block := func(patterns ...string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+				return err
+			}
+			var bp []*network.BlockPattern
+			for _, p := range patterns {
+				bp = append(bp, &network.BlockPattern{URLPattern: p, Block: true})
+			}
+			_, err := cdp.Call(ctx, tg, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: bp})
+			return err
+		})
+	}
+	step(t, tab, dir, "gallery-12-no-events",
+		block("*://*:*/products/*/events"),
+		chromedp.Reload(),
+		until(`document.querySelectorAll("#cards li.card").length === 3`),
+	)
+	api("PATCH", "/images/"+a, `{"alt":"Changed in another tab"}`, "application/merge-patch+json")
+	step(t, tab, dir, "gallery-13-conflict",
+		chromedp.Focus(chromedp.CSS(card(flaky))),
+		chromedp.KeyEvent(kb.Delete),
+		until(`document.querySelector("#remove-dialog").open`),
+		chromedp.Click(chromedp.ID("remove-yes")),
+		until(`document.querySelector("#gallery-error").textContent.includes("was not removed")`),
+		until(js(a, `li.querySelector(".alt input").value === "Changed in another tab"`)),
+	)
+	if r := app.do("GET", "/products/"+id+"/images/"+flaky, nil); r.Status != http.StatusOK {
+		t.Errorf("a removal refused with 412 removed the photo: GET answers %d", r.Status)
+	}
+	// A move and an alt text refused with 412 because of a change that
+	// does not touch them (another photo's alt text) are sent again, on the
+	// gallery as it is now, without bothering the user.
+	api("PATCH", "/images/"+a, `{"alt":"Changed again"}`, "application/merge-patch+json")
+	step(t, tab, dir, "gallery-14-moved-on-stale",
+		chromedp.Focus(chromedp.CSS(card(c))),
+		chromedp.KeyEvent(kb.ArrowLeft, chromedp.KeyModifiers(chromedp.ModifierAlt)),
+		until(js(a, `li.querySelector(".alt input").value === "Changed again"`)),
+	)
+	orderIs("after a move on a stale page", []string{c, a, flaky}, c)
+	api("PATCH", "/images/"+a, `{"alt":"Changed a third time"}`, "application/merge-patch+json")
+	step(t, tab, dir, "gallery-15-alt-on-stale",
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = ""`, altOf(c))),
+		chromedp.Click(chromedp.CSS(altOf(c))),
+		chromedp.SendKeys(chromedp.CSS(altOf(c)), "Oak armchair, seen from the left"),
+		chromedp.KeyEvent(kb.Enter),
+		until(js(a, `li.querySelector(".alt input").value === "Changed a third time"`)),
+		until(`document.querySelector("#status").textContent.endsWith("saved.")`),
+	)
+	if alt := app.do("GET", "/products/"+id+"/images/"+c, nil).json(t)["alt"]; alt != "Oak armchair, seen from the left" {
+		t.Errorf("the alt text saved on a stale page is %q in the API", alt)
+	}
+	if e := eval[string](t, tab, `document.querySelector("#gallery-error").textContent + `+strconv.Quote(" ")+` + [...document.querySelectorAll("#cards .alt .error")].map(p => p.textContent).join("")`); strings.TrimSpace(e) != "" {
+		t.Errorf("a change refused with 412 and sent again still shows %q", e)
+	}
+	step(t, tab, dir, "gallery-16-removed-again",
+		chromedp.Click(chromedp.CSS(card(flaky)+" button.remove")),
+		until(`document.querySelector("#remove-dialog").open`),
+		chromedp.Click(chromedp.ID("remove-yes")),
+		until(`document.querySelector(`+strconv.Quote(card(flaky))+`) === null && document.querySelector("#status").textContent.endsWith("removed.")`),
+		block(),
+	)
+	orderIs("after the second removal", []string{c, a}, c)
+	tabLog.check(t, "conflict")
 }

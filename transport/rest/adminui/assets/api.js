@@ -29,11 +29,13 @@ export class ApiError extends Error {
 }
 
 // call sends a request and returns {status, etag, body}; non-2xx throws.
-export async function call(method, path, { json, headers = {}, signal } = {}) {
+// json is sent as contentType (application/json unless said otherwise,
+// e.g. application/merge-patch+json for a merge patch).
+export async function call(method, path, { json, contentType = "application/json", headers = {}, signal } = {}) {
   const init = { method, headers: authHeaders(headers), signal, cache: "no-store" };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
-    init.headers["Content-Type"] = "application/json";
+    init.headers["Content-Type"] = contentType;
   }
   const res = await fetch(path, init);
   const etag = res.headers.get("ETag");

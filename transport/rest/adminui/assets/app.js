@@ -155,7 +155,7 @@ async function renderProducts() {
 }
 
 function productRow(p) {
-  const first = p.images.find((i) => i.status === "ready") || p.images[0];
+  const first = p.primary_image || p.images[0];
   const ready = p.images.filter((i) => i.status === "ready").length;
   return el("tr", {},
     el("td", {}, thumbnail(first, "thumb", "")),
@@ -178,7 +178,17 @@ $("page-first").addEventListener("click", () => { list.cursor = ""; renderProduc
 
 // ---------- the editor: create, edit, photos, live status ----------
 
-const ed = { id: null, version: 0, dirty: false, saving: false, queued: [], stream: null, cards: new Map(), unclaimed: new Map(), uploading: 0 };
+// ed is the product being edited. version is the one its form is based
+// on (a save sends it as If-Match); seen is the latest one the photos on
+// the page show (their changes send it as If-Match), which the product's
+// events and the answers to the page's own changes keep current. order
+// lists the shown images' ids in gallery order; ops runs the gallery's
+// requests one after another, so each sends the ETag the one before left.
+const ed = {
+  id: null, version: 0, seen: 0, dirty: false, saving: false, queued: [], stream: null,
+  cards: new Map(), unclaimed: new Map(), uploading: 0, order: [],
+  ops: Promise.resolve(), gen: 0, refreshQueued: false, orderQueued: false, orderBase: null, dragging: null,
+};
 
 function stopEditor() {
   if (ed.stream) ed.stream.stop();
@@ -233,6 +243,7 @@ for (const f of fields) inputOf(f).addEventListener("input", () => { ed.dirty = 
 
 const versionOf = (etag) => Number(String(etag).replace(/"/g, "").split(".").pop());
 const ifMatch = () => `"${ed.id}.${ed.version}"`;
+const galleryMatch = () => `"${ed.id}.${ed.seen}"`;
 
 async function renderEditor(id) {
   stopEditor();
@@ -240,8 +251,11 @@ async function renderEditor(id) {
   show("editor");
   $("conflict").hidden = true;
   $("confirm-delete").hidden = true;
-  ed.id = id; ed.version = 0; ed.queued = []; ed.cards = new Map(); ed.unclaimed = new Map(); ed.uploading = 0;
+  if ($("remove-dialog").open) $("remove-dialog").close();
+  ed.id = id; ed.version = 0; ed.seen = 0; ed.queued = []; ed.cards = new Map(); ed.unclaimed = new Map(); ed.uploading = 0;
+  ed.order = []; ed.ops = Promise.resolve(); ed.gen++; ed.refreshQueued = false; ed.orderQueued = false; ed.orderBase = null; ed.dragging = null;
   $("cards").replaceChildren();
+  galleryAlert("");
   $("images").hidden = !id;
   $("delete").hidden = !id;
   $("editor-title").textContent = id ? "Edit product" : "New product";
@@ -266,35 +280,49 @@ async function renderEditor(id) {
 async function loadProduct() {
   const { body, etag } = await call("GET", `/products/${ed.id}`);
   ed.version = versionOf(etag);
+  ed.seen = ed.version;
   fillForm(body);
   $("editor-title").textContent = "Edit " + body.name;
-  for (const img of body.images) cardFor(img.id).update(img);
-  for (const id of [...ed.cards.keys()]) {
-    if (!body.images.some((i) => i.id === id) && ed.cards.get(id).imageId) ed.cards.get(id).remove();
-  }
+  applyGallery(body.images);
 }
+
+// An image event that only changes one image's status.
+const statusEvents = new Set(["image.pending", "image.processing", "image.ready", "image.failed"]);
 
 function onEvent(ev) {
   const seq = Number(ev.id);
   if (ev.type === "stream.reset") {
     if (!ed.dirty) loadProduct().catch(() => {});
+    else scheduleRefresh();
     return;
   }
   if (ev.type.startsWith("image.")) {
-    const img = ev.data && ev.data.data;
-    if (img && !ed.cards.has(img.id) && ed.uploading > 0) {
-      // Likely one of our uploads, whose answer has not arrived yet: its
-      // card takes it then.
-      ed.unclaimed.set(img.id, img);
-    } else if (img) {
-      cardFor(img.id).update(img);
-    }
     // An image's change is a new version of the product, not a change of
     // its fields: the form stays current.
     if (ed.version === seq - 1) ed.version = seq;
+    if (seq <= ed.seen) return; // shown already: the page's own change, or in the last load
+    const img = ev.data && ev.data.data;
+    if (statusEvents.has(ev.type) && img && img.id) {
+      if (!ed.cards.has(img.id) && ed.uploading > 0) {
+        // Likely one of our uploads, whose answer has not arrived yet: its
+        // card takes it then.
+        ed.unclaimed.set(img.id, img);
+      } else {
+        cardFor(img.id).update(img);
+        renderOrder();
+      }
+      if (seq === ed.seen + 1) ed.seen = seq;
+      else scheduleRefresh(); // an event was missed: the gallery as it is now
+    } else {
+      // image.deleted, image.updated (alt text, or a move that shifts the
+      // others), image.reordered: the gallery as it is now.
+      scheduleRefresh();
+    }
     return;
   }
   if (ev.type === "product.updated") {
+    if (seq === ed.seen + 1) ed.seen = seq; // the photos did not change
+    else if (seq > ed.seen) scheduleRefresh();
     if (ed.saving) { ed.queued.push(ev); return; }
     if (seq <= ed.version) return; // ours, or older
     if (!ed.dirty) {
@@ -325,7 +353,9 @@ $("product-form").addEventListener("submit", async (e) => {
       return;
     }
     const { body, etag } = await call("PUT", `/products/${ed.id}`, { json: formDocument(), headers: { "If-Match": ifMatch() } });
+    const before = ed.version;
     ed.version = versionOf(etag);
+    if (ed.seen === before) ed.seen = ed.version; // the photos did not change
     ed.dirty = false;
     $("editor-title").textContent = "Edit " + body.name;
     say("Saved.");
@@ -369,29 +399,334 @@ $("confirm-yes").addEventListener("click", async () => {
   }
 });
 
-// A card is one photo: an upload under way, then its image's status.
+// ---------- the gallery: order, primary photo, alt text, removal, retry ----------
+
+// canRetry says whether a photo offers Retry: only a failure that
+// processing again may mend (error.retryable); the server refuses the
+// others (409 not_retryable).
+export function canRetry(img) {
+  return !!img && img.status === "failed" && !!img.error && img.error.retryable === true;
+}
+
+// uploadRetryable says whether an upload that failed with an HTTP status
+// (0: the server was not reached) may succeed when sent again.
+export function uploadRetryable(status) {
+  return status === 0 || status === 408 || status === 429 || status >= 500;
+}
+
+// primaryOf is the id of the primary photo, as the server's primary_image:
+// the first image in gallery order that has variants to serve; null when
+// none has. images maps ids to images.
+export function primaryOf(order, images) {
+  for (const id of order) {
+    const img = images.get(id);
+    if (img && img.variants && img.variants.length > 0) return id;
+  }
+  return null;
+}
+
+// moved is order with id moved to index to (clamped to the ends).
+export function moved(order, id, to) {
+  const out = order.filter((x) => x !== id);
+  if (out.length === order.length) return order.slice();
+  out.splice(Math.max(0, Math.min(to, out.length)), 0, id);
+  return out;
+}
+
+// rebased is the order want carried onto the gallery's current ids:
+// want's ids still there, in want's order, then the new ones in theirs.
+export function rebased(want, current) {
+  return want.filter((id) => current.includes(id)).concat(current.filter((id) => !want.includes(id)));
+}
+
+const sameOrder = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+// common is a's ids that b has too, in a's order.
+const common = (a, b) => a.filter((id) => b.includes(id));
+
+function galleryAlert(text) {
+  $("gallery-error").textContent = text;
+}
+
+// enqueue runs fn after the gallery's other requests; one for a product
+// left meanwhile is skipped.
+function enqueue(fn) {
+  const gen = ed.gen;
+  ed.ops = ed.ops.then(() => (gen === ed.gen ? fn() : undefined)).catch((e) => {
+    if (gen === ed.gen) galleryAlert("Could not update the photos: " + e.message);
+  });
+  return ed.ops;
+}
+
+// ourChange records the ETag of a change the page made with If-Match:
+// its version follows the one sent, with nothing else between.
+function ourChange(before, etag) {
+  const v = versionOf(etag);
+  if (!etag || Number.isNaN(v)) {
+    scheduleRefresh();
+    return;
+  }
+  if (ed.version === before) ed.version = v; // the form's fields did not change
+  ed.seen = Math.max(ed.seen, v);
+}
+
+// scheduleRefresh reloads the gallery soon (once for a burst of events).
+function scheduleRefresh() {
+  if (ed.refreshQueued || !ed.id) return;
+  ed.refreshQueued = true;
+  const gen = ed.gen;
+  setTimeout(() => {
+    if (gen !== ed.gen) return;
+    enqueue(async () => {
+      ed.refreshQueued = false;
+      await reloadGallery();
+    });
+  }, 100);
+}
+
+// reloadGallery shows the product's images as the server has them now
+// (the form is left as it is), and returns their order on the server
+// (null when it did not load them). Run it from the queue.
+async function reloadGallery() {
+  const id = ed.id;
+  const { body, etag } = await call("GET", `/products/${id}`);
+  if (ed.id !== id) return null;
+  const v = versionOf(etag);
+  if (v < ed.seen) { // older than what is shown (another node lagging)
+    scheduleRefresh();
+    return null;
+  }
+  ed.seen = v;
+  return applyGallery(body.images);
+}
+
+// applyGallery shows images, a product's whole gallery in order, and
+// returns that order. Moves not saved yet are kept, carried onto it,
+// unless the photos were reordered elsewhere meanwhile.
+function applyGallery(images) {
+  const ids = images.map((i) => i.id);
+  for (const img of images) {
+    if (!ed.cards.has(img.id) && ed.uploading > 0) {
+      ed.unclaimed.set(img.id, img); // maybe an upload under way: its card takes it
+      continue;
+    }
+    cardFor(img.id).update(img);
+  }
+  for (const [id, c] of [...ed.cards]) {
+    if (!ids.includes(id)) c.remove();
+  }
+  const server = ids.filter((id) => ed.cards.has(id));
+  let order = server;
+  if (ed.orderBase !== null) {
+    if (sameOrder(common(server, ed.orderBase), common(ed.orderBase, server))) {
+      order = rebased(ed.order, server);
+      ed.orderBase = server;
+    } else {
+      ed.orderBase = null;
+      galleryAlert(reorderedElsewhere);
+    }
+  }
+  ed.order = order;
+  renderOrder();
+  return server;
+}
+
+const reorderedElsewhere = "The photos were reordered elsewhere (in another tab, or by someone else) while you moved them. " +
+  "This is their order now: move them again if you still want to.";
+
+// renderOrder puts the cards in gallery order (uploads not yet known
+// after them), numbers them and badges the primary photo. The focused
+// element keeps the focus.
+function renderOrder() {
+  const list = $("cards");
+  const active = document.activeElement;
+  const images = new Map([...ed.cards].map(([id, c]) => [id, c.img]));
+  const primary = primaryOf(ed.order, images);
+  let prev = null;
+  ed.order.forEach((id, i) => {
+    const c = ed.cards.get(id);
+    if (!c) return;
+    const want = prev ? prev.nextSibling : list.firstChild;
+    if (c.li !== want) list.insertBefore(c.li, want);
+    prev = c.li;
+    c.place(i, ed.order.length, id === primary);
+  });
+  if (active && active !== document.activeElement && list.contains(active)) active.focus();
+}
+
+const primaryCard = () => [...ed.cards.values()].find((c) => c.primary) || null;
+
+// moveCard moves a photo to index to, shows it at once and saves the
+// whole order.
+function moveCard(card, to) {
+  const from = ed.order.indexOf(card.imageId);
+  if (from < 0) return;
+  to = Math.max(0, Math.min(to, ed.order.length - 1));
+  if (to === from) {
+    say(`${card.label()} is already the ${to === 0 ? "first" : "last"} photo.`);
+    return;
+  }
+  const base = ed.order.slice();
+  const wasPrimary = primaryCard();
+  ed.order = moved(ed.order, card.imageId, to);
+  renderOrder();
+  galleryAlert("");
+  const primary = primaryCard();
+  let news = `${card.label()} moved to position ${to + 1} of ${ed.order.length}.`;
+  if (primary && primary !== wasPrimary) news += primary === card ? " It is the primary photo now." : ` ${primary.label()} is the primary photo now.`;
+  say(news);
+  saveOrder(base);
+}
+
+// saveOrder sends the shown order once the requests before it are done
+// (moves made meanwhile go in the same request). base is the order before
+// the first move not saved yet.
+function saveOrder(base) {
+  if (ed.orderBase === null) ed.orderBase = base;
+  if (ed.orderQueued) return;
+  ed.orderQueued = true;
+  enqueue(async () => {
+    ed.orderQueued = false;
+    const from = ed.orderBase;
+    ed.orderBase = null;
+    const want = ed.order.slice();
+    if (from !== null && !sameOrder(want, from)) await putOrder(want, from);
+  });
+}
+
+// putOrder saves want, a gallery order made from base. When the product
+// changed meanwhile (412) but nobody else reordered its photos (new
+// uploads, statuses, alt texts), the order is carried onto the current
+// gallery and sent once more; otherwise the current order is shown and
+// the user told.
+async function putOrder(want, base) {
+  for (let attempt = 0; ; attempt++) {
+    const before = ed.seen;
+    try {
+      const { body, etag } = await call("PUT", `/products/${ed.id}/images/order`,
+        { json: { image_ids: want }, headers: { "If-Match": galleryMatch() } });
+      ourChange(before, etag);
+      if (sameOrder(ed.order, want)) applyGallery(body.images);
+      return;
+    } catch (err) {
+      const stale = err instanceof ApiError && (err.status === 412 || err.status === 422);
+      if (!stale) {
+        await reloadGallery().catch(() => {});
+        galleryAlert("The new order was not saved: " + err.message);
+        return;
+      }
+      const server = await reloadGallery();
+      if (ed.orderBase !== null) return; // newer moves are waiting: they go on the gallery as it is now
+      if (server === null || attempt > 0 || !sameOrder(common(server, base), common(base, server))) {
+        galleryAlert(reorderedElsewhere);
+        return;
+      }
+      want = rebased(want, server);
+      base = server;
+      ed.order = want.slice();
+      renderOrder();
+    }
+  }
+}
+
+// A card is one photo: an upload under way, then its image: its status,
+// alt text, place in the gallery, and the means to move, retry or remove it.
+let cardSeq = 0;
+const dragType = "application/x-vitrine-image";
+
 class Card {
   constructor(key, label) {
-    this.key = key;
+    const n = ++cardSeq;
     this.imageId = null;
+    this.img = null;
     this.file = null;
+    this.primary = false;
+    this.savedAlt = ""; // the alt text as the server has it
+    this.altEdited = false; // the field holds text typed and not saved yet,
+    this.altBase = ""; // typed over this alt text
+    this.sendingAlt = null;
     this.state = el("span", { class: "state" });
     this.reason = el("p", { class: "reason" });
+    this.hint = el("p", { class: "help hint", hidden: true }, "Retrying cannot mend this file: remove it and upload another.");
     this.progress = el("progress", { max: "1", value: "0", "aria-label": "Upload of " + label });
-    this.retry = el("button", { type: "button", class: "secondary", hidden: true, onclick: () => this.onRetry() }, "Retry");
+    this.retry = el("button", { type: "button", class: "secondary retry", hidden: true, onclick: () => this.onRetry() }, "Retry");
     this.thumbBox = el("div", { class: "thumb" });
+    this.badge = el("span", { class: "badge", hidden: true }, "Primary photo");
+    this.handle = el("div", { class: "handle", title: "Drag to reorder" }, this.thumbBox, this.badge);
     this.name = el("p", { class: "name" }, label);
-    this.li = el("li", { class: "card" }, this.thumbBox, this.name, this.progress, el("p", {}, this.state), this.reason, this.retry);
+    this.pos = el("p", { class: "pos" });
+    this.alt = el("input", { id: `alt-${n}`, type: "text", autocomplete: "off", "aria-describedby": `alt-${n}-error alt-help` });
+    this.altError = el("p", { class: "error", id: `alt-${n}-error` });
+    this.altField = el("div", { class: "alt", hidden: true }, el("label", { for: `alt-${n}` }, "Alt text"), this.alt, this.altError);
+    this.earlier = el("button", { type: "button", class: "secondary move", onclick: () => this.move(-1) }, "← Earlier");
+    this.later = el("button", { type: "button", class: "secondary move", onclick: () => this.move(1) }, "Later →");
+    this.removeButton = el("button", { type: "button", class: "secondary remove", onclick: () => this.onRemove() }, "Remove");
+    this.moves = el("div", { class: "moves", hidden: true }, this.earlier, this.later);
+    this.li = el("li", { class: "card" }, this.handle, this.name, this.pos, this.progress, el("p", {}, this.state), this.reason, this.hint, this.retry,
+      this.altField, this.moves, el("div", { class: "remove-row" }, this.removeButton));
+    this.removeButton.hidden = true;
+    this.listen();
     $("cards").append(this.li);
   }
 
-  setState(state, reason = "") {
+  listen() {
+    this.alt.addEventListener("input", () => {
+      if (!this.altEdited) this.altBase = this.savedAlt;
+      this.altEdited = true;
+    });
+    this.alt.addEventListener("change", () => this.saveAlt());
+    this.alt.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") { e.preventDefault(); this.saveAlt(); }
+    });
+    // Keyboard: Alt+arrows move the focused photo, Delete asks to remove it.
+    this.li.addEventListener("keydown", (e) => {
+      if (e.target !== this.li || !this.imageId) return;
+      if (e.altKey && (e.key === "ArrowLeft" || e.key === "ArrowUp")) { e.preventDefault(); this.move(-1); }
+      else if (e.altKey && (e.key === "ArrowRight" || e.key === "ArrowDown")) { e.preventDefault(); this.move(1); }
+      else if (e.key === "Delete" && !e.altKey && !e.ctrlKey && !e.metaKey) { e.preventDefault(); this.onRemove(); }
+    });
+    // The mouse: drag a photo by its picture and drop it on another's place.
+    this.handle.addEventListener("dragstart", (e) => {
+      if (!this.imageId) { e.preventDefault(); return; }
+      ed.dragging = this;
+      e.dataTransfer.effectAllowed = "move";
+      e.dataTransfer.setData(dragType, this.imageId);
+      this.li.classList.add("dragging");
+    });
+    this.handle.addEventListener("dragend", endDrag);
+    this.li.addEventListener("dragover", (e) => {
+      const src = draggedCard(e);
+      if (!src || !this.imageId) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = "move";
+      const ahead = ed.order.indexOf(src.imageId) < ed.order.indexOf(this.imageId);
+      this.li.classList.toggle("drop-after", src !== this && ahead);
+      this.li.classList.toggle("drop-before", src !== this && !ahead);
+    });
+    this.li.addEventListener("dragleave", (e) => {
+      if (!this.li.contains(e.relatedTarget)) this.li.classList.remove("drop-before", "drop-after");
+    });
+    this.li.addEventListener("drop", (e) => {
+      const src = draggedCard(e);
+      if (!src || !this.imageId) return;
+      e.preventDefault();
+      e.stopPropagation();
+      endDrag();
+      if (src !== this) moveCard(src, ed.order.indexOf(this.imageId)); // it takes this photo's place
+      src.li.focus();
+    });
+  }
+
+  label() {
+    return this.name.textContent;
+  }
+
+  setState(state, reason = "", retryable = false) {
     this.li.dataset.state = state;
     this.state.className = "state " + state;
     this.state.textContent = state;
     this.reason.textContent = reason;
-    this.retry.hidden = state !== "failed";
-    this.retry.setAttribute("aria-label", `Retry ${this.name.textContent}`);
+    this.retry.hidden = !retryable;
+    this.retry.setAttribute("aria-label", `Retry ${this.label()}`);
   }
 
   update(img) {
@@ -399,16 +734,126 @@ class Card {
       this.imageId = img.id;
       this.li.dataset.imageId = img.id;
       ed.cards.set(img.id, this);
+      if (!ed.order.includes(img.id)) ed.order.splice(Math.min(img.position ?? ed.order.length, ed.order.length), 0, img.id);
+      this.li.tabIndex = 0;
+      this.li.setAttribute("aria-describedby", "reorder-help");
+      this.li.setAttribute("aria-keyshortcuts", "Alt+ArrowLeft Alt+ArrowRight Delete");
+      this.handle.setAttribute("draggable", "true");
+      this.altField.hidden = false;
+      this.moves.hidden = false;
+      this.removeButton.hidden = false;
+      this.removeButton.textContent = "Remove";
+      this.removeButton.setAttribute("aria-label", `Remove ${this.label()}`);
+      this.earlier.setAttribute("aria-label", `Move ${this.label()} earlier`);
+      this.later.setAttribute("aria-label", `Move ${this.label()} later`);
     }
+    this.img = img;
+    this.uploadFailed = false;
     if (!this.file) this.progress.hidden = true;
     const shown = this.thumbBox.dataset.status;
     if (shown !== img.status) {
-      const t = thumbnail(img, "thumb", this.name.textContent);
+      const t = thumbnail(img, "thumb", img.alt || "");
+      const i = t.querySelector("img");
+      if (i) i.draggable = false; // the card's handle is what is dragged
       this.thumbBox.replaceWith(t);
       this.thumbBox = t;
       this.thumbBox.dataset.status = img.status;
+    } else {
+      const i = this.thumbBox.querySelector("img");
+      if (i) i.alt = img.alt || "";
     }
-    this.setState(img.status, img.error ? `${img.error.code}: ${img.error.detail}` : "");
+    this.setState(img.status, img.error ? `${img.error.code}: ${img.error.detail}` : "", canRetry(img));
+    this.hint.hidden = !(img.status === "failed" && img.error && !img.error.retryable);
+    // The field keeps what the user typed and has not saved.
+    const alt = img.alt || "";
+    if (!this.altEdited) this.alt.value = alt;
+    this.savedAlt = alt;
+  }
+
+  // place shows the card at index i of n, as the primary photo or not.
+  place(i, n, primary) {
+    this.primary = primary;
+    this.li.dataset.position = String(i);
+    this.li.classList.toggle("primary", primary);
+    this.badge.hidden = !primary;
+    this.pos.textContent = `Photo ${i + 1} of ${n}`;
+    this.li.setAttribute("aria-label", `${this.label()}, photo ${i + 1} of ${n}${primary ? ", the primary photo" : ""}`);
+    this.earlier.setAttribute("aria-disabled", String(i === 0));
+    this.later.setAttribute("aria-disabled", String(i === n - 1));
+  }
+
+  move(delta) {
+    const i = ed.order.indexOf(this.imageId);
+    if (i < 0) return;
+    moveCard(this, i + delta);
+  }
+
+  saveAlt() {
+    if (!this.imageId || !this.altEdited) return;
+    const value = this.alt.value.trim();
+    if (value === this.sendingAlt) return;
+    if (value === this.savedAlt) {
+      this.altEdited = false;
+      this.setAltError("");
+      return;
+    }
+    this.sendingAlt = value;
+    const base = this.altBase;
+    enqueue(async () => {
+      try {
+        await this.patchAlt(value, base);
+      } finally {
+        this.sendingAlt = null;
+      }
+    });
+  }
+
+  // patchAlt saves the alt text value, typed over base. When the product
+  // changed meanwhile (412) but not this alt text, it is sent once more.
+  async patchAlt(value, base) {
+    for (let attempt = 0; ; attempt++) {
+      const before = ed.seen;
+      try {
+        const { body, etag } = await call("PATCH", `/products/${ed.id}/images/${this.imageId}`, {
+          json: { alt: value === "" ? null : value }, contentType: "application/merge-patch+json",
+          headers: { "If-Match": galleryMatch() },
+        });
+        ourChange(before, etag);
+        this.setAltError("");
+        if (this.alt.value.trim() === value) { // nothing typed since
+          this.alt.value = body.alt || "";
+          this.altEdited = false;
+        }
+        this.savedAlt = body.alt || "";
+        if (this.img) this.img = { ...this.img, alt: this.savedAlt };
+        const i = this.thumbBox.querySelector("img");
+        if (i) i.alt = this.savedAlt;
+        say(value === "" ? `Alt text of ${this.label()} cleared.` : `Alt text of ${this.label()} saved.`);
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 412 && attempt === 0) {
+          await reloadGallery();
+          if (!ed.cards.has(this.imageId)) {
+            galleryAlert(`${this.label()} was removed elsewhere; its alt text was not saved.`);
+            return;
+          }
+          if (this.savedAlt === base) continue; // the product changed, not this text
+          this.altBase = this.savedAlt;
+          this.setAltError(`Not saved: this alt text was changed elsewhere meanwhile, to “${this.savedAlt}”. ` +
+            "Your text is kept here: press Enter in the field to save it over that one.");
+          return;
+        }
+        const fe = ((err.problem && err.problem.errors) || []).find((x) => x.field === "alt");
+        this.setAltError(fe ? `Not saved: the alt text ${fe.detail}.` : "Not saved: " + err.message);
+        return;
+      }
+    }
+  }
+
+  setAltError(text) {
+    this.altError.textContent = text;
+    if (text) this.alt.setAttribute("aria-invalid", "true");
+    else this.alt.removeAttribute("aria-invalid");
   }
 
   async send() {
@@ -423,39 +868,132 @@ class Card {
         ed.unclaimed.delete(img.id);
         this.update(later);
       }
+      renderOrder();
     } catch (e) {
-      this.setState("failed", e.message);
       this.uploadFailed = true;
+      this.setState("failed", e.message, e instanceof ApiError && uploadRetryable(e.status));
+      this.removeButton.textContent = "Dismiss";
+      this.removeButton.setAttribute("aria-label", `Dismiss ${this.label()}`);
+      this.removeButton.hidden = false;
     } finally {
       ed.uploading--;
       if (ed.uploading === 0) {
         for (const img of ed.unclaimed.values()) cardFor(img.id).update(img); // someone else's
         ed.unclaimed.clear();
+        renderOrder();
+        scheduleRefresh(); // the gallery's order as the server made it
       }
     }
   }
 
   async onRetry() {
     if (this.uploadFailed || !this.imageId) {
-      this.uploadFailed = false;
+      this.removeButton.hidden = true;
       return this.send();
     }
+    this.retry.disabled = true;
     try {
       const { body } = await call("POST", `/products/${ed.id}/images/${this.imageId}/reprocess`);
       this.update(body);
+      renderOrder();
+      say(`${this.label()} is queued to be processed again.`);
     } catch (e) {
-      this.setState("failed", "Retry refused: " + e.message);
+      const code = e instanceof ApiError ? e.problem.code : "";
+      this.setState("failed", "Retry refused: " + e.message, code !== "not_retryable" && canRetry(this.img));
+    } finally {
+      this.retry.disabled = false;
     }
   }
 
+  onRemove() {
+    if (!this.imageId) { // a failed upload: nothing on the server
+      this.li.remove();
+      return;
+    }
+    askRemove(this);
+  }
+
   remove() {
+    if (this.li.contains(document.activeElement)) $("images-title").focus();
     this.li.remove();
     ed.cards.delete(this.imageId);
+    ed.order = ed.order.filter((id) => id !== this.imageId);
   }
 }
 
 function cardFor(imageId) {
   return ed.cards.get(imageId) || new Card(imageId, "photo " + imageId.slice(-6));
+}
+
+function draggedCard(e) {
+  if (ed.dragging) return ed.dragging;
+  if (!e.dataTransfer || !e.dataTransfer.types.includes(dragType)) return null;
+  return ed.cards.get(e.dataTransfer.getData(dragType)) || null; // "" while dragging over
+}
+
+function endDrag() {
+  if (ed.dragging) ed.dragging.li.classList.remove("dragging");
+  ed.dragging = null;
+  for (const li of $("cards").querySelectorAll(".drop-before, .drop-after")) li.classList.remove("drop-before", "drop-after");
+}
+
+// Removing a photo: asked in a modal dialog, whose "Keep it" has the
+// focus; the DELETE is conditional on the gallery the page shows.
+let removing = null, removeOpener = null;
+const removeDialog = $("remove-dialog");
+
+function askRemove(card) {
+  removing = card;
+  removeOpener = document.activeElement; // where the focus goes back to when kept
+  $("remove-text").textContent = `Remove ${card.label()} from this product? Its files are deleted too; this cannot be undone.`;
+  const preview = thumbnail(card.img, "thumb", "");
+  $("remove-preview").replaceChildren(preview);
+  removeDialog.returnValue = "";
+  removeDialog.showModal();
+  $("remove-no").focus();
+}
+
+$("remove-no").addEventListener("click", () => removeDialog.close("keep"));
+$("remove-yes").addEventListener("click", () => removeDialog.close("remove"));
+removeDialog.addEventListener("close", () => {
+  const card = removing, opener = removeOpener;
+  removing = null;
+  removeOpener = null;
+  if (!card) return;
+  if (removeDialog.returnValue === "remove") removePhoto(card);
+  else if (opener && card.li.contains(opener)) opener.focus();
+  else if (card.li.isConnected) card.removeButton.focus();
+});
+
+function removePhoto(card) {
+  const id = card.imageId;
+  enqueue(async () => {
+    const before = ed.seen;
+    try {
+      const { etag } = await call("DELETE", `/products/${ed.id}/images/${id}`, { headers: { "If-Match": galleryMatch() } });
+      ourChange(before, etag);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 412) {
+        await reloadGallery();
+        galleryAlert(`${card.label()} was not removed: the photos were changed elsewhere (in another tab, or by someone else) ` +
+          "since this page showed them. They are reloaded: check them, and remove it again if you still want to.");
+        if (card.li.isConnected) card.li.focus();
+        return;
+      }
+      if (!(err instanceof ApiError && err.status === 404)) { // 404: removed already
+        galleryAlert(`${card.label()} was not removed: ${err.message}`);
+        return;
+      }
+      scheduleRefresh();
+    }
+    galleryAlert("");
+    const i = ed.order.indexOf(id);
+    const next = ed.cards.get(ed.order[i + 1]) || ed.cards.get(ed.order[i - 1]);
+    card.remove();
+    renderOrder();
+    if (next) next.li.focus();
+    say(`${card.label()} removed.`);
+  });
 }
 
 function addFiles(files) {
@@ -476,6 +1014,15 @@ zone.addEventListener("dragleave", () => zone.classList.remove("over"));
 zone.addEventListener("drop", (e) => {
   e.preventDefault();
   zone.classList.remove("over");
+  if (!ed.dragging) addFiles(e.dataTransfer.files);
+  endDrag();
+});
+// Files dropped on the photos are uploaded too (rather than opened by the browser).
+const hasFiles = (e) => !ed.dragging && e.dataTransfer && e.dataTransfer.types.includes("Files");
+$("cards").addEventListener("dragover", (e) => { if (hasFiles(e)) e.preventDefault(); });
+$("cards").addEventListener("drop", (e) => {
+  if (!hasFiles(e)) return;
+  e.preventDefault();
   addFiles(e.dataTransfer.files);
 });
 $("files").addEventListener("change", (e) => { addFiles(e.target.files); e.target.value = ""; });

@@ -30,7 +30,7 @@ run: build
 	VITRINE_ENV=$${VITRINE_ENV:-development} VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
 
 vet:
-	$(GO) vet -tags 'integration chaos soak' ./...
+	$(GO) vet -tags 'integration chaos soak importscale' ./...
 
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
@@ -41,7 +41,7 @@ vet:
 # tests log; the whole -v output is kept in out/test.log.
 test: test-deps vet validate-deploy
 	GO=$(GO) scripts/with-services scripts/gotest -count=1 -p 1 -tags integration -timeout 60m ./...
-	$(MAKE) test-contract test-clients test-chaos test-soak
+	$(MAKE) test-contract test-clients test-chaos test-soak test-import
 
 # Chaos (cmd/vitrine/chaos_test.go, a few minutes, 10 at most): servers of
 # its own (own state directory and ports: the shared ones are never
@@ -58,6 +58,14 @@ test-chaos: test-deps
 # descriptors after the last against after the first 300.
 test-soak: test-deps
 	scripts/with-services $(GO) test -count=1 -tags 'integration soak' -run '^TestSoak$$' -timeout 20m -v ./cmd/vitrine
+
+# Import at scale (cmd/vitrine/importscale_test.go, a few minutes): 10,000
+# products with an image URL each into two processes on the real servers,
+# the one running the import SIGKILLed a third of the way; every row
+# applied once. Prints duration, rows/s, peak RSS and what the kill cost.
+.PHONY: test-import
+test-import: test-deps
+	scripts/with-services $(GO) test -count=1 -tags 'integration importscale' -run '^TestImportScale$$' -timeout 30m -v ./cmd/vitrine
 
 # The OpenAPI document against a live vitrine (scripts/schemathesis; the
 # report lands in out/schemathesis/).

@@ -256,7 +256,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		// Imports are applied by every API node, one import per node at a
 		// time, each import by one node at a time (its lease).
 		imports := actors.NewImportRunner(actors.ImportDeps{Store: a.db, SKUs: a.db, Service: service, Uploads: uploads,
-			CheckURL: fetcher.CheckTarget, Log: log.Named("imports")})
+			CheckURL: fetcher.CheckTarget, Log: log.Named("imports"), Lease: cfg.ImportLease})
 		a.bg.Add(1)
 		go func() { defer a.bg.Done(); imports.Run(bgCtx) }()
 		a.server = rest.New(restCfg,

@@ -28,6 +28,7 @@ type Config struct {
 	MaxUploadBytes  int
 	MaxImportBytes  int
 	MaxImportRows   int
+	ImportLease     time.Duration
 	MaxPixels       int
 	MaxFrames       int
 	Workers         int
@@ -100,6 +101,7 @@ func (c *Config) settings() []setting {
 		{"max-upload-bytes", "VITRINE_MAX_UPLOAD_BYTES", "25MiB", "largest image upload accepted (bytes, or with KiB/MiB)", num(&c.MaxUploadBytes, 1)},
 		{"import-max-bytes", "VITRINE_IMPORT_MAX_BYTES", "100MiB", "largest import file accepted (bytes, or with KiB/MiB)", num(&c.MaxImportBytes, 1)},
 		{"import-max-rows", "VITRINE_IMPORT_MAX_ROWS", "100000", "most rows (products) one import file may hold", num(&c.MaxImportRows, 1)},
+		{"import-lease", "VITRINE_IMPORT_LEASE", "30s", "how long a node holds an import it stopped recording rows of before another node takes it over", dur(&c.ImportLease)},
 		{"max-pixels", "VITRINE_MAX_PIXELS", "50000000", "largest image accepted, in pixels summed over frames", num(&c.MaxPixels, 1)},
 		{"max-frames", "VITRINE_MAX_FRAMES", "1000", "most frames an animated image may have", num(&c.MaxFrames, 1)},
 		{"workers", "VITRINE_WORKERS", strconv.Itoa(runtime.NumCPU()), "image jobs processed at once", num(&c.Workers, 1)},
@@ -338,7 +340,7 @@ func (c Config) fields() map[string]any {
 		"s3_access_key_id": c.S3AccessKey, "s3_secret_access_key": mask(c.S3SecretKey), "s3_path_style": c.S3PathStyle,
 		"addr": c.Addr, "data_dir": c.DataDir, "public_url": c.PublicURL, "role": c.Role,
 		"log_format": c.LogFormat, "log_level": c.LogLevel, "max_upload_bytes": c.MaxUploadBytes,
-		"import_max_bytes": c.MaxImportBytes, "import_max_rows": c.MaxImportRows,
+		"import_max_bytes": c.MaxImportBytes, "import_max_rows": c.MaxImportRows, "import_lease": c.ImportLease.String(),
 		"max_pixels": c.MaxPixels, "max_frames": c.MaxFrames, "workers": c.Workers,
 		"job_timeout": c.JobTimeout.String(), "job_max_attempts": c.JobMaxAttempts,
 		"shutdown_timeout": c.ShutdownTimeout.String(), "request_timeout": c.RequestTimeout.String(),

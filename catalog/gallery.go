@@ -157,18 +157,7 @@ func CheckImageOrder(data []byte) error {
 	for _, id := range ids {
 		uuids[id] = ValidID(id)
 	}
-	var twice, foreign []string
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		switch {
-		case !uuids[id]:
-			foreign = append(foreign, id)
-		case seen[id]:
-			twice = append(twice, id)
-		}
-		seen[id] = true
-	}
-	return orderError(nil, foreign, twice)
+	return checkOrder(ids, uuids, nil)
 }
 
 // decodeImageOrder reads the ids of {"image_ids": [...]}.
@@ -193,7 +182,7 @@ func decodeImageOrder(data []byte) ([]string, error) {
 }
 
 // checkOrder reports what keeps ids from being exactly the images, each
-// once.
+// once: ids not known, ids given twice, images missing.
 func checkOrder(ids []string, known map[string]bool, images []Image) error {
 	seen := make(map[string]bool, len(ids))
 	var foreign, twice, missing []string

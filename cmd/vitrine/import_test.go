@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -225,6 +226,10 @@ func testImport(t *testing.T, env map[string]string) {
 			t.Errorf("%s: detail %q does not name %q", tt.name, d, tt.line)
 		}
 	}
+	// A body without a length is cut at the limit too.
+	chunked := io.MultiReader(strings.NewReader(`{"sku":"B-9","name":"ok","price":"1","user_id":43}`+"\n"), strings.NewReader(strings.Repeat("\n", 80_000)))
+	r = app.do("POST", "/imports", io.NopCloser(chunked), "Content-Type", "application/x-ndjson")
+	expectProblem(t, r, 413, "a chunked body over the limit")
 	if after := len(app.productsBySKU(43)); after != before {
 		t.Errorf("refused files applied %d products", after-before)
 	}

@@ -196,15 +196,28 @@ func (r *ImportRunner) apply(ctx context.Context, imp *catalog.Import, token int
 		return &catalog.ImportRowError{Line: row.Line, Code: "validation", Detail: "sku is required: an import upserts products by SKU",
 			Fields: []catalog.FieldError{{Field: "sku", Detail: "is required"}}}
 	}
+	// The product's images before: an URL it has already is not fetched
+	// again (nor checked against the fetch guard: /media of this vitrine,
+	// as an export writes it, is on a blocked address).
+	var before []galleryImage
+	err = r.patiently(ctx, imp, token, func() error {
+		before, err = r.imagesOfSKU(ctx, in)
+		return err
+	})
+	if err != nil {
+		return rowError(row.Line, "", err)
+	}
 	for i, img := range images {
 		field := fmt.Sprintf("images[%d]", i)
 		if img.URL == "" {
 			return &catalog.ImportRowError{Line: row.Line, Code: "validation", Detail: field + ".url is required",
 				Fields: []catalog.FieldError{{Field: field + ".url", Detail: "is required"}}}
 		}
-		if err := r.deps.CheckURL(ctx, img.URL); err != nil {
-			return &catalog.ImportRowError{Line: row.Line, Code: "validation", Detail: field + ".url " + err.Error(),
-				Fields: []catalog.FieldError{{Field: field + ".url", Detail: err.Error()}}}
+		if findURL(before, img.URL) == nil {
+			if err := r.deps.CheckURL(ctx, img.URL); err != nil {
+				return &catalog.ImportRowError{Line: row.Line, Code: "validation", Detail: field + ".url " + err.Error(),
+					Fields: []catalog.FieldError{{Field: field + ".url", Detail: err.Error()}}}
+			}
 		}
 		if img.Alt != nil {
 			if _, err := catalog.ParseImagePatch(altPatch(*img.Alt), 1); err != nil {
@@ -220,25 +233,16 @@ func (r *ImportRunner) apply(ctx context.Context, imp *catalog.Import, token int
 	if err != nil {
 		return rowError(row.Line, "", err)
 	}
-	var have struct {
-		Images []struct {
-			ID        string `json:"id"`
-			Alt       string `json:"alt"`
-			SourceURL string `json:"source_url"`
-		} `json:"images"`
-	}
-	if err := json.Unmarshal(p.Body, &have); err != nil {
+	have, err := imagesOf(p.Body)
+	if err != nil {
 		return rowError(row.Line, "", err)
 	}
 	for i, img := range images {
 		field := fmt.Sprintf("images[%d]", i)
 		imageID, alt := "", ""
-		for _, h := range have.Images {
-			if h.SourceURL == img.URL {
-				imageID, alt = h.ID, h.Alt
-			}
-		}
-		if imageID == "" {
+		if h := findURL(have, img.URL); h != nil {
+			imageID, alt = h.ID, h.Alt
+		} else {
 			err := r.patiently(ctx, imp, token, func() error {
 				added, _, err := r.deps.Uploads.Import(ctx, p.ID, img.URL, imp.Owner)
 				if err == nil {
@@ -262,6 +266,63 @@ func (r *ImportRunner) apply(ctx context.Context, imp *catalog.Import, token int
 		}
 	}
 	return nil
+}
+
+// galleryImage is what an import reads of a product's image.
+type galleryImage struct {
+	ID        string `json:"id"`
+	Alt       string `json:"alt"`
+	SourceURL string `json:"source_url"`
+	Variants  []struct {
+		URL string `json:"url"`
+	} `json:"variants"`
+}
+
+// imagesOf reads the images of a rendered product.
+func imagesOf(body []byte) ([]galleryImage, error) {
+	var p struct {
+		Images []galleryImage `json:"images"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("decode product: %w", err)
+	}
+	return p.Images, nil
+}
+
+// findURL is the image that was imported from url, or serves it as one of
+// its variants (an export names an uploaded photo so); nil when none.
+func findURL(images []galleryImage, url string) *galleryImage {
+	for i := range images {
+		if images[i].SourceURL == url {
+			return &images[i]
+		}
+		for _, v := range images[i].Variants {
+			if v.URL == url {
+				return &images[i]
+			}
+		}
+	}
+	return nil
+}
+
+// imagesOfSKU returns the images of the owner's product of the row's SKU;
+// none when there is no such product yet.
+func (r *ImportRunner) imagesOfSKU(ctx context.Context, in catalog.ProductInput) ([]galleryImage, error) {
+	id, err := r.deps.SKUs.ProductIDBySKU(ctx, in.UserID, in.SKU)
+	switch {
+	case catalog.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, catalog.Unavailable("the database", err)
+	}
+	p, err := r.deps.Service.Get(ctx, id)
+	if catalog.IsNotFound(err) {
+		return nil, nil // deleted meanwhile
+	}
+	if err != nil {
+		return nil, err
+	}
+	return imagesOf(p.Body)
 }
 
 // altPatch is the merge patch that sets an image's alt text.

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/log"
@@ -262,8 +264,8 @@ func TestAdminPageInChromium(t *testing.T) {
 	)
 	step(t, tab1, dir, "05-ready",
 		until(`[...document.querySelectorAll("#cards li.card")].every(c => c.dataset.state === "ready")`),
-		until(`[...document.querySelectorAll("#cards li.card img")].length === 3 &&
-			[...document.querySelectorAll("#cards li.card img")].every(i => i.complete && i.naturalWidth > 0 && i.classList.contains("loaded"))`),
+		until(`[...document.querySelectorAll("#cards li.card .stage img")].length === 3 &&
+			[...document.querySelectorAll("#cards li.card .stage img")].every(i => i.complete && i.naturalWidth > 0 && i.classList.contains("loaded"))`),
 	)
 	bars := eval[[]struct {
 		Value, Max float64
@@ -482,7 +484,7 @@ func TestAdminGalleryInChromium(t *testing.T) {
 		signIn(key),
 		chromedp.Navigate(base+"/admin/#/products/"+id),
 		until(`document.querySelectorAll("#cards li.card").length === 5`),
-		until(`[...document.querySelectorAll("#cards li.card img")].filter(i => i.classList.contains("loaded") && i.naturalWidth > 0).length === 3`),
+		until(`[...document.querySelectorAll("#cards li.card .stage img")].filter(i => i.classList.contains("loaded") && i.naturalWidth > 0).length === 3`),
 	)
 	orderIs("as uploaded", []string{a, b, c, cut, flaky}, a)
 	tabLog.check(t, "load")
@@ -727,4 +729,358 @@ func TestAdminGalleryInChromium(t *testing.T) {
 	)
 	orderIs("after the second removal", []string{c, a}, c)
 	tabLog.check(t, "conflict")
+}
+
+// The rest of the admin page in Chromium: a photo's focal point and the
+// import page.
+//
+// Focal point: a click on a ready photo's picture sets it (checked through
+// the API, within 0.02 of the spot clicked), the marker and the frame of
+// the square thumbnail's crop are drawn around it (clamped to the picture
+// as the server cuts it), and once the server has cut the new crop the
+// card shows that thumbnail (its URL as the API has it). With the
+// keyboard: Set focal point, arrows, Enter; then Reset crop, back to the
+// automatic crop (focal_point null).
+//
+// Import: a file dropped on the import page (3 good rows, 1 bad) is sent,
+// its progress followed to completed, "3 applied, 1 failed" and the bad
+// row's line shown, its errors downloaded as NDJSON; a file whose line 2
+// is not JSON is refused with the server's detail naming line 2, and
+// nothing of it applied; a text file is refused with the 415's detail; the
+// session's imports are listed, and one can be opened again.
+//
+// Screenshots go to out/admin-e2e/focal-*.png and import-*.png.
+func TestAdminFocalAndImportInChromium(t *testing.T) {
+	srv, _ := photoServer(t)
+	app := startApp(t, t.TempDir(), productionEnv("VITRINE_FETCH_ALLOW", "127.0.0.1/32"))
+	_, key := app.makeKey("admin", 0)
+	auth := bearer(key)
+	base := "http://" + strings.Replace(app.Addr(), "127.0.0.1", "localhost", 1)
+	dir := screenshotDir(t)
+
+	// A product with one landscape photo (2000×1072), ready.
+	r := app.doJSON("POST", "/products", `{"name":"Garden bench","price":"180","user_id":7}`, auth...)
+	if r.Status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	id := r.json(t)["id"].(string)
+	data, err := os.ReadFile(filepath.Join(corpusDir(t), "photo_adobergb_2000x1072.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = app.do("POST", "/products/"+id+"/images", bytes.NewReader(data), append([]string{"Content-Type", "image/jpeg"}, auth...)...)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.Status, r.Body)
+	}
+	img := r.json(t)["id"].(string)
+	location := "/products/" + id + "/images/" + img
+	if got := app.waitImage(location, 2*time.Minute); got["status"] != "ready" {
+		t.Fatalf("the photo: %v", got)
+	}
+
+	// focusOf is a focal point as the API has it (nil: none).
+	focusOf := func(v any) *[2]float64 {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		return &[2]float64{m["x"].(float64), m["y"].(float64)}
+	}
+	near := func(a, b *[2]float64) bool {
+		if a == nil || b == nil {
+			return a == nil && b == nil
+		}
+		return math.Abs(a[0]-b[0]) <= 0.02 && math.Abs(a[1]-b[1]) <= 0.02
+	}
+	// thumbOf is the image's thumb variant the page shows (WebP).
+	thumbOf := func(doc map[string]any) map[string]any {
+		for _, v := range doc["variants"].([]any) {
+			if v := v.(map[string]any); v["name"] == "thumb" && v["format"] == "webp" {
+				return v
+			}
+		}
+		t.Fatalf("no thumb.webp: %v", doc["variants"])
+		return nil
+	}
+	// focusIs waits until the API's image has the focal point want (nil:
+	// none) and its cover crops were cut around it; it returns the image.
+	focusIs := func(what string, want *[2]float64) map[string]any {
+		t.Helper()
+		var doc map[string]any
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+			doc = app.do("GET", location, nil).json(t)
+			got := focusOf(doc["focal_point"])
+			if near(got, want) {
+				made := true
+				for _, v := range doc["variants"].([]any) {
+					if v := v.(map[string]any); v["fit"] == "cover" && fmt.Sprint(v["focal_point"]) != fmt.Sprint(doc["focal_point"]) {
+						made = false
+					}
+				}
+				if made {
+					return doc
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the API's image has the focal point %v and thumb %v, want %v", what, doc["focal_point"], thumbOf(doc), want)
+			}
+		}
+	}
+
+	tab, tabLog := browser(t)
+	card := `#cards li[data-image-id="` + img + `"]`
+	js := func(expr string) string { // expr about the card's element li
+		return fmt.Sprintf(`(li => %s)(document.querySelector(%q))`, expr, card)
+	}
+	step(t, tab, dir, "focal-01-loaded",
+		chromedp.Navigate(base+"/admin/"),
+		signIn(key),
+		chromedp.Navigate(base+"/admin/#/products/"+id),
+		until(js(`li !== null && !li.querySelector(".crop").hidden && li.querySelector(".stage img.loaded") !== null &&
+			li.querySelector(".stage img").naturalWidth > 0 && li.querySelector(".crop-thumb img").complete`)),
+	)
+	// The picture is the whole photo, not its square thumbnail.
+	aspect := eval[float64](t, tab, js(`(r => r.width / r.height)(li.querySelector(".stage img").getBoundingClientRect())`))
+	if math.Abs(aspect-2000.0/1072) > 0.03 {
+		t.Errorf("the card's picture has the aspect ratio %.3f, want the photo's %.3f", aspect, 2000.0/1072)
+	}
+	if !eval[bool](t, tab, js(`li.querySelector(".focal-marker").hidden && li.querySelector(".crop-window").hidden`)) {
+		t.Error("a photo without a focal point shows a marker or a crop frame")
+	}
+
+	// The page's rules, as units: the crop frame (as vips/process.go's
+	// cropAround cuts), the keyboard's steps kept on the picture, the
+	// import's Content-Type by file name and its counts.
+	units, err := chromedp.Run(tab, chromedp.Evaluate[map[string]any](`import(new URL("assets/app.js", location.href)).then(m => {
+		const w = (p, ...a) => Object.values(m.cropWindow(p, ...a)).map(v => v.toFixed(3)).join();
+		return {
+			wide: w({x: 0.8, y: 0.3}, 2000, 1000, 200, 200), wideLeft: w({x: 0, y: 1}, 2000, 1000, 200, 200),
+			tall: w({x: 0.5, y: 0.9}, 1000, 2000, 200, 200), centre: w({x: 0.5, y: 0.5}, 1000, 2000, 200, 200),
+			box: w({x: 0.5, y: 0.5}, 1000, 1000, 400, 200),
+			nudged: Object.values(m.nudged({x: 0.98, y: 0.02}, 0.05, -0.05)).join(),
+			types: [m.importType("a.NDJSON", ""), m.importType("b.jsonl", ""), m.importType("c.csv", "application/vnd.ms-excel"), m.importType("d.txt", "text/plain")].join(),
+			counts: m.importCounts({total: 4, applied: 3, failed: 1, pending: 0}) + "; " + m.importCounts({total: 1, applied: 0, failed: 0, pending: 1}),
+		};
+	})`, chromedp.EvalAwaitPromise))
+	wantUnits := map[string]any{
+		"wide": "0.500,0.000,0.500,1.000", "wideLeft": "0.000,0.000,0.500,1.000",
+		"tall": "0.000,0.500,1.000,0.500", "centre": "0.000,0.250,1.000,0.500",
+		"box":    "0.000,0.250,1.000,0.500",
+		"nudged": "1,0",
+		"types":  "application/x-ndjson,application/x-ndjson,text/csv,text/plain",
+		"counts": "3 applied, 1 failed (of 4 rows); 0 applied, 0 failed, 1 pending (of 1 row)",
+	}
+	if err != nil || fmt.Sprint(units) != fmt.Sprint(wantUnits) {
+		t.Errorf("the page's rules: %v (%v), want %v", units, err, wantUnits)
+	}
+
+	// clickAt clicks the card's picture at fx, fy of its width and height.
+	clickAt := func(fx, fy float64) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			at, err := chromedp.Evaluate[[2]float64](fmt.Sprintf(`(() => { const i = document.querySelector(%q); i.scrollIntoView({block: "center"});
+				const r = i.getBoundingClientRect(); return [r.left + %g * r.width, r.top + %g * r.height]; })()`, card+" .stage img", fx, fy))(ctx, tg)
+			if err != nil {
+				return err
+			}
+			_, err = chromedp.MouseClickXY(at[0], at[1])(ctx, tg)
+			return err
+		})
+	}
+	// shown is where the page draws the marker and the crop frame, as
+	// fractions of the picture.
+	type frame struct{ MarkerX, MarkerY, Left, Top, Width, Height float64 }
+	shown := func() frame {
+		return eval[frame](t, tab, js(`(() => { const p = li.querySelector(".stage img").getBoundingClientRect();
+			const m = li.querySelector(".focal-marker").getBoundingClientRect(), w = li.querySelector(".crop-window").getBoundingClientRect();
+			return {MarkerX: (m.left + m.width / 2 - p.left) / p.width, MarkerY: (m.top + m.height / 2 - p.top) / p.height,
+				Left: (w.left - p.left) / p.width, Top: (w.top - p.top) / p.height, Width: w.width / p.width, Height: w.height / p.height}; })()`))
+	}
+	// The square crop of the 2000×1072 photo is 1072/2000 of its width and
+	// its whole height; around x 0.8 it meets the right edge.
+	side := 1072.0 / 2000
+	frameIs := func(what string, p [2]float64) {
+		t.Helper()
+		f := shown()
+		left := min(max(0, p[0]-side/2), 1-side)
+		if math.Abs(f.MarkerX-p[0]) > 0.02 || math.Abs(f.MarkerY-p[1]) > 0.02 {
+			t.Errorf("%s: the marker is at %.3f, %.3f, want %.3f, %.3f", what, f.MarkerX, f.MarkerY, p[0], p[1])
+		}
+		if math.Abs(f.Left-left) > 0.02 || math.Abs(f.Width-side) > 0.02 || math.Abs(f.Top) > 0.02 || math.Abs(f.Height-1) > 0.02 {
+			t.Errorf("%s: the crop frame is at %+v, want left %.3f, width %.3f, the whole height", what, f, left, side)
+		}
+	}
+	// thumbShown waits until the card shows the thumb the API has, its crop made.
+	thumbShown := func(doc map[string]any) chromedp.Action[chromedp.Void] {
+		return until(js(fmt.Sprintf(`li.dataset.crop === "made" && li.querySelector(".crop-thumb img").getAttribute("src") === %q &&
+			li.querySelector(".crop-thumb img").complete && li.querySelector(".crop-thumb img").naturalWidth > 0`, thumbOf(doc)["url"])))
+	}
+
+	// The mouse: a click at 80% across, 30% down.
+	before := thumbOf(app.do("GET", location, nil).json(t))["url"]
+	clicked := [2]float64{0.8, 0.3}
+	step(t, tab, dir, "focal-02-clicked", clickAt(clicked[0], clicked[1]))
+	doc := focusIs("after the click", &clicked)
+	frameIs("after the click", clicked)
+	thumb := thumbOf(doc)
+	if thumb["url"] == before || fmt.Sprint(thumb["focal_point"]) != fmt.Sprint(doc["focal_point"]) {
+		t.Errorf("after the click the thumb is %v (was %v), want a new crop around %v", thumb, before, doc["focal_point"])
+	}
+	step(t, tab, dir, "focal-03-cropped", thumbShown(doc))
+	if s := eval[string](t, tab, `document.querySelector("#status").textContent`); !strings.Contains(s, "new thumbnail") {
+		t.Errorf("after the new crop the page announces %q", s)
+	}
+	tabLog.check(t, "focal point by a click")
+
+	// The keyboard: Set focal point, ← ×3 and ↓ ×2 (5% each), Enter.
+	at := *focusOf(doc["focal_point"])
+	keyed := [2]float64{at[0] - 0.15, at[1] + 0.1}
+	step(t, tab, dir, "focal-04-keyboard",
+		chromedp.Click(chromedp.CSS(card+" button.focus-set")),
+		until(js(`document.activeElement === li.querySelector(".stage") && li.querySelector(".stage").getAttribute("role") === "slider"`)),
+		chromedp.KeyEvent(kb.ArrowLeft+kb.ArrowLeft+kb.ArrowLeft+kb.ArrowDown+kb.ArrowDown),
+		until(js(`li.querySelector(".stage").getAttribute("aria-valuetext") === `+strconv.Quote(fmt.Sprintf("%d%% across, %d%% down", int(math.Round(keyed[0]*100)), int(math.Round(keyed[1]*100)))))),
+	)
+	frameIs("while moved with the keyboard", keyed)
+	if got := focusOf(app.do("GET", location, nil).json(t)["focal_point"]); !near(got, &at) {
+		t.Errorf("moving the point with the arrows, before Enter, saved %v", got)
+	}
+	step(t, tab, dir, "focal-05-keyed", chromedp.KeyEvent(kb.Enter))
+	doc = focusIs("after the arrows and Enter", &keyed)
+	step(t, tab, dir, "focal-06-keyed-cropped", thumbShown(doc))
+	frameIs("after the arrows and Enter", keyed)
+	if got := eval[string](t, tab, `document.activeElement.className`); !strings.Contains(got, "focus-set") {
+		t.Errorf("after Enter the focus is on %q, want the Set focal point button", got)
+	}
+	tabLog.check(t, "focal point by the keyboard")
+
+	// Reset crop: no focal point, the automatic crop again.
+	step(t, tab, dir, "focal-07-reset", chromedp.Click(chromedp.CSS(card+" button.focus-reset")))
+	doc = focusIs("after Reset crop", nil)
+	if doc["focal_point"] != nil {
+		t.Errorf("after Reset crop the API's focal_point is %v", doc["focal_point"])
+	}
+	step(t, tab, dir, "focal-08-reset-cropped", thumbShown(doc),
+		until(js(`li.querySelector(".focal-marker").hidden && li.querySelector(".crop-window").hidden && li.querySelector("button.focus-reset").hidden`)))
+	if s := eval[string](t, tab, js(`li.querySelector(".crop-state").textContent`)); !strings.Contains(s, "Automatic crop") {
+		t.Errorf("after Reset crop the card says %q", s)
+	}
+	tabLog.check(t, "reset crop")
+
+	// The import page: a file with 3 good rows and 1 bad one, dropped.
+	photo := func(n int) string { return srv.URL + "/photo/" + strconv.Itoa(n) + ".png" }
+	files := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(files, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("catalog.ndjson", strings.Join([]string{
+		`{"sku":"I-1","name":"Oak chair","price":"49.90","user_id":61,"images":[{"url":"` + photo(1) + `","alt":"Front"}]}`,
+		`{"sku":"I-2","name":"Table","price":"120","user_id":61,"images":[{"url":"` + photo(2) + `","alt":"Top"}]}`,
+		`{"sku":"I-3","name":"Lamp","price":"minus one","user_id":61}`,
+		`{"sku":"I-4","name":"Shelf","price":"80","user_id":61}`,
+	}, "\n")+"\n")
+	downloads := t.TempDir()
+	step(t, tab, dir, "import-01-page",
+		chromedp.Click(chromedp.ID("nav-import")),
+		chromedp.WaitVisible(chromedp.ID("import-drop")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads})
+			return err
+		}),
+		// Every state the progress bar shows, kept.
+		chromedp.Evaluate[chromedp.Void](`window.__progress = []; new MutationObserver(() => {
+			const b = document.getElementById("import-progress");
+			window.__progress.push(b.getAttribute("aria-valuenow") + " " + b.dataset.status);
+		}).observe(document.getElementById("import-progress"), {attributes: true, attributeFilter: ["aria-valuenow", "data-status"]})`),
+	)
+	step(t, tab, dir, "import-02-completed",
+		drop("import-drop", []string{good}),
+		until(`document.querySelector("#import-state").dataset.status === "completed"`),
+		until(`document.querySelectorAll("#import-rows tr").length === 1`),
+	)
+	importID := eval[string](t, tab, `location.hash.slice("#/import/".length)`)
+	if !validUUID(importID) {
+		t.Fatalf("after the drop the page shows import %q", importID)
+	}
+	imp := app.waitImport("/imports/"+importID, time.Minute, auth...)
+	if rows := imp["rows"].(map[string]any); rows["applied"] != 3.0 || rows["failed"] != 1.0 {
+		t.Errorf("the API's import: %v", rows)
+	}
+	page := eval[struct {
+		Counts, Line, Code, Detail, Now, Max, Text, Name string
+		Progress                                         []string
+		Recent                                           int
+	}](t, tab, `(() => { const b = document.getElementById("import-progress"), row = document.querySelector("#import-rows tr");
+		return {Counts: document.querySelector("#import-counts").textContent, Line: row.cells[0].textContent, Code: row.cells[1].textContent,
+			Detail: row.cells[2].textContent, Now: b.getAttribute("aria-valuenow"), Max: b.getAttribute("aria-valuemax"),
+			Text: b.getAttribute("aria-valuetext"), Name: document.querySelector("#import-name").textContent, Progress: window.__progress,
+			Recent: document.querySelectorAll("#import-recent li").length}; })()`)
+	if !strings.Contains(page.Counts, "3 applied, 1 failed") || page.Line != "3" || !strings.Contains(page.Detail, "price") || page.Name != "catalog.ndjson" {
+		t.Errorf("the completed import shows %+v, want 3 applied, 1 failed, and line 3's error about the price", page)
+	}
+	if page.Now != "100" || page.Max != "100" || !strings.Contains(page.Text, "4 of 4 rows done") {
+		t.Errorf("the progress bar at the end: aria-valuenow %s of %s, %q", page.Now, page.Max, page.Text)
+	}
+	if p := page.Progress; len(p) < 2 || p[0] == "100 completed" || p[len(p)-1] != "100 completed" {
+		t.Errorf("the progress bar showed %v, want the accepted import first and completed last", p)
+	}
+	if page.Recent != 1 {
+		t.Errorf("%d imports listed, want 1", page.Recent)
+	}
+	if got := app.productsBySKU(61); len(got) != 3 || got["I-1"] == nil || got["I-2"] == nil || got["I-4"] == nil {
+		t.Errorf("the imported products: %v", got)
+	}
+	// All the errors, downloaded.
+	saved := filepath.Join(downloads, "import-"+importID+"-errors.ndjson")
+	step(t, tab, dir, "import-03-downloaded",
+		chromedp.Click(chromedp.ID("import-download")),
+		until(`document.querySelector("#status").textContent.includes("downloaded")`),
+	)
+	var errs []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		errs, err = os.ReadFile(saved)
+		if err == nil && bytes.HasSuffix(errs, []byte("\n")) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(string(errs)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], `"line":3`) {
+		t.Errorf("the downloaded errors (%v): %q, want one line, line 3's", err, errs)
+	}
+	tabLog.check(t, "import")
+
+	// A file whose line 2 is not JSON is refused whole, naming line 2.
+	bad := write("broken.ndjson", `{"sku":"M-1","name":"ok","price":"1","user_id":62}`+"\n"+`{"sku":`+"\n")
+	step(t, tab, dir, "import-04-refused",
+		chromedp.SetUploadFiles(chromedp.ID("import-file"), []string{bad}),
+		until(`document.querySelector("#import-error").textContent.includes("line 2")`),
+	)
+	if e := eval[string](t, tab, `document.querySelector("#import-error").textContent`); !strings.Contains(e, "broken.ndjson") || !strings.Contains(e, "400") {
+		t.Errorf("the refused file: the page says %q", e)
+	}
+	if got := app.productsBySKU(62); len(got) != 0 {
+		t.Errorf("the refused file applied %v", got)
+	}
+	// A text file: the 415's detail.
+	text := write("notes.txt", "sku,name\n")
+	step(t, tab, dir, "import-05-unsupported",
+		chromedp.SetUploadFiles(chromedp.ID("import-file"), []string{text}),
+		until(`document.querySelector("#import-error").textContent.includes("notes.txt")`),
+	)
+	if e := eval[string](t, tab, `document.querySelector("#import-error").textContent`); !strings.Contains(e, "415") || !strings.Contains(e, "text/plain") {
+		t.Errorf("the text file: the page says %q", e)
+	}
+	// Back to the session's import, from the list.
+	step(t, tab, dir, "import-06-again",
+		chromedp.Navigate(base+"/admin/#/products"),
+		chromedp.WaitVisible(chromedp.ID("view-products")),
+		chromedp.Click(chromedp.ID("nav-import")),
+		chromedp.WaitVisible(chromedp.ID("import-recent")),
+		chromedp.Click(chromedp.CSS("#import-recent a")),
+		until(`location.hash === "#/import/`+importID+`" && document.querySelector("#import-counts").textContent.includes("3 applied, 1 failed") &&
+			document.querySelectorAll("#import-rows tr").length === 1`),
+	)
+	tabLog.check(t, "refused imports")
 }

@@ -175,7 +175,15 @@ func testImport(t *testing.T, env map[string]string) {
 	}
 
 	// The export reads back in: NDJSON and CSV of the owner's products,
-	// imported again, change nothing.
+	// imported again, change nothing — an uploaded photo too (exported as
+	// its largest variant's URL, on this vitrine's /media).
+	up := app.uploadBytes(products["A-1"]["id"].(string), "up.png", distinctPNG(t, 4242), true)
+	if up.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", up.Status, up.Body)
+	}
+	app.waitImage(up.Header.Get("Location"), time.Minute)
+	app.settle(time.Minute)
+	products = app.productsBySKU(41)
 	testExportRoundTrip(t, app, 41, products)
 
 	// CSV: a BOM, quoted commas, quotes and a line break, CRLF and LF
@@ -297,7 +305,7 @@ func testExportRoundTrip(t *testing.T, app *testApp, owner int, products map[str
 		t.Fatalf("CSV export: %d %q", csvOut.Status, csvOut.Header.Get("Content-Type"))
 	}
 	records, err := csv.NewReader(bytes.NewReader(csvOut.Body)).ReadAll()
-	if err != nil || len(records) != len(products)+1 || !slices.Contains(records[0], "image_2_url") {
+	if err != nil || len(records) != len(products)+1 || !slices.Contains(records[0], "image_3_url") {
 		t.Fatalf("CSV export: %v, %d records, header %v", err, len(records), records[0])
 	}
 	for _, again := range []struct{ ct, body string }{{"application/x-ndjson", string(r.Body)}, {"text/csv", string(csvOut.Body)}} {

@@ -66,3 +66,27 @@ func matchPattern(pattern string, segs []string) (int, bool) {
 	}
 	return static, len(ps) == len(segs)
 }
+
+// shadowed lists, by pattern, the methods that a pattern with fewer static
+// segments answers on its paths and it does not: the router would send
+// those requests to the other pattern's handler (PUT /products/export to
+// PUT /products/{id}).
+func (ps patterns) shadowed() map[string][]string {
+	out := map[string][]string{}
+	for p, own := range ps {
+		segs := strings.Split(strings.Trim(p, "/"), "/")
+		mine, _ := matchPattern(p, segs)
+		for q, ms := range ps {
+			n, ok := matchPattern(q, segs)
+			if q == p || !ok || n >= mine {
+				continue
+			}
+			for _, m := range ms {
+				if !slices.Contains(own, m) && !slices.Contains(out[p], m) {
+					out[p] = append(out[p], m)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -361,6 +361,13 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		writeProblem(ctx, http.StatusMethodNotAllowed, "method_not_allowed",
 			fmt.Sprintf("%s is not allowed on %s; allowed: %s", ctx.Method(), ctx.Path(), ctx.Response.Header.Peek("Allow")), nil)
 	}
+	// A method of /products/{id} sent to /products/export would reach the
+	// product's handler ("export" taken for an id): it is not allowed.
+	for pattern, methods := range s.patterns.shadowed() {
+		for _, m := range methods {
+			r.Handle(m, pattern, r.MethodNotAllowed)
+		}
+	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
 		ctx.SetUserValue(errKey, fmt.Errorf("panic: %v", v))
 		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
@@ -416,12 +423,13 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Routes lists every registered route as "METHOD path".
+// Routes lists every route as "METHOD path" (not the ones that only answer
+// 405).
 func (s *Server) Routes() []string {
 	var out []string
-	for method, paths := range s.router.List() {
-		for _, p := range paths {
-			out = append(out, method+" "+p)
+	for path, methods := range s.patterns {
+		for _, m := range methods {
+			out = append(out, m+" "+path)
 		}
 	}
 	return out

@@ -48,29 +48,52 @@ export async function call(method, path, { json, contentType = "application/json
   return { status: res.status, etag, body };
 }
 
-// upload sends one file as the raw body (its type decided by the server
-// from its bytes), reporting progress as a fraction. XMLHttpRequest is
-// used because fetch() reports no upload progress.
-export function upload(productID, file, onProgress) {
+// sendFile sends a file as the raw body of a request with contentType,
+// reporting progress as a fraction, and resolves to {status, etag, body}
+// for a 2xx (a non-2xx rejects with its problem, as call does).
+// XMLHttpRequest is used because fetch() reports no upload progress.
+export function sendFile(method, path, file, contentType, onProgress = () => {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/products/${encodeURIComponent(productID)}/images`);
+    xhr.open(method, path);
     for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.setRequestHeader("Content-Type", contentType);
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.onload = () => {
       let body = null;
       try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      if (xhr.status === 200 || xhr.status === 202) {
+      const etag = xhr.getResponseHeader("ETag");
+      if (xhr.status >= 200 && xhr.status < 300) {
         onProgress(1);
-        resolve(body);
+        resolve({ status: xhr.status, etag, body });
       } else {
-        reject(new ApiError(xhr.status, body));
+        reject(new ApiError(xhr.status, body, etag));
       }
     };
-    xhr.onerror = () => reject(new ApiError(0, { detail: "the upload could not reach the server" }));
+    xhr.onerror = () => reject(new ApiError(0, { detail: "the file could not be sent: the server was not reached, or closed the connection" }));
     xhr.send(file);
   });
+}
+
+// upload sends one photo as the raw body (its type decided by the server
+// from its bytes), reporting progress as a fraction.
+export async function upload(productID, file, onProgress) {
+  const { body } = await sendFile("POST", `/products/${encodeURIComponent(productID)}/images`, file,
+    file.type || "application/octet-stream", onProgress);
+  return body;
+}
+
+// fetchBlob GETs path with the signed-in key and returns its body as a
+// Blob (for a download the browser cannot make itself: a link cannot send
+// the Authorization header).
+export async function fetchBlob(path) {
+  const res = await fetch(path, { headers: authHeaders(), cache: "no-store" });
+  if (!res.ok) {
+    let problem = null;
+    try { problem = await res.json(); } catch { /* not JSON */ }
+    throw new ApiError(res.status, problem, res.headers.get("ETag"));
+  }
+  return res.blob();
 }
 
 // EventStream follows a product's events. Browsers' EventSource cannot

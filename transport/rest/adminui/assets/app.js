@@ -1,6 +1,6 @@
 // vitrine admin page: plain ES modules, no framework and no build step, so
 // the page is exactly these files, embedded in the binary.
-import { session, call, upload, ApiError, EventStream } from "./api.js";
+import { session, call, upload, sendFile, fetchBlob, ApiError, EventStream } from "./api.js";
 import { paint } from "./blurhash.js";
 
 const $ = (id) => document.getElementById(id);
@@ -32,10 +32,10 @@ function sayNext(text) {
   carry = true;
 }
 
-const views = ["signin", "products", "editor", "dead"];
+const views = ["signin", "products", "editor", "import", "dead"];
 function show(view) {
   for (const v of views) $("view-" + v).hidden = v !== view;
-  for (const [id, v] of [["nav-products", "products"], ["nav-new", "new"], ["nav-dead", "dead"]]) {
+  for (const [id, v] of [["nav-products", "products"], ["nav-new", "new"], ["nav-import", "import"], ["nav-dead", "dead"]]) {
     if (v === currentNav) $(id).setAttribute("aria-current", "page");
     else $(id).removeAttribute("aria-current");
   }
@@ -62,6 +62,38 @@ function thumbnail(img, size = "thumb", alt = "") {
     i.addEventListener("load", () => i.classList.add("loaded"));
     box.append(i);
   }
+  return box;
+}
+
+// pictureVariant is the variant that shows a whole photo (fitted inside
+// its box, uncropped) on a card: the smallest at least 300 pixels wide,
+// else the largest; null when the image has none.
+function pictureVariant(img) {
+  const inside = (img.variants || []).filter((v) => v.fit === "inside" || (!v.fit && v.name !== "thumb"));
+  const byName = new Map();
+  for (const v of inside) {
+    const have = byName.get(v.name);
+    if (!have || (v.format === "webp" && have.format !== "webp") || (v.format === "jpeg" && have.format !== "webp" && have.format !== "jpeg")) byName.set(v.name, v);
+  }
+  const sized = [...byName.values()].sort((a, b) => a.width - b.width);
+  return sized.find((v) => v.width >= 300) || sized[sized.length - 1] || null;
+}
+
+// picture shows a ready photo whole, at its own aspect ratio: the BlurHash
+// first, the image when it loads. null when it has no uncropped variant.
+function picture(img, alt = "") {
+  const v = pictureVariant(img);
+  if (!v) return null;
+  const box = el("div", { class: "thumb whole" });
+  box.style.aspectRatio = `${v.width} / ${v.height}`;
+  if (img.placeholder) {
+    const c = el("canvas", { width: 32, height: 32, "aria-hidden": "true" });
+    paint(c, img.placeholder);
+    box.append(c);
+  }
+  const i = el("img", { alt, src: v.url, width: v.width, height: v.height, decoding: "async", draggable: "false" });
+  i.addEventListener("load", () => i.classList.add("loaded"));
+  box.append(i);
   return box;
 }
 
@@ -121,6 +153,7 @@ async function afterSignIn() {
 
 $("signout").addEventListener("click", () => {
   session.key = null;
+  recentImports.clear();
   stopEditor();
   sayNext("Signed out.");
   location.hash = "#/signin";
@@ -439,6 +472,44 @@ export function rebased(want, current) {
   return want.filter((id) => current.includes(id)).concat(current.filter((id) => !want.includes(id)));
 }
 
+// cropWindow is the part of a picture width×height (as fractions of its
+// width and height, from its top left) that a cover crop into a boxW×boxH
+// box keeps around the focal point p, as the server cuts it: the largest
+// region of the box's shape the picture holds, centred on p as nearly as
+// the picture's edges allow.
+export function cropWindow(p, width, height, boxW = 1, boxH = 1) {
+  let w = 1, h = 1;
+  if (width * boxH > height * boxW) w = Math.min(1, (height * boxW) / boxH / width); // wider than the box: its full height
+  else h = Math.min(1, (width * boxH) / boxW / height);
+  return {
+    left: Math.min(Math.max(0, p.x - w / 2), 1 - w),
+    top: Math.min(Math.max(0, p.y - h / 2), 1 - h),
+    width: w, height: h,
+  };
+}
+
+// sameFocus says whether two focal points (null: none, the automatic
+// crop) are the same, to the ten-thousandth the server keeps.
+export function sameFocus(a, b) {
+  if (!a || !b) return !a && !b;
+  return Math.round(a.x * 1e4) === Math.round(b.x * 1e4) && Math.round(a.y * 1e4) === Math.round(b.y * 1e4);
+}
+
+// cropsMade says whether the image's cover variants (its thumbnails) are
+// cut around its focal point: false while the server makes new ones.
+export function cropsMade(img) {
+  return (img.variants || []).filter((v) => v.fit === "cover").every((v) => sameFocus(v.focal_point, img.focal_point));
+}
+
+// nudged is the focal point p moved by dx, dy, kept on the picture.
+export function nudged(p, dx, dy) {
+  const r = (v) => Math.round(Math.min(1, Math.max(0, v)) * 1e4) / 1e4;
+  return { x: r(p.x + dx), y: r(p.y + dy) };
+}
+
+const percent = (v) => `${Math.round(v * 100)}%`;
+const whereText = (p) => `${percent(p.x)} across, ${percent(p.y)} down`;
+
 const sameOrder = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 // common is a's ids that b has too, in a's order.
 const common = (a, b) => a.filter((id) => b.includes(id));
@@ -644,6 +715,9 @@ class Card {
     this.altEdited = false; // the field holds text typed and not saved yet,
     this.altBase = ""; // typed over this alt text
     this.sendingAlt = null;
+    this.editing = null; // the focal point moved with the keyboard, not saved yet
+    this.pendingFocus = null; // {point}: a focal point being saved, shown meanwhile
+    this.awaitingCrop = false; // a new focal point was saved here: its thumbnail is announced
     this.state = el("span", { class: "state" });
     this.reason = el("p", { class: "reason" });
     this.hint = el("p", { class: "help hint", hidden: true }, "Retrying cannot mend this file: remove it and upload another.");
@@ -651,7 +725,12 @@ class Card {
     this.retry = el("button", { type: "button", class: "secondary retry", hidden: true, onclick: () => this.onRetry() }, "Retry");
     this.thumbBox = el("div", { class: "thumb" });
     this.badge = el("span", { class: "badge", hidden: true }, "Primary photo");
-    this.handle = el("div", { class: "handle", title: "Drag to reorder" }, this.thumbBox, this.badge);
+    // The picture, with the focal point's marker and the window its
+    // thumbnail crops: a click on a ready photo's picture sets the point.
+    this.cropWindow = el("div", { class: "crop-window", hidden: true, "aria-hidden": "true" });
+    this.marker = el("div", { class: "focal-marker", hidden: true, "aria-hidden": "true" });
+    this.stage = el("div", { class: "stage" }, this.thumbBox, this.cropWindow, this.marker);
+    this.handle = el("div", { class: "handle", title: "Drag to reorder" }, this.stage, this.badge);
     this.name = el("p", { class: "name" }, label);
     this.pos = el("p", { class: "pos" });
     this.alt = el("input", { id: `alt-${n}`, type: "text", autocomplete: "off", "aria-describedby": `alt-${n}-error alt-help` });
@@ -661,8 +740,18 @@ class Card {
     this.later = el("button", { type: "button", class: "secondary move", onclick: () => this.move(1) }, "Later →");
     this.removeButton = el("button", { type: "button", class: "secondary remove", onclick: () => this.onRemove() }, "Remove");
     this.moves = el("div", { class: "moves", hidden: true }, this.earlier, this.later);
+    // The thumbnail as the server cut it, how it was cut, and the focal
+    // point's keyboard controls.
+    this.cropThumb = el("div", { class: "crop-thumb" });
+    this.cropState = el("p", { class: "crop-state", id: `crop-${n}` });
+    this.focusButton = el("button", { type: "button", class: "secondary focus-set", "aria-describedby": "focus-help", onclick: () => this.startFocus() }, "Set focal point");
+    this.resetButton = el("button", { type: "button", class: "secondary focus-reset", hidden: true, onclick: () => this.resetFocus() }, "Reset crop");
+    this.focusError = el("p", { class: "error focus-error" });
+    this.crop = el("div", { class: "crop", hidden: true },
+      el("div", { class: "crop-row" }, this.cropThumb, el("div", {}, el("p", { class: "crop-label" }, "Thumbnail"), this.cropState)),
+      el("div", { class: "focus-buttons" }, this.focusButton, this.resetButton), this.focusError);
     this.li = el("li", { class: "card" }, this.handle, this.name, this.pos, this.progress, el("p", {}, this.state), this.reason, this.hint, this.retry,
-      this.altField, this.moves, el("div", { class: "remove-row" }, this.removeButton));
+      this.crop, this.altField, this.moves, el("div", { class: "remove-row" }, this.removeButton));
     this.removeButton.hidden = true;
     this.listen();
     $("cards").append(this.li);
@@ -683,6 +772,16 @@ class Card {
       if (e.altKey && (e.key === "ArrowLeft" || e.key === "ArrowUp")) { e.preventDefault(); this.move(-1); }
       else if (e.altKey && (e.key === "ArrowRight" || e.key === "ArrowDown")) { e.preventDefault(); this.move(1); }
       else if (e.key === "Delete" && !e.altKey && !e.ctrlKey && !e.metaKey) { e.preventDefault(); this.onRemove(); }
+    });
+    // The focal point: a click on the picture sets it; while it is moved
+    // with the keyboard, arrows move it, Enter saves it, Escape cancels.
+    this.stage.addEventListener("click", (e) => this.onPictureClick(e));
+    this.stage.addEventListener("keydown", (e) => this.onFocusKey(e));
+    this.stage.addEventListener("keyup", (e) => this.onFocusKeyUp(e));
+    this.stage.addEventListener("blur", () => {
+      // Leaving it cancels, unless the focus comes back at once (the card
+      // was only moved in the list).
+      setTimeout(() => { if (this.editing && document.activeElement !== this.stage) this.endFocus(); }, 0);
     });
     // The mouse: drag a photo by its picture and drop it on another's place.
     this.handle.addEventListener("dragstart", (e) => {
@@ -746,18 +845,24 @@ class Card {
       this.removeButton.setAttribute("aria-label", `Remove ${this.label()}`);
       this.earlier.setAttribute("aria-label", `Move ${this.label()} earlier`);
       this.later.setAttribute("aria-label", `Move ${this.label()} later`);
+      this.focusButton.setAttribute("aria-label", `Set the focal point of ${this.label()}`);
+      this.resetButton.setAttribute("aria-label", `Reset the crop of ${this.label()}`);
     }
     this.img = img;
     this.uploadFailed = false;
     if (!this.file) this.progress.hidden = true;
-    const shown = this.thumbBox.dataset.status;
-    if (shown !== img.status) {
-      const t = thumbnail(img, "thumb", img.alt || "");
+    // A ready photo shows whole (its focal point is set on it); the
+    // others their thumbnail's place, with the BlurHash.
+    const whole = img.status === "ready" ? pictureVariant(img) : null;
+    const key = img.status + " " + (whole ? whole.url : "");
+    if (this.thumbBox.dataset.key !== key) {
+      const t = (whole && picture(img, img.alt || "")) || thumbnail(img, "thumb", img.alt || "");
       const i = t.querySelector("img");
       if (i) i.draggable = false; // the card's handle is what is dragged
       this.thumbBox.replaceWith(t);
       this.thumbBox = t;
       this.thumbBox.dataset.status = img.status;
+      this.thumbBox.dataset.key = key;
     } else {
       const i = this.thumbBox.querySelector("img");
       if (i) i.alt = img.alt || "";
@@ -768,6 +873,220 @@ class Card {
     const alt = img.alt || "";
     if (!this.altEdited) this.alt.value = alt;
     this.savedAlt = alt;
+    this.renderCrop();
+  }
+
+  // focusable says whether the photo's focal point can be set: it is
+  // ready, shown whole, and has thumbnails cropped to cover their box.
+  focusable() {
+    const img = this.img;
+    return !!img && img.status === "ready" && !!pictureVariant(img) && (img.variants || []).some((v) => v.fit === "cover");
+  }
+
+  // shownFocus is the focal point the picture shows: the one being moved
+  // with the keyboard, else the one being saved, else the saved one.
+  shownFocus() {
+    if (this.editing) return this.editing;
+    if (this.pendingFocus) return this.pendingFocus.point;
+    return (this.img && this.img.focal_point) || null;
+  }
+
+  // renderCrop shows the focal point, the window of the picture the
+  // thumbnail keeps around it, and the thumbnail the server made.
+  renderCrop() {
+    const img = this.img;
+    const ok = this.focusable();
+    this.crop.hidden = !ok;
+    this.stage.classList.toggle("focusable", ok);
+    if (!ok) {
+      this.marker.hidden = true;
+      this.cropWindow.hidden = true;
+      if (this.editing) this.endFocus();
+      return;
+    }
+    const p = this.shownFocus();
+    const pic = pictureVariant(img);
+    const thumb = pickVariant(img, "thumb") || (img.variants || []).find((v) => v.fit === "cover");
+    this.marker.hidden = !p;
+    this.cropWindow.hidden = !p;
+    if (p) {
+      this.marker.style.left = `${p.x * 100}%`;
+      this.marker.style.top = `${p.y * 100}%`;
+      const w = cropWindow(p, pic.width, pic.height, thumb.width, thumb.height);
+      for (const [k, v] of Object.entries(w)) this.cropWindow.style[k] = `${v * 100}%`;
+    }
+    this.resetButton.hidden = !p;
+    // The server's thumbnail: the old crop until the new one is made.
+    const made = cropsMade(img);
+    const shown = this.cropThumb.querySelector("img");
+    if (!shown || shown.dataset.url !== thumb.url) {
+      const i = el("img", { alt: "", src: thumb.url, width: thumb.width, height: thumb.height, decoding: "async", draggable: "false" });
+      i.dataset.url = thumb.url;
+      this.cropThumb.replaceChildren(i);
+    }
+    this.cropThumb.classList.toggle("stale", !made || !!this.pendingFocus);
+    let text;
+    if (this.pendingFocus) text = "Saving the focal point…";
+    else if (!made) text = img.focal_point ? "Making the new crop around the focal point…" : "Going back to the automatic crop…";
+    else text = img.focal_point ? `Cropped around the focal point (${whereText(img.focal_point)}).` : "Automatic crop (no focal point set).";
+    this.cropState.textContent = text;
+    this.li.dataset.crop = this.pendingFocus ? "saving" : made ? "made" : "making";
+    if (made && !this.pendingFocus && this.awaitingCrop) {
+      this.awaitingCrop = false;
+      say(`The new thumbnail of ${this.label()} is made: ${img.focal_point ? "cropped around its focal point" : "the automatic crop"}.`);
+    }
+  }
+
+  // onPictureClick sets the focal point where the picture was clicked.
+  onPictureClick(e) {
+    if (!this.focusable()) return;
+    const i = this.thumbBox.querySelector("img");
+    if (!i) return;
+    const r = i.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) return;
+    if (this.editing) this.endFocus();
+    const p = nudged({ x: (e.clientX - r.left) / r.width, y: (e.clientY - r.top) / r.height }, 0, 0);
+    this.setFocus(p);
+  }
+
+  // startFocus lets the arrow keys move the focal point on the picture.
+  startFocus() {
+    if (!this.focusable()) return;
+    this.focusError.textContent = "";
+    this.editing = { ...(this.shownFocus() || { x: 0.5, y: 0.5 }) };
+    this.enterDown = false;
+    const s = this.stage;
+    s.tabIndex = -1;
+    s.classList.add("editing");
+    s.setAttribute("role", "slider");
+    s.setAttribute("aria-roledescription", "focal point");
+    s.setAttribute("aria-label", `Focal point of ${this.label()}`);
+    s.setAttribute("aria-describedby", "focus-help");
+    s.setAttribute("aria-keyshortcuts", "ArrowLeft ArrowRight ArrowUp ArrowDown Enter Escape");
+    s.setAttribute("aria-valuemin", "0");
+    s.setAttribute("aria-valuemax", "100");
+    this.showEditing();
+    this.renderCrop();
+    s.focus();
+    say(`Move the focal point of ${this.label()} with the arrow keys (Shift: finer), Enter saves it, Escape cancels. It is at ${whereText(this.editing)}.`);
+  }
+
+  showEditing() {
+    this.stage.setAttribute("aria-valuenow", String(Math.round(this.editing.x * 100)));
+    this.stage.setAttribute("aria-valuetext", whereText(this.editing));
+  }
+
+  endFocus() {
+    this.editing = null;
+    const s = this.stage;
+    s.removeAttribute("tabindex");
+    s.classList.remove("editing");
+    for (const a of ["role", "aria-roledescription", "aria-label", "aria-describedby", "aria-keyshortcuts", "aria-valuemin", "aria-valuemax", "aria-valuenow", "aria-valuetext"]) s.removeAttribute(a);
+    this.renderCrop();
+  }
+
+  onFocusKey(e) {
+    if (!this.editing || e.altKey || e.ctrlKey || e.metaKey) return;
+    const step = e.shiftKey ? 0.01 : 0.05;
+    const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (moves[e.key]) {
+      e.preventDefault();
+      e.stopPropagation();
+      this.editing = nudged(this.editing, ...moves[e.key]);
+      this.showEditing();
+      this.renderCrop();
+    } else if (e.key === "Enter") {
+      // Saved when the key is released, so that the key's press does not
+      // reach the Set focal point button the focus goes back to.
+      e.preventDefault();
+      e.stopPropagation();
+      this.enterDown = true;
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      e.stopPropagation();
+      this.endFocus();
+      this.focusButton.focus();
+      say(`The focal point of ${this.label()} was not changed.`);
+    }
+  }
+
+  onFocusKeyUp(e) {
+    if (e.key !== "Enter" || !this.enterDown || !this.editing) return;
+    e.preventDefault();
+    this.enterDown = false;
+    const p = this.editing;
+    this.endFocus();
+    this.focusButton.focus();
+    this.setFocus(p);
+  }
+
+  resetFocus() {
+    if (this.editing) this.endFocus();
+    this.focusButton.focus(); // the Reset button hides
+    this.setFocus(null);
+  }
+
+  // setFocus saves the focal point p (null: the automatic crop), after
+  // the gallery's other requests, showing it meanwhile.
+  setFocus(p) {
+    if (!this.imageId) return;
+    this.focusError.textContent = "";
+    const pending = { point: p };
+    this.pendingFocus = pending;
+    this.renderCrop();
+    const base = (this.img && this.img.focal_point) || null;
+    enqueue(() => this.patchFocus(pending, base));
+  }
+
+  // patchFocus saves pending.point, set over base. When the product
+  // changed meanwhile (412) but not this focal point, it is sent once more.
+  async patchFocus(pending, base) {
+    const done = () => { if (this.pendingFocus === pending) this.pendingFocus = null; };
+    if (this.pendingFocus !== pending) return; // a newer one replaces it
+    const p = pending.point;
+    for (let attempt = 0; ; attempt++) {
+      const before = ed.seen;
+      try {
+        const { body, etag } = await call("PATCH", `/products/${ed.id}/images/${this.imageId}`, {
+          json: { focal_point: p }, contentType: "application/merge-patch+json",
+          headers: { "If-Match": galleryMatch() },
+        });
+        ourChange(before, etag);
+        done();
+        this.awaitingCrop = !cropsMade(body);
+        this.update(body);
+        if (this.awaitingCrop) {
+          say(p ? `Focal point of ${this.label()} set at ${whereText(p)}; its thumbnail is being cropped around it.`
+            : `Focal point of ${this.label()} removed; its thumbnail goes back to the automatic crop.`);
+        } else {
+          say(p ? `Focal point of ${this.label()} set at ${whereText(p)}.` : `${this.label()} has the automatic crop.`);
+        }
+        return;
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 412 && attempt === 0) {
+          await reloadGallery();
+          if (!ed.cards.has(this.imageId)) {
+            done();
+            galleryAlert(`${this.label()} was removed elsewhere; its focal point was not saved.`);
+            return;
+          }
+          if (sameFocus((this.img && this.img.focal_point) || null, base)) continue; // the product changed, not this point
+          done();
+          this.renderCrop();
+          this.setFocusError("Not saved: this focal point was changed elsewhere meanwhile; the picture shows it now. Set it again if you still want yours.");
+          return;
+        }
+        done();
+        this.renderCrop();
+        const fe = ((err.problem && err.problem.errors) || []).find((x) => x.field === "focal_point");
+        this.setFocusError(fe ? `Not saved: the focal point ${fe.detail}.` : "Not saved: " + err.message);
+        return;
+      }
+    }
+  }
+
+  setFocusError(text) {
+    this.focusError.textContent = text;
   }
 
   // place shows the card at index i of n, as the primary photo or not.
@@ -1027,6 +1346,229 @@ $("cards").addEventListener("drop", (e) => {
 });
 $("files").addEventListener("change", (e) => { addFiles(e.target.files); e.target.value = ""; });
 
+// ---------- imports: a catalog file, its rows applied in the background ----------
+
+// importType is the Content-Type an import file is sent as, by its name:
+// NDJSON for .ndjson and .jsonl, CSV for .csv; another file goes as its
+// own type, for the server to refuse (415) or take.
+export function importType(name, type) {
+  const ext = String(name).toLowerCase().split(".").pop();
+  if (ext === "ndjson" || ext === "jsonl") return "application/x-ndjson";
+  if (ext === "csv") return "text/csv";
+  return type || "application/octet-stream";
+}
+
+// importCounts is an import's rows as the page says them.
+export function importCounts(rows) {
+  let s = `${rows.applied} applied, ${rows.failed} failed`;
+  if (rows.pending > 0) s += `, ${rows.pending} pending`;
+  return s + ` (of ${rows.total} ${rows.total === 1 ? "row" : "rows"})`;
+}
+
+// The imports of this tab's session, newest first: in sessionStorage, as
+// the key is, so the user can come back to one.
+const importsKey = "vitrine.imports";
+const recentImports = {
+  list() {
+    try { return JSON.parse(sessionStorage.getItem(importsKey)) || []; } catch { return []; }
+  },
+  save(list) { sessionStorage.setItem(importsKey, JSON.stringify(list.slice(0, 20))); },
+  remember(body, name) {
+    this.save([{ id: body.id, name, created_at: body.created_at, status: body.status, rows: body.rows },
+      ...this.list().filter((x) => x.id !== body.id)]);
+  },
+  update(body) {
+    const list = this.list();
+    const r = list.find((x) => x.id === body.id);
+    if (!r) return;
+    r.status = body.status;
+    r.rows = body.rows;
+    this.save(list);
+  },
+  get(id) { return this.list().find((x) => x.id === id) || null; },
+  clear() { sessionStorage.removeItem(importsKey); },
+};
+
+// imp is the import view: gen ends the polling of a view left; last is
+// the import a POST just answered (shown before the first poll).
+const imp = { gen: 0, id: null, last: null };
+const statusWords = { queued: "Queued: waiting to be applied", running: "Running: rows are being applied", completed: "Completed" };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function stopImport() {
+  imp.gen++;
+  imp.id = null;
+}
+
+async function renderImport(id) {
+  currentNav = "import";
+  show("import");
+  const gen = imp.gen;
+  imp.id = id;
+  $("import-error").textContent = "";
+  $("import-current").hidden = !id;
+  renderRecentImports();
+  if (!id) return;
+  const known = recentImports.get(id);
+  $("import-name").textContent = known ? known.name : id;
+  $("import-rows").replaceChildren();
+  $("import-more").hidden = true;
+  $("import-download").hidden = true;
+  $("import-download-note").textContent = "";
+  const first = imp.last && imp.last.id === id ? imp.last : null;
+  imp.last = null;
+  if (first) showImport(first);
+  else {
+    $("import-state").textContent = "Loading…";
+    setProgress(null);
+  }
+  followImport(id, gen, first ? first.status : null);
+}
+
+// followImport polls the import every half second until it is completed,
+// while the view shows it.
+async function followImport(id, gen, was) {
+  let failures = 0;
+  for (;;) {
+    if (gen !== imp.gen) return;
+    if (was !== null) await sleep(failures ? 2000 : 500);
+    if (gen !== imp.gen) return;
+    let body;
+    try {
+      ({ body } = await call("GET", `/imports/${encodeURIComponent(id)}`));
+      failures = 0;
+      if (gen === imp.gen) $("import-error").textContent = "";
+    } catch (e) {
+      if (gen !== imp.gen) return;
+      if (e instanceof ApiError && (e.status === 404 || e.status === 401 || e.status === 403)) {
+        $("import-state").textContent = "";
+        $("import-error").textContent = e.status === 404 ? "This import is unknown here: it is another key's, or the server no longer has it." : "Could not load the import: " + e.message;
+        return;
+      }
+      failures++;
+      was = was || "unknown";
+      $("import-error").textContent = `Could not load the import (${e.message}); trying again…`;
+      continue;
+    }
+    if (gen !== imp.gen) return;
+    showImport(body);
+    recentImports.update(body);
+    renderRecentImports();
+    if (body.status === "completed") {
+      if (was !== null && was !== "completed") say(`Import of ${$("import-name").textContent} completed: ${importCounts(body.rows)}.`);
+      return;
+    }
+    was = body.status;
+  }
+}
+
+function setProgress(body) {
+  const bar = $("import-progress");
+  if (!body) {
+    bar.removeAttribute("aria-valuenow");
+    bar.setAttribute("aria-valuetext", "not known yet");
+    $("import-progress-fill").style.width = "0";
+    return;
+  }
+  const r = body.rows;
+  const done = r.applied + r.failed;
+  const pct = r.total > 0 ? Math.round((done / r.total) * 100) : body.status === "completed" ? 100 : 0;
+  bar.setAttribute("aria-valuenow", String(pct));
+  bar.setAttribute("aria-valuetext", `${done} of ${r.total} ${r.total === 1 ? "row" : "rows"} done${body.status === "completed" ? ", completed" : ""}`);
+  bar.dataset.status = body.status;
+  $("import-progress-fill").style.width = `${pct}%`;
+}
+
+function showImport(body) {
+  $("import-state").textContent = statusWords[body.status] || body.status;
+  $("import-state").dataset.status = body.status;
+  setProgress(body);
+  $("import-counts").textContent = importCounts(body.rows);
+  const when = [`sent ${new Date(body.created_at).toLocaleString()}`];
+  if (body.finished_at) when.push(`finished ${new Date(body.finished_at).toLocaleString()}`);
+  $("import-when").textContent = `${body.format === "csv" ? "CSV" : "NDJSON"} file, ${when.join(", ")}.`;
+  const errs = body.errors || [];
+  $("import-rows").replaceChildren(...errs.map((e) => {
+    const more = (e.errors || []).filter((f) => !String(e.detail).includes(f.detail)); // the fields' errors the detail does not say
+    return el("tr", {},
+      el("td", {}, String(e.line)),
+      el("td", {}, el("code", {}, e.code)),
+      el("td", {}, e.detail, more.length ? el("ul", { class: "field-errors" }, more.map((f) => el("li", {}, el("code", {}, f.field), ": ", f.detail))) : null));
+  }));
+  $("import-errors").hidden = errs.length === 0;
+  $("import-more").hidden = !body.more_errors;
+  $("import-more").textContent = body.more_errors ? `The first ${errs.length} of ${body.rows.failed} row errors are shown; download them all.` : "";
+  $("import-download").hidden = body.rows.failed === 0;
+  $("import-done").hidden = body.status !== "completed" || body.rows.applied === 0;
+}
+
+async function sendImport(files) {
+  const file = files && files[0];
+  if (!file) return;
+  $("import-error").textContent = "";
+  say("");
+  const others = files.length > 1 ? ` (one file at a time: the other ${files.length - 1} were not sent)` : "";
+  const bar = $("import-upload");
+  bar.value = 0;
+  bar.hidden = false;
+  $("import-sending").textContent = `Sending ${file.name}…${others}`;
+  try {
+    const { body } = await sendFile("POST", "/imports", file, importType(file.name, file.type), (f) => { bar.value = f; });
+    recentImports.remember(body, file.name);
+    imp.last = body;
+    sayNext(`${file.name} was accepted: ${body.rows.total} ${body.rows.total === 1 ? "row" : "rows"} to apply${others}.`);
+    $("import-sending").textContent = "";
+    if (location.hash === `#/import/${body.id}`) route();
+    else location.hash = `#/import/${body.id}`;
+  } catch (e) {
+    $("import-sending").textContent = "";
+    $("import-error").textContent = `${file.name} was refused${e.status ? ` (HTTP ${e.status})` : ""}: ${e.message}`;
+    $("import-error").dataset.status = String(e.status);
+  } finally {
+    bar.hidden = true;
+  }
+}
+
+function renderRecentImports() {
+  const list = recentImports.list();
+  $("import-recent").replaceChildren(...list.map((r) => el("li", {},
+    el("a", { href: `#/import/${r.id}`, "aria-current": r.id === imp.id ? "page" : false }, r.name),
+    ` — ${r.status === "completed" ? "completed" : r.status}, ${r.rows ? importCounts(r.rows) : ""}, ${new Date(r.created_at).toLocaleTimeString()}`)));
+  $("import-recent-empty").hidden = list.length > 0;
+}
+
+$("import-download").addEventListener("click", async () => {
+  const id = imp.id;
+  if (!id) return;
+  const button = $("import-download");
+  button.disabled = true;
+  $("import-download-note").textContent = "";
+  try {
+    const blob = await fetchBlob(`/imports/${encodeURIComponent(id)}/errors`);
+    const url = URL.createObjectURL(blob);
+    const a = el("a", { href: url, download: `import-${id}-errors.ndjson`, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    say(`The row errors are downloaded as import-${id}-errors.ndjson (one JSON object a line).`);
+  } catch (e) {
+    $("import-download-note").textContent = "Could not download the errors: " + e.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+const importZone = $("import-drop");
+importZone.addEventListener("dragover", (e) => { e.preventDefault(); importZone.classList.add("over"); });
+importZone.addEventListener("dragleave", () => importZone.classList.remove("over"));
+importZone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  importZone.classList.remove("over");
+  sendImport([...e.dataTransfer.files]);
+});
+$("import-file").addEventListener("change", (e) => { sendImport([...e.target.files]); e.target.value = ""; });
+
 // ---------- dead letters (admin keys) ----------
 
 async function renderDead() {
@@ -1071,6 +1613,8 @@ async function route() {
   if (!session.signedIn || h === "#/signin") return renderSignIn();
   if ($("who").hidden) await afterSignIn();
   if (!h.startsWith("#/products/") && h !== "#/new") stopEditor();
+  stopImport();
+  if (h === "#/import" || h.startsWith("#/import/")) return renderImport(h.slice("#/import/".length) || null);
   if (h === "#/new") return renderEditor(null);
   if (h.startsWith("#/products/")) return renderEditor(h.slice("#/products/".length));
   if (h === "#/dead-letters") return renderDead();

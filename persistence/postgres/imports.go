@@ -15,8 +15,12 @@ import (
 
 var _ catalog.ImportStore = (*DB)(nil)
 
-// importBatch is how many rows CreateImport sends to the server at once.
-const importBatch = 500
+// importBatch and importBatchBytes bound what CreateImport sends to the
+// server at once (and holds in memory): 500 rows, or 4 MiB of them.
+const (
+	importBatch      = 500
+	importBatchBytes = 4 << 20
+)
 
 // CreateImport stores imp and the rows next yields in one transaction;
 // nothing is stored when next fails.
@@ -33,7 +37,7 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 		total := 0
 		for done := false; !done; {
 			var batch pgx.Batch
-			for batch.Len() < importBatch {
+			for size := 0; batch.Len() < importBatch && size < importBatchBytes; {
 				row, err := next()
 				if errors.Is(err, io.EOF) {
 					done = true
@@ -43,6 +47,7 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 					return err
 				}
 				batch.Queue(`INSERT INTO import_rows (import_id, line, doc, sku) VALUES ($1, $2, $3, $4)`, imp.ID, row.Line, string(row.Doc), nullSKU(row.SKU))
+				size += len(row.Doc)
 			}
 			total += batch.Len()
 			if batch.Len() > 0 {

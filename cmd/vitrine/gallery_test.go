@@ -249,8 +249,10 @@ func testGallery(t *testing.T, env map[string]string) {
 	}
 
 	// The order's resource offers PUT alone.
-	if r := app.do("GET", "/products/"+id+"/images/order", nil); r.Status != http.StatusNotFound {
-		t.Errorf("GET .../images/order: %d, want 404 (no image has that id)", r.Status)
+	for _, method := range []string{"GET", "PATCH", "DELETE"} {
+		if r := app.do(method, "/products/"+id+"/images/order", nil); r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "OPTIONS, PUT" {
+			t.Errorf("%s .../images/order: %d, Allow %q; want 405 (it is no image)", method, r.Status, r.Header.Get("Allow"))
+		}
 	}
 	if r := app.do("OPTIONS", "/products/"+id+"/images/order", nil); r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "OPTIONS, PUT" {
 		t.Errorf("OPTIONS .../images/order: %d, Allow %q", r.Status, r.Header.Get("Allow"))

@@ -324,6 +324,13 @@ func testExportRoundTrip(t *testing.T, app *testApp, owner int, products map[str
 		}
 	}
 	expectProblem(t, app.do("GET", "/products/export", nil, "Accept", "image/png"), 406, "export as PNG")
+	for _, method := range []string{"PUT", "PATCH", "DELETE"} {
+		r := app.do(method, "/products/export", nil)
+		expectProblem(t, r, 405, method+" /products/export")
+		if r.Header.Get("Allow") != "GET, HEAD, OPTIONS" {
+			t.Errorf("%s /products/export: Allow %q", method, r.Header.Get("Allow"))
+		}
+	}
 	expectProblem(t, app.do("GET", "/products/export?limit=5", nil), 400, "export with a limit")
 }
 

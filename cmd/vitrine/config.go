@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -246,6 +247,10 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("VITRINE_DATA_DIR (--data-dir) must not be empty")
 	}
+	if c.PprofAddr != "" && !isLoopback(c.PprofAddr) {
+		return fmt.Errorf("VITRINE_PPROF_ADDR (--pprof-addr) must be a loopback address such as 127.0.0.1:6060, got %q: "+
+			"its profiles show the process's command line and memory, secrets included", c.PprofAddr)
+	}
 	abs, err := filepath.Abs(c.DataDir)
 	if err != nil {
 		return fmt.Errorf("VITRINE_DATA_DIR (--data-dir) %q: %w", c.DataDir, err)
@@ -314,13 +319,41 @@ func splitList(v string) []string {
 // maskURL hides the password of a URL.
 func maskURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	if err != nil || u.Scheme == "" {
+		// A PostgreSQL keyword DSN: host=… password=… (quoted or not).
+		return keywordPassword.ReplaceAllString(raw, "${1}xxxxx")
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
+	if q := u.Query(); len(q) > 0 {
+		masked := false
+		for k := range q {
+			if secretParam(k) {
+				q.Set(k, "xxxxx")
+				masked = true
+			}
+		}
+		if masked {
+			u.RawQuery = q.Encode()
+		}
+	}
 	return u.String()
+}
+
+// keywordPassword matches the password of a keyword DSN.
+var keywordPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// secretParam reports whether a query parameter's name says it holds a
+// secret (password=, sslpassword=, token=, secret=, key=…).
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"password", "passwd", "token", "secret", "key", "signature", "sig"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func mask(secret string) string {

@@ -99,6 +99,10 @@ func (a *AccessConfig) validate(addr string) error {
 		return fmt.Errorf("VITRINE_ADMIN_TOKEN (--admin-token) must be at least 16 characters: it grants everything")
 	}
 	loopback := isLoopback(addr)
+	if a.AnonymousWrites == "true" && a.PublicReads == "false" {
+		return fmt.Errorf("VITRINE_ANONYMOUS_WRITES=true and VITRINE_PUBLIC_READS=false contradict each other: " +
+			"a client without a key could write what it may not read; set one of them otherwise")
+	}
 	switch {
 	case a.AnonymousWrites == "true":
 		a.openWrites = true

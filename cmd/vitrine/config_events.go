@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -63,5 +64,15 @@ func (e *EventsConfig) validate() error {
 // fields lists the events configuration for the start-up log line.
 func (e *EventsConfig) fields() map[string]any {
 	return map[string]any{"retention": e.Retention.String(), "heartbeat": e.Heartbeat.String(),
-		"webhook_urls": e.WebhookURLs, "webhook_secret": mask(e.WebhookSecret), "webhook_events": e.WebhookEvents}
+		"webhook_urls": maskURLs(e.WebhookURLs), "webhook_secret": mask(e.WebhookSecret), "webhook_events": e.WebhookEvents}
+}
+
+// maskURLs masks the secrets of a comma-separated list of URLs (their
+// passwords and secret-looking query parameters).
+func maskURLs(list string) string {
+	urls := splitList(list)
+	for i, u := range urls {
+		urls[i] = maskURL(u)
+	}
+	return strings.Join(urls, ",")
 }

@@ -293,7 +293,7 @@ var blocked = func() []netip.Prefix {
 		"203.0.113.0/24",  // documentation
 		"224.0.0.0/4",     // multicast
 		"240.0.0.0/4",     // reserved, broadcast
-		"::/128",          // unspecified
+		"::/96",           // IPv4-compatible (deprecated): ::127.0.0.1 (mapped ::ffff:a.b.c.d are judged as a.b.c.d)
 		"::1/128",         // loopback
 		"64:ff9b::/96",    // NAT64: could reach any IPv4
 		"64:ff9b:1::/48",  // local-use NAT64

@@ -36,6 +36,10 @@ func TestAllowed(t *testing.T) {
 		{"fe80::1", false},
 		{"ff02::1", false},
 		{"::ffff:127.0.0.1", false}, // IPv4-mapped loopback
+		{"::127.0.0.1", false},      // IPv4-compatible loopback (::7f00:1)
+		{"::10.0.0.1", false},       // IPv4-compatible private
+		{"::8.8.8.8", false},        // IPv4-compatible: deprecated, never a real destination
+		{"::ffff:8.8.8.8", true},    // IPv4-mapped public: judged as 8.8.8.8
 		{"::ffff:10.1.2.3", false},
 		{"64:ff9b::a00:1", false}, // NAT64 of 10.0.0.1
 		{"2002:a00:1::", false},   // 6to4 of 10.0.0.1
@@ -257,5 +261,29 @@ func TestURLPatternIsCheckURL(t *testing.T) {
 	}
 	if matched < 1000 {
 		t.Fatalf("only %d random hosts were valid addresses: the test does not reach the grammar", matched)
+	}
+}
+
+// TestCheckTarget: an import's image URL is refused before any write when
+// its host is, or resolves to, an address the guard blocks — any of them.
+func TestCheckTarget(t *testing.T) {
+	resolver := stubResolver{
+		"public.example": {"93.184.216.34"},
+		"mixed.example":  {"93.184.216.34", "10.0.0.1"},
+	}
+	f := New(Config{Resolver: resolver})
+	for raw, ok := range map[string]bool{
+		"https://public.example/a.jpg":     true,
+		"https://mixed.example/a.jpg":      false,
+		"http://[::127.0.0.1]/a.jpg":       false,
+		"http://[::ffff:7f00:1]/a.jpg":     false,
+		"http://127.0.0.1/a.jpg":           false,
+		"http://unknown.example/a.jpg":     false, // does not resolve
+		"ftp://public.example/a.jpg":       false,
+		"https://user:pw@public.example/a": false,
+	} {
+		if err := f.CheckTarget(context.Background(), raw); (err == nil) != ok {
+			t.Errorf("CheckTarget(%s) = %v, want ok=%v", raw, err, ok)
+		}
 	}
 }

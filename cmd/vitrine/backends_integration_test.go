@@ -368,6 +368,11 @@ func TestPostgresDown(t *testing.T) {
 		t.Error("503 without Retry-After")
 	}
 	expectProblem(t, app.do("GET", "/products?limit=5", nil), http.StatusServiceUnavailable, "list with PostgreSQL down")
+	// Readiness is judged in the background: it turns within 5 s (the
+	// results' bound) plus a run of the checks (2 s at most).
+	for deadline := time.Now().Add(8 * time.Second); app.do("GET", "/readyz", nil).Status == http.StatusOK && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	expectProblem(t, app.do("GET", "/readyz", nil), http.StatusServiceUnavailable, "readyz with PostgreSQL down")
 	if r := app.do("GET", "/healthz", nil); r.Status != http.StatusOK {
 		t.Errorf("healthz with PostgreSQL down: %d", r.Status)

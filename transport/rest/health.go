@@ -1,12 +1,10 @@
 package rest
 
 import (
-	"context"
 	_ "embed"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -29,7 +27,9 @@ func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ principal) {
 }
 
 // readyz answers 200 when this node takes requests: it is not leaving and
-// its dependencies answer. With ?deps=false only the first part counts
+// its dependencies answered when last checked (see readiness: at most
+// readyStale ago, the checks run at most once per readyFresh however many
+// requests come). With ?deps=false only the first part counts
 // (Kubernetes, whose membership follows pod readiness, uses it: a database
 // outage must not take every pod out of the cluster).
 func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ principal) {
@@ -37,11 +37,11 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, err)
 		return
 	}
-	checks := s.deps.Checks
+	withDeps := true
 	switch deps := ctx.QueryArgs().Peek("deps"); {
 	case !ctx.QueryArgs().Has("deps") || string(deps) == "true":
 	case string(deps) == "false":
-		checks = nil
+		withDeps = false
 	default:
 		writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query", Detail: "deps must be true or false",
 			Fields: []catalog.FieldError{{Field: "deps", Detail: "must be true or false"}}})
@@ -52,17 +52,10 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ principal) {
 		writeProblem(ctx, http.StatusServiceUnavailable, "draining", "this node is shutting down; send requests to another node", nil)
 		return
 	}
-	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	results := map[string]string{}
-	var failed []string
-	for _, ch := range checks {
-		if err := ch.Check(c); err != nil {
-			results[ch.Name] = err.Error()
-			failed = append(failed, ch.Name)
-		} else {
-			results[ch.Name] = "ok"
-		}
+	results, failed := map[string]string{}, []string(nil)
+	if withDeps && len(s.deps.Checks) > 0 {
+		r := s.ready.get() // judged at most readyStale ago, shared by every request
+		results, failed = r.results, r.failed
 	}
 	if len(failed) > 0 {
 		ctx.Response.Header.Set("Retry-After", "5")

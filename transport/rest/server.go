@@ -227,6 +227,7 @@ type Server struct {
 	log      *zap.Logger
 	router   *router.Router
 	patterns patterns // the routes' methods by pattern, for Allow
+	ready    *readiness
 	ids      *requestIDs
 	auth     *authenticator
 	budget   *uploadBudget
@@ -305,6 +306,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		s.hub = newHub(deps.Events, cfg.EventsBuffer, log.Named("events"))
 	}
 	s.assets, s.adminCSP = loadAssets(), adminCSP(originOf(cfg.MediaURL))
+	s.ready = &readiness{checks: deps.Checks, now: deps.Now}
 	s.route("GET", "/", open, s.index)
 	s.route("GET", "/healthz", open, s.healthz)
 	s.route("GET", "/readyz", open, s.readyz)

@@ -110,6 +110,11 @@ func NewAPIKey(id, name string, scopes []Scope, owner *int64, now time.Time) (*A
 	if owner != nil && *owner <= 0 {
 		errs = append(errs, FieldError{Field: "owner", Detail: fmt.Sprintf("must be a positive integer, got %d", *owner)})
 	}
+	if owner != nil && slices.Contains(scopes, ScopeAdmin) {
+		// The admin scope acts on the whole service (keys, dead letters,
+		// the webhook log): an owner could not bound it.
+		errs = append(errs, FieldError{Field: "owner", Detail: "a key with the admin scope acts on the whole service and cannot be bound to an owner"})
+	}
 	if len([]rune(name)) > MaxKeyNameLength || strings.ContainsFunc(name, isControl) {
 		errs = append(errs, FieldError{Field: "name", Detail: fmt.Sprintf("must be at most %d characters without control characters", MaxKeyNameLength)})
 	}

@@ -455,3 +455,37 @@ func (a *testApp) reserveRunning(secret, idem, body string) {
 		a.t.Fatalf("reserve: %v %v", ok, err)
 	}
 }
+
+// TestOwnerBoundAdmin: the admin scope cannot be bound to an owner; a key
+// made so before (straight in the store) may write its owner's products
+// and reaches no admin route.
+func TestOwnerBoundAdmin(t *testing.T) {
+	app := startApp(t, t.TempDir(), productionEnv())
+	pr := expectProblem(t, app.doJSON("POST", "/admin/keys", `{"scopes":["admin"],"owner":7}`, bearer(adminToken)...), 400, "an owner-bound admin key")
+	if errs, _ := pr["errors"].([]any); len(errs) == 0 || errs[0].(map[string]any)["field"] != "owner" {
+		t.Errorf("the refusal does not name owner: %v", pr)
+	}
+	if _, _, err := runCLI(t, map[string]string{"VITRINE_DATA_DIR": app.cfg.DataDir}, "keys", "create", "--scopes", "admin", "--owner", "7"); err == nil {
+		t.Error("vitrine keys create made an owner-bound admin key")
+	}
+	key, secret, err := catalog.NewAPIKey("legacy-admin", "made before", []catalog.Scope{catalog.ScopeAdmin}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := int64(7)
+	key.Owner = &owner
+	if err := app.db.CreateKey(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/admin/keys", ""}, {"POST", "/admin/keys", `{"scopes":["admin"]}`}, {"GET", "/admin/dead-letters", ""},
+		{"GET", "/admin/webhooks/deliveries", ""}, {"GET", "/metrics", ""},
+	} {
+		res := app.do(r.method, r.path, strings.NewReader(r.body), append([]string{"Content-Type", "application/json"}, bearer(secret)...)...)
+		expectProblem(t, res, 403, r.method+" "+r.path+" with a legacy owner-bound admin key")
+	}
+	if r := app.doJSON("POST", "/products", `{"name":"Mine","price":"1","user_id":7}`, bearer(secret)...); r.Status != 201 {
+		t.Errorf("its owner's product: %d %s", r.Status, r.Body)
+	}
+	expectProblem(t, app.doJSON("POST", "/products", `{"name":"Theirs","price":"1","user_id":8}`, bearer(secret)...), 403, "another owner's product")
+}

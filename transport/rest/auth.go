@@ -109,6 +109,11 @@ func (a *authenticator) authenticate(ctx *fasthttp.RequestCtx) (principal, error
 	}
 	if key.Owner != nil {
 		p.owner = *key.Owner
+		if p.scope == catalog.ScopeAdmin {
+			// Made before such keys were refused: bound to an owner, it
+			// may write that owner's products, never administer.
+			p.scope = catalog.ScopeWrite
+		}
 	}
 	return p, nil
 }

@@ -25,7 +25,7 @@ const adminToken = "access-tests-admin-token"
 // token set and rate limits off (the rate tests turn them on).
 func productionEnv(kv ...string) map[string]string {
 	return with(map[string]string{"VITRINE_ENV": "production", "VITRINE_ADMIN_TOKEN": adminToken,
-		"VITRINE_RATE_ANONYMOUS": "0", "VITRINE_RATE_KEY": "0"}, kv...)
+		"VITRINE_RATE_ANONYMOUS": "0", "VITRINE_RATE_KEY": "0", "VITRINE_RATE_AUTH_FAILURES": "0"}, kv...)
 }
 
 func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -52,9 +53,25 @@ type authenticator struct {
 	now        func() time.Time
 	// anonymous is what a request without credentials may do.
 	anonymous principal
+	// failures limits failed authentications per client address.
+	failures failureLimit
 
 	mu      sync.Mutex
-	entries map[string]keyEntry // by hash
+	entries map[string]keyEntry  // keys found, by hash
+	unknown map[string]time.Time // hashes of no key, until when: apart, so that they cannot evict found keys
+}
+
+// failureLimit is the budget of failed authentications of a client
+// address (a GCRA rate, shared through the limiter): past it, a request
+// with a credential that is not already known good is refused with 429
+// before any store lookup, until the address's budget refills.
+type failureLimit struct {
+	limiter catalog.RateLimiter // nil: no limit
+	rate    catalog.Rate
+	trusted []netip.Prefix
+
+	mu      sync.Mutex
+	blocked map[netip.Addr]time.Time // until when
 }
 
 type keyEntry struct {
@@ -62,12 +79,14 @@ type keyEntry struct {
 	expires time.Time
 }
 
-// maxCachedKeys bounds the cache; past it, expired entries are dropped and,
-// if that is not enough, the cache starts over.
+// maxCachedKeys bounds each cache (keys found, hashes of none, blocked
+// addresses); past it, expired entries are dropped and, if that is not
+// enough, that cache starts over.
 const maxCachedKeys = 10_000
 
 func newAuthenticator(keys keyLookup, adminToken string, ttl time.Duration, anonymous catalog.Scope, now func() time.Time) *authenticator {
-	a := &authenticator{keys: keys, ttl: ttl, now: now, entries: map[string]keyEntry{}, anonymous: principal{scope: anonymous}}
+	a := &authenticator{keys: keys, ttl: ttl, now: now, entries: map[string]keyEntry{}, unknown: map[string]time.Time{},
+		anonymous: principal{scope: anonymous}, failures: failureLimit{blocked: map[netip.Addr]time.Time{}}}
 	if adminToken != "" {
 		a.adminToken = []byte(adminToken)
 	}
@@ -85,17 +104,17 @@ func (a *authenticator) authenticate(ctx *fasthttp.RequestCtx) (principal, error
 	}
 	token, ok := bearerToken(h)
 	if !ok {
-		return principal{}, unauthorized("invalid_request", "the Authorization header must be \"Bearer <key>\"")
+		return principal{}, a.failed(ctx, unauthorized("invalid_request", "the Authorization header must be \"Bearer <key>\""))
 	}
 	if a.adminToken != nil && subtle.ConstantTimeCompare([]byte(token), a.adminToken) == 1 {
 		return principal{keyID: adminTokenID, scope: catalog.ScopeAdmin}, nil
 	}
 	if !catalog.WellFormedKey(token) {
-		return principal{}, unauthorized("invalid_token", "the API key is not one this server issued")
+		return principal{}, a.failed(ctx, unauthorized("invalid_token", "the API key is not one this server issued"))
 	}
-	key, err := a.lookup(token)
+	key, err := a.lookup(ctx, token)
 	if errors.Is(err, errBadCredentials) {
-		return principal{}, unauthorized("invalid_token", "the API key is unknown or revoked")
+		return principal{}, a.failed(ctx, unauthorized("invalid_token", "the API key is unknown or revoked"))
 	}
 	if err != nil {
 		return principal{}, err
@@ -118,25 +137,40 @@ func (a *authenticator) authenticate(ctx *fasthttp.RequestCtx) (principal, error
 	return p, nil
 }
 
-// lookup finds a key by its secret, through the cache.
-func (a *authenticator) lookup(secret string) (*catalog.APIKey, error) {
+// lookup finds a key by its secret, through the caches. A secret of no
+// key that is not remembered is looked up only while its client address
+// has failures left.
+func (a *authenticator) lookup(ctx *fasthttp.RequestCtx, secret string) (*catalog.APIKey, error) {
 	hash := catalog.HashKey(secret)
 	now := a.now()
 	a.mu.Lock()
-	e, ok := a.entries[hash]
+	e, found := a.entries[hash]
+	until, unknown := a.unknown[hash]
 	a.mu.Unlock()
-	if !ok || now.After(e.expires) {
+	switch {
+	case found && !now.After(e.expires):
+	case unknown && !now.After(until):
+		return nil, errBadCredentials
+	default:
+		if err := a.failures.blockedNow(ctx, now); err != nil {
+			return nil, err
+		}
 		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		key, err := a.keys.KeyByHash(c, hash)
 		switch {
 		case catalog.IsNotFound(err):
-			key = nil
+			a.mu.Lock()
+			remember(a.unknown, hash, now.Add(a.ttl), now, itself)
+			a.mu.Unlock()
+			return nil, errBadCredentials
 		case err != nil:
 			return nil, fmt.Errorf("look up API key: %w", err)
 		}
 		e = keyEntry{key: key, expires: now.Add(a.ttl)}
-		a.remember(hash, e, now)
+		a.mu.Lock()
+		remember(a.entries, hash, e, now, func(e keyEntry) time.Time { return e.expires })
+		a.mu.Unlock()
 	}
 	if e.key == nil || e.key.Revoked() {
 		return nil, errBadCredentials
@@ -144,20 +178,65 @@ func (a *authenticator) lookup(secret string) (*catalog.APIKey, error) {
 	return e.key, nil
 }
 
-func (a *authenticator) remember(hash string, e keyEntry, now time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.entries) >= maxCachedKeys {
-		for h, old := range a.entries {
-			if now.After(old.expires) {
-				delete(a.entries, h)
+// remember puts v in m, which holds at most maxCachedKeys entries: past
+// that, the expired ones go, and if that is not enough, all of them.
+func remember[K comparable, V any](m map[K]V, k K, v V, now time.Time, expires func(V) time.Time) {
+	if len(m) >= maxCachedKeys {
+		for k, old := range m {
+			if now.After(expires(old)) {
+				delete(m, k)
 			}
 		}
-		if len(a.entries) >= maxCachedKeys {
-			clear(a.entries)
+		if len(m) >= maxCachedKeys {
+			clear(m)
 		}
 	}
-	a.entries[hash] = e
+	m[k] = v
+}
+
+// itself is the expiry of an entry that is its expiry.
+func itself(t time.Time) time.Time { return t }
+
+// failed counts a failed authentication against its client address and
+// returns err, or a 429 when the address has used its failures.
+func (a *authenticator) failed(ctx *fasthttp.RequestCtx, err error) error {
+	f := &a.failures
+	if f.limiter == nil || f.rate.Off() {
+		return err
+	}
+	addr := clientAddr(ctx, f.trusted)
+	c, cancel := context.WithTimeout(context.Background(), time.Second)
+	d, lerr := f.limiter.Allow(c, "f:"+addr.String(), f.rate)
+	cancel()
+	if lerr != nil || d.Allowed {
+		return err
+	}
+	now := a.now()
+	f.mu.Lock()
+	remember(f.blocked, addr, now.Add(d.RetryAfter), now, itself)
+	f.mu.Unlock()
+	return tooManyFailures(d.RetryAfter)
+}
+
+// blockedNow is the 429 of a client address that has used its failures,
+// nil otherwise.
+func (f *failureLimit) blockedNow(ctx *fasthttp.RequestCtx, now time.Time) error {
+	if f.limiter == nil || f.rate.Off() {
+		return nil
+	}
+	addr := clientAddr(ctx, f.trusted)
+	f.mu.Lock()
+	until, ok := f.blocked[addr]
+	f.mu.Unlock()
+	if !ok || !now.Before(until) {
+		return nil
+	}
+	return tooManyFailures(until.Sub(now))
+}
+
+func tooManyFailures(retry time.Duration) error {
+	return &catalog.Error{Kind: catalog.KindTooManyRequests, Code: "too_many_failed_authentications", RetryAfter: max(retry, time.Second),
+		Detail: "too many failed authentications from this address; retry later with a valid key"}
 }
 
 // bearerToken parses "Bearer <token>" (RFC 6750: the scheme is

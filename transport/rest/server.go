@@ -98,6 +98,10 @@ type Config struct {
 	// limits each API key. Off when zero.
 	RateAnonymous catalog.Rate
 	RateKey       catalog.Rate
+	// RateAuthFailures limits failed authentications per client address;
+	// past it, credentials not already known good get 429 without a
+	// store lookup. Off when zero.
+	RateAuthFailures catalog.Rate
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// IdempotencyTTL is how long an Idempotency-Key's response is kept (24 h).
@@ -295,6 +299,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		s.tracer = deps.Tracer.Tracer("github.com/vitrine-dev/vitrine/transport/rest")
 	}
 	s.auth = newAuthenticator(keys, cfg.AdminToken, cfg.KeyCacheTTL, anonymous, deps.Now)
+	s.auth.failures.limiter, s.auth.failures.rate, s.auth.failures.trusted = deps.Limiter, cfg.RateAuthFailures, cfg.TrustedProxies
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false

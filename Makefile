@@ -5,6 +5,9 @@ GO ?= go
 BIN := bin/vitrine
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export CGO_ENABLED := 1
+# The Go toolchain go.mod names (the standard library's security fixes); go
+# fetches it once from the module proxy when the local go is older.
+export GOTOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
 # glibc's per-thread arenas fragment badly under libvips; two arenas keep
 # peak memory down (see README, "Memory").
 export MALLOC_ARENA_MAX ?= 2

@@ -256,5 +256,5 @@ func (b *bench) peak() (*int64, string) {
 // generator writes without a key) without rate or backlog limits: the
 // bench measures vitrine, not its limits' refusals.
 func benchEnv() []string {
-	return []string{"VITRINE_ENV=development", "VITRINE_RATE_ANONYMOUS=0", "VITRINE_MAX_BACKLOG=0", "VITRINE_MAX_OWNER_BACKLOG=0"}
+	return []string{"VITRINE_ENV=development", "VITRINE_RATE_ANONYMOUS=0", "VITRINE_RATE_ANONYMOUS_WRITES=0", "VITRINE_MAX_BACKLOG=0", "VITRINE_MAX_OWNER_BACKLOG=0"}
 }

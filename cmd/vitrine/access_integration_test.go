@@ -29,7 +29,7 @@ func twoNodes(t *testing.T, env map[string]string) (a, b *testApp) {
 func TestRevocationReachesEveryNode(t *testing.T) {
 	const ttl = 2 * time.Second
 	env := with(backendEnv(t), "VITRINE_ENV", "production", "VITRINE_ADMIN_TOKEN", adminToken,
-		"VITRINE_RATE_ANONYMOUS", "0", "VITRINE_RATE_KEY", "0", "VITRINE_KEY_CACHE_TTL", ttl.String())
+		"VITRINE_RATE_ANONYMOUS", "0", "VITRINE_RATE_ANONYMOUS_WRITES", "0", "VITRINE_RATE_KEY", "0", "VITRINE_KEY_CACHE_TTL", ttl.String())
 	a, b := twoNodes(t, env)
 	id, key := a.makeKey("write", 0)
 	// b learns the key (and caches it).
@@ -130,7 +130,7 @@ func TestRateLimitSharedByNodes(t *testing.T) {
 // on both nodes make one product.
 func TestIdempotencyAcrossNodes(t *testing.T) {
 	env := with(backendEnv(t), "VITRINE_ENV", "production", "VITRINE_ADMIN_TOKEN", adminToken,
-		"VITRINE_RATE_ANONYMOUS", "0", "VITRINE_RATE_KEY", "0")
+		"VITRINE_RATE_ANONYMOUS", "0", "VITRINE_RATE_ANONYMOUS_WRITES", "0", "VITRINE_RATE_KEY", "0")
 	a, b := twoNodes(t, env)
 	_, key := a.makeKey("write", 0)
 	h := func(idem string) []string { return append(bearer(key), "Idempotency-Key", idem) }

@@ -25,7 +25,7 @@ const adminToken = "access-tests-admin-token"
 // token set and rate limits off (the rate tests turn them on).
 func productionEnv(kv ...string) map[string]string {
 	return with(map[string]string{"VITRINE_ENV": "production", "VITRINE_ADMIN_TOKEN": adminToken,
-		"VITRINE_RATE_ANONYMOUS": "0", "VITRINE_RATE_KEY": "0", "VITRINE_RATE_AUTH_FAILURES": "0"}, kv...)
+		"VITRINE_RATE_ANONYMOUS": "0", "VITRINE_RATE_ANONYMOUS_WRITES": "0", "VITRINE_RATE_KEY": "0", "VITRINE_RATE_AUTH_FAILURES": "0"}, kv...)
 }
 
 func bearer(secret string) []string { return []string{"Authorization", "Bearer " + secret} }
@@ -488,4 +488,32 @@ func TestOwnerBoundAdmin(t *testing.T) {
 		t.Errorf("its owner's product: %d %s", r.Status, r.Body)
 	}
 	expectProblem(t, app.doJSON("POST", "/products", `{"name":"Theirs","price":"1","user_id":8}`, bearer(secret)...), 403, "another owner's product")
+}
+
+// TestDoctorWarnsOfSharedAnonymousLimit: on an address others can reach,
+// with anonymous reads limited per client address and no trusted proxy,
+// vitrine doctor warns that a CDN or load balancer in front would make
+// every reader share one limit; not on loopback, not once proxies are
+// trusted, not when reads need a key.
+func TestDoctorWarnsOfSharedAnonymousLimit(t *testing.T) {
+	get := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	for _, tc := range []struct {
+		env  map[string]string
+		warn bool
+	}{
+		{map[string]string{"VITRINE_ADDR": ":8080"}, true},
+		{map[string]string{"VITRINE_ADDR": "127.0.0.1:8080"}, false},
+		{map[string]string{"VITRINE_ADDR": ":8080", "VITRINE_TRUSTED_PROXIES": "10.0.0.0/8"}, false},
+		{map[string]string{"VITRINE_ADDR": ":8080", "VITRINE_PUBLIC_READS": "false"}, false},
+		{map[string]string{"VITRINE_ADDR": ":8080", "VITRINE_RATE_ANONYMOUS": "0"}, false},
+	} {
+		cfg, err := parseConfig(nil, get(tc.env), nilWriter{})
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		f, warned := checkProxies(cfg)
+		if warned != tc.warn || (warned && (f.status != statusWarn || !strings.Contains(f.fix, "VITRINE_TRUSTED_PROXIES"))) {
+			t.Errorf("%v: warned %v (%+v), want %v", tc.env, warned, f, tc.warn)
+		}
+	}
 }

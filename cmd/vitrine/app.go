@@ -249,7 +249,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		// Redis is not a readiness check: vitrine serves without it.
 		limits := actors.UploadLimits{MaxBacklog: cfg.Access.MaxBacklog, MaxOwnerBacklog: cfg.Access.MaxOwnerBacklog}
 		restCfg := cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout, cfg.MetricsAccess)
-		restCfg.EventsHeartbeat = cfg.Events.Heartbeat
+		cfg.Events.rest(&restCfg)
 		restCfg.MediaURL = blobs.URL("products/")
 		restCfg.MaxImportBytes, restCfg.MaxImportRows = cfg.MaxImportBytes, cfg.MaxImportRows
 		uploads := actors.NewUploads(service, engine, blobs, a.db, limits, time.Now)

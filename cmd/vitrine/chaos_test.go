@@ -59,7 +59,7 @@ func TestChaos(t *testing.T) {
 		"VITRINE_S3_SECRET_ACCESS_KEY": svc.vars["VITRINE_S3_SECRET_ACCESS_KEY"], "VITRINE_S3_PATH_STYLE": "true",
 		"VITRINE_CLUSTER_PEERS": "127.0.0.1:" + strings.Join(manage, ",127.0.0.1:"),
 		"VITRINE_JOB_TIMEOUT":   "15s", // a killed worker's jobs run again after 45 s
-		"VITRINE_ENV":           "development", "VITRINE_RATE_ANONYMOUS": "0",
+		"VITRINE_ENV":           "development", "VITRINE_RATE_ANONYMOUS": "0", "VITRINE_RATE_ANONYMOUS_WRITES": "0",
 	}
 	apis := []*testApp{
 		startApp(t, t.TempDir(), with(env, "VITRINE_ROLE", "api", "VITRINE_CLUSTER_MANAGE_PORT", manage[0])),

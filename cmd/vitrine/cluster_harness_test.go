@@ -94,7 +94,7 @@ func newTestCluster(t *testing.T, extra ...string) *testCluster {
 		"VITRINE_SHUTDOWN_DRAIN", "1s", "VITRINE_SHUTDOWN_TIMEOUT", "30s",
 		// Loopback nodes in development mode: the load writes without keys
 		// and without rate or backlog limits (access has tests of its own).
-		"VITRINE_ENV", "development", "VITRINE_RATE_ANONYMOUS", "0", "VITRINE_MAX_BACKLOG", "0", "VITRINE_MAX_OWNER_BACKLOG", "0",
+		"VITRINE_ENV", "development", "VITRINE_RATE_ANONYMOUS", "0", "VITRINE_RATE_ANONYMOUS_WRITES", "0", "VITRINE_MAX_BACKLOG", "0", "VITRINE_MAX_OWNER_BACKLOG", "0",
 		// The jobs of a node SIGKILLed mid-job run again once their claim
 		// runs out: the time limit and 30 s.
 		"VITRINE_JOB_TIMEOUT", "20s"}, extra...)...)

@@ -30,6 +30,7 @@ type AccessConfig struct {
 	KeyCacheTTL     time.Duration
 
 	RateAnonymousText string
+	RateAnonWriteText string
 	RateAuthFailText  string
 	RateKeyText       string
 	TrustedProxyText  string
@@ -51,6 +52,7 @@ type AccessConfig struct {
 
 	// Parsed by validate.
 	rateAnonymous  catalog.Rate
+	rateAnonWrite  catalog.Rate
 	rateAuthFail   catalog.Rate
 	rateKey        catalog.Rate
 	trustedProxies []netip.Prefix
@@ -65,7 +67,8 @@ func (a *AccessConfig) settings() []setting {
 		{"public-reads", "VITRINE_PUBLIC_READS", "true", "true: anyone may read products; false: reads need a key with the read scope", oneOf(&a.PublicReads, "true", "false")},
 		{"admin-token", "VITRINE_ADMIN_TOKEN", "", "bootstrap admin credential: a bearer token that acts as a key with the admin scope (empty: none)", str(&a.AdminToken)},
 		{"key-cache-ttl", "VITRINE_KEY_CACHE_TTL", "5s", "how long a node trusts a key it looked up: a revoked key stops working everywhere within it", dur(&a.KeyCacheTTL)},
-		{"rate-anonymous", "VITRINE_RATE_ANONYMOUS", "100/s", "requests per client address without a key, e.g. 100/s, 6000/min; 0: no limit", str(&a.RateAnonymousText)},
+		{"rate-anonymous", "VITRINE_RATE_ANONYMOUS", "100/s", "reads per client address without a key, e.g. 100/s, 6000/min; 0: no limit (behind a CDN or load balancer set VITRINE_TRUSTED_PROXIES too)", str(&a.RateAnonymousText)},
+		{"rate-anonymous-writes", "VITRINE_RATE_ANONYMOUS_WRITES", "100/s", "writes per client address without a key, where anonymous writes are allowed; counted apart from reads; 0: no limit", str(&a.RateAnonWriteText)},
 		{"rate-auth-failures", "VITRINE_RATE_AUTH_FAILURES", "30/min", "failed authentications per client address before its unknown credentials get 429 without a lookup; 0: no limit", str(&a.RateAuthFailText)},
 		{"rate-key", "VITRINE_RATE_KEY", "1000/s", "requests per API key, e.g. 1000/s; 0: no limit", str(&a.RateKeyText)},
 		{"trusted-proxies", "VITRINE_TRUSTED_PROXIES", "", "comma-separated addresses/CIDRs of proxies whose X-Forwarded-For names the client", str(&a.TrustedProxyText)},
@@ -91,6 +94,9 @@ func (a *AccessConfig) validate(addr string) error {
 	var err error
 	if a.rateAnonymous, err = rest.ParseRate(a.RateAnonymousText); err != nil {
 		return fmt.Errorf("VITRINE_RATE_ANONYMOUS (--rate-anonymous) %w", err)
+	}
+	if a.rateAnonWrite, err = rest.ParseRate(a.RateAnonWriteText); err != nil {
+		return fmt.Errorf("VITRINE_RATE_ANONYMOUS_WRITES (--rate-anonymous-writes) %w", err)
 	}
 	if a.rateAuthFail, err = rest.ParseRate(a.RateAuthFailText); err != nil {
 		return fmt.Errorf("VITRINE_RATE_AUTH_FAILURES (--rate-auth-failures) %w", err)
@@ -140,28 +146,29 @@ func isLoopback(addr string) bool {
 // rest is the front door's share of the configuration.
 func (a *AccessConfig) rest(maxUpload int, requestTimeout time.Duration, metrics string) rest.Config {
 	return rest.Config{
-		MetricsAccess:    metrics,
-		MaxUploadBytes:   maxUpload,
-		RequestTimeout:   requestTimeout,
-		AdminToken:       a.AdminToken,
-		AnonymousWrites:  a.openWrites,
-		PrivateReads:     a.PublicReads == "false",
-		KeyCacheTTL:      a.KeyCacheTTL,
-		RateAnonymous:    a.rateAnonymous,
-		RateKey:          a.rateKey,
-		RateAuthFailures: a.rateAuthFail,
-		TrustedProxies:   a.trustedProxies,
-		IdempotencyTTL:   a.IdempotencyTTL,
-		UploadMemory:     int64(a.UploadMemory),
-		AdmissionWait:    a.UploadWait,
-		HeaderTimeout:    a.HeaderTimeout,
-		ReadTimeout:      a.ReadTimeout,
-		WriteTimeout:     a.WriteTimeout,
-		IdleTimeout:      a.IdleTimeout,
-		MaxHeaderBytes:   a.MaxHeaderBytes,
-		MaxConns:         a.MaxConns,
-		MaxConnsPerIP:    a.MaxConnsPerIP,
-		CORSOrigins:      splitList(a.CORSOrigins),
+		MetricsAccess:       metrics,
+		MaxUploadBytes:      maxUpload,
+		RequestTimeout:      requestTimeout,
+		AdminToken:          a.AdminToken,
+		AnonymousWrites:     a.openWrites,
+		PrivateReads:        a.PublicReads == "false",
+		KeyCacheTTL:         a.KeyCacheTTL,
+		RateAnonymous:       a.rateAnonymous,
+		RateAnonymousWrites: a.rateAnonWrite,
+		RateKey:             a.rateKey,
+		RateAuthFailures:    a.rateAuthFail,
+		TrustedProxies:      a.trustedProxies,
+		IdempotencyTTL:      a.IdempotencyTTL,
+		UploadMemory:        int64(a.UploadMemory),
+		AdmissionWait:       a.UploadWait,
+		HeaderTimeout:       a.HeaderTimeout,
+		ReadTimeout:         a.ReadTimeout,
+		WriteTimeout:        a.WriteTimeout,
+		IdleTimeout:         a.IdleTimeout,
+		MaxHeaderBytes:      a.MaxHeaderBytes,
+		MaxConns:            a.MaxConns,
+		MaxConnsPerIP:       a.MaxConnsPerIP,
+		CORSOrigins:         splitList(a.CORSOrigins),
 	}
 }
 
@@ -169,7 +176,7 @@ func (a *AccessConfig) rest(maxUpload int, requestTimeout time.Duration, metrics
 func (a *AccessConfig) fields() map[string]any {
 	return map[string]any{
 		"env": a.Env, "anonymous_writes": a.openWrites, "public_reads": a.PublicReads, "admin_token": mask(a.AdminToken),
-		"key_cache_ttl": a.KeyCacheTTL.String(), "rate_anonymous": a.RateAnonymousText, "rate_auth_failures": a.RateAuthFailText, "rate_key": a.RateKeyText,
+		"key_cache_ttl": a.KeyCacheTTL.String(), "rate_anonymous": a.RateAnonymousText, "rate_anonymous_writes": a.RateAnonWriteText, "rate_auth_failures": a.RateAuthFailText, "rate_key": a.RateKeyText,
 		"trusted_proxies": a.TrustedProxyText, "idempotency_ttl": a.IdempotencyTTL.String(),
 		"upload_memory": a.UploadMemory, "upload_wait": a.UploadWait.String(),
 		"max_backlog": a.MaxBacklog, "max_owner_backlog": a.MaxOwnerBacklog,

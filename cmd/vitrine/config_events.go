@@ -8,16 +8,20 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/rest"
 	"github.com/vitrine-dev/vitrine/transport/webhook"
 )
 
 // EventsConfig is how products' events are kept and delivered.
 type EventsConfig struct {
-	Retention     time.Duration
-	Heartbeat     time.Duration
-	WebhookURLs   string
-	WebhookSecret string
-	WebhookEvents string
+	Retention time.Duration
+	Heartbeat time.Duration
+	// Streams and StreamsPerClient bound live event streams (0: none).
+	Streams          int
+	StreamsPerClient int
+	WebhookURLs      string
+	WebhookSecret    string
+	WebhookEvents    string
 
 	// Parsed by validate.
 	endpoints []string
@@ -26,10 +30,12 @@ type EventsConfig struct {
 }
 
 func (e *EventsConfig) settings() []setting {
-	str, dur := setString, setDuration
+	str, dur, num := setString, setDuration, setInt
 	return []setting{
 		{"events-retention", "VITRINE_EVENTS_RETENTION", "1h", "how long products' events are kept for subscribers that resume (Last-Event-ID)", dur(&e.Retention)},
 		{"events-heartbeat", "VITRINE_EVENTS_HEARTBEAT", "15s", "how often an idle event stream sends a heartbeat comment", dur(&e.Heartbeat)},
+		{"events-streams", "VITRINE_EVENTS_STREAMS", "5000", "live event streams one node serves at most; beyond, 503 (0: no limit)", num(&e.Streams, 0)},
+		{"events-streams-per-client", "VITRINE_EVENTS_STREAMS_PER_CLIENT", "10", "live event streams one API key or, without a key, one client address may hold at once; beyond, 429 (0: no limit)", num(&e.StreamsPerClient, 0)},
 		{"webhook-urls", "VITRINE_WEBHOOK_URLS", "", "comma-separated http(s) URLs that every product event is POSTed to (empty: no webhooks)", str(&e.WebhookURLs)},
 		{"webhook-secret", "VITRINE_WEBHOOK_SECRET", "", "whsec_… secret that signs webhooks (Standard Webhooks); vitrine webhook-secret makes one", str(&e.WebhookSecret)},
 		{"webhook-events", "VITRINE_WEBHOOK_EVENTS", "", "comma-separated event types sent to webhooks (empty: all)", str(&e.WebhookEvents)},
@@ -64,7 +70,22 @@ func (e *EventsConfig) validate() error {
 // fields lists the events configuration for the start-up log line.
 func (e *EventsConfig) fields() map[string]any {
 	return map[string]any{"retention": e.Retention.String(), "heartbeat": e.Heartbeat.String(),
+		"streams": e.Streams, "streams_per_client": e.StreamsPerClient,
 		"webhook_urls": maskURLs(e.WebhookURLs), "webhook_secret": mask(e.WebhookSecret), "webhook_events": e.WebhookEvents}
+}
+
+// rest is the events' share of the front door's configuration.
+func (e *EventsConfig) rest(c *rest.Config) {
+	c.EventsHeartbeat = e.Heartbeat
+	c.EventStreams, c.EventStreamsPerClient = noLimit(e.Streams), noLimit(e.StreamsPerClient)
+}
+
+// noLimit maps a setting's 0 (no limit) to the front door's -1.
+func noLimit(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // maskURLs masks the secrets of a comma-separated list of URLs (their

@@ -96,6 +96,9 @@ func diagnose(ctx context.Context, cfg Config, libvips func(Config) finding) []f
 		out = append(out, finding{statusWarn, "access", "clients without a key may write (development mode)",
 			"VITRINE_ENV=production and API keys (vitrine keys create) for anything but a local trial"})
 	}
+	if f, ok := checkProxies(cfg); ok {
+		out = append(out, f)
+	}
 	out = append(out, checkListen(cfg))
 	out = append(out, checkDatabase(ctx, cfg)...)
 	if cfg.PostgresURL == "" || cfg.S3Bucket == "" {
@@ -120,6 +123,21 @@ func diagnose(ctx context.Context, cfg Config, libvips func(Config) finding) []f
 		out = append(out, libvips(cfg))
 	}
 	return out
+}
+
+// checkProxies warns when anonymous reads are limited per client address,
+// served on an address others can reach, and no proxy is trusted: behind
+// a CDN or load balancer every reader then shares the proxy's address and
+// one limit, and the shop's public traffic gets 429s.
+func checkProxies(cfg Config) (finding, bool) {
+	a := cfg.Access
+	if a.PublicReads == "false" || a.rateAnonymous.Off() || len(a.trustedProxies) > 0 || isLoopback(cfg.Addr) {
+		return finding{}, false
+	}
+	return finding{statusWarn, "access", fmt.Sprintf("anonymous reads are limited to %s per client address and no proxy is trusted: "+
+		"behind a CDN or load balancer every reader shares its address and that one limit", a.RateAnonymousText),
+		"behind a proxy, set VITRINE_TRUSTED_PROXIES to its addresses (README, \"Behind a CDN or load balancer\"); " +
+			"facing clients directly, nothing to do"}, true
 }
 
 func within(ctx context.Context) (context.Context, context.CancelFunc) {

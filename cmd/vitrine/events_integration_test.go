@@ -18,7 +18,7 @@ import (
 // PostgreSQL event log and its notifications, with no Redis), and resumes
 // on A with Last-Event-ID after a disconnect.
 func TestEventsAcrossNodes(t *testing.T) {
-	c := newTestCluster(t, "VITRINE_REDIS_URL", "", "VITRINE_ENV", "development", "VITRINE_RATE_ANONYMOUS", "0")
+	c := newTestCluster(t, "VITRINE_REDIS_URL", "", "VITRINE_ENV", "development", "VITRINE_RATE_ANONYMOUS", "0", "VITRINE_RATE_ANONYMOUS_WRITES", "0")
 	a, b := c.add(), c.add()
 	deadline := time.Now().Add(30 * time.Second)
 	for len(c.members()) != 2 {

@@ -177,7 +177,7 @@ func startAppWith(t testing.TB, dir string, env map[string]string, log *zap.Logg
 	// Development mode on loopback: anonymous writes, as `make run` has;
 	// the access tests ask for production.
 	vars := map[string]string{"VITRINE_ADDR": "127.0.0.1:0", "VITRINE_DATA_DIR": dir, "VITRINE_WORKERS": "2",
-		"VITRINE_ENV": "development", "VITRINE_RATE_ANONYMOUS": "0"}
+		"VITRINE_ENV": "development", "VITRINE_RATE_ANONYMOUS": "0", "VITRINE_RATE_ANONYMOUS_WRITES": "0"}
 	for k, v := range env {
 		vars[k] = v
 	}

@@ -200,7 +200,7 @@ func TestUploadMemoryBounded(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(cleanEnv(), "VITRINE_ADDR="+addr, "VITRINE_DATA_DIR="+dir, "VITRINE_ENV=development", "VITRINE_ROLE=api",
-		"VITRINE_RATE_ANONYMOUS=0", "VITRINE_MAX_BACKLOG=0", "VITRINE_MAX_OWNER_BACKLOG=0", "MALLOC_ARENA_MAX=2", "VITRINE_LOG_LEVEL=warn")
+		"VITRINE_RATE_ANONYMOUS=0", "VITRINE_RATE_ANONYMOUS_WRITES=0", "VITRINE_MAX_BACKLOG=0", "VITRINE_MAX_OWNER_BACKLOG=0", "MALLOC_ARENA_MAX=2", "VITRINE_LOG_LEVEL=warn")
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

@@ -37,7 +37,7 @@ import (
 // eventsPage is the most events read from the log at once.
 const eventsPage = 500
 
-func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
+func (s *Server) productEvents(ctx *fasthttp.RequestCtx, p principal) {
 	productID := pathID(ctx, "id")
 	if err := onlyParams(ctx.QueryArgs()); err != nil {
 		writeError(ctx, err)
@@ -55,7 +55,7 @@ func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
 	c, cancel := s.reqCtx(ctx)
 	defer cancel()
 	current, exists := int64(0), true
-	p, err := s.products.Get(c, productID)
+	prod, err := s.products.Get(c, productID)
 	switch {
 	case catalog.IsNotFound(err):
 		exists = false
@@ -67,14 +67,19 @@ func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, err)
 		return
 	default:
-		current = versionOf(p.ETag)
+		current = versionOf(prod.ETag)
 	}
 	stream := acceptsEventStream(ctx) && !ctx.IsHead()
 	if !resume && stream {
 		from = current // live from now
 	}
 	var sub *subscription
+	release := func() {}
 	if stream && exists {
+		var ok bool
+		if release, ok = s.streams.acquire(ctx, s.streamClient(ctx, p)); !ok {
+			return
+		}
 		sub = s.hub.subscribe(productID, from) // before reading: nothing falls in between
 	}
 	backlog, err := s.deps.Events.After(c, productID, from, eventsPage)
@@ -82,6 +87,7 @@ func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
 		if sub != nil {
 			s.hub.unsubscribe(sub)
 		}
+		release()
 		writeError(ctx, err)
 		return
 	}
@@ -113,6 +119,7 @@ func (s *Server) productEvents(ctx *fasthttp.RequestCtx, _ principal) {
 	ctx.Response.Header.Set("Connection", "keep-alive")
 	conn := ctx.Conn() // the writer runs after the handler, when ctx no longer has it
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer release()
 		defer s.hub.unsubscribe(sub)
 		s.stream(conn, w, sub, productID, current, resume, start)
 	})

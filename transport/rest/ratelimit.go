@@ -102,9 +102,13 @@ func ParseRate(v string) (catalog.Rate, error) {
 // headers) and reports whether it may go on. A limiter that fails lets
 // the request through: limits protect the service, they must not take it
 // down.
-func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
+func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal, write bool) bool {
 	rate, policy, policyH := s.cfg.RateKey, "key", s.policyKey
-	if p.anonymous() {
+	switch {
+	case !p.anonymous():
+	case write:
+		rate, policy, policyH = s.cfg.RateAnonymousWrites, "anonymous-writes", s.policyAnonymousWrites
+	default:
 		rate, policy, policyH = s.cfg.RateAnonymous, "anonymous", s.policyAnonymous
 	}
 	if rate.Off() || s.deps.Limiter == nil {
@@ -112,7 +116,12 @@ func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
 	}
 	key := "k:" + p.keyID
 	if p.anonymous() {
-		key = "a:" + clientAddr(ctx, s.cfg.TrustedProxies).String()
+		addr := clientAddr(ctx, s.cfg.TrustedProxies)
+		s.warnUntrustedProxy(ctx, addr)
+		key = "a:" + addr.String()
+		if write {
+			key = "aw:" + addr.String()
+		}
 	}
 	c, cancel := context.WithTimeout(context.Background(), time.Second)
 	d, err := s.deps.Limiter.Allow(c, key, rate)
@@ -139,6 +148,24 @@ func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal) bool {
 	writeProblem(ctx, http.StatusTooManyRequests, "rate_limited",
 		fmt.Sprintf("too many requests: the %s limit is %d per %s; retry in %d s", policy, rate.Limit, rate.Period, retry), nil)
 	return false
+}
+
+// warnUntrustedProxy logs, once per process, that anonymous requests
+// arrive through a proxy whose X-Forwarded-For is not believed: every
+// client behind it then shares the proxy's address, and so one anonymous
+// rate limit (README, "Behind a CDN or load balancer").
+func (s *Server) warnUntrustedProxy(ctx *fasthttp.RequestCtx, addr netip.Addr) {
+	if s.xffWarned.Load() || len(ctx.Request.Header.Peek("X-Forwarded-For")) == 0 {
+		return
+	}
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	if addr != peer.Unmap() || !s.xffWarned.CompareAndSwap(false, true) {
+		return // the header was believed, or someone else warned
+	}
+	s.log.Warn("anonymous requests arrive with X-Forwarded-For from a peer not in VITRINE_TRUSTED_PROXIES: "+
+		"every client behind that proxy shares its address and one anonymous rate limit; "+
+		"set VITRINE_TRUSTED_PROXIES to the proxies' addresses (README, \"Behind a CDN or load balancer\")",
+		zap.Stringer("peer", addr))
 }
 
 // policyHeader is the RateLimit-Policy of a rate: its burst as the quota

@@ -94,10 +94,13 @@ type Config struct {
 	// revoked key stops working on every node within it (5 s).
 	KeyCacheTTL time.Duration
 
-	// RateAnonymous limits each client address without a key; RateKey
-	// limits each API key. Off when zero.
-	RateAnonymous catalog.Rate
-	RateKey       catalog.Rate
+	// RateAnonymous limits the reads of each client address without a key,
+	// RateAnonymousWrites its writes (counted apart: a crowd of readers
+	// behind one proxy does not use up a writer's budget, nor the other way
+	// round); RateKey limits each API key. Off when zero.
+	RateAnonymous       catalog.Rate
+	RateAnonymousWrites catalog.Rate
+	RateKey             catalog.Rate
 	// RateAuthFailures limits failed authentications per client address;
 	// past it, credentials not already known good get 429 without a
 	// store lookup. Off when zero.
@@ -149,6 +152,12 @@ type Config struct {
 	EventsBuffer       int
 	EventsMaxAge       time.Duration
 	EventsWriteTimeout time.Duration
+	// EventStreams bounds the live event streams this node holds (5,000;
+	// beyond, 503), and EventStreamsPerClient those of one API key or,
+	// without a key, one client address (10; beyond, 429). Negative: no
+	// bound.
+	EventStreams          int
+	EventStreamsPerClient int
 }
 
 func (c *Config) defaults() {
@@ -180,6 +189,12 @@ func (c *Config) defaults() {
 	setDuration(&c.EventsMaxAge, 10*time.Minute)
 	setDuration(&c.EventsWriteTimeout, 10*time.Second)
 	setDefault(&c.EventsBuffer, 256)
+	if c.EventStreams == 0 {
+		c.EventStreams = 5_000
+	}
+	if c.EventStreamsPerClient == 0 {
+		c.EventStreamsPerClient = 10
+	}
 	if c.UploadMemory <= 0 {
 		c.UploadMemory = 64 << 20
 	}
@@ -238,6 +253,7 @@ type Server struct {
 	bufs     *bufPool
 	cors     *cors
 	hub      *hub // nil without Deps.Events
+	streams  *streamSlots
 	assets   map[string]asset
 	adminCSP string
 	srv      *fasthttp.Server
@@ -249,7 +265,10 @@ type Server struct {
 	metricsHTTP fasthttp.RequestHandler
 	tracer      trace.Tracer // nil: tracing off
 	// The RateLimit-Policy headers of the two rates, made once.
-	policyAnonymous, policyKey string
+	policyAnonymous, policyAnonymousWrites, policyKey string
+	// xffWarned is set once an anonymous request came with X-Forwarded-For
+	// from a peer not trusted as a proxy (logged once per process).
+	xffWarned atomic.Bool
 }
 
 // access is who may call a route.
@@ -283,7 +302,8 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log, now: deps.Now,
 		httpm: newHTTPMetrics(deps.Metrics), metricsHTTP: metricsHandler(deps.Gatherer),
 		policyAnonymous: policyHeader("anonymous", cfg.RateAnonymous), policyKey: policyHeader("key", cfg.RateKey),
-		budget: newUploadBudget(cfg.UploadMemory), bufs: newBufPool(cfg.MaxUploadBytes + multipartSlack), cors: newCORS(cfg.CORSOrigins)}
+		policyAnonymousWrites: policyHeader("anonymous-writes", cfg.RateAnonymousWrites),
+		budget:                newUploadBudget(cfg.UploadMemory), bufs: newBufPool(cfg.MaxUploadBytes + multipartSlack), cors: newCORS(cfg.CORSOrigins)}
 	anonymous := catalog.ScopeRead
 	switch {
 	case cfg.AnonymousWrites:
@@ -309,6 +329,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 	s.ids = newRequestIDs()
 	if deps.Events != nil {
 		s.hub = newHub(deps.Events, cfg.EventsBuffer, log.Named("events"))
+		s.streams = newStreamSlots(cfg.EventStreams, cfg.EventStreamsPerClient)
 	}
 	s.assets, s.adminCSP = loadAssets(), adminCSP(originOf(cfg.MediaURL))
 	s.ready = &readiness{checks: deps.Checks, now: deps.Now}
@@ -683,7 +704,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, need access) (principal, bool) 
 		writeAuthError(ctx, e)
 		return p, false
 	}
-	return p, s.limitRequest(ctx, p)
+	return p, s.limitRequest(ctx, p, need != reader)
 }
 
 // reqCtx is the context of one request's work: bounded by the request

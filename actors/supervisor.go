@@ -198,7 +198,7 @@ func (s *supervisor) ready(w *actor.PID) {
 		return
 	}
 	s.up[w.Id] = true
-	s.pool.up.Store(int32(len(s.up)))
+	s.pool.up.Store(int32(len(s.up))) // #nosec G115 -- len(s.up) ≤ deps.Workers, one spawned actor each: nowhere near 2^31
 	s.free = append(s.free, w)
 	s.giveToken()
 }
@@ -245,7 +245,7 @@ func (s *supervisor) forget(w *actor.PID) {
 		}
 	}
 	delete(s.up, w.Id)
-	s.pool.up.Store(int32(len(s.up)))
+	s.pool.up.Store(int32(len(s.up))) // #nosec G115 -- len(s.up) ≤ deps.Workers, one spawned actor each: nowhere near 2^31
 }
 
 // HandleFailure is called, inside the supervisor, when a worker panics:
@@ -301,7 +301,7 @@ func (s *supervisor) takeOut(w *actor.PID) {
 		}
 	}
 	delete(s.up, w.Id)
-	s.pool.up.Store(int32(len(s.up)))
+	s.pool.up.Store(int32(len(s.up))) // #nosec G115 -- len(s.up) ≤ deps.Workers, one spawned actor each: nowhere near 2^31
 }
 
 // putBack retries a delivery after delay, beside the actor and under a
@@ -325,7 +325,7 @@ func restartDelay(base, most time.Duration, n int) time.Duration {
 	if d <= 0 || d > most {
 		d = most
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) // #nosec G404 -- jitter, not security
 }
 
 // backoff is exponential with full jitter, capped at five minutes.
@@ -334,5 +334,5 @@ func backoff(base time.Duration, attempt int) time.Duration {
 	if d <= 0 || d > 5*time.Minute {
 		d = 5 * time.Minute
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) // #nosec G404 -- jitter, not security
 }

@@ -114,7 +114,9 @@ func runCluster(ctx context.Context, o options, getenv func(string) string, stdo
 			err = downErr
 		}
 		if !o.keep {
-			os.RemoveAll(c.home)
+			if rmErr := os.RemoveAll(c.home); rmErr != nil {
+				c.bar.Logf("cluster directory not removed: %v", rmErr)
+			}
 		} else {
 			c.bar.Logf("cluster directory kept: %s", c.home)
 		}
@@ -139,11 +141,11 @@ func runCluster(ctx context.Context, o options, getenv func(string) string, stdo
 	if out == "" {
 		out = filepath.Join(c.root, "bench", "out")
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(out, 0o755); err != nil { // #nosec G301 -- bench/out holds reports meant to be read and published
 		return err
 	}
 	data, _ := json.MarshalIndent(c.rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(out, "cluster.json"), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(out, "cluster.json"), data, 0o644); err != nil { // #nosec G306 -- a bench report, meant to be read and published
 		return err
 	}
 	c.text(stdout)
@@ -154,7 +156,7 @@ func runCluster(ctx context.Context, o options, getenv func(string) string, stdo
 // script runs scripts/cluster with this bench's directory and ports, and
 // returns its stdout.
 func (c *clusterBench) script(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.root, "scripts", "cluster"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(c.root, "scripts", "cluster"), args...) // #nosec G204 -- the repository's scripts/cluster, arguments from the bench itself
 	cmd.Dir = c.root
 	cmd.Env = append(append(os.Environ(), "CLUSTER_HOME="+c.home, "CLUSTER_HTTP_PORT="+strconv.Itoa(c.port),
 		"VITRINE_CLUSTER_NAME="+filepath.Base(c.home), "VITRINE_LOG_LEVEL="+c.o.logLevel), benchEnv()...)
@@ -291,7 +293,7 @@ func (c *clusterBench) chill(ctx context.Context, n int) error {
 // pick returns the node for the next request: round-robin.
 type picker struct{ next atomic.Uint64 }
 
-func (p *picker) pick(n int) int { return int(p.next.Add(1)-1) % n }
+func (p *picker) pick(n int) int { return int(p.next.Add(1)-1) % n } // #nosec G115 -- a count of this run's requests: never near 2^63
 
 type clusterWorker struct{ x httpc.Exchange }
 
@@ -320,7 +322,7 @@ func (c *clusterBench) hot(clients []*httpc.Client) load.Op {
 
 func (c *clusterBench) cold(clients []*httpc.Client) load.Op {
 	order := append([]string(nil), c.ids...)
-	rand.New(rand.NewPCG(c.o.seed, 78)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	rand.New(rand.NewPCG(c.o.seed, 78)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] }) // #nosec G404 -- a reproducible seeded shuffle, not security
 	var p picker
 	var next atomic.Int64
 	return func(ctx context.Context, w *load.Worker) load.Outcome {
@@ -531,7 +533,7 @@ func (c *clusterBench) text(w io.Writer) {
 // freePortBlock finds a base port b such that b+1..b+n are free.
 func freePortBlock(n int) (int, error) {
 	for try := 0; try < 50; try++ {
-		base := 19000 + rand.IntN(3000)
+		base := 19000 + rand.IntN(3000) // #nosec G404 -- picks where to look for free ports, not security
 		ok := true
 		for i := 1; i <= n && ok; i++ {
 			ok = portFree(base + i)
@@ -548,6 +550,6 @@ func portFree(port int) bool {
 	if err != nil {
 		return false
 	}
-	ln.Close()
+	_ = ln.Close() // only probed the port
 	return true
 }

@@ -104,7 +104,7 @@ func (b *bench) images(ctx context.Context) ([]*report.Scenario, error) {
 	b.rep.Config.Photos = append(b.rep.Config.Photos, filepath.Base(photo))
 	b.bar.Logf("images: %s, %dx%d (%.1f MP), %.1f MiB, from %s scaled by %.3g, Q92 baseline, no metadata",
 		filepath.Base(photo), made.Width, made.Height, float64(made.Width*made.Height)/1e6, float64(made.Bytes)/(1<<20), b.o.imagesPhoto, b.o.imagesScale)
-	body, err := os.ReadFile(photo)
+	body, err := os.ReadFile(photo) // #nosec G304 G703 -- the large photo the bench made in its temporary directory
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(recipeFile, rj, 0o644); err != nil {
+	if err := os.WriteFile(recipeFile, rj, 0o600); err != nil { // #nosec G703 -- recipeFile is in the bench's own temporary directory
 		return nil, err
 	}
 	// Always the embedded default: on shared PostgreSQL or Kafka, the main
@@ -242,7 +242,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 		}
 		rounds = append(rounds, round)
 		ph := &report.Phase{Name: fmt.Sprintf("round %d", k+1), Mode: "burst", Concurrency: 4, Seconds: round.Vitrine.Seconds,
-			Requests: uint64(n), OK: uint64(n), ThroughputRPS: round.Vitrine.ImagesPerSec, Latency: report.LatencyOf(br.ToReady),
+			Requests: uint64(n), OK: uint64(n), ThroughputRPS: round.Vitrine.ImagesPerSec, Latency: report.LatencyOf(br.ToReady), // #nosec G115 -- n is -images-uploads, checked positive in parseFlags
 			Errors: map[string]uint64{}, Status: map[string]uint64{}, PeakRSSBytes: &rss, Timeline: []report.Point{}, Percentiles: report.PercentilesOf(br.ToReady)}
 		s.Phases = append(s.Phases, ph)
 		b.bar.Done(label, fmt.Sprintf("vitrine %.2f images/s %.0f CPU ms/image %s | process %.2f/s %.0f ms | floor %.2f/s %.0f ms %s",
@@ -274,7 +274,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	slices.Sort(diffs)
 	slices.Sort(jobDiffs)
 	idle := b.o.imagesIdle
-	idlePh := &report.Phase{Name: "idle", Mode: "idle", Concurrency: 1, Requests: uint64(idle), OK: uint64(idle),
+	idlePh := &report.Phase{Name: "idle", Mode: "idle", Concurrency: 1, Requests: uint64(idle), OK: uint64(idle), // #nosec G115 -- -images-idle, checked positive in parseFlags
 		Latency: report.LatencyOf(ir.UploadToReady), Errors: map[string]uint64{}, Status: map[string]uint64{},
 		ByOp: map[string]report.OpStats{
 			"upload → ready":          {Count: ir.UploadToReady.Count(), Latency: report.LatencyOf(ir.UploadToReady)},

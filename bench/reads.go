@@ -66,7 +66,7 @@ func (b *bench) bare(ctx context.Context, products []scenario.Product, openRate 
 		return bl, nil
 	}
 	file := filepath.Join(b.tmp, "products.jsonl")
-	f, err := os.Create(file)
+	f, err := os.Create(file) // #nosec G304 G703 -- a fixed name in the bench's temporary directory
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +74,16 @@ func (b *bench) bare(ctx context.Context, products []scenario.Product, openRate 
 	enc := json.NewEncoder(w)
 	for _, p := range products {
 		if err := enc.Encode(p); err != nil {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return nil, err
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
 	srv, err := baseline.StartBare(exe, file)
 	if err != nil {
 		return nil, fmt.Errorf("bare baseline: %w", err)

@@ -95,7 +95,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 			b.out = filepath.Join(b.root, "bench", "out")
 		}
 	}
-	if err := os.MkdirAll(b.out, 0o755); err != nil {
+	if err := os.MkdirAll(b.out, 0o755); err != nil { // #nosec G301 -- bench/out holds reports meant to be read and published
 		return err
 	}
 	if b.tmp, err = os.MkdirTemp("", "vitrine-bench-"); err != nil {

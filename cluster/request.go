@@ -307,7 +307,7 @@ func (p *peers) probe(addr string) bool {
 	}
 	conn, err := net.DialTimeout("tcp", addr, probeTimeout)
 	if err == nil {
-		conn.Close()
+		_ = conn.Close() // only probed
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

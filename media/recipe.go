@@ -257,7 +257,7 @@ func (l Limits) Check(h Header) error {
 	if perFrame <= math.MaxUint64/frames {
 		total = perFrame * frames
 	}
-	if total > uint64(l.MaxPixels) {
+	if total > uint64(l.MaxPixels) { // #nosec G115 -- WithDefaults made l.MaxPixels > 0
 		in := ""
 		if frames > 1 {
 			in = fmt.Sprintf(" in each of %d frames", frames)

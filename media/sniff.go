@@ -345,7 +345,7 @@ func checkPNG(data []byte) error {
 		if n > pngMaxLength {
 			return corrupt(FormatPNG, "chunk %s at byte %d declares %d bytes, over the PNG maximum of %d", typ, pos, n, pngMaxLength)
 		}
-		if uint64(n)+12 > uint64(len(data)-pos) {
+		if uint64(n)+12 > uint64(len(data)-pos) { // #nosec G115 -- len(data)-pos ≥ 12, checked above
 			return corrupt(FormatPNG, "chunk %s at byte %d declares %d bytes but only %d remain", typ, pos, n, len(data)-pos-12)
 		}
 		body := data[pos+8 : pos+8+int(n)]

@@ -40,17 +40,17 @@ func StripWebPMetadata(data []byte) ([]byte, error) {
 		}
 		n := uint64(binary.LittleEndian.Uint32(body[pos+4:]))
 		padded := n + n&1
-		if padded > uint64(len(body)-pos-8) {
+		if padded > uint64(len(body)-pos-8) { // #nosec G115 -- len(body)-pos ≥ 8, checked above
 			return nil, fmt.Errorf("strip webp metadata: chunk at byte %d declares %d bytes past the end", 12+pos, n)
 		}
-		c := chunk{fourcc: string(body[pos : pos+4]), raw: body[pos : pos+8+int(padded)]}
+		c := chunk{fourcc: string(body[pos : pos+4]), raw: body[pos : pos+8+int(padded)]} // #nosec G115 -- padded ≤ len(body)-pos-8, checked above
 		switch c.fourcc {
 		case "EXIF", "XMP ", "ICCP":
 			drop = true
 		default:
 			chunks = append(chunks, c)
 		}
-		pos += 8 + int(padded)
+		pos += 8 + int(padded) // #nosec G115 -- padded ≤ len(body)-pos-8, checked above
 	}
 	if !drop {
 		return data, nil
@@ -64,6 +64,6 @@ func StripWebPMetadata(data []byte) ([]byte, error) {
 			out[start+8] &^= vp8xICC | vp8xEXIF | vp8xXMP
 		}
 	}
-	binary.LittleEndian.PutUint32(out[4:], uint32(len(out)-8))
+	binary.LittleEndian.PutUint32(out[4:], uint32(len(out)-8)) // #nosec G115 -- out holds at most the 8+size bytes of data, size a uint32
 	return out, nil
 }

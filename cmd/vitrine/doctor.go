@@ -153,7 +153,7 @@ func checkListen(cfg Config) finding {
 		return finding{statusFail, "listen", fmt.Sprintf("cannot listen on %s: %v", cfg.Addr, err),
 			"stop what uses that address (another vitrine?) or set VITRINE_ADDR (--addr) to a free one"}
 	}
-	ln.Close()
+	_ = ln.Close() // only probed
 	return finding{statusOK, "listen", cfg.Addr + " is free", ""}
 }
 
@@ -167,8 +167,8 @@ func checkDataDir(cfg Config) finding {
 		return finding{statusFail, "data directory", fmt.Sprintf("%s is not writable: %v", cfg.DataDir, err),
 			"give this user write access to it, or set VITRINE_DATA_DIR (--data-dir)"}
 	}
-	f.Close()
-	os.Remove(f.Name())
+	_ = f.Close()
+	_ = os.Remove(f.Name())
 	return finding{statusOK, "data directory", cfg.DataDir + " is writable", ""}
 }
 
@@ -308,7 +308,7 @@ func checkWebhook(ctx context.Context, endpoint string) finding {
 		return finding{statusWarn, "webhook", fmt.Sprintf("%s: %v", endpoint, err),
 			"start the receiver or fix VITRINE_WEBHOOK_URLS; deliveries are retried, then logged as failed (GET /admin/webhooks/deliveries)"}
 	}
-	conn.Close()
+	_ = conn.Close() // only probed
 	return finding{statusOK, "webhook", endpoint + " is reachable", ""}
 }
 

@@ -26,7 +26,7 @@ func loadRecipe(path string) (media.Recipe, error) {
 	if path == "" {
 		return media.DefaultRecipe(), nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) // #nosec G304 -- VITRINE_RECIPE_FILE, set by the operator
 	if err != nil {
 		return media.Recipe{}, fmt.Errorf("VITRINE_RECIPE_FILE: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -231,7 +232,7 @@ func load(b *blob, loader string, strict failOn, jpegShrink int, webpScale float
 	defer freeCString(c)
 	var out *C.VipsImage
 	err := call(func() C.int {
-		return C.vt_load(b.p, c, C.VipsFailOn(strict), C.int(jpegShrink), C.double(webpScale), &out)
+		return C.vt_load(b.p, c, C.VipsFailOn(strict), cint(jpegShrink), C.double(webpScale), &out)
 	})
 	if err != nil {
 		return nil, err
@@ -246,7 +247,7 @@ func load(b *blob, loader string, strict failOn, jpegShrink int, webpScale float
 func thumbnailImage(in *vimage, width, height int, rotate, crop bool) (*vimage, error) {
 	var out *C.VipsImage
 	err := call(func() C.int {
-		return C.vt_thumbnail_image(in.p, C.int(width), C.int(height), cbool(rotate), cbool(crop), &out)
+		return C.vt_thumbnail_image(in.p, cint(width), cint(height), cbool(rotate), cbool(crop), &out)
 	})
 	if err != nil {
 		return nil, err
@@ -259,7 +260,7 @@ func thumbnailImage(in *vimage, width, height int, rotate, crop bool) (*vimage, 
 func focusCrop(in *vimage, left, top, width, height, outWidth, outHeight int) (*vimage, error) {
 	var out *C.VipsImage
 	err := call(func() C.int {
-		return C.vt_focus_crop(in.p, C.int(left), C.int(top), C.int(width), C.int(height), C.int(outWidth), C.int(outHeight), &out)
+		return C.vt_focus_crop(in.p, cint(left), cint(top), cint(width), cint(height), cint(outWidth), cint(outHeight), &out)
 	})
 	if err != nil {
 		return nil, err
@@ -272,7 +273,7 @@ func focusCrop(in *vimage, left, top, width, height, outWidth, outHeight int) (*
 func boxShrink(in *vimage, factor int) (*vimage, error) {
 	h, v := max(1, min(factor, in.width())), max(1, min(factor, in.height()))
 	var out *C.VipsImage
-	if err := call(func() C.int { return C.vt_box_shrink(in.p, C.int(h), C.int(v), &out) }); err != nil {
+	if err := call(func() C.int { return C.vt_box_shrink(in.p, cint(h), cint(v), &out) }); err != nil {
 		return nil, err
 	}
 	return &vimage{out}, nil
@@ -345,7 +346,11 @@ func pixels(in *vimage) ([]byte, error) {
 		return nil, lastError()
 	}
 	defer C.g_free(C.gpointer(p))
-	return C.GoBytes(p, C.int(n)), nil
+	if n > math.MaxInt32 {
+		return nil, fmt.Errorf("%d bytes of pixels: over the 2 GiB one copy takes", n)
+	}
+	size := C.int(n)
+	return C.GoBytes(p, size), nil
 }
 
 func cbool(b bool) C.int {
@@ -353,6 +358,20 @@ func cbool(b bool) C.int {
 		return 1
 	}
 	return 0
+}
+
+// cint converts v to a C int, saturating: out of range, libvips refuses
+// the value rather than getting a wrapped one. Callers pass boxes (at most
+// media.MaxVariantSide), sides of libvips images (C ints), qualities
+// (1-100) and shrink factors, all far inside.
+func cint(v int) C.int {
+	switch {
+	case v > math.MaxInt32:
+		return math.MaxInt32
+	case v < math.MinInt32:
+		return math.MinInt32
+	}
+	return C.int(v)
 }
 
 // strip returns a copy of in without any metadata.
@@ -367,14 +386,14 @@ func strip(in *vimage) (*vimage, error) {
 // saveJPEG encodes baseline, Huffman-optimised, stripped JPEG.
 func saveJPEG(in *vimage, quality int) ([]byte, error) {
 	return save(func(buf *unsafe.Pointer, n *C.size_t) C.int {
-		return C.vt_save_jpeg(in.p, C.int(quality), buf, n)
+		return C.vt_save_jpeg(in.p, cint(quality), buf, n)
 	})
 }
 
 // saveWebP encodes lossy WebP, alpha kept.
 func saveWebP(in *vimage, quality int) ([]byte, error) {
 	return save(func(buf *unsafe.Pointer, n *C.size_t) C.int {
-		return C.vt_save_webp(in.p, C.int(quality), buf, n)
+		return C.vt_save_webp(in.p, cint(quality), buf, n)
 	})
 }
 
@@ -387,7 +406,7 @@ var avifEffort = 2 // a variable so that benchmarks can compare efforts; never c
 // saveAVIF encodes lossy 8-bit AVIF, alpha kept.
 func saveAVIF(in *vimage, quality int) ([]byte, error) {
 	return save(func(buf *unsafe.Pointer, n *C.size_t) C.int {
-		return C.vt_save_avif(in.p, C.int(quality), C.int(avifEffort), buf, n)
+		return C.vt_save_avif(in.p, cint(quality), cint(avifEffort), buf, n)
 	})
 }
 
@@ -399,5 +418,9 @@ func save(op func(*unsafe.Pointer, *C.size_t) C.int) ([]byte, error) {
 		return nil, lastError()
 	}
 	defer C.g_free(C.gpointer(buf))
-	return C.GoBytes(buf, C.int(n)), nil
+	if n > math.MaxInt32 {
+		return nil, fmt.Errorf("an encoding of %d bytes: over the 2 GiB one copy takes", n)
+	}
+	size := C.int(n)
+	return C.GoBytes(buf, size), nil
 }

@@ -59,7 +59,7 @@ func (rt *Runtime) Floor(data []byte, recipe media.Recipe) ([]media.Output, erro
 		if base == nil { // the first variant, or every variant before was a cover
 			var out *C.VipsImage
 			if err := call(func() C.int {
-				return C.vt_floor_thumbnail(b.p, C.int(v.Width), C.int(v.Height), cbool(cover), &out)
+				return C.vt_floor_thumbnail(b.p, cint(v.Width), cint(v.Height), cbool(cover), &out)
 			}); err != nil {
 				return nil, fmt.Errorf("vips: floor: thumbnail: %w", err)
 			}
@@ -134,6 +134,6 @@ func (rt *Runtime) ResizeJPEG(data []byte, factor float64, quality int) ([]byte,
 	b := newBlob(data)
 	defer b.close()
 	return save(func(buf *unsafe.Pointer, n *C.size_t) C.int {
-		return C.vt_resize_jpeg(b.p, C.double(factor), C.int(quality), buf, n)
+		return C.vt_resize_jpeg(b.p, C.double(factor), cint(quality), buf, n)
 	})
 }

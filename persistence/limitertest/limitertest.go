@@ -30,7 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) catalog.RateLimiter) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			prefix := fmt.Sprintf("t%x:", rand.Uint64())
+			prefix := fmt.Sprintf("t%x:", rand.Uint64()) // #nosec G404 -- a key prefix keeping test runs apart, not a secret
 			n := 0
 			tt.fn(t, open(t), func() string { n++; return fmt.Sprintf("%s%d", prefix, n) })
 		})

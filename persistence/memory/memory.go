@@ -44,7 +44,7 @@ func New(maxEntries int) *Cache {
 	for n > 1 && n > maxEntries {
 		n /= 2
 	}
-	c := &Cache{shards: make([]shard, n), mask: uint64(n - 1)}
+	c := &Cache{shards: make([]shard, n), mask: uint64(n - 1)} // #nosec G115 -- n ≥ 1
 	for i := range c.shards {
 		capacity := maxEntries / n
 		if i < maxEntries%n {

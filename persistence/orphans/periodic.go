@@ -32,7 +32,7 @@ type Periodic struct {
 // Run sweeps every Interval (the first time after a random part of it, so
 // that processes started together do not all try at once) until ctx ends.
 func (p *Periodic) Run(ctx context.Context) {
-	wait := p.Interval/2 + rand.N(p.Interval/2+1)
+	wait := p.Interval/2 + rand.N(p.Interval/2+1) // #nosec G404 -- jitter, not security
 	for {
 		timer := time.NewTimer(wait)
 		select {

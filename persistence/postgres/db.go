@@ -166,7 +166,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		err = db.Migrate(ctx)
 	}
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", server, err)
 	}
 	return db, nil

@@ -133,7 +133,7 @@ func (db *DB) watchOnce(ctx context.Context, notify func(string)) (connected boo
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		conn.Close(closeCtx)
+		_ = conn.Close(closeCtx)
 	}()
 	var schema *string
 	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {

@@ -45,7 +45,7 @@ func (db *DB) Receive(ctx context.Context) (catalog.Delivery, error) {
 // falls due (nil if there is none).
 func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
 	now := utc(db.now())
-	d := &delivery{db: db, token: rand.Int64()}
+	d := &delivery{db: db, token: rand.Int64()} // #nosec G404 -- a fencing token telling leases apart, never a secret
 	err := db.pool.QueryRow(ctx, `
 		UPDATE jobs
 		SET lease_until = $1, lease_token = $2, attempts = attempts + 1
@@ -207,7 +207,7 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		conn.Close(closeCtx)
+		_ = conn.Close(closeCtx)
 	}()
 	var schema *string // NULL when no schema of the search_path exists
 	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {

@@ -41,7 +41,7 @@ func (s *Store) OpenBlob(ctx context.Context, key string, req catalog.BlobReques
 	if st.ContentRange != "" {
 		var first, last int64
 		if _, err := fmt.Sscanf(st.ContentRange, "bytes %d-%d/%d", &first, &last, &st.Total); err != nil {
-			out.Body.Close()
+			_ = out.Body.Close()
 			return nil, fmt.Errorf("open blob %s: Content-Range %q: %w", key, st.ContentRange, err)
 		}
 	}

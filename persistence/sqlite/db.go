@@ -116,11 +116,11 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		onMigration: opts.OnMigration,
 	}
 	if err := db.migrate(ctx); err != nil {
-		sqldb.Close()
+		_ = sqldb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	if _, err := sqldb.ExecContext(ctx, `UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
-		sqldb.Close()
+		_ = sqldb.Close()
 		return nil, fmt.Errorf("open sqlite %s: release leases: %w", path, db.translate(err))
 	}
 	return db, nil
@@ -147,7 +147,7 @@ func dsn(path string, busy time.Duration) string {
 // Close releases the database. Receivers waiting for a job return.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() { close(db.closed) })
-	db.stmts.Range(func(_, s any) bool { s.(*sql.Stmt).Close(); return true })
+	db.stmts.Range(func(_, s any) bool { _ = s.(*sql.Stmt).Close(); return true })
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("close sqlite: %w", err)
 	}
@@ -216,7 +216,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return db.translate(err)
 	}
 	if err := fn(tx); err != nil {
-		tx.Rollback()
+		_ = tx.Rollback() // fn's error is the one to report
 		return db.translate(err)
 	}
 	if err := tx.Commit(); err != nil {

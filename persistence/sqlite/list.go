@@ -181,7 +181,7 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		return nil, db.translate(err)
 	}
 	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
-		s.Close()
+		_ = s.Close() // a duplicate of prev
 		return prev.(*sql.Stmt), nil
 	}
 	return s, nil

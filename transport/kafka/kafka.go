@@ -153,7 +153,7 @@ func Ping(ctx context.Context, cfg Config) error {
 		conn, err := dialer.DialContext(ctx, "tcp", b)
 		if err == nil {
 			_, err = conn.Brokers()
-			conn.Close()
+			_ = conn.Close()
 			if err == nil {
 				return nil
 			}

@@ -139,7 +139,7 @@ type streamStart struct {
 // or the client's last event id, and the backlog; it returns the last Seq
 // written.
 func (st streamStart) writeStart(w *bufio.Writer, productID string, current int64, resume bool) int64 {
-	w.WriteString("retry: 2000\n")
+	_, _ = w.WriteString("retry: 2000\n")
 	last := st.from
 	switch {
 	case st.reset:
@@ -149,7 +149,7 @@ func (st streamStart) writeStart(w *bufio.Writer, productID string, current int6
 	case !resume && st.live:
 		fmt.Fprintf(w, "id: %d\n\n", st.from) // the client resumes from here
 	default:
-		w.WriteString("\n")
+		_, _ = w.WriteString("\n")
 	}
 	for _, e := range st.backlog {
 		if e.Seq > last {
@@ -207,14 +207,14 @@ func (s *Server) stream(conn net.Conn, w *bufio.Writer, sub *subscription, produ
 			}
 		case <-sub.done:
 			if sub.slow.Load() {
-				w.WriteString(": dropped: this client fell behind; reconnect with Last-Event-ID\n\n")
+				_, _ = w.WriteString(": dropped: this client fell behind; reconnect with Last-Event-ID\n\n")
 			}
 			flush()
 			return
 		case <-heartbeat.C:
-			w.WriteString(": heartbeat\n\n")
+			_, _ = w.WriteString(": heartbeat\n\n")
 		case <-maxAge.C:
-			w.WriteString(": the stream reached its maximum age; reconnect with Last-Event-ID\n\n")
+			_, _ = w.WriteString(": the stream reached its maximum age; reconnect with Last-Event-ID\n\n")
 			flush()
 			return
 		}
@@ -259,11 +259,11 @@ func writeEventOf(w *bufio.Writer, e catalog.Event) {
 func writeEvent(w *bufio.Writer, id, typ string, data []byte) {
 	fmt.Fprintf(w, "id: %s\nevent: %s\n", id, typ)
 	for _, line := range strings.Split(string(data), "\n") {
-		w.WriteString("data: ")
-		w.WriteString(line)
-		w.WriteString("\n")
+		_, _ = w.WriteString("data: ")
+		_, _ = w.WriteString(line)
+		_, _ = w.WriteString("\n")
 	}
-	w.WriteString("\n")
+	_, _ = w.WriteString("\n")
 }
 
 // lastEventID reads the Last-Event-ID header: a Seq the client saw.

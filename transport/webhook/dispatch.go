@@ -187,7 +187,7 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 	if b <= 0 || b > time.Hour {
 		b = time.Hour
 	}
-	return b/2 + rand.N(b/2+1)
+	return b/2 + rand.N(b/2+1) // #nosec G404 -- jitter, not security
 }
 
 // send POSTs the signed payload; an answer other than 2xx is an error.

@@ -54,7 +54,7 @@ func pgbench(ctx context.Context, url, schema string, clients int, d time.Durati
 	}
 	env := append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
 	run := func(name string, args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, name, args...)
+		cmd := exec.CommandContext(ctx, name, args...) // #nosec G204 -- pgbench or psql, with the bench's own arguments and the operator's database URL
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -66,7 +66,7 @@ func pgbench(ctx context.Context, url, schema string, clients int, d time.Durati
 		return PgbenchResult{}, err
 	}
 	defer func() {
-		_, _ = exec.Command("psql", "-qXc", "DROP SCHEMA IF EXISTS "+schema+" CASCADE", url).CombinedOutput()
+		_, _ = exec.Command("psql", "-qXc", "DROP SCHEMA IF EXISTS "+schema+" CASCADE", url).CombinedOutput() // #nosec G204 -- psql, no shell: schema is the constant pgbenchSchema, url the operator's
 	}()
 	const scale = 1 // 100,000 accounts: a table of the catalog's order of size
 	if _, err := run("pgbench", "-i", "-q", "-s", strconv.Itoa(scale), url); err != nil {
@@ -120,7 +120,7 @@ func Vips(ctx context.Context, files []string, count, workers int, recipe media.
 		}
 	}
 	res := VipsResult{Images: count, PerImage: &hist.Histogram{}}
-	if b, err := exec.Command(vips, "--version").Output(); err == nil {
+	if b, err := exec.Command(vips, "--version").Output(); err == nil { // #nosec G204 -- vips is the vips executable found on PATH
 		res.Version = strings.TrimSpace(string(b))
 	}
 	env := append(os.Environ(), "VIPS_CONCURRENCY=1")
@@ -139,7 +139,7 @@ func Vips(ctx context.Context, files []string, count, workers int, recipe media.
 					return
 				}
 				dir := filepath.Join(tmp, fmt.Sprintf("vips-%d-%d", w, k))
-				if err := os.MkdirAll(dir, 0o755); err != nil {
+				if err := os.MkdirAll(dir, 0o750); err != nil {
 					mu.Lock()
 					firstErr = err
 					mu.Unlock()
@@ -148,7 +148,7 @@ func Vips(ctx context.Context, files []string, count, workers int, recipe media.
 				t0 := time.Now()
 				cmds := vipscli.Commands(files[k%len(files)], icc[k%len(files)], dir, recipe)
 				for _, args := range cmds {
-					cmd := exec.CommandContext(ctx, vips, args...)
+					cmd := exec.CommandContext(ctx, vips, args...) // #nosec G204 -- vips found on PATH, arguments from vipscli.Commands
 					cmd.Env = env
 					if out, err := cmd.CombinedOutput(); err != nil {
 						mu.Lock()

@@ -36,7 +36,7 @@ func index(v int64) int {
 		return int(v)
 	}
 	e := bits.Len64(uint64(v)) - subBits - 1 // ≥ 0
-	m := int(uint64(v) >> uint(e))           // in [sub, 2*sub)
+	m := int(uint64(v) >> uint(e))           // #nosec G115 -- in [sub, 2*sub): v ≥ sub makes e ≥ 0
 	return (e+1)*sub + (m - sub)
 }
 

@@ -262,7 +262,7 @@ func bucketWidth(cfg Config) time.Duration {
 func workers(cfg Config) []*Worker {
 	ws := make([]*Worker, max(cfg.Concurrency, 1))
 	for i := range ws {
-		ws[i] = &Worker{ID: i, Rand: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))}
+		ws[i] = &Worker{ID: i, Rand: rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))} // #nosec G404 -- seeded load generation, not security
 		if cfg.Setup != nil {
 			cfg.Setup(ws[i])
 		}

@@ -151,7 +151,7 @@ func (c Chart) SVG() string {
 			color, dash, strings.Join(pts, " "), html.EscapeString(s.Name))
 		if len(pts) == 1 {
 			var x, y float64
-			fmt.Sscanf(pts[0], "%f,%f", &x, &y)
+			_, _ = fmt.Sscanf(pts[0], "%f,%f", &x, &y)
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x, y, color)
 		}
 		// legend: flowed left to right, wrapping onto a second row

@@ -58,7 +58,7 @@ func (r *Report) WriteText(w io.Writer) {
 			row("["+b.Name+"]", b.Unit, p)
 		}
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "baselines (same machine, same run):")
 	for _, b := range r.Baselines {

@@ -77,7 +77,7 @@ func Seed(ctx context.Context, c *httpc.Client, n, concurrency int, seed uint64,
 		ids[i] = p.ID
 		return load.Outcome{Label: "post", Status: st}
 	}
-	ph := load.Closed(ctx, load.Config{Concurrency: concurrency, Duration: 24 * time.Hour, Limit: uint64(n), Seed: seed, Setup: Setup, Tick: tick}, op)
+	ph := load.Closed(ctx, load.Config{Concurrency: concurrency, Duration: 24 * time.Hour, Limit: uint64(n), Seed: seed, Setup: Setup, Tick: tick}, op) // #nosec G115 -- n ≥ 0: make([]string, n) above
 	out := ids[:0]
 	for _, id := range ids {
 		if id != "" {
@@ -236,7 +236,7 @@ func NextCursor(page []byte) (string, bool) {
 // limit of len(ids) on a freshly started vitrine, whose cache is empty.
 func Cold(c *httpc.Client, ids []string, seed uint64) load.Op {
 	order := append([]string(nil), ids...)
-	rand.New(rand.NewPCG(seed, 77)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	rand.New(rand.NewPCG(seed, 77)).Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] }) // #nosec G404 -- a reproducible seeded shuffle, not security
 	var next atomic.Int64
 	return func(ctx context.Context, w *load.Worker) load.Outcome {
 		i := int(next.Add(1)-1) % len(order)

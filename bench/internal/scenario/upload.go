@@ -29,7 +29,7 @@ type Photo struct {
 func LoadPhotos(paths []string) ([]Photo, error) {
 	var out []Photo
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := os.ReadFile(p) // #nosec G304 -- photos of the operator's -corpus
 		if err != nil {
 			return nil, err
 		}
@@ -103,7 +103,7 @@ func Upload(ctx context.Context, c *httpc.Client, ids []string, photos []Photo, 
 					for _, v := range res.Fails {
 						nf += v
 					}
-					p := load.Progress{Elapsed: time.Since(start), Planned: 0, Done: uint64(done), Fails: nf}
+					p := load.Progress{Elapsed: time.Since(start), Planned: 0, Done: uint64(done), Fails: nf} // #nosec G115 -- done counts finished uploads: ≥ 0
 					mu.Unlock()
 					tick(p)
 				}
@@ -181,7 +181,7 @@ func Upload(ctx context.Context, c *httpc.Client, ids []string, photos []Photo, 
 		res.Timeline[i].Hist.Record(int64(p.lat))
 	}
 	if tick != nil {
-		tick(load.Progress{Elapsed: time.Since(start), Done: uint64(done)})
+		tick(load.Progress{Elapsed: time.Since(start), Done: uint64(done)}) // #nosec G115 -- done counts finished uploads: ≥ 0
 	}
 	return res, nil
 }

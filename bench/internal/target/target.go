@@ -27,7 +27,7 @@ func ModuleRoot(dir string) (string, error) {
 		return "", err
 	}
 	for {
-		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		b, err := os.ReadFile(filepath.Join(d, "go.mod")) // #nosec G304 -- go.mod in the directories above the working directory
 		if err == nil && bytes.Contains(b, []byte("module github.com/vitrine-dev/vitrine\n")) {
 			return d, nil
 		}
@@ -41,7 +41,7 @@ func ModuleRoot(dir string) (string, error) {
 
 // Build runs `go build -o out ./cmd/vitrine` in the module root.
 func Build(ctx context.Context, root, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/vitrine")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/vitrine") // #nosec G204 -- go build of this module, out a path the bench chose
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -95,12 +95,12 @@ func Start(ctx context.Context, opts Options) (*Proc, error) {
 }
 
 func start(ctx context.Context, opts Options, addr string) (*Proc, error) {
-	logf, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(opts.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(opts.Bin, "serve")
+	cmd := exec.Command(opts.Bin, "serve") // #nosec G204 -- the vitrine binary the bench built or was given (-bin)
 	cmd.Env = append(append(os.Environ(), opts.Env...), "VITRINE_ADDR="+addr, "VITRINE_DATA_DIR="+opts.DataDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
@@ -129,7 +129,7 @@ func (p *Proc) waitReady(ctx context.Context, limit time.Duration) error {
 		default:
 		}
 		if res, err := c.Get(p.URL() + "/readyz"); err == nil {
-			res.Body.Close()
+			_ = res.Body.Close()
 			if res.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -176,7 +176,7 @@ func (p *Proc) Restart(ctx context.Context) (*Proc, error) {
 
 // Tail is the last n lines of a file.
 func Tail(path string, n int) string {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the log the bench itself writes
 	if err != nil {
 		return ""
 	}

@@ -83,7 +83,7 @@ func NewKeys[T any](keys []T, s float64, seed uint64) (*Keys[T], error) {
 		return nil, err
 	}
 	shuffled := append([]T(nil), keys...)
-	rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)).Shuffle(len(shuffled), func(i, j int) {
+	rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)).Shuffle(len(shuffled), func(i, j int) { // #nosec G404 -- a reproducible seeded shuffle, not security
 		shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
 	})
 	return &Keys[T]{z: z, keys: shuffled}, nil

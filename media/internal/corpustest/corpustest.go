@@ -51,7 +51,7 @@ func Dir(t testing.TB) string {
 		candidates = append(candidates, filepath.Join(root, "..", "shared", "corpus", "public"))
 	}
 	for _, dir := range candidates {
-		if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err == nil { // #nosec G703 -- the test corpus: $VITRINE_CORPUS or beside the repository
 			return dir
 		}
 	}
@@ -81,7 +81,7 @@ func repoRoot() (string, error) {
 func Manifest(t testing.TB) []Entry {
 	t.Helper()
 	dir := Dir(t)
-	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv"))
+	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv")) // #nosec G304 -- the test corpus directory Dir found
 	if err != nil {
 		t.Fatalf("corpus: %v", err)
 	}
@@ -124,7 +124,7 @@ func Manifest(t testing.TB) []Entry {
 // Read returns the content of a corpus file.
 func Read(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(Dir(t), name))
+	b, err := os.ReadFile(filepath.Join(Dir(t), name)) // #nosec G304 -- a corpus file a test names, in the directory Dir found
 	if err != nil {
 		t.Fatalf("corpus: %v", err)
 	}

@@ -129,7 +129,13 @@ func jsonError(data []byte, err error) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return invalidRecipe("recipe JSON at %s: %s", position(data, syntax.Offset), syntax.Error())
+		// encoding/json (Go 1.27) reports the offset just past an invalid
+		// character; the position names the character itself.
+		offset := syntax.Offset
+		if c, ok := invalidChar(syntax.Error()); ok && offset > 0 && offset <= int64(len(data)) && data[offset-1] == c {
+			offset--
+		}
+		return invalidRecipe("recipe JSON at %s: %s", position(data, offset), syntax.Error())
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
@@ -140,6 +146,16 @@ func jsonError(data []byte, err error) error {
 		return invalidRecipe("recipe JSON: the text ends before the recipe does")
 	}
 	return invalidRecipe("recipe JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// invalidChar is the character an "invalid character 'c' …" message names.
+func invalidChar(msg string) (byte, bool) {
+	const prefix = "invalid character '"
+	i := strings.Index(msg, prefix)
+	if i < 0 || len(msg) < i+len(prefix)+2 || msg[i+len(prefix)+1] != '\'' {
+		return 0, false
+	}
+	return msg[i+len(prefix)], true
 }
 
 // position renders a byte offset in data as "line L, column C (byte B)".

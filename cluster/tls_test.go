@@ -4,13 +4,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +96,53 @@ func TestMutualTLS(t *testing.T) {
 	if err := call(intruder); err == nil {
 		t.Fatal("a node with a certificate of another CA reached a grain")
 	}
+
+	// That the intruder fails because of TLS, and not by chance: the same
+	// handshake against node a's actor endpoint, made as a node makes it
+	// (gRPC's ALPN), is accepted with the cluster's certificate and refused
+	// by a TLS alert with any other, or none.
+	addr := a.Address()
+	if err := handshake(addr, good, nil); err != nil {
+		t.Fatalf("a node's own certificate: %v, want the handshake accepted", err)
+	}
+	trustAny := func(c *tls.Config) { c.VerifyConnection = nil } // the server is not what is tested here
+	if err := handshake(addr, other, trustAny); err == nil || !strings.Contains(err.Error(), "remote error: tls: bad certificate") {
+		t.Errorf("another CA's certificate: %v, want node a to refuse it with a bad-certificate alert", err)
+	}
+	noCert := func(c *tls.Config) { c.VerifyConnection, c.Certificates = nil, nil }
+	if err := handshake(addr, good, noCert); err == nil || !strings.Contains(err.Error(), "remote error: tls: certificate required") {
+		t.Errorf("no certificate: %v, want node a to refuse with a certificate-required alert", err)
+	}
+	// And the other way round: the intruder refuses node a's certificate.
+	if err := handshake(addr, other, nil); err == nil || !strings.Contains(err.Error(), "not signed by the cluster CA") {
+		t.Errorf("the intruder's view of node a: %v, want node a's certificate refused", err)
+	}
+}
+
+// handshake dials a node's actor endpoint with the client configuration a
+// node built from files would use (changed by edit, when given), completes
+// the TLS handshake and reads: TLS 1.3 reports a refused client
+// certificate on the first read. nil: accepted (the node's gRPC server
+// sends its first frame, or nothing yet).
+func handshake(addr string, files TLSFiles, edit func(*tls.Config)) error {
+	_, client, err := files.Load()
+	if err != nil {
+		return err
+	}
+	client.NextProtos = []string{"h2"}
+	if edit != nil {
+		edit(client)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, client)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		return nil
+	}
+	return err
 }

@@ -3,7 +3,13 @@ package rest
 import (
 	"context"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -113,4 +119,162 @@ func TestUnknownKeysCannotEvictKnownOnes(t *testing.T) {
 	if len(a.unknown) > maxCachedKeys || len(a.entries) != 1 {
 		t.Errorf("caches hold %d unknown and %d found keys", len(a.unknown), len(a.entries))
 	}
+}
+
+// wellFormedFake is the i-th of distinct keys in the issued format (prefix,
+// length, alphabet) that nobody issued: each costs a store lookup unless
+// something stops it first.
+func wellFormedFake(i int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	b := []byte(catalog.KeyPrefix + strings.Repeat("a", catalog.KeyLength-len(catalog.KeyPrefix)))
+	for j := len(b) - 1; i > 0; j-- {
+		b[j] = alphabet[i%32]
+		i /= 32
+	}
+	return string(b)
+}
+
+// TestAuthFloodFromManyAddresses: 100,000 distinct well-formed fake keys
+// from 1,000 client addresses (X-Forwarded-For from a trusted proxy), in
+// three rounds, each on a fresh server, alternating with quiet rounds.
+// What it holds: every request of a valid caller during the flood
+// succeeds; the store sees at most each address's failure budget (burst,
+// plus what refills while the round runs); the caches stay within their
+// bound. What it measures, and logs: the valid caller's median latency
+// during the flood against the quiet rounds (a ratio, median of rounds
+// with its spread), and the heap the flood leaves behind.
+func TestAuthFloodFromManyAddresses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300,000 requests (seconds)")
+	}
+	const (
+		fakes     = 100_000
+		addresses = 1_000
+		valid     = 2_000 // valid requests per round
+		rounds    = 3
+		flooders  = 4
+	)
+	rate := catalog.Rate{Limit: 30, Period: time.Minute, Burst: 30} // the default, 30/min
+	key, secret, err := catalog.NewAPIKey("good", "good", []catalog.Scope{catalog.ScopeRead}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := ParseTrustedProxies([]string{"0.0.0.0/0", "::/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := func() (*Server, *countingKeys, *http.Client) {
+		keys := &countingKeys{key: key}
+		s := New(Config{PrivateReads: true, RateAuthFailures: rate, TrustedProxies: trusted},
+			Deps{Products: &stubProducts{}, Keys: keys, Limiter: memory.NewLimiter(nil)}, zap.NewNop())
+		return s, keys, serve(t, s)
+	}
+	// callValid sends n valid requests one after another and returns the
+	// median latency; any answer but 200 fails the test.
+	callValid := func(c *http.Client, n int) time.Duration {
+		lat := make([]time.Duration, 0, n)
+		for range n {
+			req, _ := http.NewRequest("GET", "http://x/products", nil)
+			req.Header.Set("Authorization", "Bearer "+secret)
+			req.Header.Set("X-Forwarded-For", "198.51.100.1")
+			start := time.Now()
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			lat = append(lat, time.Since(start))
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("a valid caller got %d", res.StatusCode)
+			}
+		}
+		slices.Sort(lat)
+		return lat[len(lat)/2]
+	}
+	if !catalog.WellFormedKey(wellFormedFake(fakes - 1)) {
+		t.Fatal("the fake keys are not well-formed: they would be refused before any lookup")
+	}
+	flood := func(c *http.Client) map[int]int {
+		var mu sync.Mutex
+		counts := map[int]int{}
+		var wg sync.WaitGroup
+		for f := range flooders {
+			wg.Go(func() {
+				local := map[int]int{}
+				for i := f; i < fakes; i += flooders {
+					req, _ := http.NewRequest("GET", "http://x/products", nil)
+					req.Header.Set("Authorization", "Bearer "+wellFormedFake(i))
+					a := i % addresses
+					req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.0.%d.%d", a/256, a%256))
+					res, err := c.Do(req)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					local[res.StatusCode]++
+				}
+				mu.Lock()
+				for k, v := range local {
+					counts[k] += v
+				}
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return counts
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+
+	var ratios []float64
+	for r := range rounds {
+		_, _, qc := fresh()
+		quiet := callValid(qc, valid)
+
+		s, keys, c := fresh()
+		callValid(c, 1) // the valid key is cached before the flood
+		before := heap()
+		start := time.Now()
+		done := make(chan map[int]int)
+		go func() { done <- flood(c) }()
+		during := callValid(c, valid)
+		counts := <-done
+		elapsed := time.Since(start)
+		grown := int64(heap()) - int64(before)
+
+		refill := int64(math.Ceil(elapsed.Seconds() / rate.Period.Seconds() * float64(rate.Limit)))
+		// Per address: its burst of failures, what refills meanwhile, and
+		// the one request that finds the budget used up; plus the valid key.
+		bound := int64(addresses)*(int64(rate.Burst)+1+refill) + 1
+		if n := int64(keys.lookups.Load()); n > bound {
+			t.Errorf("round %d: %d store lookups, more than %d (each address's failure budget)", r+1, n, bound)
+		}
+		if counts[http.StatusUnauthorized]+counts[http.StatusTooManyRequests] != fakes {
+			t.Errorf("round %d: the fake keys got %v, want only 401 and 429", r+1, counts)
+		}
+		s.auth.mu.Lock()
+		unknown, found := len(s.auth.unknown), len(s.auth.entries)
+		s.auth.mu.Unlock()
+		s.auth.failures.mu.Lock()
+		blocked := len(s.auth.failures.blocked)
+		s.auth.failures.mu.Unlock()
+		if unknown > maxCachedKeys || found != 1 || blocked > maxCachedKeys {
+			t.Errorf("round %d: caches hold %d unknown keys, %d found, %d blocked addresses; the bound is %d each", r+1, unknown, found, blocked, maxCachedKeys)
+		}
+		ratio := float64(during) / float64(quiet)
+		ratios = append(ratios, ratio)
+		t.Logf("flood round %d: %d fake keys from %d addresses in %s (%v); %d store lookups; caches: %d unknown, %d blocked; heap +%.1f MiB; valid caller median %s quiet, %s during the flood (%.2f×)",
+			r+1, fakes, addresses, elapsed.Round(time.Millisecond), counts, keys.lookups.Load(), unknown, blocked,
+			float64(grown)/(1<<20), quiet.Round(time.Microsecond), during.Round(time.Microsecond), ratio)
+	}
+	slices.Sort(ratios)
+	t.Logf("flood figures: valid caller's median latency during a flood of %d fake keys from %d addresses is %.2f× the quiet one (median of %d rounds; %.2f–%.2f)",
+		fakes, addresses, ratios[len(ratios)/2], rounds, ratios[0], ratios[len(ratios)-1])
 }

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -277,4 +279,67 @@ func TestAuthFloodFromManyAddresses(t *testing.T) {
 	slices.Sort(ratios)
 	t.Logf("flood figures: valid caller's median latency during a flood of %d fake keys from %d addresses is %.2f× the quiet one (median of %d rounds; %.2f–%.2f)",
 		fakes, addresses, ratios[len(ratios)/2], rounds, ratios[0], ratios[len(ratios)-1])
+}
+
+// TestAuthorizationBadInput: malformed Authorization headers sent byte for
+// byte get a clean refusal (a problem document, never a 5xx, and a
+// challenge with each 401); the forms the specifications allow — a
+// lower-case scheme, spaces around the token — work with a valid key.
+func TestAuthorizationBadInput(t *testing.T) {
+	key, secret, err := catalog.NewAPIKey("good", "good", []catalog.Scope{catalog.ScopeRead}, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{PrivateReads: true}, Deps{Products: &stubProducts{}, Keys: &countingKeys{key: key}, Limiter: memory.NewLimiter(nil)}, zap.NewNop())
+	ln := fasthttputil.NewInmemoryListener()
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	send := func(auth string) (*http.Response, string) {
+		conn, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := fmt.Fprintf(conn, "GET /products HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nConnection: close\r\n\r\n", auth); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%.40q: %v", auth, err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res, string(body)
+	}
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"valid", "Bearer " + secret, http.StatusOK},
+		{"lower-case scheme", "bearer " + secret, http.StatusOK},
+		{"spaces around the token", "Bearer   " + secret + "   ", http.StatusOK},
+		{"too short", "Bearer " + secret[:len(secret)-1], http.StatusUnauthorized},
+		{"too long", "Bearer " + secret + "a", http.StatusUnauthorized},
+		{"NUL inside", "Bearer " + secret[:10] + "\x00" + secret[11:], http.StatusBadRequest},
+		{"64 KiB", "Bearer " + strings.Repeat("a", 64<<10), http.StatusRequestHeaderFieldsTooLarge},
+		{"two schemes", "Bearer " + secret + ", Basic dXNlcjpwYXNz", http.StatusUnauthorized},
+		{"Basic", "Basic dXNlcjpwYXNz", http.StatusUnauthorized},
+		{"scheme only", "Bearer", http.StatusUnauthorized},
+		{"empty token", "Bearer    ", http.StatusUnauthorized},
+	} {
+		res, body := send(tc.auth)
+		if res.StatusCode != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, res.StatusCode, body, tc.want)
+			continue
+		}
+		if tc.want == http.StatusOK {
+			continue
+		}
+		if res.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, `"request_id"`) {
+			t.Errorf("%s: %d with %q %s, want a problem document", tc.name, res.StatusCode, res.Header.Get("Content-Type"), body)
+		}
+		if tc.want == http.StatusUnauthorized && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: 401 without a Bearer challenge", tc.name)
+		}
+	}
 }

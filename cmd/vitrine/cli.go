@@ -86,7 +86,44 @@ func findCommand(name string) (command, bool) {
 }
 
 func isHelp(arg string) bool {
-	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
+	return arg == "help" || isHelpFlag(arg)
+}
+
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help"
+}
+
+// wantsHelp reports whether a command's arguments ask for its help: the
+// word help as its only argument, or -h, -help or --help where a flag may
+// stand — not as the value of the flag before it (vitrine keys create
+// --name help makes a key named help), and not after "--".
+func wantsHelp(args []string) bool {
+	if len(args) == 1 && args[0] == "help" {
+		return true
+	}
+	for i, a := range args {
+		if a == "--" {
+			return false
+		}
+		if isHelpFlag(a) && (i == 0 || !takesValue(args[i-1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// takesValue reports whether arg is a flag whose value is the next
+// argument: written without "=", and not one of the commands' boolean
+// flags.
+func takesValue(arg string) bool {
+	if len(arg) < 2 || arg[0] != '-' || strings.Contains(arg, "=") || isHelpFlag(arg) {
+		return false
+	}
+	switch strings.TrimLeft(arg, "-") {
+	case "dry-run", "json", "quiet", "all", "force": // every boolean flag of every command
+		return false
+	}
+	return true
 }
 
 // usage is the help of vitrine itself.

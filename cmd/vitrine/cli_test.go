@@ -49,6 +49,27 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestHelpOnlyWhereAFlagStands: a help word that is a flag's value is that
+// value (a key named help is made, not the help printed); help flags after
+// a boolean flag, or alone after the command, still ask for the help.
+func TestHelpOnlyWhereAFlagStands(t *testing.T) {
+	env := map[string]string{"VITRINE_DATA_DIR": t.TempDir()}
+	for _, name := range []string{"help", "-h", "--help"} {
+		out, errOut, err := runCLI(t, env, "keys", "create", "--name", name, "--scopes", "read", "--json")
+		if err != nil || strings.HasPrefix(out, "Usage:") || !strings.Contains(out, `"name":"`+name+`"`) {
+			t.Errorf("keys create --name %s: %v, stdout %q, stderr %q; want a key named %s", name, err, firstLine(out), errOut, name)
+		}
+	}
+	for _, args := range [][]string{{"gc", "--dry-run", "--help"}, {"keys", "help"}, {"keys", "create", "--json", "-h"}, {"import", "--key=x", "--help"}} {
+		if out, errOut, err := runCLI(t, env, args...); err != nil || !strings.HasPrefix(out, "Usage: vitrine "+args[0]) {
+			t.Errorf("vitrine %v: %v, stdout %q, stderr %q; want the help", args, err, firstLine(out), errOut)
+		}
+	}
+	if out, _, _ := runCLI(t, env, "import", "--", "--help"); strings.HasPrefix(out, "Usage:") {
+		t.Errorf("vitrine import -- --help printed the help: after --, --help is a file name")
+	}
+}
+
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l

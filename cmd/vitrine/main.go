@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"time"
 
@@ -63,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage())
 		return errUsage
 	}
-	if slices.ContainsFunc(args[1:], isHelp) {
+	if wantsHelp(args[1:]) {
 		fmt.Fprint(stdout, c.help())
 		return nil
 	}

@@ -118,7 +118,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	bgCtx, a.stopBG = context.WithCancel(context.Background())
 
 	// Products, images and jobs.
-	if a.db, err = openDatabase(ctx, cfg, nil); err != nil {
+	if a.db, err = openDatabase(ctx, cfg, true, nil); err != nil {
 		return nil, err
 	}
 
@@ -377,7 +377,11 @@ func mediaURL(cfg Config, ln net.Listener, log *zap.Logger) string {
 // file; either applies its migrations.
 // onMigration, when set, hears of each migration (vitrine migrate shows
 // them as a progress bar).
-func openDatabase(ctx context.Context, cfg Config, onMigration func(done, total int, name string)) (database, error) {
+// openDatabase opens the configured database. serving says the caller is
+// vitrine serve: on the embedded database it then owns the job queue, and
+// releases the leases a previous process held; tools (keys, gc, migrate)
+// leave a live server's jobs alone.
+func openDatabase(ctx context.Context, cfg Config, serving bool, onMigration func(done, total int, name string)) (database, error) {
 	if cfg.PostgresURL != "" {
 		db, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{EventRetention: cfg.Events.Retention, OnMigration: onMigration, Lease: jobLease(cfg)})
 		if err != nil {
@@ -388,7 +392,7 @@ func openDatabase(ctx context.Context, cfg Config, onMigration func(done, total 
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{OnMigration: onMigration, Lease: jobLease(cfg)})
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "vitrine.db"), sqlite.Options{OnMigration: onMigration, Lease: jobLease(cfg), ReleaseLeases: serving})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

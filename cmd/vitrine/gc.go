@@ -45,7 +45,7 @@ func gc(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	if *grace <= 0 {
 		*grace = cfg.GCGrace
 	}
-	db, err := openDatabase(ctx, cfg, nil)
+	db, err := openDatabase(ctx, cfg, false, nil)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	db, err := openDatabase(ctx, cfg, nil)
+	db, err := openDatabase(ctx, cfg, false, nil)
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, _, 
 	}
 	var bar *progressbar.ProgressBar
 	count := 0
-	db, err := openDatabase(ctx, cfg, func(done, total int, name string) {
+	db, err := openDatabase(ctx, cfg, false, func(done, total int, name string) {
 		if bar == nil {
 			bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
 				progressbar.OptionSetDescription("migrate"), progressbar.OptionSetPredictTime(false))

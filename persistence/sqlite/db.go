@@ -49,6 +49,12 @@ type Options struct {
 	// schema, applied then or before, with its position and the count of
 	// migrations.
 	OnMigration func(done, total int, name string)
+	// ReleaseLeases makes Open release the leases of jobs a previous
+	// process received, so that they are delivered again at once. Only the
+	// process that runs the embedded queue's workers (vitrine serve) sets
+	// it: a tool opening the database beside a live server (keys, gc,
+	// doctor, migrate) would hand that server's running jobs out twice.
+	ReleaseLeases bool
 }
 
 // DB is a SQLite database holding the catalog and its job queue. It is safe
@@ -73,10 +79,10 @@ var (
 	_ catalog.JobQueue     = (*DB)(nil)
 )
 
-// Open opens (creating if needed) the database file at path, applies the
-// migrations it lacks and releases the leases of jobs received by a previous
-// process: the embedded queue belongs to one process, so those jobs are
-// delivered again at once.
+// Open opens (creating if needed) the database file at path and applies the
+// migrations it lacks. With ReleaseLeases it releases the leases of jobs
+// received by a previous process: the embedded queue belongs to one
+// process, so those jobs are delivered again at once.
 func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite: empty path")
@@ -118,6 +124,9 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err := db.migrate(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if !opts.ReleaseLeases {
+		return db, nil
 	}
 	if _, err := sqldb.ExecContext(ctx, `UPDATE jobs SET lease_until = NULL WHERE lease_until IS NOT NULL`); err != nil {
 		_ = sqldb.Close()

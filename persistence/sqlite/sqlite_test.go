@@ -60,7 +60,7 @@ func TestJobQueue(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "vitrine.db")
 		// A poll interval far beyond the suite's patience: every delivery
 		// must come from a wake-up or a due time, never from polling.
-		opts := sqlite.Options{PollInterval: time.Hour}
+		opts := sqlite.Options{PollInterval: time.Hour, ReleaseLeases: true} // Crash restarts a server
 		db := open(t, path, opts)
 		return queuetest.Harness{
 			Queue: func() catalog.JobQueue { return db },
@@ -462,4 +462,25 @@ func TestMigrationFromVersion1(t *testing.T) {
 	if dls, err := db.ListDeadLetters(t.Context(), 0); err != nil || len(dls) != 0 {
 		t.Fatalf("ListDeadLetters after migrating = %+v (%v)", dls, err)
 	}
+}
+
+// TestOnlyTheServerReleasesLeases: a tool opening the database beside a
+// live server (vitrine keys, gc, doctor, migrate) leaves the server's
+// running job leased; a server starting again releases it.
+func TestOnlyTheServerReleasesLeases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vitrine.db")
+	server := open(t, path, sqlite.Options{ReleaseLeases: true})
+	job := addJob(t, server)
+	running := mustReceive(t, server)
+
+	tool := open(t, path, sqlite.Options{})
+	if d, err := receive(t, tool, 200*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("after a tool opened the database: %v %v, want the running job still leased", d, err)
+	}
+	restarted := open(t, path, sqlite.Options{ReleaseLeases: true})
+	again := mustReceive(t, restarted)
+	if again.Job() != job || again.Attempt() != 2 {
+		t.Fatalf("after a server restart: %+v attempt %d, want %+v attempt 2", again.Job(), again.Attempt(), job)
+	}
+	_ = running
 }

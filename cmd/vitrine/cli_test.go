@@ -124,6 +124,19 @@ func TestDoctor(t *testing.T) {
 	}
 }
 
+// TestDoctorBesideRunningVitrine: doctor run beside a live vitrine on the
+// same address and data directory recognises it instead of failing on the
+// address in use, and checks the rest (its database included).
+func TestDoctorBesideRunningVitrine(t *testing.T) {
+	dir := t.TempDir()
+	app := startApp(t, dir, nil)
+	addr := strings.TrimPrefix(app.base, "http://")
+	out, _, err := runCLI(t, map[string]string{"VITRINE_DATA_DIR": dir, "VITRINE_ADDR": addr, "VITRINE_ROLE": "api"}, "doctor")
+	if err != nil || !strings.Contains(out, "ok    listen") || !strings.Contains(out, "a vitrine already serves on "+addr) || !strings.Contains(out, "ok    database") {
+		t.Errorf("doctor beside a running vitrine: %v\n%s", err, out)
+	}
+}
+
 // TestMigrateShowsProgress: vitrine migrate shows a bar and a summary.
 func TestMigrateShowsProgress(t *testing.T) {
 	_, errOut, err := runCLI(t, map[string]string{"VITRINE_DATA_DIR": t.TempDir()}, "migrate")

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -150,11 +152,34 @@ func checkListen(cfg Config) finding {
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		if vitrineAt(cfg.Addr) {
+			return finding{statusOK, "listen", "a vitrine already serves on " + cfg.Addr + ": the other checks ran beside it", ""}
+		}
 		return finding{statusFail, "listen", fmt.Sprintf("cannot listen on %s: %v", cfg.Addr, err),
-			"stop what uses that address (another vitrine?) or set VITRINE_ADDR (--addr) to a free one"}
+			"stop what uses that address or set VITRINE_ADDR (--addr) to a free one"}
 	}
 	_ = ln.Close() // only probed
 	return finding{statusOK, "listen", cfg.Addr + " is free", ""}
+}
+
+// vitrineAt asks what listens on addr (a listen address: no host means
+// this machine) whether it is a vitrine, by its index (GET /).
+func vitrineAt(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get("http://" + net.JoinHostPort(host, port) + "/")
+	if err != nil {
+		return false
+	}
+	defer res.Body.Close()
+	var index struct{ Name string }
+	return res.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&index) == nil && index.Name == "vitrine"
 }
 
 func checkDataDir(cfg Config) finding {

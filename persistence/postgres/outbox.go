@@ -275,8 +275,8 @@ func (db *DB) ListDeadLetters(ctx context.Context, limit int) ([]catalog.DeadLet
 }
 
 // ReviveDeadLetter removes the image's dead letter and enqueues its job
-// again, due now with no attempts counted, in one statement; NotFound if
-// the image has no dead letter.
+// again, due now with no attempts counted, within ctx's trace (the replay's),
+// in one statement; NotFound if the image has no dead letter.
 func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job, error) {
 	if !catalog.ValidID(imageID) {
 		return catalog.Job{}, fmt.Errorf("revive dead letter %q: %w", imageID, catalog.NotFound("dead letter of image %s", imageID))
@@ -286,12 +286,12 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 		WITH revived AS (
 			DELETE FROM dead_letters WHERE image_id = $1
 			RETURNING image_id, product_id)
-		INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at)
-		SELECT image_id, product_id, 0, $2::timestamptz, $2::timestamptz FROM revived
+		INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at, traceparent)
+		SELECT image_id, product_id, 0, $2::timestamptz, $2::timestamptz, $3::text FROM revived
 		ON CONFLICT (image_id) DO UPDATE
-		SET product_id = EXCLUDED.product_id, attempts = 0, available_at = EXCLUDED.available_at,
+		SET product_id = EXCLUDED.product_id, attempts = 0, available_at = EXCLUDED.available_at, traceparent = EXCLUDED.traceparent,
 		    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL
-		RETURNING image_id, product_id`, imageID, utc(db.now())).Scan(&job.ImageID, &job.ProductID)
+		RETURNING image_id, product_id, traceparent`, imageID, utc(db.now()), tracecontext.Of(ctx)).Scan(&job.ImageID, &job.ProductID, &job.TraceParent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return catalog.Job{}, fmt.Errorf("revive dead letter %s: %w", imageID, catalog.NotFound("dead letter of image %s", imageID))
 	}

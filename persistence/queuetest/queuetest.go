@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
 // Harness drives one queue under test.
@@ -28,6 +29,9 @@ type Harness struct {
 	// now (Crash may replace it).
 	DeadLetters func() catalog.DeadLetters
 }
+
+// replayTrace is the W3C traceparent of a dead-letter replay's request.
+const replayTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 // Run runs the suite. open must return a harness over a new, empty queue for
 // each call; it should register its own cleanup with t.Cleanup.
@@ -347,16 +351,20 @@ func testRevive(t *testing.T, h Harness) {
 	if dl, _ := deadLetter(t, h, job.ImageID); dl.Attempts != 2 {
 		t.Errorf("dead letter Attempts = %d, want 2", dl.Attempts)
 	}
-	revived, err := h.DeadLetters().ReviveDeadLetter(t.Context(), job.ImageID)
+	// The replay runs within the trace of the request that asked for it.
+	replay := tracecontext.With(t.Context(), replayTrace)
+	revived, err := h.DeadLetters().ReviveDeadLetter(replay, job.ImageID)
 	if err != nil {
 		t.Fatalf("ReviveDeadLetter: %v", err)
 	}
-	if revived != job {
-		t.Errorf("ReviveDeadLetter = %+v, want %+v", revived, job)
+	want := job
+	want.TraceParent = replayTrace
+	if revived != want {
+		t.Errorf("ReviveDeadLetter = %+v, want %+v", revived, want)
 	}
 	again := receive(t, h)
-	if again.Job() != job || again.Attempt() != 1 {
-		t.Errorf("revived job delivered as %+v attempt %d, want %+v attempt 1", again.Job(), again.Attempt(), job)
+	if again.Job() != want || again.Attempt() != 1 {
+		t.Errorf("revived job delivered as %+v attempt %d, want %+v attempt 1 (the replay's traceparent kept)", again.Job(), again.Attempt(), want)
 	}
 	if _, ok := deadLetter(t, h, job.ImageID); ok {
 		t.Errorf("dead letter still listed after its revival")

@@ -304,6 +304,7 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 		if err != nil {
 			return err
 		}
+		job.TraceParent = tracecontext.Of(ctx)
 		return enqueue(ctx, tx, job, now)
 	})
 	if err != nil {

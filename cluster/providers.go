@@ -1,26 +1,18 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/k8s"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/test"
-	"github.com/labstack/echo"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
-
-// staticRefresh is how often the static provider polls every peer.
-const staticRefresh = 2 * time.Second
 
 // newProvider builds the membership provider cfg names, and a function
 // that releases what the provider's own Shutdown leaves open.
@@ -47,41 +39,40 @@ func newProvider(cfg Config, system *actor.ActorSystem, log *zap.Logger) (pclust
 		}
 		return p, func() {}, nil
 	default:
-		return test.NewTestProvider(test.NewInMemAgent()), func() {}, nil
+		return &single{}, func() {}, nil
 	}
 }
 
-// newStatic is protoactor's automanaged provider with its membership
-// endpoint on cfg.ManageAddr. The provider itself always listens on
-// 0.0.0.0:PORT; its testing constructor takes a ready HTTP server
-// instead, which is given a listener bound to the configured address and
-// the same /_health answer the provider would serve.
-func newStatic(cfg Config, system *actor.ActorSystem) (pcluster.ClusterProvider, func(), error) {
-	_, portText, _ := net.SplitHostPort(cfg.ManageAddr)
-	var port int
-	if _, err := fmt.Sscan(portText, &port); err != nil {
-		return nil, nil, fmt.Errorf("membership endpoint %q: bad port", cfg.ManageAddr)
-	}
-	ln, err := net.Listen("tcp", cfg.ManageAddr)
+// single is the membership of a node alone: itself, from its start to its
+// shutdown.
+type single struct {
+	mu      sync.Mutex
+	members *pcluster.MemberList
+}
+
+// StartMember makes this node the only member.
+func (s *single) StartMember(c *pcluster.Cluster) error {
+	host, port, err := c.ActorSystem.GetHostPort()
 	if err != nil {
-		return nil, nil, fmt.Errorf("membership endpoint: listen on %s: %w", cfg.ManageAddr, err)
+		return err
 	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.Listener = ln
-	e.Server.ReadHeaderTimeout = 5 * time.Second
-	e.GET("/_health", func(ctx echo.Context) error {
-		c := pcluster.GetCluster(system)
-		host, memberPort, err := system.GetHostPort()
-		if err != nil {
-			return ctx.NoContent(http.StatusServiceUnavailable)
-		}
-		return ctx.JSON(http.StatusOK, automanaged.NewNode(cfg.Name, system.ID, host, memberPort, port, c.GetClusterKinds()))
-	})
-	p := automanaged.NewWithTesting(staticRefresh, port, e, cfg.Peers...)
-	return p, func() {
-		if err := e.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			_ = ln.Close()
-		}
-	}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.members = c.MemberList
+	s.members.UpdateClusterTopology([]*pcluster.Member{{Id: c.ActorSystem.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds()}}) // #nosec G115 -- a TCP port fits
+	return nil
+}
+
+// StartClient has no members to see.
+func (s *single) StartClient(*pcluster.Cluster) error { return nil }
+
+// Shutdown empties the membership; it may be called more than once.
+func (s *single) Shutdown(bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members != nil {
+		s.members.UpdateClusterTopology(nil)
+		s.members = nil
+	}
+	return nil
 }

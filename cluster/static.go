@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+)
+
+// staticRefresh is how often the static provider polls every peer.
+const staticRefresh = 2 * time.Second
+
+// staticMember is what a node of the static provider answers at
+// GET /_health: the member it is.
+type staticMember struct {
+	Cluster string   `json:"cluster"`
+	ID      string   `json:"id"`
+	Host    string   `json:"host"`
+	Port    int32    `json:"port"`
+	Kinds   []string `json:"kinds"`
+}
+
+// staticProvider is membership by a fixed list of peers, in the manner of
+// protoactor's automanaged provider (which listens on every interface and
+// brings in an old web framework): each node answers GET /_health on its
+// membership endpoint with the member it is, and every staticRefresh asks
+// every peer, publishing as the cluster's members those that answered
+// with the cluster's name. A node that stops answering leaves the
+// membership at the next poll.
+type staticProvider struct {
+	name     string
+	peers    []string
+	ln       net.Listener
+	system   *actor.ActorSystem
+	client   *http.Client
+	srv      *http.Server
+	stop     chan struct{}
+	stopOnce sync.Once
+	polling  sync.WaitGroup
+}
+
+// newStatic listens on cfg.ManageAddr for the membership checks.
+func newStatic(cfg Config, system *actor.ActorSystem) (pcluster.ClusterProvider, func(), error) {
+	ln, err := net.Listen("tcp", cfg.ManageAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("membership endpoint: listen on %s: %w", cfg.ManageAddr, err)
+	}
+	p := &staticProvider{name: cfg.Name, peers: cfg.Peers, ln: ln, system: system, stop: make(chan struct{}),
+		client: &http.Client{Timeout: staticRefresh}}
+	return p, func() { _ = p.Shutdown(false) }, nil
+}
+
+// StartMember serves this node's membership endpoint and starts polling.
+func (p *staticProvider) StartMember(c *pcluster.Cluster) error {
+	host, port, err := p.system.GetHostPort()
+	if err != nil {
+		return err
+	}
+	self, err := json.Marshal(staticMember{Cluster: p.name, ID: p.system.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds()}) // #nosec G115 -- a TCP port fits
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(self)
+	})
+	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = p.srv.Serve(p.ln) }()
+	p.poll(c)
+	return nil
+}
+
+// StartClient polls the peers without being a member.
+func (p *staticProvider) StartClient(c *pcluster.Cluster) error {
+	p.poll(c)
+	return nil
+}
+
+// Shutdown stops answering (the peers drop this node at their next poll)
+// and stops polling. It may be called more than once.
+func (p *staticProvider) Shutdown(bool) error {
+	p.stopOnce.Do(func() {
+		close(p.stop)
+		if p.srv != nil {
+			_ = p.srv.Close()
+		}
+		_ = p.ln.Close()
+	})
+	p.polling.Wait()
+	return nil
+}
+
+func (p *staticProvider) poll(c *pcluster.Cluster) {
+	p.polling.Add(1)
+	go func() {
+		defer p.polling.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			<-p.stop
+			cancel()
+		}()
+		for {
+			if members, ok := p.check(ctx); ok {
+				c.MemberList.UpdateClusterTopology(members)
+			}
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(staticRefresh):
+			}
+		}
+	}()
+}
+
+// check asks every peer at once; ok is false when none answered (the
+// membership is then left as it was, as a partition of this node alone
+// should not empty it).
+func (p *staticProvider) check(ctx context.Context) (members []*pcluster.Member, ok bool) {
+	found := make([]*staticMember, len(p.peers))
+	var wg sync.WaitGroup
+	for i, peer := range p.peers {
+		wg.Go(func() { found[i] = p.ask(ctx, peer) })
+	}
+	wg.Wait()
+	for _, m := range found {
+		if m == nil {
+			continue
+		}
+		ok = true
+		if m.Cluster == p.name {
+			members = append(members, &pcluster.Member{Id: m.ID, Host: m.Host, Port: m.Port, Kinds: m.Kinds})
+		}
+	}
+	return members, ok
+}
+
+// ask returns the member a peer says it is, or nil.
+func (p *staticProvider) ask(ctx context.Context, peer string) *staticMember {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+peer+"/_health", nil)
+	if err != nil {
+		return nil
+	}
+	res, err := p.client.Do(req) // #nosec G704 -- the peers are the operator's VITRINE_CLUSTER_PEERS
+	if err != nil {
+		return nil
+	}
+	defer res.Body.Close()
+	var m staticMember
+	if res.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&m) != nil || m.ID == "" {
+		return nil
+	}
+	return &m
+}

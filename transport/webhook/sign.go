@@ -34,7 +34,7 @@ type Secret []byte
 func ParseSecret(s string) (Secret, error) {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, secretPrefix))
 	if err != nil {
-		return nil, fmt.Errorf("webhook secret: must be whsec_ and base64 (vitrine webhooks secret makes one): %w", err)
+		return nil, fmt.Errorf("webhook secret: must be whsec_ and base64 (vitrine webhook-secret makes one): %w", err)
 	}
 	if len(key) < 24 || len(key) > 64 {
 		return nil, fmt.Errorf("webhook secret: must hold 24 to 64 bytes, holds %d", len(key))

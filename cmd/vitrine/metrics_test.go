@@ -16,6 +16,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // scrape reads /metrics as the admin token.
@@ -25,7 +26,7 @@ func (a *testApp) scrape() map[string]*dto.MetricFamily {
 	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
 		a.t.Fatalf("GET /metrics: %d %s %.200s", r.Status, r.Header.Get("Content-Type"), r.Body)
 	}
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.Body))
 	if err != nil {
 		a.t.Fatalf("/metrics is not the Prometheus text format: %v", err)

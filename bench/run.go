@@ -105,7 +105,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 		b.bar.Logf("temporary directory kept: %s", b.tmp)
 	} else {
 		defer func() {
-			if err := os.RemoveAll(b.tmp); err != nil {
+			if err := os.RemoveAll(b.tmp); err != nil { // #nosec G703 -- b.tmp is the bench's own temporary directory (os.MkdirTemp)
 				b.bar.Logf("temporary directory not removed: %v", err)
 			}
 		}()

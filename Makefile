@@ -42,7 +42,7 @@ vet:
 # Python and TypeScript clients driven through it; then chaos and soak.
 # scripts/gotest prints each package's result, failures and the figures the
 # tests log; the whole -v output is kept in out/test.log.
-test: test-deps vet validate-deploy vulncheck
+test: test-deps vet validate-deploy vulncheck lint
 	GO=$(GO) scripts/with-services scripts/gotest -count=1 -p 1 -tags integration -timeout 60m ./...
 	$(MAKE) test-contract test-clients test-chaos test-soak test-import
 
@@ -77,6 +77,14 @@ test-import: test-deps
 .PHONY: vulncheck
 vulncheck: test-deps
 	scripts/vulncheck
+
+# golangci-lint, pinned (scripts/lint, up to two minutes once it is built,
+# seconds when little changed; building it takes two more): the linters of .golangci.yml over every
+# package and the test files of every build tag; fails on any finding not
+# fixed or justified on its line as //nolint:<linter> // <reason>.
+.PHONY: lint
+lint: test-deps
+	scripts/lint
 
 # The OpenAPI document against a live vitrine (scripts/schemathesis; the
 # report lands in out/schemathesis/).

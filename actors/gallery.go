@@ -38,15 +38,15 @@ func (g *productGrain) deleteImage(ctx context.Context, imageID string) (*actors
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
-	g.removeImageFiles(imageID)
+	g.removeImageFiles(ctx, imageID)
 	g.emit(ctx, catalog.EventImageDeleted, imageID, n.Version, n.UpdatedAt, map[string]string{"id": imageID, "product_id": g.id})
 	return &actorspb.ProductReply{Etag: n.ETag()}, nil
 }
 
 // removeImageFiles removes a deleted image's files before the delete
 // answers, as removeFiles does for a product.
-func (g *productGrain) removeImageFiles(imageID string) {
-	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+func (g *productGrain) removeImageFiles(ctx context.Context, imageID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
 	defer cancel()
 	if err := g.deps.Blobs.DeletePrefix(ctx, catalog.ImagePrefix(g.id, imageID)); err != nil {
 		g.deps.Log.Error("delete image files; the orphan sweeper will", zap.String("product_id", g.id), zap.String("image_id", imageID), zap.Error(err))

@@ -318,7 +318,7 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 	version := g.p.Version
 	g.p, g.body = nil, nil
 	g.deps.Cache.Delete(ctx, g.id)
-	g.removeFiles()
+	g.removeFiles(ctx)
 	g.emitDeleted(ctx, version)
 	return &actorspb.ProductReply{}, nil
 }
@@ -329,8 +329,8 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 // never a reason to fail a delete that happened: the orphan sweeper
 // removes what is left. Files a running job writes afterwards, the job
 // removes itself.
-func (g *productGrain) removeFiles() {
-	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+func (g *productGrain) removeFiles(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
 	defer cancel()
 	if err := g.deps.Blobs.DeletePrefix(ctx, catalog.ProductPrefix(g.id)); err != nil {
 		g.deps.Log.Error("delete product files; the orphan sweeper will", zap.String("product_id", g.id), zap.Error(err))

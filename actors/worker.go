@@ -93,7 +93,7 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 	img, _, err := w.deps.Images.Image(ctx, job.ProductID, job.ImageID)
 	switch {
 	case catalog.IsNotFound(err):
-		return w.deleted(job)
+		return w.deleted(ctx, job)
 	case err != nil:
 		return w.transient(ctx, d, nil, catalog.FailInternal, err)
 	case img.Status == catalog.StatusReady && img.CropsStale():
@@ -116,7 +116,7 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 	// the final one, which waits for it. A save that fails ends the job as
 	// it did when it came first; only the work done meanwhile is lost.
 	w.markProcessing(ctx, img)
-	defer w.awaitMark() // the save never outlives the job
+	defer w.awaitMark() //nolint:errcheck // the save never outlives the job; each path that depends on it checks its error first
 	data, out, ok := w.original(ctx, d, img)
 	if !ok {
 		if err := w.awaitMark(); err != nil {
@@ -163,7 +163,7 @@ func (w *worker) finish(ctx context.Context, d catalog.Delivery, img *catalog.Im
 	img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion = res.Placeholder, res.DominantColor, res.Animated, res.RecipeVersion
 	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
 		if catalog.IsNotFound(err) {
-			return w.deleted(job) // the variants just written go with it
+			return w.deleted(ctx, job) // the variants just written go with it
 		}
 		return w.transient(ctx, d, img, catalog.FailInternal, err)
 	}
@@ -202,7 +202,7 @@ func (w *worker) awaitMark() error {
 // notMarked ends a job whose processing status could not be recorded.
 func (w *worker) notMarked(ctx context.Context, d catalog.Delivery, img *catalog.Image, err error) outcome {
 	if catalog.IsNotFound(err) {
-		return w.deleted(d.Job())
+		return w.deleted(ctx, d.Job())
 	}
 	return w.transient(ctx, d, img, catalog.FailInternal, err)
 }
@@ -212,8 +212,8 @@ func (w *worker) notMarked(ctx context.Context, d catalog.Delivery, img *catalog
 // recorded. The product's delete removed what existed when it ran; this
 // removes what the job wrote after it. A removal that fails leaves orphans
 // for the sweeper.
-func (w *worker) deleted(job catalog.Job) outcome {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), cleanupTimeout)
+func (w *worker) deleted(ctx context.Context, job catalog.Job) outcome {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	if err := w.deps.Blobs.DeletePrefix(ctx, catalog.ImagePrefix(job.ProductID, job.ImageID)); err != nil {
 		w.deps.Log.Warn("remove the files of a deleted image", zap.String("image_id", job.ImageID), zap.Error(err))
@@ -276,7 +276,7 @@ func (w *worker) recrop(ctx context.Context, d catalog.Delivery, img *catalog.Im
 	img.Variants = variants
 	if err := w.deps.Images.SaveImage(ctx, img); err != nil {
 		if catalog.IsNotFound(err) {
-			return w.deleted(job) // the crops just written go with it
+			return w.deleted(ctx, job) // the crops just written go with it
 		}
 		return giveUp(catalog.FailStorageUnavailable, err)
 	}
@@ -391,14 +391,14 @@ func (w *worker) transient(ctx context.Context, d catalog.Delivery, img *catalog
 func (w *worker) fail(ctx context.Context, img *catalog.Image, code, detail string, retryable bool) outcome {
 	// After the processing status, never before it.
 	if err := w.awaitMark(); catalog.IsNotFound(err) {
-		return w.deleted(catalog.Job{ImageID: img.ID, ProductID: img.ProductID})
+		return w.deleted(ctx, catalog.Job{ImageID: img.ID, ProductID: img.ProductID})
 	}
 	now := w.deps.Now().UTC().Truncate(time.Microsecond)
 	img.Status, img.Error, img.ProcessedAt = catalog.StatusFailed, &catalog.ImageError{Code: code, Detail: detail, Retryable: retryable}, &now
 	img.Variants = []catalog.Variant{}
 	err := w.deps.Images.SaveImage(ctx, img)
 	if catalog.IsNotFound(err) {
-		return w.deleted(catalog.Job{ImageID: img.ID, ProductID: img.ProductID})
+		return w.deleted(ctx, catalog.Job{ImageID: img.ID, ProductID: img.ProductID})
 	}
 	if err != nil {
 		return outcome{result: "retry", code: code, detail: fmt.Sprintf("%s (and recording the failure failed: %v)", detail, err)}

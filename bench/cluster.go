@@ -110,7 +110,7 @@ func runCluster(ctx context.Context, o options, getenv func(string) string, stdo
 		return err
 	}
 	defer func() {
-		if _, downErr := c.script(context.Background(), "down"); downErr != nil && err == nil {
+		if _, downErr := c.script(context.WithoutCancel(ctx), "down"); downErr != nil && err == nil {
 			err = downErr
 		}
 		if !o.keep {
@@ -163,7 +163,7 @@ func (c *clusterBench) script(ctx context.Context, args ...string) (string, erro
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("scripts/cluster %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		return "", fmt.Errorf("scripts/cluster %s: %w\n%s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String(), nil
 }
@@ -190,12 +190,18 @@ func (c *clusterBench) measure(ctx context.Context, n int) (*clusterRun, error) 
 	if len(nodes) != n {
 		return nil, fmt.Errorf("scripts/cluster up %d printed %d nodes:\n%s", n, len(nodes), lines)
 	}
-	clients := make([]*httpc.Client, n)
-	for i, u := range nodes {
-		if clients[i], err = httpc.New(u, c.o.concurrency+c.o.uploadConc+8, c.o.timeout); err != nil {
+	clients := make([]*httpc.Client, 0, n)
+	defer func() {
+		for _, cl := range clients {
+			cl.Close()
+		}
+	}()
+	for _, u := range nodes {
+		cl, err := httpc.New(u, c.o.concurrency+c.o.uploadConc+8, c.o.timeout)
+		if err != nil {
 			return nil, err
 		}
-		defer clients[i].Close()
+		clients = append(clients, cl)
 	}
 	if c.ids == nil {
 		label := fmt.Sprintf("seed %d products", c.o.products)

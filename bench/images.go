@@ -119,7 +119,7 @@ func (b *bench) images(ctx context.Context) ([]*report.Scenario, error) {
 	return out, ctx.Err()
 }
 
-func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte, made *floor.Result, r imageRecipe) (*report.Scenario, error) {
+func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte, made *floor.Result, r imageRecipe) (_ *report.Scenario, err error) {
 	workers := b.workers()
 	name := "images-" + r.name
 	s := &report.Scenario{Name: name, Unit: "images/s", Errors: map[string]uint64{},
@@ -156,7 +156,11 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	if err != nil {
 		return nil, err
 	}
-	defer p.Stop()
+	defer func() {
+		if stopErr := p.Stop(); stopErr != nil && err == nil {
+			err = fmt.Errorf("stop vitrine: %w", stopErr)
+		}
+	}()
 	c, err := httpc.New(p.URL(), 8, time.Minute)
 	if err != nil {
 		return nil, err
@@ -182,7 +186,11 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	if err != nil {
 		return nil, err
 	}
-	defer child.Close()
+	defer func() {
+		if closeErr := child.Close(); closeErr != nil && err == nil {
+			err = fmt.Errorf("floor child: %w", closeErr)
+		}
+	}()
 	var rounds []imageRound
 	req := floor.Request{Op: "run", Files: []string{photo}, Count: n, Concurrency: workers, Recipe: r.recipe}
 	for k := range b.o.imagesRounds {

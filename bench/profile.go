@@ -33,8 +33,8 @@ func (b *bench) profileAt(ctx context.Context, addr, name string, d time.Duratio
 	secs := max(int(math.Round(d.Seconds())), 1)
 	fetch := func(path, file string) {
 		c := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, nil) // #nosec G704 -- VITRINE_PPROF_ADDR of the vitrine the bench runs
-		res, err := c.Do(req)                                                      // #nosec G704 -- the same address
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+path, http.NoBody) // #nosec G704 -- VITRINE_PPROF_ADDR of the vitrine the bench runs
+		res, err := c.Do(req)                                                              // #nosec G704 -- the same address
 		if err == nil && res.StatusCode != 200 {
 			err = fmt.Errorf("status %d", res.StatusCode)
 			_ = res.Body.Close()

@@ -104,7 +104,11 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if b.o.keep {
 		b.bar.Logf("temporary directory kept: %s", b.tmp)
 	} else {
-		defer os.RemoveAll(b.tmp)
+		defer func() {
+			if err := os.RemoveAll(b.tmp); err != nil { // #nosec G703 -- b.tmp is the bench's own temporary directory (os.MkdirTemp)
+				b.bar.Logf("temporary directory not removed: %v", err)
+			}
+		}()
 	}
 
 	if err := b.startTarget(ctx); err != nil {

@@ -47,7 +47,7 @@ func photoPaths(root string, o options, getenv func(string) string) ([]string, e
 	if err != nil {
 		return nil, fmt.Errorf("image corpus (-corpus or VITRINE_CORPUS): %w", err)
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // opened read-only: closing it loses nothing
 	var out []string
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header: file category expected orientation_fix width height format …

@@ -71,8 +71,12 @@ func FuzzMergePatch(f *testing.F) {
 			t.Fatalf("second application: %v", err)
 		}
 		var a, b any
-		json.Unmarshal(once, &a)
-		json.Unmarshal(twice, &b)
+		if err := json.Unmarshal(once, &a); err != nil {
+			t.Fatalf("first application's result: %v", err)
+		}
+		if err := json.Unmarshal(twice, &b); err != nil {
+			t.Fatalf("second application's result: %v", err)
+		}
 		ja, _ := json.Marshal(a)
 		jb, _ := json.Marshal(b)
 		if !bytes.Equal(ja, jb) {

@@ -230,8 +230,11 @@ func pickPort(cfg Config) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("pick a port on %s: %w", cfg.Bind, err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		return 0, fmt.Errorf("pick a port on %s: %w", cfg.Bind, err)
+	}
+	return port, nil
 }
 
 func startMember(c *pcluster.Cluster) (err error) {

@@ -160,7 +160,7 @@ func (r Recipe) Validate() error {
 }
 
 func validVariantName(s string) bool {
-	if len(s) == 0 || len(s) > 32 {
+	if s == "" || len(s) > 32 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

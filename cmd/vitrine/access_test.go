@@ -419,7 +419,9 @@ func TestIdempotency(t *testing.T) {
 			statuses[r.Status]++
 			if r.Status == http.StatusAccepted {
 				var img map[string]any
-				json.Unmarshal(r.Body, &img)
+				if err := json.Unmarshal(r.Body, &img); err != nil {
+					t.Errorf("decode the accepted upload: %v", err)
+				}
 				id, _ := img["id"].(string)
 				ids[id] = true
 			}

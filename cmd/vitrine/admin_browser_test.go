@@ -648,7 +648,9 @@ func TestAdminGalleryInChromium(t *testing.T) {
 			t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
 		}
 	}
-	chromedp.Run(tab, chromedp.Evaluate[chromedp.Void](`window.__noReload = true`))
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[chromedp.Void](`window.__noReload = true`)); err != nil {
+		t.Fatalf("mark the page: %v", err)
+	}
 	api("PATCH", "/images/"+c, `{"alt":"Oak armchair, back view"}`, "application/merge-patch+json")
 	api("PUT", "/images/order", fmt.Sprintf(`{"image_ids":[%q,%q,%q,%q]}`, a, cut, c, flaky), "application/json")
 	api("DELETE", "/images/"+cut, "", "application/json")

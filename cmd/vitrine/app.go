@@ -98,7 +98,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			closeCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 			defer cancel()
 			_ = a.Close(closeCtx)
 		}
@@ -115,7 +115,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		}
 	}
 	var bgCtx context.Context
-	bgCtx, a.stopBG = context.WithCancel(context.Background())
+	bgCtx, a.stopBG = context.WithCancel(context.WithoutCancel(ctx)) // until Close, not for Start's context
 
 	// Products, images and jobs.
 	if a.db, err = openDatabase(ctx, cfg, true, nil); err != nil {
@@ -140,7 +140,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "vitrine_image_jobs_backlog", Help: "Image jobs waiting or running (their outcome not stored yet), in the whole cluster.",
 	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(bgCtx, 2*time.Second)
 		defer cancel()
 		total, _, err := a.db.Backlog(ctx, 0)
 		if err != nil {
@@ -178,7 +178,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"outcome"})
 		a.metrics.MustRegister(attempts)
-		a.webhooks = webhook.New(webhook.Config{Endpoints: cfg.Events.endpoints, Secret: cfg.Events.secret, Events: cfg.Events.types,
+		a.webhooks = webhook.New(webhook.Config{Endpoints: cfg.Events.endpoints, Secret: cfg.Events.secret, Events: cfg.Events.types, //nolint:contextcheck // the dispatcher delivers until Close, not for Start's context
 			Observe: func(outcome string, took time.Duration) { attempts.WithLabelValues(outcome).Observe(took.Seconds()) }},
 			events, log.Named("webhooks"))
 	}
@@ -218,7 +218,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			go func() { defer a.bg.Done(); a.relay.Run(bgCtx) }()
 		}
 		if runWorkers {
-			if a.consumer, err = kafka.NewConsumer(kcfg, a.db, log.Named("kafka")); err != nil {
+			if a.consumer, err = kafka.NewConsumer(kcfg, a.db, log.Named("kafka")); err != nil { //nolint:contextcheck // the consumer reads until Close, not for Start's context
 				return nil, err
 			}
 			queue = a.consumer
@@ -228,7 +228,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	allow, _ := urlfetch.ParseAllow(splitList(cfg.FetchAllow)) // validated with the configuration
 	fetcher := urlfetch.New(urlfetch.Config{MaxBytes: int64(cfg.MaxUploadBytes), Allow: allow})
 	if runWorkers {
-		a.pool, err = actors.StartImages(a.node.System, actors.ImageDeps{
+		a.pool, err = actors.StartImages(a.node.System, actors.ImageDeps{ //nolint:contextcheck // the workers run until Stop, not for Start's context
 			Queue: queue, Images: service, Blobs: blobs, Processor: engine, Prober: engine, Metrics: actorMetrics,
 			Fetcher: fetcher,
 			Log:     log.Named("images"), Tracer: tracer, Workers: cfg.Workers, MaxAttempts: cfg.JobMaxAttempts, JobTimeout: cfg.JobTimeout,
@@ -259,7 +259,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			CheckURL: fetcher.CheckTarget, Log: log.Named("imports"), Lease: cfg.ImportLease})
 		a.bg.Add(1)
 		go func() { defer a.bg.Done(); imports.Run(bgCtx) }()
-		a.server = rest.New(restCfg,
+		a.server = rest.New(restCfg, //nolint:contextcheck // the server's event hub lives until the server shuts down
 			rest.Deps{
 				Products:    service,
 				Uploads:     uploads,
@@ -287,7 +287,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vitrine_event_subscribers_dropped_total", Help: "Event streams this node ended because their client fell behind."},
 				func() float64 { return float64(server.DroppedSubscribers()) }))
 		a.served = make(chan error, 1)
-		go func() { a.served <- a.server.Serve(a.ln) }()
+		go func() { a.served <- a.server.Serve(a.ln) }() //nolint:contextcheck // the server serves until Close shuts it down
 		if cfg.GCInterval > 0 {
 			sweeper := &orphans.Periodic{Images: a.db, Blobs: blobs, Lease: a.db, Holder: newID(), Interval: cfg.GCInterval,
 				Options: orphans.Options{Grace: cfg.GCGrace}, Log: log.Named("gc")}
@@ -407,8 +407,8 @@ func jobLease(cfg Config) time.Duration {
 }
 
 func backends(cfg Config) string {
-	pick := func(real bool, yes, no string) string {
-		if real {
+	pick := func(isReal bool, yes, no string) string {
+		if isReal {
 			return yes
 		}
 		return no
@@ -518,7 +518,7 @@ func (a *App) Close(ctx context.Context) error {
 		a.node.Leave(ctx)
 	}
 	if a.consumer != nil {
-		if err := a.consumer.Close(); err != nil {
+		if err := a.consumer.Close(); err != nil { //nolint:contextcheck // the consumer's last commit has a deadline of its own
 			errs = append(errs, fmt.Errorf("close kafka consumer: %w", err))
 		}
 	}

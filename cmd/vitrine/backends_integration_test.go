@@ -55,7 +55,9 @@ func backendEnv(t testing.TB) map[string]string {
 	t.Cleanup(func() {
 		conn, err := pgx.Connect(context.Background(), pgURL)
 		if err == nil {
-			conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+				t.Logf("drop schema %s: %v", schema, err)
+			}
 			conn.Close(context.Background())
 		}
 	})
@@ -108,20 +110,6 @@ func (a *testApp) putBlob(key string, data []byte) {
 	if err := a.blobs.store.Put(context.Background(), key, data, "image/webp"); err != nil {
 		a.t.Fatalf("put %s into the bucket: %v", key, err)
 	}
-}
-
-// listBlobs lists the keys of the bucket under prefix.
-func (a *testApp) listBlobs(prefix string) []string {
-	a.t.Helper()
-	var keys []string
-	err := a.blobs.store.List(context.Background(), prefix, func(b catalog.BlobInfo) error {
-		keys = append(keys, b.Key)
-		return nil
-	})
-	if err != nil {
-		a.t.Fatalf("list %s: %v", prefix, err)
-	}
-	return keys
 }
 
 // storedBlob reads a blob straight from the bucket.

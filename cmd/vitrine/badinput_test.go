@@ -47,9 +47,8 @@ func testBadInput(t *testing.T, env map[string]string) {
 		if r := app.do("GET", "/healthz", nil); r.Status != http.StatusOK {
 			t.Fatalf("healthz after: %d", r.Status)
 		}
-		var body2 string
 		// 2 MiB is within the transport limit but over the JSON limit.
-		body2 = `{"name":"` + strings.Repeat("a", 2<<20) + `","price":1,"user_id":1}`
+		body2 := `{"name":"` + strings.Repeat("a", 2<<20) + `","price":1,"user_id":1}`
 		expectProblem(t, app.doJSON("POST", "/products", body2), 413, "2 MiB JSON")
 	})
 
@@ -125,8 +124,10 @@ func oversized(t *testing.T, app *testApp, path, contentType string, size int) r
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", path, contentType, size)
-	conn.Write(bytes.Repeat([]byte("a"), 4096))
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", path, contentType, size); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = conn.Write(bytes.Repeat([]byte("a"), 4096)) // the server may answer and close before it is sent
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -53,7 +53,6 @@ func TestBinary(t *testing.T) {
 			"VITRINE_CLUSTER_PEERS=127.0.0.1:6330": "VITRINE_POSTGRES_URL",
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a start that is not refused ends too
-			defer cancel()
 			cmd := exec.CommandContext(ctx, bin, "serve")
 			// Without the real servers that make test puts in the
 			// environment (the last value of a variable wins).
@@ -62,6 +61,7 @@ func TestBinary(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
+			cancel()
 			if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
 				t.Errorf("%s: exit %d, want 1", env, code)
 			}

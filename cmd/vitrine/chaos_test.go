@@ -234,7 +234,10 @@ func (w *workload) createProduct(i int) {
 		return
 	}
 	var p struct{ ID string }
-	json.Unmarshal(r.Body, &p)
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		w.t.Errorf("create product %d: decode: %v", i, err)
+		return
+	}
 	w.acked.Add(1)
 	w.mu.Lock()
 	w.products = append(w.products, p.ID)
@@ -262,7 +265,9 @@ func (w *workload) uploadData(client, k int, data []byte) {
 		w.refused["error"]++
 	case r.Status == http.StatusAccepted:
 		var img struct{ ID string }
-		json.Unmarshal(r.Body, &img)
+		if err := json.Unmarshal(r.Body, &img); err != nil {
+			w.t.Errorf("decode an accepted upload: %v", err)
+		}
 		w.images[img.ID] = product
 	default:
 		w.refused[strconv.Itoa(r.Status)]++
@@ -293,7 +298,9 @@ func (w *workload) patchLoop(g, of int, stop <-chan struct{}) {
 		p := patch{desc: desc, acked: err == nil && r.Status == http.StatusOK}
 		if p.acked {
 			var doc struct{ Version float64 }
-			json.Unmarshal(r.Body, &doc)
+			if err := json.Unmarshal(r.Body, &doc); err != nil {
+				w.t.Errorf("decode an acknowledged write: %v", err)
+			}
 			p.version = doc.Version
 			w.acked.Add(1)
 		}
@@ -373,7 +380,9 @@ func (w *workload) drain(limit time.Duration) {
 				continue
 			}
 			var doc struct{ Images []map[string]any }
-			json.Unmarshal(r.Body, &doc)
+			if err := json.Unmarshal(r.Body, &doc); err != nil {
+				w.t.Errorf("decode a product: %v", err)
+			}
 			for _, img := range doc.Images {
 				w.status[img["id"].(string)] = img
 			}
@@ -433,7 +442,9 @@ func (w *workload) checkWrites() {
 			Description string
 			Version     float64
 		}
-		json.Unmarshal(r.Body, &doc)
+		if err := json.Unmarshal(r.Body, &doc); err != nil {
+			w.t.Errorf("decode product %s: %v", product, err)
+		}
 		ps := w.patches[product]
 		last := -1
 		for i, p := range ps {

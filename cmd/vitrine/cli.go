@@ -155,3 +155,12 @@ func settingsHelp() string {
 	}
 	return b.String()
 }
+
+// closeChecked closes c as a command returns (deferred), and makes its
+// error the command's when the command had none: a database closed after
+// writes may still fail.
+func closeChecked(c io.Closer, err *error) { //nolint:gocritic // ptrToRefParam: it sets the deferring function's named result
+	if closeErr := c.Close(); closeErr != nil && *err == nil {
+		*err = fmt.Errorf("close: %w", closeErr)
+	}
+}

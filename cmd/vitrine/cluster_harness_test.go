@@ -51,7 +51,7 @@ func sharedBinary(t *testing.T) string {
 		clusterBin = filepath.Join(dir, "vitrine")
 		out, err := exec.Command("go", "build", "-o", clusterBin, ".").CombinedOutput()
 		if err != nil {
-			clusterBinErr = fmt.Errorf("go build: %v\n%s", err, out)
+			clusterBinErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if clusterBinErr != nil {

@@ -97,7 +97,9 @@ func newMixedLoad(t *testing.T, l *lb, products int) *mixedLoad {
 
 func (m *mixedLoad) id(body []byte) string {
 	var p struct{ ID string }
-	json.Unmarshal(body, &p)
+	if json.Unmarshal(body, &p) != nil {
+		return ""
+	}
 	return p.ID
 }
 
@@ -267,7 +269,7 @@ func (m *mixedLoad) verify(t *testing.T, pgURL string) (accepted, ready int) {
 				Status   string `json:"status"`
 				Variants []struct{ Name, Format string }
 			}
-			json.Unmarshal(r.body, &img)
+			_ = json.Unmarshal(r.body, &img) // a body that does not decode is not ready
 			if img.Status == "ready" {
 				ready++
 				seen := map[string]bool{}
@@ -432,12 +434,16 @@ func visibility(t *testing.T, c *testCluster, l *lb) {
 		}
 		defer res.Body.Close()
 		var p struct{ Price string }
-		json.NewDecoder(res.Body).Decode(&p)
+		if json.NewDecoder(res.Body).Decode(&p) != nil {
+			return ""
+		}
 		return p.Price
 	}
 	r := l.do("POST", "/products", []byte(`{"name":"Visible","price":"1","user_id":9}`), "Content-Type", "application/json")
 	var p struct{ ID string }
-	json.Unmarshal(r.body, &p)
+	if err := json.Unmarshal(r.body, &p); err != nil || p.ID == "" {
+		t.Fatalf("create the product: %v %s", err, r.body)
+	}
 	var samples []time.Duration
 	for i := 0; i < 60; i++ {
 		writer := c.nodes[i%len(c.nodes)]

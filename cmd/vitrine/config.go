@@ -151,11 +151,11 @@ func (c *Config) settings() []setting {
 
 func setString(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
 
-func setInt(p *int, min int) func(string) error {
+func setInt(p *int, least int) func(string) error {
 	return func(v string) error {
 		n, err := parseSize(v)
-		if err != nil || n < min {
-			return fmt.Errorf("must be an integer ≥ %d, got %q", min, v)
+		if err != nil || n < least {
+			return fmt.Errorf("must be an integer ≥ %d, got %q", least, v)
 		}
 		*p = n
 		return nil

@@ -208,7 +208,7 @@ func checkDatabase(ctx context.Context, cfg Config) []finding {
 			return []finding{{statusFail, "database", fmt.Sprintf("SQLite %s: %v", path, err),
 				"check the file's permissions; move a damaged file away to start over"}}
 		}
-		defer db.Close()
+		defer db.Close() //nolint:errcheck // the doctor only reads
 		return []finding{{statusOK, "database", "SQLite " + path + " opens, its migrations applied", ""}, checkKeys(ctx, cfg, db)}
 	}
 	where := maskURL(cfg.PostgresURL)
@@ -219,7 +219,7 @@ func checkDatabase(ctx context.Context, cfg Config) []finding {
 		return []finding{{statusFail, "database", fmt.Sprintf("PostgreSQL %s: %v", where, err),
 			"start PostgreSQL there, or fix VITRINE_POSTGRES_URL (user, password, host, port, database)"}}
 	}
-	defer db.Close()
+	defer db.Close() //nolint:errcheck // the doctor only reads
 	applied, known, err := db.Migrations(c)
 	switch {
 	case err != nil:
@@ -302,7 +302,7 @@ func checkEtcd(ctx context.Context, cfg Config) finding {
 	endpoints := splitList(cfg.EtcdEndpoints)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 3 * time.Second})
 	if err == nil {
-		defer cli.Close()
+		defer cli.Close() //nolint:errcheck // a status probe: nothing to lose on close
 		c, cancel := within(ctx)
 		defer cancel()
 		_, err = cli.Status(c, endpoints[0])

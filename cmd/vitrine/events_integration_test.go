@@ -35,7 +35,9 @@ func TestEventsAcrossNodes(t *testing.T) {
 		}
 		defer res.Body.Close()
 		var v map[string]any
-		json.NewDecoder(res.Body).Decode(&v)
+		if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+			t.Fatalf("POST %s: %d, the body does not decode: %v", url, res.StatusCode, err)
+		}
 		if res.StatusCode != http.StatusCreated && res.StatusCode != http.StatusAccepted {
 			t.Fatalf("POST %s: %d %v", url, res.StatusCode, v)
 		}

@@ -30,7 +30,6 @@ type sseStream struct {
 	events   chan sseEvent
 	comments chan string
 	ended    chan error // the body's end (nil: EOF)
-	lastID   string     // the last id field seen, as EventSource keeps it
 }
 
 // openStream opens a product's event stream with Accept:
@@ -43,7 +42,7 @@ func (a *testApp) openStream(productID, lastID string, header ...string) *sseStr
 // openSSE opens a product's event stream on the vitrine at base.
 func openSSE(t testing.TB, base, productID, lastID string, header ...string) *sseStream {
 	t.Helper()
-	req, err := http.NewRequest("GET", base+"/products/"+productID+"/events", nil)
+	req, err := http.NewRequest("GET", base+"/products/"+productID+"/events", http.NoBody)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +259,9 @@ func TestStalledSubscriberDropped(t *testing.T) {
 	// A client with a tiny receive buffer that reads the header, then nothing.
 	dialer := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error
-		c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if ctlErr := c.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); ctlErr != nil {
+			return ctlErr
+		}
 		return err
 	}}
 	conn, err := dialer.Dial("tcp", app.Addr())
@@ -268,7 +269,9 @@ func TestStalledSubscriberDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET /products/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", id)
+	if _, err := fmt.Fprintf(conn, "GET /products/%s/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", id); err != nil {
+		t.Fatal(err)
+	}
 	status, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || !strings.Contains(status, " 200 ") {
 		t.Fatalf("stream status %q, %v", status, err)

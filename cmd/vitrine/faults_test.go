@@ -242,24 +242,6 @@ func testGC(t *testing.T, env map[string]string) {
 	t.Logf("vitrine gc: %s", strings.TrimSpace(out))
 }
 
-// keysOf lists the keys of a product's files.
-func (a *testApp) keysOf(productID string) []string {
-	a.t.Helper()
-	if a.blobs != nil {
-		return a.listBlobs(catalog.ProductPrefix(productID))
-	}
-	var keys []string
-	root := filepath.Join(a.dir, "files")
-	filepath.WalkDir(filepath.Join(root, "products", productID), func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(root, path)
-			keys = append(keys, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	return keys
-}
-
 // plant writes a file straight into the app's file store.
 func (a *testApp) plant(key string) {
 	a.t.Helper()

@@ -318,7 +318,7 @@ func testDeleteImageWhileProcessing(t *testing.T, env map[string]string) {
 	if img := app.do("GET", "/products/"+id+"/images/"+keep, nil).json(t); img["status"] != "ready" || img["position"] != 0.0 {
 		t.Errorf("the kept image: %v %v", img["status"], img["position"])
 	}
-	t.Log(fmt.Sprintf("first image caught processing: %v", caught))
+	t.Logf("first image caught processing: %v", caught)
 }
 
 // testFocalPoint sets, moves and clears the focal point of a ready image

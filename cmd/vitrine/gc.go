@@ -26,7 +26,7 @@ VITRINE_GC_INTERVAL too. --dry-run counts them and removes nothing.
 `
 
 // gc sweeps orphan files once, with a progress bar and a summary.
-func gc(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func gc(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("vitrine gc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, gcUsage); fs.PrintDefaults() }
@@ -49,7 +49,7 @@ func gc(ctx context.Context, args []string, getenv func(string) string, stdout, 
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeChecked(db, &err)
 	blobs, _, _, err := openFiles(ctx, cfg, nil, zap.NewNop())
 	if err != nil {
 		return err

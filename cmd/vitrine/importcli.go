@@ -81,7 +81,7 @@ func importFile(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // opened read-only: closing it loses nothing
 	info, err := f.Stat()
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ func exportProducts(ctx context.Context, args []string, getenv func(string) stri
 		return fmt.Errorf("--format must be ndjson or csv, got %q", *format)
 	}
 	c := &apiClient{base: strings.TrimRight(*base, "/"), key: *key, http: &http.Client{}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/products/export?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/products/export?"+q.Encode(), http.NoBody)
 	if err != nil {
 		return err
 	}
@@ -186,13 +186,12 @@ func exportProducts(ctx context.Context, args []string, getenv func(string) stri
 		return problemError("GET /products/export", res)
 	}
 	w := stdout
+	var file *os.File // --out, closed (and its error checked) once written
 	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
+		if file, err = os.Create(*out); err != nil {
 			return err
 		}
-		defer f.Close()
-		w = f
+		w = file
 	}
 	bar := progressbar.NewOptions64(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("export"),
 		progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
@@ -201,6 +200,11 @@ func exportProducts(ctx context.Context, args []string, getenv func(string) stri
 	n, err := io.Copy(io.MultiWriter(lines, bar), res.Body)
 	if err == nil {
 		err = bw.Flush()
+	}
+	if file != nil {
+		if closeErr := file.Close(); err == nil {
+			err = closeErr
+		}
 	}
 	_ = bar.Finish()
 	if err != nil {

@@ -31,7 +31,7 @@ owner may write only the products of that user_id.
 
 // keys manages API keys directly in the database, with no server running:
 // the way to make the first key.
-func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func keys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, keysUsage)
 		if len(args) == 0 {
@@ -58,7 +58,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeChecked(db, &err)
 	switch args[0] {
 	case "create":
 		if fs.NArg() > 0 {

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"image"
-	"image/color"
 	"image/png"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,7 +33,7 @@ func TestRateLimitHeaders(t *testing.T) {
 			t.Fatalf("anonymous request %d of a burst of 5: %d", i+1, last.Status)
 		}
 		m := rateHeader.FindStringSubmatch(last.Header.Get("RateLimit"))
-		if m == nil || m[1] != "anonymous" || m[3] != strconv.Itoa(4-i) {
+		if len(m) < 4 || m[1] != "anonymous" || m[3] != strconv.Itoa(4-i) {
 			t.Errorf("request %d: RateLimit %q, want \"anonymous\";r=%d", i+1, last.Header.Get("RateLimit"), 4-i)
 		}
 		if p := last.Header.Get("RateLimit-Policy"); p != `"anonymous";q=5;w=60` {
@@ -101,20 +99,6 @@ func noiseImage(t testing.TB, size int, seed uint64) []byte {
 	}
 	var buf bytes.Buffer
 	if err := (&png.Encoder{CompressionLevel: png.NoCompression}).Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// smallImage is a small PNG of one colour.
-func smallImage(t testing.TB, c color.NRGBA) []byte {
-	t.Helper()
-	img := image.NewNRGBA(image.Rect(0, 0, 64, 48))
-	for i := 0; i < len(img.Pix); i += 4 {
-		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, 255
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -267,7 +251,7 @@ func TestUploadMemoryBounded(t *testing.T) {
 // vmHWM reads a process's peak resident set size, in KiB.
 func vmHWM(t testing.TB, pid int) int {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}

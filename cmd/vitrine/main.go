@@ -24,12 +24,13 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	go func() {
 		<-ctx.Done()
 		stop() // restore default handling: a second signal ends the process at once
 	}()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "vitrine:", err)
 		}
@@ -83,7 +84,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _, st
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	engine, err := startEngine(cfg)
+	engine, err := startEngine(cfg) //nolint:contextcheck // libvips is the process's: it runs until Shutdown, not for a context
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _, st
 		return err
 	}
 	defer func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = stopTracing(c)
 	}()
@@ -103,7 +104,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, _, st
 	}
 	<-ctx.Done()
 	log.Info("shutting down", zap.Duration("grace", cfg.ShutdownTimeout))
-	closeCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout) // ctx is done: the grace starts now
 	defer cancel()
 	if err := app.Close(closeCtx); err != nil {
 		log.Error("shutdown", zap.Error(err))

@@ -219,7 +219,7 @@ func statsOf(t testing.TB, pid int, pprofAddr string) procStats {
 	st.FDs = len(fds)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+pprofAddr+"/debug/pprof/goroutine?debug=1", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+pprofAddr+"/debug/pprof/goroutine?debug=1", http.NoBody)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("goroutine profile: %v", err)

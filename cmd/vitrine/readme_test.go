@@ -40,7 +40,11 @@ func readmeBlock(t *testing.T, readme, after string) []readmeStep {
 		t.Fatalf("no ```sh block after %q", after)
 	}
 	rest = rest[start+len("```sh\n"):]
-	block := rest[:strings.Index(rest, "```")]
+	end := strings.Index(rest, "```")
+	if end < 0 {
+		t.Fatalf("the ```sh block after %q does not end", after)
+	}
+	block := rest[:end]
 	var steps []readmeStep
 	var comment []string
 	lines := strings.Split(block, "\n")

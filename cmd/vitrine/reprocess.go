@@ -126,7 +126,7 @@ func (c *apiClient) do(req *http.Request) (*http.Response, error) {
 }
 
 func (c *apiClient) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, http.NoBody)
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (c *apiClient) get(ctx context.Context, path string, v any) error {
 }
 
 func (c *apiClient) post(ctx context.Context, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, http.NoBody)
 	if err != nil {
 		return err
 	}

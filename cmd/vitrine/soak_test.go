@@ -66,9 +66,10 @@ func TestSoak(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, img := range doc.Images {
-					if img.Status == "ready" {
+					switch img.Status {
+					case "ready":
 						ready++
-					} else if img.Status == "failed" {
+					case "failed":
 						t.Fatalf("an image failed during the soak")
 					}
 				}

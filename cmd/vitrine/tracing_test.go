@@ -121,7 +121,7 @@ func checkUploadTrace(t *testing.T, app *testApp, recs ...*tracetest.SpanRecorde
 	}
 	attrs := map[string]string{}
 	for _, a := range job.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["vitrine.outcome"] != "ready" || attrs["vitrine.product_id"] != p["id"] {
 		t.Errorf("the job's span has attributes %v, want outcome ready and the product's id", attrs)

@@ -297,7 +297,7 @@ func render(ctx context.Context, in *vimage) (*vimage, error) {
 		<-killed
 		mem.close()
 		if rc != 0 {
-			lastError() // the kill message
+			_ = lastError() // the kill message: read to clear libvips's error buffer
 		}
 		return nil, fmt.Errorf("%w: %w", errKilled, context.Cause(ctx))
 	}

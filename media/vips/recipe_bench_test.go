@@ -62,7 +62,7 @@ func runCLI(tb testing.TB, vips string, cmds [][]string, workers int) time.Durat
 				cmd := exec.Command(vips, cmds[i]...)
 				cmd.Env = append(os.Environ(), "VIPS_CONCURRENCY=1")
 				if out, err := cmd.CombinedOutput(); err != nil {
-					errs <- fmt.Errorf("vips %s: %v\n%s", strings.Join(cmds[i], " "), err, out)
+					errs <- fmt.Errorf("vips %s: %w\n%s", strings.Join(cmds[i], " "), err, out)
 					return
 				}
 			}

@@ -51,9 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Cache, bound Bound) {
 	}
 }
 
-func want(t *testing.T, c catalog.Cache, id string, value []byte) {
+func want(t *testing.T, ctx context.Context, c catalog.Cache, id string, value []byte) {
 	t.Helper()
-	got, ok := c.Get(t.Context(), id)
+	got, ok := c.Get(ctx, id)
 	if !ok {
 		t.Fatalf("Get(%s) missed, want %q", id, value)
 	}
@@ -62,9 +62,9 @@ func want(t *testing.T, c catalog.Cache, id string, value []byte) {
 	}
 }
 
-func wantMiss(t *testing.T, c catalog.Cache, id string) {
+func wantMiss(t *testing.T, ctx context.Context, c catalog.Cache, id string) {
 	t.Helper()
-	if got, ok := c.Get(t.Context(), id); ok {
+	if got, ok := c.Get(ctx, id); ok {
 		t.Fatalf("Get(%s) = %q, want a miss", id, got)
 	}
 }
@@ -83,11 +83,11 @@ func testSetGetDelete(t *testing.T, c catalog.Cache) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantMiss(t, c, tt.id)
+			wantMiss(t, ctx, c, tt.id)
 			c.Set(ctx, tt.id, tt.value)
-			want(t, c, tt.id, tt.value)
+			want(t, ctx, c, tt.id, tt.value)
 			c.Delete(ctx, tt.id)
-			wantMiss(t, c, tt.id)
+			wantMiss(t, ctx, c, tt.id)
 			c.Delete(ctx, tt.id) // deleting a missing id is fine
 		})
 	}
@@ -98,15 +98,16 @@ func testOverwrite(t *testing.T, c catalog.Cache) {
 	c.Set(ctx, "p", []byte("version 1, rather long"))
 	c.Set(ctx, "other", []byte("other"))
 	c.Set(ctx, "p", []byte("v2"))
-	want(t, c, "p", []byte("v2"))
-	want(t, c, "other", []byte("other"))
+	want(t, ctx, c, "p", []byte("v2"))
+	want(t, ctx, c, "other", []byte("other"))
 }
 
 func testOwnCopy(t *testing.T, c catalog.Cache) {
+	ctx := t.Context()
 	value := []byte("original")
-	c.Set(t.Context(), "p", value)
+	c.Set(ctx, "p", value)
 	copy(value, "MUTATED!")
-	want(t, c, "p", []byte("original"))
+	want(t, ctx, c, "p", []byte("original"))
 }
 
 // testConcurrent mixes Sets, Gets and Deletes on shared ids; run it with
@@ -202,5 +203,5 @@ func testBounded(t *testing.T, c catalog.Cache, b Bound) {
 	if !newest {
 		t.Error("the newest entry is not in memory")
 	}
-	want(t, c, id(n-1), value(n-1)) // and reads back whole
+	want(t, ctx, c, id(n-1), value(n-1)) // and reads back whole
 }

@@ -96,7 +96,8 @@ func testCreateFailsWhole(t *testing.T, s catalog.ImportStore) {
 	next := rows(1000)
 	i := 0
 	err := s.CreateImport(t.Context(), imp, func() (catalog.ImportRow, error) {
-		if i++; i == 700 {
+		i++
+		if i == 700 {
 			return catalog.ImportRow{}, bad
 		}
 		return next()

@@ -115,7 +115,7 @@ func (s *Store) Put(ctx context.Context, key string, data []byte, contentType st
 func inDir(dir string, write func() error) error {
 	var err error
 	for range 3 {
-		if err = os.MkdirAll(dir, 0o750); err != nil {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return err
 		}
 		if err = write(); !errors.Is(err, fs.ErrNotExist) {
@@ -162,8 +162,11 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	err = d.Sync()
+	if closeErr := d.Close(); err == nil {
+		err = closeErr
+	}
+	return err
 }
 
 // Get returns the content of the blob with key; a missing blob is NotFound.
@@ -282,7 +285,7 @@ func createAtomic(dir, path string, data []byte) (written bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer os.Remove(f.Name()) // linked or not, the temporary name goes
+	defer os.Remove(f.Name()) //nolint:errcheck // linked or not, the temporary name goes; the blob's outcome does not depend on it
 	if _, err := f.Write(data); err != nil {
 		_ = f.Close()
 		return false, err

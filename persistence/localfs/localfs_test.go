@@ -87,12 +87,14 @@ func TestPutLeavesNoTemporaryFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var files []string
-	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+	if err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			files = append(files, strings.TrimPrefix(path, dir+"/"))
 		}
 		return err
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if len(files) != 1 || files[0] != key {
 		t.Errorf("files in the store: %v, want only %s", files, key)
 	}

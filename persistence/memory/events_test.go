@@ -67,7 +67,9 @@ func TestEventsBoundedBytes(t *testing.T) {
 func TestWebhookAttemptsBounded(t *testing.T) {
 	l := memory.NewEvents(memory.EventOptions{MaxAttempts: 5})
 	for i := 1; i <= 12; i++ {
-		l.RecordAttempt(context.Background(), catalog.WebhookAttempt{Attempt: i})
+		if err := l.RecordAttempt(context.Background(), catalog.WebhookAttempt{Attempt: i}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, _ := l.ListAttempts(context.Background(), 100)
 	if len(got) != 5 || got[0].Attempt != 12 || got[4].Attempt != 8 {

@@ -93,7 +93,9 @@ func TestLimiterForgetsIdleKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 300 { // touch (almost) every shard, so that each sweeps
-		l.Allow(context.Background(), fmt.Sprint("sweep-", i), r)
+		if _, err := l.Allow(context.Background(), fmt.Sprint("sweep-", i), r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := l.Keys(); n > 400 {
 		t.Fatalf("limiter holds %d keys after every client went idle, want only the recent ones", n)

@@ -39,7 +39,7 @@ func (db *DB) Append(ctx context.Context, e catalog.Event) error {
 	if err != nil {
 		return fmt.Errorf("append event %s #%d: %w", e.ProductID, e.Seq, db.translate(ctx, err))
 	}
-	db.sweepEvents()
+	db.sweepEvents() //nolint:contextcheck // the sweep outlives this Append: it runs on the DB's own context, ended by Close
 	return nil
 }
 
@@ -118,7 +118,7 @@ func (db *DB) Watch(ctx context.Context, notify func(productID string)) error {
 		case <-ctx.Done():
 			return nil
 		case <-db.closed:
-			return fmt.Errorf("watch events: the database is closed (%v)", err)
+			return fmt.Errorf("watch events: the database is closed (%v)", err) //nolint:errorlint // the cause is the closed database; the last connection error is only detail
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, most)
@@ -131,7 +131,7 @@ func (db *DB) watchOnce(ctx context.Context, notify func(string)) (connected boo
 		return false, err
 	}
 	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()

@@ -115,7 +115,8 @@ func (db *DB) ImportErrors(ctx context.Context, id string, afterLine, limit int)
 		if err := row.Scan(&doc); err != nil {
 			return e, err
 		}
-		return e, json.Unmarshal(doc, &e)
+		err := json.Unmarshal(doc, &e) // before the return reads e: the order of the two is unspecified
+		return e, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("errors of import %s: %w", id, db.translate(ctx, err))

@@ -205,7 +205,7 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 		return false, err
 	}
 	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()

@@ -27,7 +27,7 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 		if err != nil {
 			return err
 		}
-		defer ins.Close()
+		defer ins.Close() //nolint:errcheck // the transaction's statement: the commit's error is the one that counts
 		total := 0
 		for {
 			row, err := next()

@@ -150,7 +150,7 @@ func (db *DB) ids(ctx context.Context, query string, args ...any) ([]string, err
 		return nil, err
 	}
 	ctx = context.WithoutCancel(ctx)
-	stmt, err := db.prepared(ctx, query)
+	stmt, err := db.prepared(ctx, query) //nolint:sqlclosecheck // cached for the DB's life, closed by Close
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +181,7 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 		return nil, db.translate(err)
 	}
 	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
-		_ = s.Close() // a duplicate of prev
+		_ = s.Close() //nolint:sqlclosecheck // a duplicate of prev, dropped at once (the cached ones are closed by Close)
 		return prev.(*sql.Stmt), nil
 	}
 	return s, nil

@@ -179,6 +179,9 @@ func TestMigrationsAppliedOnce(t *testing.T) {
 			}
 			m[v] = at
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		return m
 	}
 	first := migrations()

@@ -217,7 +217,7 @@ func (c *Consumer) read(ctx context.Context, p *partition, offset int64) {
 		ReadLagInterval: -1,
 		Dialer:          &kafkago.Dialer{Timeout: c.cfg.DialTimeout},
 	})
-	defer r.Close()
+	defer r.Close() //nolint:errcheck // a reader of one partition without a group: closing commits nothing
 	if offset < 0 {
 		offset = kafkago.FirstOffset
 	}

@@ -106,7 +106,7 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return catalog.Unavailable("kafka", fmt.Errorf("dial %s: %w", cfg.Brokers[0], err))
 	}
-	defer conn.Close()
+	defer conn.Close() //nolint:errcheck // an admin connection: the topics are made or not by then
 	controller, err := conn.Controller()
 	if err != nil {
 		return catalog.Unavailable("kafka", fmt.Errorf("find controller: %w", err))
@@ -115,7 +115,7 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return catalog.Unavailable("kafka", fmt.Errorf("dial controller: %w", err))
 	}
-	defer cc.Close()
+	defer cc.Close() //nolint:errcheck // an admin connection: the topics are made or not by then
 	topics := []kafkago.TopicConfig{
 		{Topic: cfg.Topic, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
 		{Topic: cfg.DeadLetterTopic, NumPartitions: 1, ReplicationFactor: cfg.ReplicationFactor},

@@ -32,8 +32,13 @@ func NewLagCollector(cfg Config) *LagCollector {
 	}
 }
 
+// Describe sends the one descriptor the collector exports,
+// vitrine_kafka_consumer_lag (prometheus.Collector).
 func (c *LagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
+// Collect sends the lag of each partition of the image job topic, read
+// from the brokers at scrape time; when they do not answer, it sends
+// nothing (prometheus.Collector).
 func (c *LagCollector) Collect(ch chan<- prometheus.Metric) {
 	lags, err := c.Lag(context.Background())
 	if err != nil {

@@ -46,7 +46,7 @@ func (s *Server) replayDeadLetter(ctx *fasthttp.RequestCtx, _ principal) {
 func onlyParams(args *fasthttp.Args, names ...string) error {
 	var errs []catalog.FieldError
 	seen := map[string]bool{}
-	args.VisitAll(func(k, _ []byte) {
+	for k := range args.All() {
 		key := string(k)
 		known := false
 		for _, n := range names {
@@ -59,7 +59,7 @@ func onlyParams(args *fasthttp.Args, names ...string) error {
 			errs = append(errs, catalog.FieldError{Field: key, Detail: "given more than once"})
 		}
 		seen[key] = true
-	})
+	}
 	if len(errs) == 0 {
 		return nil
 	}

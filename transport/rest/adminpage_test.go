@@ -13,9 +13,18 @@ import (
 	"go.uber.org/zap"
 )
 
-func get(t *testing.T, c *http.Client, path string, header ...string) (*http.Response, string) {
+// answer is what the tests read of a response whose body was read whole
+// and closed.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+}
+
+// get sends GET path with the header's name-value pairs and returns the
+// answer and its body; redirects are answers.
+func get(t *testing.T, c *http.Client, path string, header ...string) (answer, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", "http://x"+path, nil)
+	req, _ := http.NewRequest("GET", "http://x"+path, http.NoBody)
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -26,7 +35,7 @@ func get(t *testing.T, c *http.Client, path string, header ...string) (*http.Res
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)
-	return res, string(body)
+	return answer{StatusCode: res.StatusCode, Header: res.Header}, string(body)
 }
 
 // TestAdminPageHeaders: the page and its files carry a CSP without inline

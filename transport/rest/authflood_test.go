@@ -176,7 +176,7 @@ func TestAuthFloodFromManyAddresses(t *testing.T) {
 	callValid := func(c *http.Client, n int) time.Duration {
 		lat := make([]time.Duration, 0, n)
 		for range n {
-			req, _ := http.NewRequest("GET", "http://x/products", nil)
+			req, _ := http.NewRequest("GET", "http://x/products", http.NoBody)
 			req.Header.Set("Authorization", "Bearer "+secret)
 			req.Header.Set("X-Forwarded-For", "198.51.100.1")
 			start := time.Now()
@@ -205,7 +205,7 @@ func TestAuthFloodFromManyAddresses(t *testing.T) {
 			wg.Go(func() {
 				local := map[int]int{}
 				for i := f; i < fakes; i += flooders {
-					req, _ := http.NewRequest("GET", "http://x/products", nil)
+					req, _ := http.NewRequest("GET", "http://x/products", http.NoBody)
 					req.Header.Set("Authorization", "Bearer "+wellFormedFake(i))
 					a := i % addresses
 					req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.0.%d.%d", a/256, a%256))
@@ -294,7 +294,7 @@ func TestAuthorizationBadInput(t *testing.T) {
 	ln := fasthttputil.NewInmemoryListener()
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	send := func(auth string) (*http.Response, string) {
+	send := func(auth string) (answer, string) {
 		conn, err := ln.Dial()
 		if err != nil {
 			t.Fatal(err)
@@ -309,7 +309,7 @@ func TestAuthorizationBadInput(t *testing.T) {
 		}
 		defer res.Body.Close()
 		body, _ := io.ReadAll(res.Body)
-		return res, string(body)
+		return answer{StatusCode: res.StatusCode, Header: res.Header}, string(body)
 	}
 	for _, tc := range []struct {
 		name, auth string

@@ -24,8 +24,8 @@ type limitListener struct {
 	byIP map[string]int
 }
 
-func newLimitListener(ln net.Listener, max, perIP int, ids *requestIDs, refused interface{ Inc() }) *limitListener {
-	return &limitListener{Listener: ln, max: max, perIP: perIP, ids: ids, refused: refused, byIP: map[string]int{}}
+func newLimitListener(ln net.Listener, most, perIP int, ids *requestIDs, refused interface{ Inc() }) *limitListener {
+	return &limitListener{Listener: ln, max: most, perIP: perIP, ids: ids, refused: refused, byIP: map[string]int{}}
 }
 
 // Accept returns the next connection within bounds; those over a bound are
@@ -62,14 +62,15 @@ func (l *limitListener) done(ip string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.open--
-	if l.byIP[ip]--; l.byIP[ip] <= 0 {
+	l.byIP[ip]--
+	if l.byIP[ip] <= 0 {
 		delete(l.byIP, ip)
 	}
 }
 
 // refuse answers a connection over a bound and closes it.
 func (l *limitListener) refuse(c net.Conn, status int) {
-	defer c.Close()
+	defer c.Close() //nolint:errcheck // a refused connection: the answer is best effort, nothing follows
 	detail := fmt.Sprintf("the server holds %d connections, its most; retry shortly", l.max)
 	code := "too_many_connections"
 	if status == http.StatusTooManyRequests {
@@ -80,7 +81,7 @@ func (l *limitListener) refuse(c net.Conn, status int) {
 	body, _ := json.Marshal(problem{Type: problemType(code), Title: http.StatusText(status), Status: status,
 		Detail: detail, Code: code, RequestID: id})
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\n"+
+	_, _ = fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\n"+
 		"Retry-After: 1\r\nX-Request-ID: %s\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s",
 		status, http.StatusText(status), len(body), id, body)
 }

@@ -98,7 +98,7 @@ func parseImagePage(args *fasthttp.Args) (limit, from int, err error) {
 		errs = append(errs, catalog.FieldError{Field: field, Detail: fmt.Sprintf(format, a...)})
 	}
 	seen := map[string]bool{}
-	args.VisitAll(func(k, v []byte) {
+	for k, v := range args.All() {
 		key, val := string(k), string(v)
 		switch {
 		case !imageListParams[key]:
@@ -121,7 +121,7 @@ func parseImagePage(args *fasthttp.Args) (limit, from int, err error) {
 			from = n
 		}
 		seen[key] = true
-	})
+	}
 	if len(errs) > 0 {
 		parts := make([]string, len(errs))
 		for i, e := range errs {

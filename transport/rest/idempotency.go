@@ -121,9 +121,12 @@ func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint f
 
 // hasHeader reports whether the request carries the header, even empty.
 func hasHeader(h *fasthttp.RequestHeader, name string) bool {
-	found := false
-	h.VisitAll(func(k, _ []byte) { found = found || strings.EqualFold(string(k), name) })
-	return found
+	for k := range h.All() {
+		if strings.EqualFold(string(k), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // replay answers with a stored response.

@@ -92,7 +92,8 @@ func ndjsonRows(r io.Reader, maxRows int) func() (catalog.ImportRow, error) {
 			if err := jsonObject(text); err != nil {
 				return catalog.ImportRow{}, fileError(line, "%v", err)
 			}
-			if rows++; rows > maxRows {
+			rows++
+			if rows > maxRows {
 				return catalog.ImportRow{}, tooManyRows(maxRows)
 			}
 			return catalog.ImportRow{Line: line, Doc: slices.Clone(text), SKU: skuOf(text)}, nil
@@ -135,7 +136,7 @@ func jsonObject(text []byte) error {
 		if errors.As(err, &typ) {
 			return fmt.Errorf("must be a JSON object (one product), got %s", typ.Value)
 		}
-		return fmt.Errorf("is not valid JSON: %v", err)
+		return fmt.Errorf("is not valid JSON: %w", err)
 	}
 	if doc == nil {
 		return errors.New("must be a JSON object (one product), got null")
@@ -150,7 +151,7 @@ func jsonObject(text []byte) error {
 // image_N_alt (N from 1); id (as an export writes it) is read and ignored.
 var csvColumns = map[string]bool{"id": true, "sku": true, "name": true, "description": true, "price": true, "currency": true, "user_id": true}
 
-var imageColumn = regexp.MustCompile(`^image_([1-9][0-9]{0,2})_(url|alt)$`)
+var imageColumn = regexp.MustCompile(`^image_([1-9]\d{0,2})_(url|alt)$`)
 
 // csvRows yields the rows of a CSV file with a header row. Quoted fields
 // may hold commas, quotes ("") and line breaks; lines may end in CRLF or
@@ -186,7 +187,8 @@ func csvRows(r io.Reader, maxRows int) func() (catalog.ImportRow, error) {
 			return catalog.ImportRow{}, csvError(err)
 		}
 		line, _ := cr.FieldPos(0)
-		if rows++; rows > maxRows {
+		rows++
+		if rows > maxRows {
 			return catalog.ImportRow{}, tooManyRows(maxRows)
 		}
 		doc, err := csvDoc(header, rec, line)

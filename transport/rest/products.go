@@ -177,15 +177,15 @@ func parseFilter(args *fasthttp.Args) (catalog.ProductFilter, error) {
 		errs = append(errs, catalog.FieldError{Field: field, Detail: fmt.Sprintf(format, a...)})
 	}
 	seen := map[string]bool{}
-	args.VisitAll(func(k, v []byte) {
+	for k, v := range args.All() {
 		key, val := string(k), string(v)
 		if !listParams[key] {
 			bad(key, "unknown query parameter; accepted: user_id, min_price, max_price, q, limit, cursor")
-			return
+			continue
 		}
 		if seen[key] {
 			bad(key, "given more than once")
-			return
+			continue
 		}
 		seen[key] = true
 		switch key {
@@ -193,14 +193,14 @@ func parseFilter(args *fasthttp.Args) (catalog.ProductFilter, error) {
 			n, ok := catalog.IntegralInt64(val)
 			if !ok || n <= 0 {
 				bad(key, "must be a positive integer, got %q", val)
-				return
+				continue
 			}
 			f.UserID = n
 		case "min_price", "max_price":
 			p, err := catalog.ParsePrice(val)
 			if err != nil {
 				bad(key, "%v", err)
-				return
+				continue
 			}
 			if key == "min_price" {
 				f.MinPrice = &p
@@ -210,28 +210,28 @@ func parseFilter(args *fasthttp.Args) (catalog.ProductFilter, error) {
 		case "q":
 			if n := len([]rune(val)); n > catalog.MaxNameLength {
 				bad(key, "must be at most %d characters, got %d", catalog.MaxNameLength, n)
-				return
+				continue
 			}
 			f.Query = strings.ToLower(strings.TrimSpace(val))
 		case "limit":
 			n, ok := catalog.IntegralInt64(val)
 			if !ok || n < 1 || n > MaxListLimit {
 				bad(key, "must be an integer from 1 to %d, got %q", MaxListLimit, val)
-				return
+				continue
 			}
 			f.Limit = int(n)
 		case "cursor":
 			if val == "" { // an empty cursor asks for the first page
-				return
+				continue
 			}
 			after, ok := decodeCursor(val)
 			if !ok {
 				bad(key, "is not a cursor this server issued; use next_cursor from the previous page")
-				return
+				continue
 			}
 			f.After = after
 		}
-	})
+	}
 	if len(errs) > 0 {
 		parts := make([]string, len(errs))
 		for i, e := range errs {

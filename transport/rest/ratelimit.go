@@ -28,11 +28,11 @@ func clientAddr(ctx *fasthttp.RequestCtx, trusted []netip.Prefix) netip.Addr {
 	}
 	addr := peer
 	var hops [][]byte
-	ctx.Request.Header.VisitAll(func(k, v []byte) {
+	for k, v := range ctx.Request.Header.All() {
 		if strings.EqualFold(string(k), "X-Forwarded-For") {
 			hops = append(hops, v)
 		}
-	})
+	}
 	// Right to left: the last hop was added by the proxy closest to us.
 	for i := len(hops) - 1; i >= 0; i-- {
 		parts := strings.Split(string(hops[i]), ",")
@@ -174,7 +174,7 @@ func policyHeader(policy string, rate catalog.Rate) string {
 	if rate.Off() {
 		return ""
 	}
-	return fmt.Sprintf(`"%s";q=%d;w=%d`, policy, rate.Burst, ceilSeconds(rate.Period*time.Duration(max(rate.Burst, 1))/time.Duration(rate.Limit)))
+	return fmt.Sprintf(`%q;q=%d;w=%d`, policy, rate.Burst, ceilSeconds(rate.Period*time.Duration(max(rate.Burst, 1))/time.Duration(rate.Limit)))
 }
 
 func ceilSeconds(d time.Duration) int {

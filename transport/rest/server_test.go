@@ -68,7 +68,7 @@ func TestRequestLogAndID(t *testing.T) {
 	products := &stubProducts{}
 	c := serve(t, New(Config{}, Deps{Products: products}, zap.New(core)))
 
-	req, _ := http.NewRequest("GET", "http://x/products/01937a4e-7b8c-7def-8a12-3456789abcde", nil)
+	req, _ := http.NewRequest("GET", "http://x/products/01937a4e-7b8c-7def-8a12-3456789abcde", http.NoBody)
 	req.Header.Set("X-Request-ID", "abc-123")
 	res, err := c.Do(req)
 	if err != nil {
@@ -107,7 +107,9 @@ func TestProblemsFromErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var p problem
-	json.NewDecoder(res.Body).Decode(&p)
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil {
+		t.Fatalf("decode the problem: %v", err)
+	}
 	res.Body.Close()
 	if res.StatusCode != 503 || res.Header.Get("Retry-After") == "" || p.Code != "unavailable" || p.Type != "urn:vitrine:problem:unavailable" {
 		t.Errorf("unavailable: %d %+v retry-after %q", res.StatusCode, p, res.Header.Get("Retry-After"))
@@ -118,7 +120,9 @@ func TestProblemsFromErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	json.NewDecoder(res.Body).Decode(&p)
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil {
+		t.Fatalf("decode the problem: %v", err)
+	}
 	res.Body.Close()
 	if res.StatusCode != 500 || res.Header.Get("Content-Type") != "application/problem+json" || strings.Contains(p.Detail, "boom") {
 		t.Errorf("panic: %d %+v", res.StatusCode, p)

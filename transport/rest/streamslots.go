@@ -57,7 +57,8 @@ func (s *streamSlots) acquire(ctx *fasthttp.RequestCtx, client string) (release 
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.total--
-			if s.held[client]--; s.held[client] <= 0 {
+			s.held[client]--
+			if s.held[client] <= 0 {
 				delete(s.held, client)
 			}
 		})

@@ -22,12 +22,19 @@ func clientFrom(local string) *http.Client {
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
 }
 
+// stream is an answer to a request for a live event stream; close ends
+// an open one (the test's cleanup does too).
+type stream struct {
+	answer
+	close func()
+}
+
 // openStream asks for a live event stream; on 200 it returns the open
-// response after its first line arrived, otherwise the closed response
-// and its problem's type.
-func openStream(t *testing.T, c *http.Client, base string) (*http.Response, string) {
+// stream after its first line arrived, otherwise the closed answer and
+// its problem's type.
+func openStream(t *testing.T, c *http.Client, base string) (*stream, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", base+"/products/"+hubProduct+"/events", nil)
+	req, _ := http.NewRequest("GET", base+"/products/"+hubProduct+"/events", http.NoBody)
 	req.Header.Set("Accept", "text/event-stream")
 	res, err := c.Do(req)
 	if err != nil {
@@ -37,13 +44,13 @@ func openStream(t *testing.T, c *http.Client, base string) (*http.Response, stri
 		defer res.Body.Close()
 		var p struct{ Type string }
 		_ = json.NewDecoder(res.Body).Decode(&p)
-		return res, p.Type
+		return &stream{answer: answer{StatusCode: res.StatusCode, Header: res.Header}, close: func() {}}, p.Type
 	}
 	if _, err := bufio.NewReader(res.Body).ReadString('\n'); err != nil {
 		t.Fatalf("the stream's first line: %v", err)
 	}
 	t.Cleanup(func() { res.Body.Close() })
-	return res, ""
+	return &stream{answer: answer{StatusCode: res.StatusCode, Header: res.Header}, close: func() { res.Body.Close() }}, ""
 }
 
 // TestEventStreamsBounded: one client address cannot hold more live event
@@ -62,7 +69,7 @@ func TestEventStreamsBounded(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 	a, b := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
 
-	var held []*http.Response
+	var held []*stream
 	for range 3 {
 		res, typ := openStream(t, a, base)
 		if res.StatusCode != http.StatusOK {
@@ -74,7 +81,10 @@ func TestEventStreamsBounded(t *testing.T) {
 	if res.StatusCode != http.StatusTooManyRequests || typ != problemType("too_many_streams") || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("client A's 4th stream: %d %q Retry-After %q, want 429 too_many_streams with Retry-After", res.StatusCode, typ, res.Header.Get("Retry-After"))
 	}
-	poll, _ := a.Get(base + "/products/" + hubProduct + "/events")
+	poll, err := a.Get(base + "/products/" + hubProduct + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if poll.StatusCode != http.StatusOK {
 		t.Errorf("a poll from client A holding its streams: %d, want 200", poll.StatusCode)
 	}
@@ -92,7 +102,7 @@ func TestEventStreamsBounded(t *testing.T) {
 
 	// Client A closes one: its slot comes back once the node notices (at
 	// the next heartbeat it writes).
-	held[0].Body.Close()
+	held[0].close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		res, typ := openStream(t, a, base)

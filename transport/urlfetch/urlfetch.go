@@ -131,7 +131,7 @@ func CheckURL(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("not a URL: %v", err)
+		return fmt.Errorf("not a URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("the URL scheme must be http or https, got %q", u.Scheme)
@@ -163,11 +163,11 @@ func (f *Fetcher) CheckTarget(ctx context.Context, raw string) error {
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
 	} else if addrs, err = f.cfg.Resolver.LookupNetIP(ctx, "ip", host); err != nil {
-		return fmt.Errorf("the host %s does not resolve: %v", host, err)
+		return fmt.Errorf("the host %s does not resolve: %w", host, err)
 	}
 	for _, a := range addrs {
 		if err := Allowed(a, f.cfg.Allow); err != nil {
-			return fmt.Errorf("the host %s may not be fetched from: %v", host, err)
+			return fmt.Errorf("the host %s may not be fetched from: %w", host, err)
 		}
 	}
 	return nil
@@ -219,7 +219,7 @@ func (f *Fetcher) Fetch(ctx context.Context, raw string) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, http.NoBody)
 	if err != nil {
 		return nil, fetchFailed(false, "bad request: %v", err)
 	}

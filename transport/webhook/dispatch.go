@@ -117,7 +117,7 @@ func (d *Dispatcher) Close() {
 
 // Emit queues e for every endpoint, without waiting: when the queue is
 // full the delivery is dropped (and logged as such).
-func (d *Dispatcher) Emit(_ context.Context, e catalog.Event) {
+func (d *Dispatcher) Emit(ctx context.Context, e catalog.Event) {
 	if len(d.cfg.Events) > 0 && !slices.Contains(d.cfg.Events, e.Type) {
 		return
 	}
@@ -132,7 +132,7 @@ func (d *Dispatcher) Emit(_ context.Context, e catalog.Event) {
 		case d.slots <- struct{}{}:
 			d.pending <- dl // never blocks: it has as much room as there are slots
 		default:
-			d.record(dl, catalog.WebhookDropped, 0, "the delivery queue is full", 0)
+			d.record(ctx, dl, catalog.WebhookDropped, 0, "the delivery queue is full", 0)
 		}
 	}
 }
@@ -162,16 +162,16 @@ func (d *Dispatcher) attempt(dl *delivery) {
 	status, err := d.send(dl, start)
 	took := d.cfg.Now().Sub(start)
 	if err == nil {
-		d.record(dl, catalog.WebhookDelivered, status, "", took)
+		d.record(d.ctx, dl, catalog.WebhookDelivered, status, "", took)
 		<-d.slots
 		return
 	}
 	if dl.attempt >= d.cfg.MaxAttempts || d.ctx.Err() != nil {
-		d.record(dl, catalog.WebhookFailed, status, err.Error(), took)
+		d.record(d.ctx, dl, catalog.WebhookFailed, status, err.Error(), took)
 		<-d.slots
 		return
 	}
-	d.record(dl, catalog.WebhookRetrying, status, err.Error(), took)
+	d.record(d.ctx, dl, catalog.WebhookRetrying, status, err.Error(), took)
 	time.AfterFunc(d.backoff(dl.attempt), func() {
 		select {
 		case <-d.ctx.Done():
@@ -215,7 +215,7 @@ func (d *Dispatcher) send(dl *delivery, at time.Time) (int, error) {
 	return res.StatusCode, nil
 }
 
-func (d *Dispatcher) record(dl *delivery, outcome string, status int, detail string, took time.Duration) {
+func (d *Dispatcher) record(ctx context.Context, dl *delivery, outcome string, status int, detail string, took time.Duration) {
 	a := catalog.WebhookAttempt{ID: dl.id, Endpoint: dl.endpoint, EventType: dl.event.Type, ProductID: dl.event.ProductID,
 		Seq: dl.event.Seq, Attempt: dl.attempt, Outcome: outcome, HTTPStatus: status, Error: detail,
 		At: d.cfg.Now().UTC().Truncate(time.Microsecond), DurationMS: took.Milliseconds()}
@@ -232,7 +232,8 @@ func (d *Dispatcher) record(dl *delivery, outcome string, status int, detail str
 	} else {
 		d.logger.Warn("webhook", fields...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Recorded even when ctx has ended (the dispatcher closing).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := d.log.RecordAttempt(ctx, a); err != nil {
 		d.logger.Warn("record webhook attempt", zap.String("webhook_id", a.ID), zap.Error(err))

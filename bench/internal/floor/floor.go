@@ -145,8 +145,11 @@ func Run(ctx context.Context, exe string, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	return c.Do(req)
+	res, err := c.Do(req)
+	if closeErr := c.Close(); closeErr != nil && err == nil {
+		return nil, fmt.Errorf("floor child: %w", closeErr)
+	}
+	return res, err
 }
 
 // response is a Result or an error, one JSON line per request.

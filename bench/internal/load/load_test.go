@@ -113,10 +113,10 @@ func TestClosedCountsFailuresAndLabels(t *testing.T) {
 	var n atomic.Int64
 	op := func(ctx context.Context, w *Worker) Outcome {
 		i := n.Add(1)
-		switch {
-		case i%10 == 0:
+		switch i % 10 {
+		case 0:
 			return Failed("post", 503)
-		case i%10 == 1:
+		case 1:
 			return Outcome{Label: "post", Fail: "transport"}
 		}
 		return Outcome{Label: "get", Status: 200}
@@ -143,7 +143,7 @@ func TestClosedCountsFailuresAndLabels(t *testing.T) {
 			func(ctx context.Context, w *Worker) Outcome { v = w.Rand.Uint64(); return Outcome{} })
 		return v
 	}
-	if first() != first() {
+	if a, b := first(), first(); a != b {
 		t.Errorf("same seed, different worker stream")
 	}
 }

@@ -83,11 +83,12 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintln(w, "targets (reported, not asserted):")
 	for _, c := range r.Targets {
 		mark := "n/a "
-		if c.Met == nil && c.Value != nil {
+		switch {
+		case c.Met == nil && c.Value != nil:
 			mark = "info"
-		} else if c.Met != nil && *c.Met {
+		case c.Met != nil && *c.Met:
 			mark = "MET "
-		} else if c.Met != nil {
+		case c.Met != nil:
 			mark = "MISS"
 		}
 		val := "-"

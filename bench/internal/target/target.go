@@ -56,8 +56,11 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := ln.Close(); err != nil {
+		return 0, err
+	}
+	return port, nil
 }
 
 // Options of a vitrine child.
@@ -99,7 +102,7 @@ func start(ctx context.Context, opts Options, addr string) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
+	defer logf.Close()                     //nolint:errcheck // the parent never writes it: the child has its own descriptor
 	cmd := exec.Command(opts.Bin, "serve") // #nosec G204 -- the vitrine binary the bench built or was given (-bin)
 	cmd.Env = append(append(os.Environ(), opts.Env...), "VITRINE_ADDR="+addr, "VITRINE_DATA_DIR="+opts.DataDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -123,7 +126,10 @@ func (p *Proc) waitReady(ctx context.Context, limit time.Duration) error {
 	for {
 		select {
 		case <-p.exited:
-			return fmt.Errorf("vitrine exited before it was ready: %v", p.err)
+			if p.err == nil {
+				return errors.New("vitrine exited before it was ready")
+			}
+			return fmt.Errorf("vitrine exited before it was ready: %w", p.err)
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -263,7 +269,7 @@ func ReadStatus(pid int) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	defer f.Close()
+	defer f.Close() //nolint:errcheck // opened read-only: closing it loses nothing
 	var st Status
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

@@ -145,7 +145,7 @@ func (p *staticProvider) check(ctx context.Context) (members []*pcluster.Member,
 
 // ask returns the member a peer says it is, or nil.
 func (p *staticProvider) ask(ctx context.Context, peer string) *staticMember {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+peer+"/_health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+peer+"/_health", http.NoBody)
 	if err != nil {
 		return nil
 	}

@@ -6,7 +6,6 @@ package actors
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -126,7 +125,7 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 	var err error
 	defer func() { end(&err) }()
 	reply, err := g.apply(ctx, cmd)
-	if errors.Is(err, catalog.ErrVersionConflict) {
+	if catalog.IsVersionConflict(err) {
 		// Another writer won (a second node during a membership change):
 		// reload and try once more on fresh state.
 		g.loaded = false

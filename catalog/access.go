@@ -55,8 +55,10 @@ const keyRandomBytes = 20
 // characters that need escaping anywhere.
 var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// KeyLength is the length of every key vitrine issues.
-var KeyLength = len(KeyPrefix) + keyEncoding.EncodedLen(keyRandomBytes)
+// KeyLength is the length of every key vitrine issues: the prefix and
+// keyRandomBytes in base32 without padding (TestKeyLength holds the two
+// together).
+const KeyLength = len(KeyPrefix) + (keyRandomBytes*8+4)/5
 
 // APIKey is a credential: who may do what. Only the SHA-256 of the secret
 // is kept; the secret itself is shown once, when the key is made.

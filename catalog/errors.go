@@ -61,11 +61,19 @@ func Errorf(kind Kind, code, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: code, Detail: fmt.Sprintf(format, args...)}
 }
 
-// ErrNotFound is returned (wrapped) when a product or image does not exist.
-var ErrNotFound = &Error{Kind: KindNotFound, Code: "not_found", Detail: "not found"}
+// VersionConflict is what stores return when an optimistic update lost:
+// the product changed since it was read. Each call makes a new value, so
+// no caller can change another's.
+func VersionConflict() *Error {
+	return &Error{Kind: KindConflict, Code: "version_conflict", Detail: "the product was changed concurrently", Err: errVersionConflict}
+}
 
-// ErrVersionConflict is returned by stores when an optimistic update lost.
-var ErrVersionConflict = &Error{Kind: KindConflict, Code: "version_conflict", Detail: "the product was changed concurrently"}
+var errVersionConflict = errors.New("version conflict")
+
+// IsVersionConflict reports whether err is (or wraps) a VersionConflict.
+func IsVersionConflict(err error) bool {
+	return errors.Is(err, errVersionConflict)
+}
 
 // NotFound builds a not-found error naming what was missing.
 func NotFound(format string, args ...any) *Error {

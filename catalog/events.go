@@ -31,10 +31,13 @@ const (
 	EventImagesReordered EventType = "image.reordered"
 )
 
-// EventTypes lists every event type, in a stable order.
-var EventTypes = []EventType{EventProductCreated, EventProductUpdated, EventProductDeleted,
-	EventImagePending, EventImageProcessing, EventImageReady, EventImageFailed,
-	EventImageDeleted, EventImageUpdated, EventImagesReordered}
+// EventTypes lists every event type, in a stable order (a new slice each
+// call).
+func EventTypes() []EventType {
+	return []EventType{EventProductCreated, EventProductUpdated, EventProductDeleted,
+		EventImagePending, EventImageProcessing, EventImageReady, EventImageFailed,
+		EventImageDeleted, EventImageUpdated, EventImagesReordered}
+}
 
 // ImageEvent is the event type of an image that reached status.
 func ImageEvent(status ImageStatus) EventType {

@@ -28,7 +28,7 @@ func (f ProductFilter) MatchesNothing() bool {
 
 // ProductStore keeps products and their images durably. Writes are
 // optimistic: UpdateProduct, AddImage and SaveImage take a product whose
-// Version is one more than the stored one and fail with ErrVersionConflict
+// Version is one more than the stored one and fail with a VersionConflict
 // otherwise; every image change bumps the product's version in the same
 // transaction.
 type ProductStore interface {

@@ -59,8 +59,8 @@ func (e *EventsConfig) validate() error {
 	}
 	e.types = nil
 	for _, t := range splitList(e.WebhookEvents) {
-		if !slices.Contains(catalog.EventTypes, catalog.EventType(t)) {
-			return fmt.Errorf("VITRINE_WEBHOOK_EVENTS (--webhook-events): unknown event type %q (known: %v)", t, catalog.EventTypes)
+		if !slices.Contains(catalog.EventTypes(), catalog.EventType(t)) {
+			return fmt.Errorf("VITRINE_WEBHOOK_EVENTS (--webhook-events): unknown event type %q (known: %v)", t, catalog.EventTypes())
 		}
 		e.types = append(e.types, catalog.EventType(t))
 	}

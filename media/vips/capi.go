@@ -401,12 +401,17 @@ func saveWebP(in *vimage, quality int) ([]byte, error) {
 // speed 9 − effort). The saver's default, 4, took 4-6 times as long as 2
 // (BenchmarkEncodeCost: 107 ms against 19 ms at 400 px, 846 ms against
 // 155-237 ms at 1600 px) for files 3-7 % smaller.
-var avifEffort = 2 // a variable so that benchmarks can compare efforts; never changed otherwise
+const avifEffort = 2
 
-// saveAVIF encodes lossy 8-bit AVIF, alpha kept.
+// saveAVIF encodes lossy 8-bit AVIF, alpha kept, at avifEffort.
 func saveAVIF(in *vimage, quality int) ([]byte, error) {
+	return saveAVIFEffort(in, quality, avifEffort)
+}
+
+// saveAVIFEffort is saveAVIF at another effort (benchmarks compare them).
+func saveAVIFEffort(in *vimage, quality, effort int) ([]byte, error) {
 	return save(func(buf *unsafe.Pointer, n *C.size_t) C.int {
-		return C.vt_save_avif(in.p, cint(quality), cint(avifEffort), buf, n)
+		return C.vt_save_avif(in.p, cint(quality), cint(effort), buf, n)
 	})
 }
 

@@ -274,11 +274,15 @@ func BenchmarkEncodeCost(b *testing.B) {
 			{"avif-q55-effort4", media.Encoding{Format: media.FormatAVIF, Quality: 55}, 4},
 		} {
 			b.Run(fmt.Sprintf("%dpx/%s", side, c.name), func(b *testing.B) {
-				defer func(e int) { avifEffort = e }(avifEffort)
-				avifEffort = c.effort
 				var size int
 				for b.Loop() {
-					out, _, _, err := encodeOne(bare, c.enc)
+					var out []byte
+					var err error
+					if c.enc.Format == media.FormatAVIF {
+						out, err = saveAVIFEffort(bare, c.enc.Quality, c.effort)
+					} else {
+						out, _, _, err = encodeOne(bare, c.enc)
+					}
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -635,8 +635,8 @@ func testRequeueImage(t *testing.T, h Harness) {
 	t.Run("stale version", func(t *testing.T) {
 		finish(t, h, a, ca.Token)
 		err := h.Store.RequeueImage(t.Context(), &n, &img) // n.Version is the stored one
-		if !errors.Is(err, catalog.ErrVersionConflict) {
-			t.Fatalf("RequeueImage(stale) error = %v, want ErrVersionConflict", err)
+		if !catalog.IsVersionConflict(err) {
+			t.Fatalf("RequeueImage(stale) error = %v, want a version conflict", err)
 		}
 		h.Advance(relayLease)
 		expectClaimed(t, h) // nothing queued by the write that lost

@@ -112,7 +112,7 @@ func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
 }
 
 // bump writes p over the stored product if the stored version is
-// p.Version-1: NotFound if there is no such product, ErrVersionConflict if
+// p.Version-1: NotFound if there is no such product, a VersionConflict if
 // another write got there first. Concurrent bumps of one product queue on
 // its row lock, and all but the first then find the version changed.
 func bump(ctx context.Context, q querier, p *catalog.Product) error {
@@ -139,7 +139,7 @@ func bump(ctx context.Context, q querier, p *catalog.Product) error {
 	if !exists {
 		return catalog.NotFound("product %s", p.ID)
 	}
-	return catalog.ErrVersionConflict
+	return catalog.VersionConflict()
 }
 
 // DeleteProduct deletes the product, its images, their jobs and dead letters.

@@ -87,7 +87,7 @@ func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
 }
 
 // bump writes p over the stored product if the stored version is
-// p.Version-1: NotFound if there is no such product, ErrVersionConflict if
+// p.Version-1: NotFound if there is no such product, a VersionConflict if
 // another write got there first.
 func bump(ctx context.Context, tx *sql.Tx, p *catalog.Product) error {
 	res, err := tx.ExecContext(ctx, `
@@ -118,7 +118,7 @@ func bump(ctx context.Context, tx *sql.Tx, p *catalog.Product) error {
 	case exists == 0:
 		return catalog.NotFound("product %s", p.ID)
 	default:
-		return catalog.ErrVersionConflict
+		return catalog.VersionConflict()
 	}
 }
 

@@ -5,7 +5,6 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -287,8 +286,8 @@ func testUpdateStale(t *testing.T, s catalog.ProductStore) {
 			u := next(p, time.Hour)
 			u.Version, u.Name = tt.version, "stale"
 			err := s.UpdateProduct(t.Context(), u)
-			if !errors.Is(err, catalog.ErrVersionConflict) {
-				t.Fatalf("UpdateProduct(version %d) error = %v, want ErrVersionConflict", tt.version, err)
+			if !catalog.IsVersionConflict(err) {
+				t.Fatalf("UpdateProduct(version %d) error = %v, want a version conflict", tt.version, err)
 			}
 			if catalog.ErrorKind(err) != catalog.KindConflict {
 				t.Errorf("ErrorKind = %s, want conflict", catalog.ErrorKind(err))
@@ -646,8 +645,8 @@ func testAddImageConflicts(t *testing.T, s catalog.ProductStore) {
 	t.Run("stale version", func(t *testing.T) {
 		img := newImage(t, p.ID, at(0))
 		err := s.AddImage(t.Context(), next(p, time.Second), img) // version 2 is taken
-		if !errors.Is(err, catalog.ErrVersionConflict) {
-			t.Fatalf("AddImage(stale) error = %v, want ErrVersionConflict", err)
+		if !catalog.IsVersionConflict(err) {
+			t.Fatalf("AddImage(stale) error = %v, want a version conflict", err)
 		}
 		got := get(t, s, p.ID)
 		if len(got.Images) != 1 || got.Version != 2 {
@@ -719,8 +718,8 @@ func testSaveImage(t *testing.T, s catalog.ProductStore) {
 	t.Run("stale version", func(t *testing.T) {
 		stale := *cur // the stored version, not one more
 		img.Status = catalog.StatusReady
-		if err := s.SaveImage(t.Context(), &stale, img); !errors.Is(err, catalog.ErrVersionConflict) {
-			t.Fatalf("SaveImage(stale) error = %v, want ErrVersionConflict", err)
+		if err := s.SaveImage(t.Context(), &stale, img); !catalog.IsVersionConflict(err) {
+			t.Fatalf("SaveImage(stale) error = %v, want a version conflict", err)
 		}
 		if got := get(t, s, p.ID); got.Images[0].Status != catalog.StatusPending {
 			t.Errorf("a stale SaveImage changed the image: status %s", got.Images[0].Status)
@@ -830,8 +829,8 @@ func testDeleteImage(t *testing.T, s catalog.ProductStore) {
 	})
 	t.Run("stale version", func(t *testing.T) {
 		stale := *cur
-		if err := s.DeleteImage(t.Context(), &stale, ids[0]); !errors.Is(err, catalog.ErrVersionConflict) {
-			t.Fatalf("DeleteImage(stale) error = %v, want ErrVersionConflict", err)
+		if err := s.DeleteImage(t.Context(), &stale, ids[0]); !catalog.IsVersionConflict(err) {
+			t.Fatalf("DeleteImage(stale) error = %v, want a version conflict", err)
 		}
 		checkGallery(t, get(t, s, p.ID), []string{ids[0], ids[2], ids[3]})
 	})
@@ -907,8 +906,8 @@ func testSaveGallery(t *testing.T, s catalog.ProductStore) {
 	t.Run("stale version", func(t *testing.T) {
 		stale := *cur
 		stale.Images = got.Images
-		if err := s.SaveGallery(t.Context(), &stale, nil); !errors.Is(err, catalog.ErrVersionConflict) {
-			t.Fatalf("SaveGallery(stale) error = %v, want ErrVersionConflict", err)
+		if err := s.SaveGallery(t.Context(), &stale, nil); !catalog.IsVersionConflict(err) {
+			t.Fatalf("SaveGallery(stale) error = %v, want a version conflict", err)
 		}
 	})
 }
@@ -937,8 +936,8 @@ func testConcurrentUpdate(t *testing.T, s catalog.ProductStore) {
 			t.Errorf("writers %d and %d both won", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, catalog.ErrVersionConflict):
-			t.Errorf("writer %d: error = %v, want ErrVersionConflict", i, err)
+		case !catalog.IsVersionConflict(err):
+			t.Errorf("writer %d: error = %v, want a version conflict", i, err)
 		}
 	}
 	if winner < 0 {

@@ -42,30 +42,6 @@ func (s *Server) replayDeadLetter(ctx *fasthttp.RequestCtx, _ principal) {
 	writeJSON(ctx, http.StatusAccepted, job)
 }
 
-// onlyParams refuses query parameters other than names.
-func onlyParams(args *fasthttp.Args, names ...string) error {
-	var errs []catalog.FieldError
-	seen := map[string]bool{}
-	for k := range args.All() {
-		key := string(k)
-		known := false
-		for _, n := range names {
-			known = known || n == key
-		}
-		switch {
-		case !known:
-			errs = append(errs, catalog.FieldError{Field: key, Detail: "unknown query parameter"})
-		case seen[key]:
-			errs = append(errs, catalog.FieldError{Field: key, Detail: "given more than once"})
-		}
-		seen[key] = true
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query", Detail: errs[0].Field + " " + errs[0].Detail, Fields: errs}
-}
-
 // keyRequest is the body of POST /admin/keys.
 type keyRequest struct {
 	Name   string          `json:"name"`
@@ -152,4 +128,27 @@ func (s *Server) revokeKey(ctx *fasthttp.RequestCtx, _ principal) {
 		return
 	}
 	ctx.SetStatusCode(http.StatusNoContent)
+}
+
+// listWebhookAttempts is the webhook delivery log.
+func (s *Server) listWebhookAttempts(ctx *fasthttp.RequestCtx, _ principal) {
+	limit, ok := queryLimit(ctx, 100, 1000)
+	if !ok {
+		return
+	}
+	items := []catalog.WebhookAttempt{}
+	if s.deps.Webhooks != nil {
+		c, cancel := s.reqCtx(ctx)
+		defer cancel()
+		var err error
+		if items, err = s.deps.Webhooks.ListAttempts(c, limit); err != nil {
+			writeError(ctx, err)
+			return
+		}
+		if items == nil {
+			items = []catalog.WebhookAttempt{}
+		}
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSON(ctx, http.StatusOK, map[string]any{"items": items})
 }

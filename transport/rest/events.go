@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -292,48 +291,4 @@ func versionOf(etag string) int64 {
 	i := strings.LastIndexByte(etag, '.')
 	n, _ := strconv.ParseInt(etag[i+1:], 10, 64)
 	return n
-}
-
-// listWebhookAttempts is the webhook delivery log.
-func (s *Server) listWebhookAttempts(ctx *fasthttp.RequestCtx, _ principal) {
-	limit, ok := queryLimit(ctx, 100, 1000)
-	if !ok {
-		return
-	}
-	items := []catalog.WebhookAttempt{}
-	if s.deps.Webhooks != nil {
-		c, cancel := s.reqCtx(ctx)
-		defer cancel()
-		var err error
-		if items, err = s.deps.Webhooks.ListAttempts(c, limit); err != nil {
-			writeError(ctx, err)
-			return
-		}
-		if items == nil {
-			items = []catalog.WebhookAttempt{}
-		}
-	}
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	writeJSON(ctx, http.StatusOK, map[string]any{"items": items})
-}
-
-// queryLimit reads ?limit (1…most, default def) and refuses any other
-// parameter; it answers and returns false when the query is wrong.
-func queryLimit(ctx *fasthttp.RequestCtx, def, most int) (int, bool) {
-	limit := def
-	if v := ctx.QueryArgs().Peek("limit"); ctx.QueryArgs().Has("limit") {
-		n, ok := catalog.IntegralInt64(string(v))
-		if !ok || n < 1 || n > int64(most) {
-			writeError(ctx, &catalog.Error{Kind: catalog.KindInvalid, Code: "invalid_query",
-				Detail: fmt.Sprintf("limit must be an integer from 1 to %d, got %q", most, v),
-				Fields: []catalog.FieldError{{Field: "limit", Detail: fmt.Sprintf("must be an integer from 1 to %d", most)}}})
-			return 0, false
-		}
-		limit = int(n)
-	}
-	if err := onlyParams(ctx.QueryArgs(), "limit"); err != nil {
-		writeError(ctx, err)
-		return 0, false
-	}
-	return limit, true
 }

@@ -2,7 +2,6 @@ package rest
 
 import (
 	_ "embed"
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -64,20 +63,4 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ principal) {
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	writeJSON(ctx, http.StatusOK, map[string]any{"status": "ready", "checks": results})
-}
-
-func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		writeError(ctx, err)
-		return
-	}
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(body)
-}
-
-func pathID(ctx *fasthttp.RequestCtx, name string) string {
-	v, _ := ctx.UserValue(name).(string)
-	return v
 }

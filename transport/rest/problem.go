@@ -85,3 +85,15 @@ func writeProblem(ctx *fasthttp.RequestCtx, status int, code, detail string, fie
 	ctx.SetContentType("application/problem+json")
 	ctx.SetBody(body)
 }
+
+// writeJSON answers status with v as JSON.
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}

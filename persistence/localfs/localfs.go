@@ -15,12 +15,6 @@ import (
 	"github.com/vitrine-dev/vitrine/catalog"
 )
 
-// Limits on keys.
-const (
-	MaxKeyLength     = 1024
-	MaxSegmentLength = 255
-)
-
 // Store keeps blobs as files under a directory: the blob with key
 // "products/p/i/original" is the file dir/products/p/i/original. Content
 // types are not kept; whoever serves the files derives them from the name
@@ -45,42 +39,10 @@ func New(dir, baseURL string) (*Store, error) {
 	return &Store{dir: abs, baseURL: strings.TrimRight(baseURL, "/")}, nil
 }
 
-// ValidKey checks that key is a relative slash-separated path whose segments
-// are made of A-Z a-z 0-9 . _ - and are neither empty, "." nor "..". Such a
-// key always names a file inside the store's directory.
-func ValidKey(key string) error {
-	if key == "" {
-		return invalidKey(key, "is empty")
-	}
-	if len(key) > MaxKeyLength {
-		return invalidKey(key, fmt.Sprintf("is longer than %d bytes", MaxKeyLength))
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		switch {
-		case seg == "":
-			return invalidKey(key, "has an empty segment")
-		case seg == "." || seg == "..":
-			return invalidKey(key, "has a . or .. segment")
-		case len(seg) > MaxSegmentLength:
-			return invalidKey(key, fmt.Sprintf("has a segment longer than %d bytes", MaxSegmentLength))
-		}
-		for i := 0; i < len(seg); i++ {
-			if c := seg[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-				return invalidKey(key, fmt.Sprintf("has the character %q; allowed are A-Z a-z 0-9 . _ - and / between segments", c))
-			}
-		}
-	}
-	return nil
-}
-
-func invalidKey(key, why string) error {
-	return catalog.Errorf(catalog.KindInvalid, "invalid_key", "blob key %q %s", key, why)
-}
-
 // Path returns the file that holds the blob with key, for serving it. The
 // file may not exist.
 func (s *Store) Path(key string) (string, error) {
-	if err := ValidKey(key); err != nil {
+	if err := catalog.ValidBlobKey(key); err != nil {
 		return "", err
 	}
 	return filepath.Join(s.dir, filepath.FromSlash(key)), nil
@@ -158,7 +120,7 @@ func writeAtomic(dir, path string, data []byte) (err error) {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir) // #nosec G304 -- the directory of a path Path built from a ValidKey key
+	d, err := os.Open(dir) // #nosec G304 -- the directory of a path Path built from a catalog.ValidBlobKey key
 	if err != nil {
 		return err
 	}
@@ -178,7 +140,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get blob %s: %w", key, err)
 	}
-	data, err := os.ReadFile(path) // #nosec G304 -- Path checked key with ValidKey: no . or .. segments, inside s.dir
+	data, err := os.ReadFile(path) // #nosec G304 -- Path checked key with catalog.ValidBlobKey: no . or .. segments, inside s.dir
 	if err != nil {
 		if isMissing(err) {
 			return nil, fmt.Errorf("get blob %s: %w", key, catalog.NotFound("blob %s", key))

@@ -25,7 +25,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/vitrine-dev/vitrine/catalog"
-	"github.com/vitrine-dev/vitrine/persistence/localfs"
 )
 
 // Cache-Control of the objects. Variants are written under keys that change
@@ -231,7 +230,7 @@ func (s *Store) Create(ctx context.Context, key string, data []byte, contentType
 // put writes an object, only if it does not exist when ifAbsent, and
 // reports whether it wrote.
 func (s *Store) put(ctx context.Context, key string, data []byte, contentType string, ifAbsent bool) (bool, error) {
-	if err := localfs.ValidKey(key); err != nil {
+	if err := catalog.ValidBlobKey(key); err != nil {
 		return false, err
 	}
 	if contentType == "" {
@@ -365,7 +364,7 @@ loop:
 
 // Get returns the content of the blob with key; a missing blob is NotFound.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
-	if err := localfs.ValidKey(key); err != nil {
+	if err := catalog.ValidBlobKey(key); err != nil {
 		return nil, fmt.Errorf("get blob: %w", err)
 	}
 	out, err := s.client.GetObject(ctx, &s3api.GetObjectInput{Bucket: &s.bucket, Key: &key})
@@ -391,7 +390,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // key, or one followed by "/"; the empty prefix, which would empty the
 // bucket, is refused. Deleting what does not exist is not an error.
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
-	if err := localfs.ValidKey(strings.TrimSuffix(prefix, "/")); err != nil {
+	if err := catalog.ValidBlobKey(strings.TrimSuffix(prefix, "/")); err != nil {
 		return fmt.Errorf("delete blobs: %w", err)
 	}
 	pages := s3api.NewListObjectsV2Paginator(s.client, &s3api.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
@@ -448,7 +447,7 @@ func (s *Store) deleteObjects(ctx context.Context, batch []types.ObjectIdentifie
 func (s *Store) Delete(ctx context.Context, keys []string) error {
 	batch := make([]types.ObjectIdentifier, 0, min(len(keys), s.deleteBatch))
 	for i, key := range keys {
-		if err := localfs.ValidKey(key); err != nil {
+		if err := catalog.ValidBlobKey(key); err != nil {
 			return fmt.Errorf("delete blobs: %w", err)
 		}
 		batch = append(batch, types.ObjectIdentifier{Key: aws.String(key)})

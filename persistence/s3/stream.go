@@ -9,7 +9,6 @@ import (
 	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/vitrine-dev/vitrine/catalog"
-	"github.com/vitrine-dev/vitrine/persistence/localfs"
 )
 
 // OpenBlob streams the object of key as req asks: whole or a range, or
@@ -17,7 +16,7 @@ import (
 // server as the caller reads it, never buffered whole; ctx must last until
 // the caller has read and closed it. A missing object is NotFound.
 func (s *Store) OpenBlob(ctx context.Context, key string, req catalog.BlobRequest) (*catalog.BlobStream, error) {
-	if err := localfs.ValidKey(key); err != nil {
+	if err := catalog.ValidBlobKey(key); err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
 	inm := optional(req.IfNoneMatch)

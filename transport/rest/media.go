@@ -53,7 +53,7 @@ func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 	}
 	// Opened per request, not through a cache of open files, so a deleted
 	// file is gone at once.
-	f, err := os.Open(path) // #nosec G304 -- Files.Path (localfs) checked key with ValidKey: a file inside the store's directory
+	f, err := os.Open(path) // #nosec G304 -- Files.Path (localfs) checked key with catalog.ValidBlobKey: a file inside the store's directory
 	if err != nil {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 		return

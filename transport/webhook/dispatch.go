@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,8 +60,16 @@ type Dispatcher struct {
 	cancel  context.CancelFunc
 	pending chan *delivery // deliveries due now
 	slots   chan struct{}  // one per delivery not finished: the bound
-	wg      sync.WaitGroup
+	// drops are deliveries refused by a full queue, to be recorded by
+	// their own goroutine: Emit runs on a product actor's turn and must
+	// not wait for the database. Drops past its room are only counted.
+	drops      chan *delivery
+	unrecorded atomic.Int64
+	wg         sync.WaitGroup
 }
+
+// dropRoom is how many refused deliveries wait to be recorded at most.
+const dropRoom = 1024
 
 // delivery is one event for one endpoint.
 type delivery struct {
@@ -99,13 +108,32 @@ func New(cfg Config, log catalog.WebhookLog, logger *zap.Logger) *Dispatcher {
 		}
 	}
 	d := &Dispatcher{cfg: cfg, log: log, logger: logger,
-		pending: make(chan *delivery, cfg.Queue), slots: make(chan struct{}, cfg.Queue)}
+		pending: make(chan *delivery, cfg.Queue), slots: make(chan struct{}, cfg.Queue), drops: make(chan *delivery, dropRoom)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for range cfg.Workers {
 		d.wg.Add(1)
 		go d.work()
 	}
+	d.wg.Add(1)
+	go d.recordDrops()
 	return d
+}
+
+// recordDrops records refused deliveries in the webhook log, and says how
+// many it could not keep up with.
+func (d *Dispatcher) recordDrops() {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case dl := <-d.drops:
+			d.record(d.ctx, dl, catalog.WebhookDropped, 0, "the delivery queue is full", 0)
+			if n := d.unrecorded.Swap(0); n > 0 {
+				d.logger.Warn("webhook deliveries dropped without a log entry: the log fell behind", zap.Int64("count", n))
+			}
+		}
+	}
 }
 
 // Close stops the workers after their current attempts; deliveries still
@@ -116,8 +144,9 @@ func (d *Dispatcher) Close() {
 }
 
 // Emit queues e for every endpoint, without waiting: when the queue is
-// full the delivery is dropped (and logged as such).
-func (d *Dispatcher) Emit(ctx context.Context, e catalog.Event) {
+// full the delivery is dropped, and recorded as such in the webhook log
+// by another goroutine (Emit never waits for the database).
+func (d *Dispatcher) Emit(_ context.Context, e catalog.Event) {
 	if len(d.cfg.Events) > 0 && !slices.Contains(d.cfg.Events, e.Type) {
 		return
 	}
@@ -132,7 +161,11 @@ func (d *Dispatcher) Emit(ctx context.Context, e catalog.Event) {
 		case d.slots <- struct{}{}:
 			d.pending <- dl // never blocks: it has as much room as there are slots
 		default:
-			d.record(ctx, dl, catalog.WebhookDropped, 0, "the delivery queue is full", 0)
+			select {
+			case d.drops <- dl:
+			default:
+				d.unrecorded.Add(1)
+			}
 		}
 	}
 }

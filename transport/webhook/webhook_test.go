@@ -245,13 +245,76 @@ func TestBoundedQueue(t *testing.T) {
 		e.Seq = seq
 		d.Emit(context.Background(), e)
 	}
-	attempts, _ := log.ListAttempts(context.Background(), 100)
+	var attempts []catalog.WebhookAttempt
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		attempts, _ = log.ListAttempts(context.Background(), 100)
+		if len(attempts) >= 17 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(attempts) != 17 {
 		t.Fatalf("%d attempts logged, want 17 dropped", len(attempts))
 	}
 	for _, a := range attempts {
 		if a.Outcome != catalog.WebhookDropped || a.Seq <= 3 {
 			t.Fatalf("logged %+v, want only #4… dropped", a)
+		}
+	}
+}
+
+// stuckLog is a webhook log whose writes wait until released.
+type stuckLog struct {
+	catalog.WebhookLog
+	release chan struct{}
+}
+
+func (l stuckLog) RecordAttempt(ctx context.Context, a catalog.WebhookAttempt) error {
+	select {
+	case <-l.release:
+	case <-ctx.Done():
+	}
+	return l.WebhookLog.RecordAttempt(context.WithoutCancel(ctx), a)
+}
+
+// TestEmitDoesNotWaitForTheLog: Emit runs on a product actor's turn; with
+// the queue full and the webhook log not answering, it still returns (the
+// drops are recorded later, by the dispatcher's own goroutine).
+func TestEmitDoesNotWaitForTheLog(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	secret, _ := ParseSecret(NewSecret())
+	log := memory.NewEvents(memory.EventOptions{})
+	d := New(Config{Endpoints: []string{srv.URL}, Secret: secret, Queue: 2, Workers: 1}, stuckLog{log, release}, zap.NewNop())
+	defer d.Close()
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		for seq := int64(1); seq <= 10; seq++ {
+			e := testEvent()
+			e.Seq = seq
+			d.Emit(context.Background(), e)
+		}
+	}()
+	select {
+	case <-emitted:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("Emit waited for the webhook log")
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		attempts, _ := log.ListAttempts(context.Background(), 100)
+		if len(attempts) >= 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d drops recorded once the log answered, want 8", len(attempts))
 		}
 	}
 }

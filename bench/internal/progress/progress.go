@@ -1,26 +1,31 @@
-// Package progress draws a one-line progress bar on a terminal, and a
-// summary line per phase elsewhere (CI logs, make output through a pipe).
+// Package progress shows the bench's phases: a progress bar on a terminal
+// (schollz/progressbar, as vitrine's own commands use), and a summary line
+// per phase everywhere (CI logs, make output through a pipe).
 package progress
 
 import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/load"
 )
 
-// Bar writes progress to w.
+// Bar writes progress to w: on a terminal, one schollz/progressbar bar per
+// phase (its time against the phase's planned length, with the requests
+// done, their rate and the errors); elsewhere only the summary lines.
 type Bar struct {
 	mu    sync.Mutex
 	w     io.Writer
 	tty   bool
 	quiet bool
-	width int
-	last  int // length of the last line drawn
+	cur   *progressbar.ProgressBar // the phase being drawn
+	label string                   // its label
+	most  int64                    // its planned milliseconds, -1 if open-ended
 }
 
 // New is a bar on w; it redraws in place when w is a terminal.
@@ -31,7 +36,7 @@ func New(w io.Writer, quiet bool) *Bar {
 			tty = true
 		}
 	}
-	return &Bar{w: w, tty: tty, quiet: quiet, width: 30}
+	return &Bar{w: w, tty: tty, quiet: quiet}
 }
 
 // Tick returns a load.Config.Tick for a phase named label.
@@ -46,26 +51,33 @@ func (b *Bar) Draw(label string, p load.Progress) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var bar string
-	if p.Planned > 0 {
-		frac := min(max(p.Elapsed.Seconds()/p.Planned.Seconds(), 0), 1)
-		n := int(frac * float64(b.width))
-		bar = "[" + strings.Repeat("█", n) + strings.Repeat("░", b.width-n) + "] " +
-			fmt.Sprintf("%4.1fs/%.0fs", p.Elapsed.Seconds(), p.Planned.Seconds())
-	} else {
-		bar = fmt.Sprintf("%5.1fs", p.Elapsed.Seconds())
+	if b.cur == nil || b.label != label {
+		b.clear()
+		b.label, b.most = label, -1
+		if p.Planned > 0 {
+			b.most = p.Planned.Milliseconds()
+		}
+		b.cur = progressbar.NewOptions64(b.most, progressbar.OptionSetWriter(b.w), progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish(), progressbar.OptionSpinnerType(14))
 	}
 	rate := 0.0
 	if s := p.Elapsed.Seconds(); s > 0 {
 		rate = float64(p.Done) / s
 	}
-	line := fmt.Sprintf("%-26s %s %9d done %9.0f/s  errors %d", label, bar, p.Done, rate, p.Fails)
-	pad := ""
-	if n := b.last - len([]rune(line)); n > 0 {
-		pad = strings.Repeat(" ", n)
+	b.cur.Describe(fmt.Sprintf("%-26s %9d done %9.0f/s  errors %d", label, p.Done, rate, p.Fails))
+	done := p.Elapsed.Milliseconds()
+	if b.most > 0 {
+		done = min(done, b.most)
 	}
-	fmt.Fprintf(b.w, "\r%s%s", line, pad)
-	b.last = len([]rune(line))
+	_ = b.cur.Set64(done)
+}
+
+// clear takes the phase's bar off the terminal. b.mu is held.
+func (b *Bar) clear() {
+	if b.cur != nil {
+		_ = b.cur.Clear()
+		b.cur = nil
+	}
 }
 
 // Done ends a phase with a summary line.
@@ -75,10 +87,7 @@ func (b *Bar) Done(label, summary string) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.tty && b.last > 0 {
-		fmt.Fprintf(b.w, "\r%s\r", strings.Repeat(" ", b.last))
-		b.last = 0
-	}
+	b.clear()
 	fmt.Fprintf(b.w, "%-26s %s\n", label, summary)
 }
 
@@ -89,9 +98,6 @@ func (b *Bar) Logf(format string, args ...any) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.tty && b.last > 0 {
-		fmt.Fprintf(b.w, "\r%s\r", strings.Repeat(" ", b.last))
-		b.last = 0
-	}
+	b.clear()
 	fmt.Fprintf(b.w, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }

@@ -320,6 +320,8 @@ func (s *supervisor) putBack(d catalog.Delivery, delay time.Duration) {
 // restartDelay is the backoff before a worker's restart after its nth
 // crash in the window: base doubled n-1 times, capped, with jitter (the
 // upper half of the range), so crashed workers do not all come back at once.
+// A function of n, which the supervisor counts: not a cenkalti/backoff
+// BackOff, whose state would have to follow each worker.
 func restartDelay(base, most time.Duration, n int) time.Duration {
 	d := base << min(max(n-1, 0), 20)
 	if d <= 0 || d > most {
@@ -328,7 +330,9 @@ func restartDelay(base, most time.Duration, n int) time.Duration {
 	return d/2 + rand.N(d/2+1) // #nosec G404 -- jitter, not security
 }
 
-// backoff is exponential with full jitter, capped at five minutes.
+// backoff is exponential with full jitter, capped at five minutes. A
+// function of the attempt number, which the job's row keeps across
+// processes: cenkalti/backoff's BackOff keeps its state in memory instead.
 func backoff(base time.Duration, attempt int) time.Duration {
 	d := base << min(attempt-1, 16)
 	if d <= 0 || d > 5*time.Minute {

@@ -253,7 +253,10 @@ type RateLimiter interface {
 // is tat (zero for a new key), and returns the decision and the new tat.
 // It is the generic cell rate algorithm: each request moves tat by one
 // interval; a request is allowed when tat stays within the burst tolerance
-// of now. Adapters keep tat; the arithmetic is here once.
+// of now. Adapters keep tat: the in-process limiter calls this, and the
+// Redis one runs the same arithmetic as a Lua script (Redis must decide
+// atomically, on its own clock); persistence/limitertest holds both to the
+// same decisions.
 func GCRA(now, tat time.Time, r Rate) (RateDecision, time.Time) {
 	interval := r.Interval()
 	burst := max(r.Burst, 1)

@@ -104,24 +104,22 @@ func (db *DB) After(ctx context.Context, productID string, after int64, limit in
 // notifications are lost, so on every (re)connection notify is called with
 // "" to say that any product may have new events.
 func (db *DB) Watch(ctx context.Context, notify func(productID string)) error {
-	const first, most = 100 * time.Millisecond, 5 * time.Second
-	backoff := first
+	wait := reconnectBackOff()
 	for {
 		connected, err := db.watchOnce(ctx, notify)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if connected {
-			backoff = first
+			wait.Reset()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-db.closed:
 			return fmt.Errorf("watch events: the database is closed (%v)", err) //nolint:errorlint // the cause is the closed database; the last connection error is only detail
-		case <-time.After(backoff):
+		case <-time.After(wait.NextBackOff()):
 		}
-		backoff = min(2*backoff, most)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -172,8 +173,7 @@ func (db *DB) startListener() {
 // ctx ends, reconnecting with a capped backoff when it is lost. While it is
 // down, receivers fall back on polling.
 func (db *DB) listenLoop(ctx context.Context) {
-	const first, most = 100 * time.Millisecond, 5 * time.Second
-	backoff := first
+	wait := reconnectBackOff()
 	for {
 		connected, _ := db.listenOnce(ctx)
 		if ctx.Err() != nil {
@@ -183,17 +183,26 @@ func (db *DB) listenLoop(ctx context.Context) {
 		// look again.
 		db.wake.Broadcast()
 		if connected {
-			backoff = first
+			wait.Reset()
 		}
-		timer := time.NewTimer(backoff)
+		timer := time.NewTimer(wait.NextBackOff())
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
 		case <-timer.C:
 		}
-		backoff = min(2*backoff, most)
 	}
+}
+
+// reconnectBackOff paces the reconnections of a listening connection:
+// 100 ms, doubling to 5 s, with a little jitter so that nodes that lost
+// the database together do not come back in step.
+func reconnectBackOff() *backoff.ExponentialBackOff {
+	b := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2,
+		Multiplier: 2, MaxInterval: 5 * time.Second}
+	b.Reset()
+	return b
 }
 
 // listenOnce connects, listens and wakes receivers at each notification of

@@ -69,7 +69,9 @@ func (o *Options) defaults() {
 type Cache struct {
 	opts   Options
 	client rueidis.Client
-	// openUntil is the breaker: while now < openUntil (unix nanos), Redis
+	// openUntil is the breaker (one atomic timestamp rather than
+	// sony/gobreaker, whose mutex per call would cost more than the check
+	// on the cached read path): while now < openUntil (unix nanos), Redis
 	// is not asked at all.
 	openUntil atomic.Int64
 	// dirty holds keys whose write or delete failed while Redis was

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -293,26 +294,21 @@ func (c *Consumer) Receive(ctx context.Context) (catalog.Delivery, error) {
 // claim claims a job, trying again with backoff while the store fails,
 // until ctx ends.
 func (c *Consumer) claim(ctx context.Context, imageID string) (catalog.JobClaim, error) {
-	wait := 100 * time.Millisecond
-	for logged := false; ; {
+	wait := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, Multiplier: 2, MaxInterval: 5 * time.Second}
+	logged := false
+	return backoff.Retry(ctx, func() (catalog.JobClaim, error) {
 		claim, err := c.outbox.ClaimJob(ctx, imageID, c.cfg.JobLease)
-		if err == nil || catalog.IsNotFound(err) || errors.Is(err, catalog.ErrJobBusy) {
-			return claim, err
-		}
-		if ctx.Err() != nil {
-			return claim, ctx.Err()
-		}
-		if !logged {
+		switch {
+		case err == nil:
+			return claim, nil
+		case catalog.IsNotFound(err) || errors.Is(err, catalog.ErrJobBusy):
+			return claim, backoff.Permanent(err) // an answer, not a failure
+		case !logged && ctx.Err() == nil:
 			c.log.Warn("claim image job; trying again", zap.String("image_id", imageID), zap.Error(err))
 			logged = true
 		}
-		select {
-		case <-ctx.Done():
-			return claim, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
-	}
+		return claim, err
+	}, backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
 }
 
 // handOut records a message as handed out; false if its generation ended.

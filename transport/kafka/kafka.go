@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -191,23 +192,24 @@ type message struct {
 	ProductID string `json:"product_id"`
 }
 
-// retry calls fn until it succeeds, attempts times at most, pausing
-// backoff between tries (doubled each time) and stopping when ctx ends. It
-// returns fn's last error.
-func retry(ctx context.Context, attempts int, backoff time.Duration, fn func(ctx context.Context) error) error {
-	var err error
-	for i := range attempts {
-		if err = fn(ctx); err == nil {
-			return nil
-		}
-		if i == attempts-1 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(backoff << i):
-		}
+// retry calls fn until it succeeds, attempts times at most, pausing first
+// between tries (doubled each time, cenkalti/backoff) and stopping when ctx
+// ends. It returns fn's last error (joined with ctx's when that stopped it).
+func retry(ctx context.Context, attempts int, first time.Duration, fn func(ctx context.Context) error) error {
+	b := &backoff.ExponentialBackOff{InitialInterval: first, Multiplier: 2, MaxInterval: first << 20}
+	b.Reset()
+	var last error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		last = fn(ctx)
+		return struct{}{}, last
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(max(attempts, 1))), backoff.WithMaxElapsedTime(0)) // #nosec G115 -- at least 1
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil && last != nil:
+		return errors.Join(last, ctx.Err())
+	case last != nil:
+		return last
 	}
 	return err
 }

@@ -214,7 +214,9 @@ func (d *Dispatcher) attempt(dl *delivery) {
 	})
 }
 
-// backoff is exponential with jitter: about base, 2·base, 4·base… up to an hour.
+// backoff is exponential with jitter: about base, 2·base, 4·base… up to an
+// hour; a function of the delivery's attempt number, kept with it (so not
+// a cenkalti/backoff BackOff, whose state is its own).
 func (d *Dispatcher) backoff(attempt int) time.Duration {
 	b := d.cfg.RetryBase << min(attempt-1, 20)
 	if b <= 0 || b > time.Hour {

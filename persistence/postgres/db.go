@@ -84,7 +84,11 @@ type DB struct {
 	// product write.
 	pages pagecache.Cache
 
-	mu        sync.Mutex  // guards isClosed and swept, and the start of the listener
+	// watchers are the Watch calls under way, told of events by the
+	// listener (under mu).
+	watchers map[*watcher]struct{}
+
+	mu        sync.Mutex  // guards isClosed, swept, watchers, and the start of the listener
 	started   atomic.Bool // the listener was started (set under mu): the lock-free check of every list
 	isClosed  bool
 	stop      context.CancelFunc // ends the listener
@@ -158,6 +162,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		bg:          bg,
 		stop:        stop,
 		closed:      make(chan struct{}),
+		watchers:    map[*watcher]struct{}{},
 	}
 	db.pages.SetLive(false) // until the listener hears
 	if opts.SkipMigrations {

@@ -2,8 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,59 +98,49 @@ func (db *DB) After(ctx context.Context, productID string, after int64, limit in
 	return evs, nil
 }
 
-// Watch listens on its own connection and calls notify with the product of
-// every event appended in this schema, by any process, until ctx ends. A
-// lost connection is opened again, with a capped backoff; meanwhile
-// notifications are lost, so on every (re)connection notify is called with
-// "" to say that any product may have new events.
+// watcher is one Watch call.
+type watcher struct{ notify func(productID string) }
+
+// Watch calls notify with the product of every event appended in this
+// schema, by any process, until ctx ends. It is told by the node's one
+// listening connection (the job queue's too: see listenLoop). Notifications
+// are lost while that connection is down, so at the start and on every
+// reconnection notify is called with "" to say that any product may have
+// new events.
 func (db *DB) Watch(ctx context.Context, notify func(productID string)) error {
-	wait := reconnectBackOff()
-	for {
-		connected, err := db.watchOnce(ctx, notify)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if connected {
-			wait.Reset()
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-db.closed:
-			return fmt.Errorf("watch events: the database is closed (%v)", err) //nolint:errorlint // the cause is the closed database; the last connection error is only detail
-		case <-time.After(wait.NextBackOff()):
-		}
+	w := &watcher{notify: notify}
+	db.mu.Lock()
+	if db.isClosed {
+		db.mu.Unlock()
+		return errors.New("watch events: the database is closed")
+	}
+	db.watchers[w] = struct{}{}
+	db.mu.Unlock()
+	defer func() {
+		db.mu.Lock()
+		delete(db.watchers, w)
+		db.mu.Unlock()
+	}()
+	db.startListener()
+	notify("") // events appended before this watcher was registered
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-db.closed:
+		return errors.New("watch events: the database is closed")
 	}
 }
 
-func (db *DB) watchOnce(ctx context.Context, notify func(string)) (connected bool, err error) {
-	conn, err := pgx.ConnectConfig(ctx, db.listen)
-	if err != nil {
-		return false, err
+// tellWatchers calls every watcher with productID ("": any product).
+func (db *DB) tellWatchers(productID string) {
+	db.mu.Lock()
+	ws := make([]*watcher, 0, len(db.watchers))
+	for w := range db.watchers {
+		ws = append(ws, w)
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	var schema *string
-	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		return false, err
-	}
-	if _, err := conn.Exec(ctx, `LISTEN `+eventsChannel); err != nil {
-		return false, err
-	}
-	notify("") // events appended before LISTEN took effect notified no one
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return true, err
-		}
-		s, product, ok := strings.Cut(n.Payload, ":")
-		if !ok || (schema != nil && s != *schema) {
-			continue
-		}
-		notify(product)
+	db.mu.Unlock()
+	for _, w := range ws {
+		w.notify(productID)
 	}
 }
 

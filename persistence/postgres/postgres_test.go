@@ -629,3 +629,62 @@ func TestTimesUTC(t *testing.T) {
 		t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
 	}
 }
+
+// TestOneListeningConnection: a node's job queue and its event watchers
+// share one LISTEN connection (it was one each).
+func TestOneListeningConnection(t *testing.T) {
+	t.Parallel()
+	u, schema := postgres.FreshSchema(t)
+	parsed, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := parsed.Query()
+	q.Set("application_name", "listen-"+schema)
+	parsed.RawQuery = q.Encode()
+	db := open(t, parsed.String(), postgres.Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	heard := make(chan string, 16)
+	go func() { _ = db.Watch(ctx, func(id string) { heard <- id }) }()
+	go func() { _, _ = db.Receive(ctx) }()
+	<-heard // the watcher is registered
+	conn, err := pgx.Connect(t.Context(), postgres.BaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	listening := func() (n int) {
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`,
+			"listen-"+schema+" (listen)").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for listening() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a second listener, if there were one, has had time to connect
+	if n := listening(); n != 1 {
+		t.Fatalf("%d listening connections, want 1 for the queue and the watcher together", n)
+	}
+	// And the one connection still tells the watcher of events.
+	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "lamp", Price: 100, Currency: "EUR", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := db.CreateProduct(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Append(t.Context(), catalog.Event{ProductID: p.ID, Seq: 1, Type: catalog.EventProductCreated, At: time.Now(), Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case id := <-heard:
+			if id == p.ID {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the watcher never heard of the event")
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -169,9 +170,10 @@ func (db *DB) startListener() {
 	}()
 }
 
-// listenLoop keeps a dedicated connection listening on jobsChannel until
-// ctx ends, reconnecting with a capped backoff when it is lost. While it is
-// down, receivers fall back on polling.
+// listenLoop keeps the node's one listening connection until ctx ends,
+// reconnecting with a capped backoff when it is lost: new jobs wake
+// receivers, product writes invalidate list pages, appended events go to
+// the watchers (Watch). While it is down, receivers fall back on polling.
 func (db *DB) listenLoop(ctx context.Context) {
 	wait := reconnectBackOff()
 	for {
@@ -205,9 +207,9 @@ func reconnectBackOff() *backoff.ExponentialBackOff {
 	return b
 }
 
-// listenOnce connects, listens and wakes receivers at each notification of
-// this schema's jobs, until the connection fails or ctx ends. connected
-// tells whether it got as far as listening.
+// listenOnce connects, listens on the three channels and hands each
+// notification of this schema on, until the connection fails or ctx ends.
+// connected tells whether it got as far as listening.
 func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, db.listen)
 	if err != nil {
@@ -222,18 +224,26 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return false, err
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+jobsChannel+`; LISTEN `+productsChannel); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN `+jobsChannel+`; LISTEN `+productsChannel+`; LISTEN `+eventsChannel); err != nil {
 		return false, err
 	}
-	// Jobs added and products written before LISTEN took effect notified
-	// no one.
+	// Jobs added, products written and events appended before LISTEN took
+	// effect notified no one.
 	db.wake.Broadcast()
+	db.tellWatchers("")
 	db.pages.SetLive(true)
 	defer db.pages.SetLive(false) // writes of others go unheard from now on
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true, err
+		}
+		if n.Channel == eventsChannel {
+			s, product, ok := strings.Cut(n.Payload, ":")
+			if ok && (schema == nil || s == *schema) {
+				db.tellWatchers(product)
+			}
+			continue
 		}
 		if schema != nil && n.Payload != *schema {
 			continue

@@ -112,3 +112,8 @@ func SKUTaken(owner int64, sku string, cause error) *Error {
 	return &Error{Kind: KindConflict, Code: "sku_taken", Detail: fmt.Sprintf("another product of user_id %d has SKU %q", owner, sku),
 		Fields: []FieldError{{Field: "sku", Detail: "is taken by another product of the same owner"}}, Err: cause}
 }
+
+// Invalid is the validation error of a request's fields.
+func Invalid(errs []FieldError) *Error {
+	return &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
+}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 // adminToken is the bootstrap credential of the access tests.
@@ -443,7 +443,7 @@ func TestIdempotency(t *testing.T) {
 func (a *testApp) reserveRunning(secret, idem, body string) {
 	a.t.Helper()
 	ctx := context.Background()
-	k, err := a.App.db.KeyByHash(ctx, catalog.HashKey(secret))
+	k, err := a.App.db.KeyByHash(ctx, access.HashKey(secret))
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -451,7 +451,7 @@ func (a *testApp) reserveRunning(secret, idem, body string) {
 	sum.Write([]byte("POST\x00/products\x00"))
 	sum.Write([]byte(body))
 	now := time.Now()
-	_, ok, err := a.App.db.ReserveIdempotencyKey(ctx, catalog.IdempotencyRecord{Scope: "key:" + k.ID, Key: idem,
+	_, ok, err := a.App.db.ReserveIdempotencyKey(ctx, access.IdempotencyRecord{Scope: "key:" + k.ID, Key: idem,
 		Fingerprint: hex.EncodeToString(sum.Sum(nil)), LockedUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}, now)
 	if err != nil || !ok {
 		a.t.Fatalf("reserve: %v %v", ok, err)
@@ -470,7 +470,7 @@ func TestOwnerBoundAdmin(t *testing.T) {
 	if _, _, err := runCLI(t, map[string]string{"VITRINE_DATA_DIR": app.cfg.DataDir}, "keys", "create", "--scopes", "admin", "--owner", "7"); err == nil {
 		t.Error("vitrine keys create made an owner-bound admin key")
 	}
-	key, secret, err := catalog.NewAPIKey("legacy-admin", "made before", []catalog.Scope{catalog.ScopeAdmin}, nil, time.Now())
+	key, secret, err := access.NewAPIKey("legacy-admin", "made before", []access.Scope{access.ScopeAdmin}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

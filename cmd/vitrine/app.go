@@ -24,6 +24,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/actors"
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"github.com/vitrine-dev/vitrine/cluster"
 	"github.com/vitrine-dev/vitrine/persistence/cachemetrics"
 	"github.com/vitrine-dev/vitrine/persistence/localfs"
@@ -54,8 +55,8 @@ type database interface {
 	catalog.JobQueue
 	catalog.JobOutbox
 	catalog.DeadLetters
-	catalog.KeyStore
-	catalog.IdempotencyStore
+	access.KeyStore
+	access.IdempotencyStore
 	catalog.ImportStore
 	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
 	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
@@ -158,7 +159,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		cache = memory.New(0).Instrument(cacheMetrics)
 		log.Info("no hot-read cache: this node is part of a cluster and VITRINE_REDIS_URL is not set")
 	}
-	var limiter catalog.RateLimiter = memory.NewLimiter(nil)
+	var limiter access.RateLimiter = memory.NewLimiter(nil)
 	if cfg.RedisURL != "" {
 		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis"), Metrics: cacheMetrics})
 		if err != nil {

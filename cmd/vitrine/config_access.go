@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"github.com/vitrine-dev/vitrine/transport/rest"
 )
 
@@ -51,10 +51,10 @@ type AccessConfig struct {
 	CORSOrigins    string
 
 	// Parsed by validate.
-	rateAnonymous  catalog.Rate
-	rateAnonWrite  catalog.Rate
-	rateAuthFail   catalog.Rate
-	rateKey        catalog.Rate
+	rateAnonymous  access.Rate
+	rateAnonWrite  access.Rate
+	rateAuthFail   access.Rate
+	rateKey        access.Rate
 	trustedProxies []netip.Prefix
 	openWrites     bool
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 const keysUsage = `Usage:
@@ -64,9 +65,9 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		if fs.NArg() > 0 {
 			return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 		}
-		var list []catalog.Scope
+		var list []access.Scope
 		for _, s := range splitList(*scopes) {
-			sc, err := catalog.ParseScope(s)
+			sc, err := access.ParseScope(s)
 			if err != nil {
 				return err
 			}
@@ -76,7 +77,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 		if *owner != 0 {
 			ownerPtr = owner
 		}
-		key, secret, err := catalog.IssueKey(ctx, db, uuid.Must(uuid.NewV7()).String(), *name, list, ownerPtr, time.Now())
+		key, secret, err := access.IssueKey(ctx, db, uuid.Must(uuid.NewV7()).String(), *name, list, ownerPtr, time.Now())
 		if err != nil {
 			return describeKeyError(err)
 		}
@@ -85,7 +86,7 @@ func keys(ctx context.Context, args []string, getenv func(string) string, stdout
 			fmt.Fprintln(stdout, secret)
 		case *asJSON:
 			return json.NewEncoder(stdout).Encode(struct {
-				catalog.APIKey
+				access.APIKey
 				Key string `json:"key"`
 			}{*key, secret})
 		default:
@@ -137,7 +138,7 @@ func describeKeyError(err error) error {
 	return err
 }
 
-func scopeList(scopes []catalog.Scope) string {
+func scopeList(scopes []access.Scope) string {
 	s := make([]string, len(scopes))
 	for i, sc := range scopes {
 		s[i] = string(sc)

@@ -1,5 +1,5 @@
-// Package accesstest is the conformance suite of catalog.KeyStore and
-// catalog.IdempotencyStore: every adapter runs the very same tests from its
+// Package accesstest is the conformance suite of access.KeyStore and
+// access.IdempotencyStore: every adapter runs the very same tests from its
 // own _test.go with Run.
 package accesstest
 
@@ -13,12 +13,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 // Store is what the suite needs of an adapter.
 type Store interface {
-	catalog.KeyStore
-	catalog.IdempotencyStore
+	access.KeyStore
+	access.IdempotencyStore
 }
 
 // Run runs the suite. open must return a new, empty store for each call.
@@ -47,9 +48,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 123456000, time.UTC)
 
-func newKey(t *testing.T, scopes []catalog.Scope, owner *int64, at time.Time) (*catalog.APIKey, string) {
+func newKey(t *testing.T, scopes []access.Scope, owner *int64, at time.Time) (*access.APIKey, string) {
 	t.Helper()
-	k, secret, err := catalog.NewAPIKey(uuid.Must(uuid.NewV7()).String(), "test key", scopes, owner, at)
+	k, secret, err := access.NewAPIKey(uuid.Must(uuid.NewV7()).String(), "test key", scopes, owner, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +61,11 @@ func ptr(n int64) *int64 { return &n }
 
 func testKeyRoundTrip(t *testing.T, s Store) {
 	ctx := context.Background()
-	k, secret := newKey(t, []catalog.Scope{catalog.ScopeWrite, catalog.ScopeRead}, ptr(42), t0)
+	k, secret := newKey(t, []access.Scope{access.ScopeWrite, access.ScopeRead}, ptr(42), t0)
 	if err := s.CreateKey(ctx, k); err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
-	got, err := s.KeyByHash(ctx, catalog.HashKey(secret))
+	got, err := s.KeyByHash(ctx, access.HashKey(secret))
 	if err != nil {
 		t.Fatalf("KeyByHash: %v", err)
 	}
@@ -83,11 +84,11 @@ func testKeyRoundTrip(t *testing.T, s Store) {
 	if got.Revoked() {
 		t.Error("a new key is revoked")
 	}
-	anyOwner, secret2 := newKey(t, []catalog.Scope{catalog.ScopeAdmin}, nil, t0)
+	anyOwner, secret2 := newKey(t, []access.Scope{access.ScopeAdmin}, nil, t0)
 	if err := s.CreateKey(ctx, anyOwner); err != nil {
 		t.Fatal(err)
 	}
-	got, err = s.KeyByHash(ctx, catalog.HashKey(secret2))
+	got, err = s.KeyByHash(ctx, access.HashKey(secret2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func testKeyRoundTrip(t *testing.T, s Store) {
 }
 
 func testKeyUnknown(t *testing.T, s Store) {
-	_, err := s.KeyByHash(context.Background(), catalog.HashKey("vtr_nope"))
+	_, err := s.KeyByHash(context.Background(), access.HashKey("vtr_nope"))
 	if !catalog.IsNotFound(err) {
 		t.Fatalf("KeyByHash(unknown) = %v, want NotFound", err)
 	}
@@ -107,7 +108,7 @@ func testKeysListed(t *testing.T, s Store) {
 	ctx := context.Background()
 	var want []string
 	for i := range 3 {
-		k, _ := newKey(t, []catalog.Scope{catalog.ScopeRead}, nil, t0.Add(time.Duration(i)*time.Second))
+		k, _ := newKey(t, []access.Scope{access.ScopeRead}, nil, t0.Add(time.Duration(i)*time.Second))
 		if err := s.CreateKey(ctx, k); err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +132,7 @@ func testKeysListed(t *testing.T, s Store) {
 
 func testRevokeKey(t *testing.T, s Store) {
 	ctx := context.Background()
-	k, secret := newKey(t, []catalog.Scope{catalog.ScopeWrite}, nil, t0)
+	k, secret := newKey(t, []access.Scope{access.ScopeWrite}, nil, t0)
 	if err := s.CreateKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func testRevokeKey(t *testing.T, s Store) {
 	if again.RevokedAt == nil || !again.RevokedAt.Equal(at) {
 		t.Errorf("revoking twice moved revoked_at to %v, want the first %v", again.RevokedAt, at)
 	}
-	looked, err := s.KeyByHash(ctx, catalog.HashKey(secret))
+	looked, err := s.KeyByHash(ctx, access.HashKey(secret))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +167,8 @@ func testRevokeUnknown(t *testing.T, s Store) {
 	}
 }
 
-func record(scope, key, fp string, now time.Time) catalog.IdempotencyRecord {
-	return catalog.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: fp,
+func record(scope, key, fp string, now time.Time) access.IdempotencyRecord {
+	return access.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: fp,
 		LockedUntil: now.Add(time.Minute), ExpiresAt: now.Add(24 * time.Hour)}
 }
 

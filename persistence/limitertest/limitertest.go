@@ -1,4 +1,4 @@
-// Package limitertest is the conformance suite of catalog.RateLimiter:
+// Package limitertest is the conformance suite of access.RateLimiter:
 // every adapter (in-process, Redis) runs the very same tests. The suite
 // uses the real clock (Redis keeps its own), with rates chosen so that
 // scheduling noise cannot change an outcome.
@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 // Run runs the suite; open returns a limiter whose keys no other test uses.
-func Run(t *testing.T, open func(t *testing.T) catalog.RateLimiter) {
+func Run(t *testing.T, open func(t *testing.T) access.RateLimiter) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, l catalog.RateLimiter, key func() string)
+		fn   func(t *testing.T, l access.RateLimiter, key func() string)
 	}{
 		{"BurstThenRefuse", testBurstThenRefuse},
 		{"RemainingCountsDown", testRemaining},
@@ -39,9 +39,9 @@ func Run(t *testing.T, open func(t *testing.T) catalog.RateLimiter) {
 
 // slow allows 1 request a minute after a burst of 5: nothing refills
 // during a test.
-var slow = catalog.Rate{Limit: 1, Period: time.Minute, Burst: 5}
+var slow = access.Rate{Limit: 1, Period: time.Minute, Burst: 5}
 
-func allow(t *testing.T, l catalog.RateLimiter, key string, r catalog.Rate) catalog.RateDecision {
+func allow(t *testing.T, l access.RateLimiter, key string, r access.Rate) access.RateDecision {
 	t.Helper()
 	d, err := l.Allow(context.Background(), key, r)
 	if err != nil {
@@ -50,7 +50,7 @@ func allow(t *testing.T, l catalog.RateLimiter, key string, r catalog.Rate) cata
 	return d
 }
 
-func testBurstThenRefuse(t *testing.T, l catalog.RateLimiter, key func() string) {
+func testBurstThenRefuse(t *testing.T, l access.RateLimiter, key func() string) {
 	k := key()
 	for i := range slow.Burst {
 		if d := allow(t, l, k, slow); !d.Allowed {
@@ -69,7 +69,7 @@ func testBurstThenRefuse(t *testing.T, l catalog.RateLimiter, key func() string)
 	}
 }
 
-func testRemaining(t *testing.T, l catalog.RateLimiter, key func() string) {
+func testRemaining(t *testing.T, l access.RateLimiter, key func() string) {
 	k := key()
 	for want := slow.Burst - 1; want >= 0; want-- {
 		d := allow(t, l, k, slow)
@@ -82,8 +82,8 @@ func testRemaining(t *testing.T, l catalog.RateLimiter, key func() string) {
 	}
 }
 
-func testRefill(t *testing.T, l catalog.RateLimiter, key func() string) {
-	fast := catalog.Rate{Limit: 10, Period: time.Second, Burst: 2} // one every 100 ms
+func testRefill(t *testing.T, l access.RateLimiter, key func() string) {
+	fast := access.Rate{Limit: 10, Period: time.Second, Burst: 2} // one every 100 ms
 	k := key()
 	allow(t, l, k, fast)
 	allow(t, l, k, fast)
@@ -100,7 +100,7 @@ func testRefill(t *testing.T, l catalog.RateLimiter, key func() string) {
 	}
 }
 
-func testIndependent(t *testing.T, l catalog.RateLimiter, key func() string) {
+func testIndependent(t *testing.T, l access.RateLimiter, key func() string) {
 	a, b := key(), key()
 	for range slow.Burst + 1 {
 		allow(t, l, a, slow)
@@ -110,16 +110,16 @@ func testIndependent(t *testing.T, l catalog.RateLimiter, key func() string) {
 	}
 }
 
-func testConcurrent(t *testing.T, l catalog.RateLimiter, key func() string) {
-	r := catalog.Rate{Limit: 1, Period: time.Minute, Burst: 20}
-	if got := Hammer(t, []catalog.RateLimiter{l}, 8, 10, key(), r); got != int64(r.Burst) {
+func testConcurrent(t *testing.T, l access.RateLimiter, key func() string) {
+	r := access.Rate{Limit: 1, Period: time.Minute, Burst: 20}
+	if got := Hammer(t, []access.RateLimiter{l}, 8, 10, key(), r); got != int64(r.Burst) {
 		t.Fatalf("%d of 80 concurrent requests allowed, want exactly the burst of %d", got, r.Burst)
 	}
 }
 
 // Hammer asks every limiter from goroutines goroutines at once, each
 // making calls requests for key, and returns how many were allowed.
-func Hammer(t *testing.T, limiters []catalog.RateLimiter, goroutines, calls int, key string, r catalog.Rate) int64 {
+func Hammer(t *testing.T, limiters []access.RateLimiter, goroutines, calls int, key string, r access.Rate) int64 {
 	t.Helper()
 	var allowed atomic.Int64
 	var wg sync.WaitGroup

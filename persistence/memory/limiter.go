@@ -5,10 +5,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
-// Limiter is the in-process catalog.RateLimiter of one node: the GCRA state
+// Limiter is the in-process access.RateLimiter of one node: the GCRA state
 // of each key in sharded maps. Keys idle for longer than their burst takes
 // to refill are forgotten, so memory follows the number of active clients.
 type Limiter struct {
@@ -24,7 +24,7 @@ type limiterShard struct {
 	sweep time.Time
 }
 
-var _ catalog.RateLimiter = (*Limiter)(nil)
+var _ access.RateLimiter = (*Limiter)(nil)
 
 // NewLimiter returns an empty limiter; now is the clock (time.Now if nil).
 func NewLimiter(now func() time.Time) *Limiter {
@@ -39,12 +39,12 @@ func NewLimiter(now func() time.Time) *Limiter {
 }
 
 // Allow counts one request of key against r.
-func (l *Limiter) Allow(_ context.Context, key string, r catalog.Rate) (catalog.RateDecision, error) {
+func (l *Limiter) Allow(_ context.Context, key string, r access.Rate) (access.RateDecision, error) {
 	now := l.now()
 	s := &l.shards[fnv(key)%limiterShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, tat := catalog.GCRA(now, s.tat[key], r)
+	d, tat := access.GCRA(now, s.tat[key], r)
 	s.tat[key] = tat
 	if now.After(s.sweep) {
 		// A key whose tat has passed is as good as new: drop it.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"github.com/vitrine-dev/vitrine/persistence/cachetest"
 	"github.com/vitrine-dev/vitrine/persistence/limitertest"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
@@ -76,13 +77,13 @@ func BenchmarkGetParallel(b *testing.B) {
 }
 
 func TestLimiter(t *testing.T) {
-	limitertest.Run(t, func(t *testing.T) catalog.RateLimiter { return memory.NewLimiter(nil) })
+	limitertest.Run(t, func(t *testing.T) access.RateLimiter { return memory.NewLimiter(nil) })
 }
 
 func TestLimiterForgetsIdleKeys(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := memory.NewLimiter(func() time.Time { return now })
-	r := catalog.Rate{Limit: 10, Period: time.Second, Burst: 10}
+	r := access.Rate{Limit: 10, Period: time.Second, Burst: 10}
 	for i := range 1000 {
 		if _, err := l.Allow(context.Background(), fmt.Sprint("client-", i), r); err != nil {
 			t.Fatal(err)

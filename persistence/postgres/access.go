@@ -9,17 +9,18 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 var (
-	_ catalog.KeyStore         = (*DB)(nil)
-	_ catalog.IdempotencyStore = (*DB)(nil)
+	_ access.KeyStore         = (*DB)(nil)
+	_ access.IdempotencyStore = (*DB)(nil)
 )
 
 const keyColumns = `id, name, hash, hint, scopes, owner, created_at, revoked_at`
 
 // CreateKey stores a new API key.
-func (db *DB) CreateKey(ctx context.Context, k *catalog.APIKey) error {
+func (db *DB) CreateKey(ctx context.Context, k *access.APIKey) error {
 	if !catalog.ValidID(k.ID) {
 		return fmt.Errorf("create key: %w", invalidID("key", k.ID))
 	}
@@ -32,7 +33,7 @@ func (db *DB) CreateKey(ctx context.Context, k *catalog.APIKey) error {
 }
 
 // KeyByHash returns the key whose secret hashes to hash, revoked or not.
-func (db *DB) KeyByHash(ctx context.Context, hash string) (*catalog.APIKey, error) {
+func (db *DB) KeyByHash(ctx context.Context, hash string) (*access.APIKey, error) {
 	k, err := scanKey(db.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, catalog.NotFound("no such key")
@@ -44,13 +45,13 @@ func (db *DB) KeyByHash(ctx context.Context, hash string) (*catalog.APIKey, erro
 }
 
 // ListKeys returns every key, newest first.
-func (db *DB) ListKeys(ctx context.Context) ([]catalog.APIKey, error) {
+func (db *DB) ListKeys(ctx context.Context) ([]access.APIKey, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at DESC, id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", db.translate(ctx, err))
 	}
 	defer rows.Close()
-	keys := []catalog.APIKey{}
+	keys := []access.APIKey{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
@@ -65,7 +66,7 @@ func (db *DB) ListKeys(ctx context.Context) ([]catalog.APIKey, error) {
 }
 
 // RevokeKey marks the key revoked at at, unless it was revoked before.
-func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*catalog.APIKey, error) {
+func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*access.APIKey, error) {
 	if !catalog.ValidID(id) {
 		return nil, catalog.NotFound("key %s does not exist", id)
 	}
@@ -81,16 +82,16 @@ func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*catalog.
 	return k, nil
 }
 
-func scanKey(row pgx.Row) (*catalog.APIKey, error) {
-	var k catalog.APIKey
+func scanKey(row pgx.Row) (*access.APIKey, error) {
+	var k access.APIKey
 	var scopes []string
 	var revoked *time.Time
 	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &k.Hint, &scopes, &k.Owner, &k.CreatedAt, &revoked); err != nil {
 		return nil, err
 	}
-	k.Scopes = make([]catalog.Scope, len(scopes))
+	k.Scopes = make([]access.Scope, len(scopes))
 	for i, s := range scopes {
-		k.Scopes[i] = catalog.Scope(s)
+		k.Scopes[i] = access.Scope(s)
 	}
 	k.CreatedAt = k.CreatedAt.UTC()
 	if revoked != nil {
@@ -100,7 +101,7 @@ func scanKey(row pgx.Row) (*catalog.APIKey, error) {
 	return &k, nil
 }
 
-func scopeStrings(scopes []catalog.Scope) []string {
+func scopeStrings(scopes []access.Scope) []string {
 	out := make([]string, len(scopes))
 	for i, s := range scopes {
 		out[i] = string(s)
@@ -111,7 +112,7 @@ func scopeStrings(scopes []catalog.Scope) []string {
 // ReserveIdempotencyKey records rec as running unless a live record holds
 // its key: one statement, so two requests racing for a key (on any nodes)
 // cannot both win.
-func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec catalog.IdempotencyRecord, now time.Time) (*catalog.IdempotencyRecord, bool, error) {
+func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec access.IdempotencyRecord, now time.Time) (*access.IdempotencyRecord, bool, error) {
 	tag, err := db.pool.Exec(ctx, `
 		INSERT INTO idempotency_keys AS k (scope, key, fingerprint, done, locked_until, expires_at)
 		VALUES ($1, $2, $3, false, $4, $5)
@@ -126,7 +127,7 @@ func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec catalog.Idempotency
 	if tag.RowsAffected() == 1 {
 		return &rec, true, nil
 	}
-	var got catalog.IdempotencyRecord
+	var got access.IdempotencyRecord
 	err = db.pool.QueryRow(ctx, `
 		SELECT scope, key, fingerprint, done, locked_until, expires_at, status, coalesce(header, ''), coalesce(body, '')
 		FROM idempotency_keys WHERE scope = $1 AND key = $2`, rec.Scope, rec.Key).
@@ -143,7 +144,7 @@ func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec catalog.Idempotency
 }
 
 // CompleteIdempotencyKey stores the response of a reserved record.
-func (db *DB) CompleteIdempotencyKey(ctx context.Context, rec catalog.IdempotencyRecord) error {
+func (db *DB) CompleteIdempotencyKey(ctx context.Context, rec access.IdempotencyRecord) error {
 	_, err := db.pool.Exec(ctx, `
 		UPDATE idempotency_keys SET done = true, status = $1, header = $2, body = $3, expires_at = $4
 		WHERE scope = $5 AND key = $6 AND fingerprint = $7 AND NOT done`,

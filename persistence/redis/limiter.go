@@ -7,12 +7,11 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"go.uber.org/zap"
-
-	"github.com/vitrine-dev/vitrine/catalog"
 )
 
-// gcraScript is catalog.GCRA run inside Redis, so that every node counts
+// gcraScript is access.GCRA run inside Redis, so that every node counts
 // against one state per key; the clock is the Redis server's, so nodes'
 // clocks need not agree. The state is the theoretical arrival time in
 // microseconds, kept just as long as it matters.
@@ -35,7 +34,7 @@ redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', math.ceil((nxt - now)
 return {1, math.floor((tolerance - (nxt - now)) / interval), 0, nxt - now}
 `
 
-// Limiter is the shared catalog.RateLimiter: one GCRA state per key in
+// Limiter is the shared access.RateLimiter: one GCRA state per key in
 // Redis, for every node. While Redis is unreachable each node counts
 // alone, through its fallback: limits loosen to per-node ones instead of
 // failing requests. The limiter has a breaker of its own, and a longer
@@ -45,22 +44,22 @@ type Limiter struct {
 	cache     *Cache
 	script    *rueidis.Lua
 	prefix    string
-	fallback  catalog.RateLimiter
+	fallback  access.RateLimiter
 	openUntil atomic.Int64 // unix nanos: while now < openUntil, Redis is not asked
 }
 
 // limiterTimeout bounds one limiter call to Redis.
 const limiterTimeout = 250 * time.Millisecond
 
-var _ catalog.RateLimiter = (*Limiter)(nil)
+var _ access.RateLimiter = (*Limiter)(nil)
 
 // Limiter returns a rate limiter over the cache's Redis connection.
-func (c *Cache) Limiter(fallback catalog.RateLimiter) *Limiter {
+func (c *Cache) Limiter(fallback access.RateLimiter) *Limiter {
 	return &Limiter{cache: c, script: rueidis.NewLuaScript(gcraScript), prefix: "vitrine:rate:", fallback: fallback}
 }
 
 // Allow counts one request of key against r.
-func (l *Limiter) Allow(ctx context.Context, key string, r catalog.Rate) (catalog.RateDecision, error) {
+func (l *Limiter) Allow(ctx context.Context, key string, r access.Rate) (access.RateDecision, error) {
 	if time.Now().UnixNano() < l.openUntil.Load() {
 		return l.fallback.Allow(ctx, key, r)
 	}
@@ -79,7 +78,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, r catalog.Rate) (catalo
 		l.openUntil.Store(time.Now().Add(l.cache.opts.Cooldown).UnixNano())
 		return l.fallback.Allow(ctx, key, r)
 	}
-	return catalog.RateDecision{
+	return access.RateDecision{
 		Allowed:    vals[0] == 1,
 		Remaining:  int(vals[1]),
 		RetryAfter: time.Duration(vals[2]) * time.Microsecond,

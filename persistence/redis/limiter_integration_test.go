@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"github.com/vitrine-dev/vitrine/persistence/limitertest"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
 )
 
 func TestLimiterConformance(t *testing.T) {
-	limitertest.Run(t, func(t *testing.T) catalog.RateLimiter {
+	limitertest.Run(t, func(t *testing.T) access.RateLimiter {
 		return open(t).Limiter(failingLimiter{t})
 	})
 }
@@ -23,9 +23,9 @@ func TestLimiterConformance(t *testing.T) {
 // failingLimiter fails the test if the Redis limiter falls back to it.
 type failingLimiter struct{ t *testing.T }
 
-func (f failingLimiter) Allow(context.Context, string, catalog.Rate) (catalog.RateDecision, error) {
+func (f failingLimiter) Allow(context.Context, string, access.Rate) (access.RateDecision, error) {
 	f.t.Error("the Redis limiter fell back to the local one although Redis is up")
-	return catalog.RateDecision{}, nil
+	return access.RateDecision{}, nil
 }
 
 // TestLimiterSharedByNodes: two nodes (two clients) count against one
@@ -33,9 +33,9 @@ func (f failingLimiter) Allow(context.Context, string, catalog.Rate) (catalog.Ra
 func TestLimiterSharedByNodes(t *testing.T) {
 	a := open(t).Limiter(failingLimiter{t})
 	b := open(t).Limiter(failingLimiter{t})
-	r := catalog.Rate{Limit: 1, Period: time.Minute, Burst: 30}
+	r := access.Rate{Limit: 1, Period: time.Minute, Burst: 30}
 	key := fmt.Sprintf("shared-%x", rand.Uint64()) // its state lasts half an hour
-	got := limitertest.Hammer(t, []catalog.RateLimiter{a, b}, 4, 20, key, r)
+	got := limitertest.Hammer(t, []access.RateLimiter{a, b}, 4, 20, key, r)
 	if got != int64(r.Burst) {
 		t.Fatalf("two nodes allowed %d of 160 requests, want the one shared burst of %d", got, r.Burst)
 	}
@@ -50,7 +50,7 @@ func TestLimiterFallsBackWhenRedisIsDown(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	l := c.Limiter(memory.NewLimiter(nil))
-	r := catalog.Rate{Limit: 1, Period: time.Minute, Burst: 2}
+	r := access.Rate{Limit: 1, Period: time.Minute, Burst: 2}
 	var got []bool
 	for range 3 {
 		d, err := l.Allow(context.Background(), "k", r)

@@ -9,17 +9,18 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 var (
-	_ catalog.KeyStore         = (*DB)(nil)
-	_ catalog.IdempotencyStore = (*DB)(nil)
+	_ access.KeyStore         = (*DB)(nil)
+	_ access.IdempotencyStore = (*DB)(nil)
 )
 
 const keyColumns = `id, name, hash, hint, scopes, owner, created_at, revoked_at`
 
 // CreateKey stores a new API key.
-func (db *DB) CreateKey(ctx context.Context, k *catalog.APIKey) error {
+func (db *DB) CreateKey(ctx context.Context, k *access.APIKey) error {
 	_, err := db.sql.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
 		k.ID, k.Name, k.Hash, k.Hint, joinScopes(k.Scopes), k.Owner, micros(k.CreatedAt))
 	if err != nil {
@@ -29,7 +30,7 @@ func (db *DB) CreateKey(ctx context.Context, k *catalog.APIKey) error {
 }
 
 // KeyByHash returns the key whose secret hashes to hash, revoked or not.
-func (db *DB) KeyByHash(ctx context.Context, hash string) (*catalog.APIKey, error) {
+func (db *DB) KeyByHash(ctx context.Context, hash string) (*access.APIKey, error) {
 	k, err := scanKey(db.sql.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, catalog.NotFound("no such key")
@@ -41,13 +42,13 @@ func (db *DB) KeyByHash(ctx context.Context, hash string) (*catalog.APIKey, erro
 }
 
 // ListKeys returns every key, newest first.
-func (db *DB) ListKeys(ctx context.Context) ([]catalog.APIKey, error) {
+func (db *DB) ListKeys(ctx context.Context) ([]access.APIKey, error) {
 	rows, err := db.sql.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at DESC, id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", db.translate(err))
 	}
 	defer rows.Close()
-	keys := []catalog.APIKey{}
+	keys := []access.APIKey{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
@@ -62,7 +63,7 @@ func (db *DB) ListKeys(ctx context.Context) ([]catalog.APIKey, error) {
 }
 
 // RevokeKey marks the key revoked at at, unless it was revoked before.
-func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*catalog.APIKey, error) {
+func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*access.APIKey, error) {
 	k, err := scanKey(db.sql.QueryRowContext(ctx, `
 		UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?
 		RETURNING `+keyColumns, micros(at), id))
@@ -75,8 +76,8 @@ func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*catalog.
 	return k, nil
 }
 
-func scanKey(row rowScanner) (*catalog.APIKey, error) {
-	var k catalog.APIKey
+func scanKey(row rowScanner) (*access.APIKey, error) {
+	var k access.APIKey
 	var scopes string
 	var owner, revoked sql.NullInt64
 	var created int64
@@ -95,7 +96,7 @@ func scanKey(row rowScanner) (*catalog.APIKey, error) {
 	return &k, nil
 }
 
-func joinScopes(scopes []catalog.Scope) string {
+func joinScopes(scopes []access.Scope) string {
 	parts := make([]string, len(scopes))
 	for i, s := range scopes {
 		parts[i] = string(s)
@@ -103,18 +104,18 @@ func joinScopes(scopes []catalog.Scope) string {
 	return strings.Join(parts, " ")
 }
 
-func splitScopes(s string) []catalog.Scope {
-	scopes := []catalog.Scope{}
+func splitScopes(s string) []access.Scope {
+	scopes := []access.Scope{}
 	for _, f := range strings.Fields(s) {
-		scopes = append(scopes, catalog.Scope(f))
+		scopes = append(scopes, access.Scope(f))
 	}
 	return scopes
 }
 
 // ReserveIdempotencyKey records rec as running unless a live record holds
 // its key: one statement, so two requests racing for a key cannot both win.
-func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec catalog.IdempotencyRecord, now time.Time) (*catalog.IdempotencyRecord, bool, error) {
-	var got catalog.IdempotencyRecord
+func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec access.IdempotencyRecord, now time.Time) (*access.IdempotencyRecord, bool, error) {
+	var got access.IdempotencyRecord
 	var done int
 	var locked, expires int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -148,7 +149,7 @@ func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec catalog.Idempotency
 }
 
 // CompleteIdempotencyKey stores the response of a reserved record.
-func (db *DB) CompleteIdempotencyKey(ctx context.Context, rec catalog.IdempotencyRecord) error {
+func (db *DB) CompleteIdempotencyKey(ctx context.Context, rec access.IdempotencyRecord) error {
 	_, err := db.sql.ExecContext(ctx, `
 		UPDATE idempotency_keys SET done = 1, status = ?, header = ?, body = ?, expires_at = ?
 		WHERE scope = ? AND key = ? AND fingerprint = ? AND done = 0`,

@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 func (s *Server) listDeadLetters(ctx *fasthttp.RequestCtx, _ principal) {
@@ -45,14 +46,14 @@ func (s *Server) replayDeadLetter(ctx *fasthttp.RequestCtx, _ principal) {
 // keyRequest is the body of POST /admin/keys.
 type keyRequest struct {
 	Name   string          `json:"name"`
-	Scopes []catalog.Scope `json:"scopes"`
+	Scopes []access.Scope  `json:"scopes"`
 	Owner  json.RawMessage `json:"owner"` // an integer; absent or null: any owner
 }
 
 // keyCreated is the answer to POST /admin/keys: the key's secret, shown
 // this once.
 type keyCreated struct {
-	catalog.APIKey
+	access.APIKey
 	Key string `json:"key"`
 }
 
@@ -86,7 +87,7 @@ func (s *Server) createKey(ctx *fasthttp.RequestCtx, _ principal) {
 	}
 	c, cancel := s.reqCtx(ctx)
 	defer cancel()
-	key, secret, err := catalog.IssueKey(c, s.deps.Keys, s.deps.NewID(), req.Name, req.Scopes, owner, s.now())
+	key, secret, err := access.IssueKey(c, s.deps.Keys, s.deps.NewID(), req.Name, req.Scopes, owner, s.now())
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -101,7 +102,7 @@ func (s *Server) listKeys(ctx *fasthttp.RequestCtx, _ principal) {
 		writeError(ctx, err)
 		return
 	}
-	keys := []catalog.APIKey{}
+	keys := []access.APIKey{}
 	if s.deps.Keys != nil {
 		c, cancel := s.reqCtx(ctx)
 		defer cancel()

@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
 )
 
@@ -18,8 +18,8 @@ import (
 // the other whole, and each 429 names its own policy.
 func TestAnonymousReadsAndWritesCountApart(t *testing.T) {
 	s := New(Config{AnonymousWrites: true,
-		RateAnonymous:       catalog.Rate{Limit: 3, Period: time.Minute, Burst: 3},
-		RateAnonymousWrites: catalog.Rate{Limit: 2, Period: time.Minute, Burst: 2}},
+		RateAnonymous:       access.Rate{Limit: 3, Period: time.Minute, Burst: 3},
+		RateAnonymousWrites: access.Rate{Limit: 2, Period: time.Minute, Burst: 2}},
 		Deps{Products: &stubProducts{}, Limiter: memory.NewLimiter(nil)}, zap.NewNop())
 	c := serve(t, s)
 	read := func() (int, string) {
@@ -63,7 +63,7 @@ func TestUntrustedProxyWarnedOnce(t *testing.T) {
 	}{{"untrusted", "", 1}, {"trusted", "0.0.0.0/0", 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
-			cfg := Config{RateAnonymous: catalog.Rate{Limit: 100, Period: time.Second, Burst: 100}}
+			cfg := Config{RateAnonymous: access.Rate{Limit: 100, Period: time.Second, Burst: 100}}
 			if tc.trusted != "" {
 				var err error
 				if cfg.TrustedProxies, err = ParseTrustedProxies([]string{tc.trusted, "::/0"}); err != nil {

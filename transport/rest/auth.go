@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 // principal is who a request comes from.
@@ -22,7 +23,7 @@ type principal struct {
 	// for the bootstrap VITRINE_ADMIN_TOKEN.
 	keyID string
 	// scope is the widest scope held (scopes nest); "" for none.
-	scope catalog.Scope
+	scope access.Scope
 	// owner restricts writes to one user_id's products; 0: any.
 	owner int64
 }
@@ -30,7 +31,7 @@ type principal struct {
 func (p principal) anonymous() bool { return p.keyID == "" }
 
 // allows reports whether p holds scope need.
-func (p principal) allows(need catalog.Scope) bool {
+func (p principal) allows(need access.Scope) bool {
 	return p.scope.Includes(need)
 }
 
@@ -39,7 +40,7 @@ const adminTokenID = "admin-token"
 
 // keyLookup is what authentication needs of the key store.
 type keyLookup interface {
-	KeyByHash(ctx context.Context, hash string) (*catalog.APIKey, error)
+	KeyByHash(ctx context.Context, hash string) (*access.APIKey, error)
 }
 
 // authenticator turns an Authorization header into a principal. Keys are
@@ -66,8 +67,8 @@ type authenticator struct {
 // with a credential that is not already known good is refused with 429
 // before any store lookup, until the address's budget refills.
 type failureLimit struct {
-	limiter catalog.RateLimiter // nil: no limit
-	rate    catalog.Rate
+	limiter access.RateLimiter // nil: no limit
+	rate    access.Rate
 	trusted []netip.Prefix
 
 	mu      sync.Mutex
@@ -75,7 +76,7 @@ type failureLimit struct {
 }
 
 type keyEntry struct {
-	key     *catalog.APIKey // nil: unknown
+	key     *access.APIKey // nil: unknown
 	expires time.Time
 }
 
@@ -84,7 +85,7 @@ type keyEntry struct {
 // enough, that cache starts over.
 const maxCachedKeys = 10_000
 
-func newAuthenticator(keys keyLookup, adminToken string, ttl time.Duration, anonymous catalog.Scope, now func() time.Time) *authenticator {
+func newAuthenticator(keys keyLookup, adminToken string, ttl time.Duration, anonymous access.Scope, now func() time.Time) *authenticator {
 	a := &authenticator{keys: keys, ttl: ttl, now: now, entries: map[string]keyEntry{}, unknown: map[string]time.Time{},
 		anonymous: principal{scope: anonymous}, failures: failureLimit{blocked: map[netip.Addr]time.Time{}}}
 	if adminToken != "" {
@@ -107,9 +108,9 @@ func (a *authenticator) authenticate(ctx *fasthttp.RequestCtx) (principal, error
 		return principal{}, a.failed(ctx, unauthorized("invalid_request", "the Authorization header must be \"Bearer <key>\""))
 	}
 	if a.adminToken != nil && subtle.ConstantTimeCompare([]byte(token), a.adminToken) == 1 {
-		return principal{keyID: adminTokenID, scope: catalog.ScopeAdmin}, nil
+		return principal{keyID: adminTokenID, scope: access.ScopeAdmin}, nil
 	}
-	if !catalog.WellFormedKey(token) {
+	if !access.WellFormedKey(token) {
 		return principal{}, a.failed(ctx, unauthorized("invalid_token", "the API key is not one this server issued"))
 	}
 	key, err := a.lookup(ctx, token)
@@ -120,7 +121,7 @@ func (a *authenticator) authenticate(ctx *fasthttp.RequestCtx) (principal, error
 		return principal{}, err
 	}
 	p := principal{keyID: key.ID}
-	for _, s := range []catalog.Scope{catalog.ScopeAdmin, catalog.ScopeWrite, catalog.ScopeRead} {
+	for _, s := range []access.Scope{access.ScopeAdmin, access.ScopeWrite, access.ScopeRead} {
 		if key.Allows(s) {
 			p.scope = s
 			break
@@ -128,10 +129,10 @@ func (a *authenticator) authenticate(ctx *fasthttp.RequestCtx) (principal, error
 	}
 	if key.Owner != nil {
 		p.owner = *key.Owner
-		if p.scope == catalog.ScopeAdmin {
+		if p.scope == access.ScopeAdmin {
 			// Made before such keys were refused: bound to an owner, it
 			// may write that owner's products, never administer.
-			p.scope = catalog.ScopeWrite
+			p.scope = access.ScopeWrite
 		}
 	}
 	return p, nil
@@ -140,8 +141,8 @@ func (a *authenticator) authenticate(ctx *fasthttp.RequestCtx) (principal, error
 // lookup finds a key by its secret, through the caches. A secret of no
 // key that is not remembered is looked up only while its client address
 // has failures left.
-func (a *authenticator) lookup(ctx *fasthttp.RequestCtx, secret string) (*catalog.APIKey, error) {
-	hash := catalog.HashKey(secret)
+func (a *authenticator) lookup(ctx *fasthttp.RequestCtx, secret string) (*access.APIKey, error) {
+	hash := access.HashKey(secret)
 	now := a.now()
 	a.mu.Lock()
 	e, found := a.entries[hash]
@@ -268,7 +269,7 @@ type authError struct {
 	status int
 	code   string // RFC 6750 error code
 	detail string
-	scope  catalog.Scope
+	scope  access.Scope
 }
 
 func (e *authError) Error() string { return e.detail }
@@ -295,7 +296,7 @@ func writeAuthError(ctx *fasthttp.RequestCtx, e *authError) {
 }
 
 // authorize checks that p may do what need asks, or says why not.
-func (a *authenticator) authorize(p principal, need catalog.Scope) *authError {
+func (a *authenticator) authorize(p principal, need access.Scope) *authError {
 	if p.allows(need) {
 		return nil
 	}

@@ -20,17 +20,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
 )
 
 // countingKeys is a key store of one key that counts its lookups.
 type countingKeys struct {
-	catalog.KeyStore // only KeyByHash is called
-	key              *catalog.APIKey
-	lookups          atomic.Int32
+	access.KeyStore // only KeyByHash is called
+	key             *access.APIKey
+	lookups         atomic.Int32
 }
 
-func (k *countingKeys) KeyByHash(_ context.Context, hash string) (*catalog.APIKey, error) {
+func (k *countingKeys) KeyByHash(_ context.Context, hash string) (*access.APIKey, error) {
 	k.lookups.Add(1)
 	if hash == k.key.Hash {
 		return k.key, nil
@@ -41,7 +42,7 @@ func (k *countingKeys) KeyByHash(_ context.Context, hash string) (*catalog.APIKe
 // fakeKey is a well-formed key that nobody issued.
 func fakeKey(t *testing.T) string {
 	t.Helper()
-	_, secret, err := catalog.NewAPIKey("x", "", []catalog.Scope{catalog.ScopeRead}, nil, time.Now())
+	_, secret, err := access.NewAPIKey("x", "", []access.Scope{access.ScopeRead}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,12 +54,12 @@ func fakeKey(t *testing.T) string {
 // are used up; then 429 without a lookup. A valid key keeps working, from
 // the cache.
 func TestAuthFailuresLimited(t *testing.T) {
-	key, secret, err := catalog.NewAPIKey("good", "good", []catalog.Scope{catalog.ScopeRead}, nil, time.Now())
+	key, secret, err := access.NewAPIKey("good", "good", []access.Scope{access.ScopeRead}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys := &countingKeys{key: key}
-	s := New(Config{PrivateReads: true, RateAuthFailures: catalog.Rate{Limit: 10, Period: time.Minute, Burst: 10}},
+	s := New(Config{PrivateReads: true, RateAuthFailures: access.Rate{Limit: 10, Period: time.Minute, Burst: 10}},
 		Deps{Products: &stubProducts{}, Keys: keys, Limiter: memory.NewLimiter(nil)}, zap.NewNop())
 	c := serve(t, s)
 	status := func(key string) (int, string) {
@@ -94,7 +95,7 @@ func TestAuthFailuresLimited(t *testing.T) {
 // from found ones, so a flood of them (here with no failure limit) never
 // makes a valid key be looked up again within its TTL.
 func TestUnknownKeysCannotEvictKnownOnes(t *testing.T) {
-	key, secret, err := catalog.NewAPIKey("good", "good", []catalog.Scope{catalog.ScopeRead}, nil, time.Now())
+	key, secret, err := access.NewAPIKey("good", "good", []access.Scope{access.ScopeRead}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestUnknownKeysCannotEvictKnownOnes(t *testing.T) {
 // something stops it first.
 func wellFormedFake(i int) string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
-	b := []byte(catalog.KeyPrefix + strings.Repeat("a", catalog.KeyLength-len(catalog.KeyPrefix)))
+	b := []byte(access.KeyPrefix + strings.Repeat("a", access.KeyLength-len(access.KeyPrefix)))
 	for j := len(b) - 1; i > 0; j-- {
 		b[j] = alphabet[i%32]
 		i /= 32
@@ -156,8 +157,8 @@ func TestAuthFloodFromManyAddresses(t *testing.T) {
 		rounds    = 3
 		flooders  = 4
 	)
-	rate := catalog.Rate{Limit: 30, Period: time.Minute, Burst: 30} // the default, 30/min
-	key, secret, err := catalog.NewAPIKey("good", "good", []catalog.Scope{catalog.ScopeRead}, nil, time.Now())
+	rate := access.Rate{Limit: 30, Period: time.Minute, Burst: 30} // the default, 30/min
+	key, secret, err := access.NewAPIKey("good", "good", []access.Scope{access.ScopeRead}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestAuthFloodFromManyAddresses(t *testing.T) {
 		slices.Sort(lat)
 		return lat[len(lat)/2]
 	}
-	if !catalog.WellFormedKey(wellFormedFake(fakes - 1)) {
+	if !access.WellFormedKey(wellFormedFake(fakes - 1)) {
 		t.Fatal("the fake keys are not well-formed: they would be refused before any lookup")
 	}
 	flood := func(c *http.Client) map[int]int {
@@ -286,7 +287,7 @@ func TestAuthFloodFromManyAddresses(t *testing.T) {
 // challenge with each 401); the forms the specifications allow — a
 // lower-case scheme, spaces around the token — work with a valid key.
 func TestAuthorizationBadInput(t *testing.T) {
-	key, secret, err := catalog.NewAPIKey("good", "good", []catalog.Scope{catalog.ScopeRead}, nil, time.Now())
+	key, secret, err := access.NewAPIKey("good", "good", []access.Scope{access.ScopeRead}, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 // Fuzz targets of what the front door parses from a client before anything
@@ -100,7 +101,7 @@ func FuzzAuthorization(f *testing.F) {
 		if !strings.HasSuffix(string(h), token) || !strings.EqualFold(string(h[:6]), "Bearer") {
 			t.Fatalf("bearerToken(%q) = %q: not the header's token", h, token)
 		}
-		if catalog.WellFormedKey(token) && catalog.HashKey(token) == "" {
+		if access.WellFormedKey(token) && access.HashKey(token) == "" {
 			t.Fatal("no hash")
 		}
 	})

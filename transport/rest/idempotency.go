@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 // MaxIdempotencyKeyLength bounds an Idempotency-Key.
@@ -71,7 +72,7 @@ func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint f
 	sum.Write([]byte{0})
 	sum.Write(fingerprint())
 	now := s.now()
-	rec := catalog.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: hex.EncodeToString(sum.Sum(nil)),
+	rec := access.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: hex.EncodeToString(sum.Sum(nil)),
 		LockedUntil: now.Add(2*s.cfg.RequestTimeout + 10*time.Second), ExpiresAt: now.Add(s.cfg.IdempotencyTTL)}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	got, reserved, err := s.deps.Idempotency.ReserveIdempotencyKey(c, rec, now)
@@ -130,7 +131,7 @@ func hasHeader(h *fasthttp.RequestHeader, name string) bool {
 }
 
 // replay answers with a stored response.
-func replay(ctx *fasthttp.RequestCtx, rec *catalog.IdempotencyRecord) {
+func replay(ctx *fasthttp.RequestCtx, rec *access.IdempotencyRecord) {
 	var header map[string]string
 	_ = json.Unmarshal(rec.Header, &header)
 	for k, v := range header {

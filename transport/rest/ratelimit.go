@@ -11,9 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"go.uber.org/zap"
-
-	"github.com/vitrine-dev/vitrine/catalog"
 )
 
 // clientAddr is the address of the client that sent the request: the
@@ -77,24 +76,24 @@ func ParseTrustedProxies(items []string) ([]netip.Prefix, error) {
 }
 
 // ParseRate reads a rate such as "100/s", "6000/min" or "0" (off).
-func ParseRate(v string) (catalog.Rate, error) {
+func ParseRate(v string) (access.Rate, error) {
 	if v == "0" || v == "off" {
-		return catalog.Rate{}, nil
+		return access.Rate{}, nil
 	}
 	n, unit, ok := strings.Cut(v, "/")
 	limit, err := strconv.Atoi(n)
 	if !ok || err != nil || limit <= 0 {
-		return catalog.Rate{}, fmt.Errorf("must be N/s, N/min or N/h (or 0 for no limit), got %q", v)
+		return access.Rate{}, fmt.Errorf("must be N/s, N/min or N/h (or 0 for no limit), got %q", v)
 	}
 	periods := map[string]time.Duration{"s": time.Second, "sec": time.Second, "m": time.Minute, "min": time.Minute, "h": time.Hour}
 	period, ok := periods[unit]
 	if !ok {
-		return catalog.Rate{}, fmt.Errorf("must be N/s, N/min or N/h (or 0 for no limit), got %q", v)
+		return access.Rate{}, fmt.Errorf("must be N/s, N/min or N/h (or 0 for no limit), got %q", v)
 	}
 	if period/time.Duration(limit) <= 0 {
-		return catalog.Rate{}, fmt.Errorf("%q is more than one request per nanosecond", v)
+		return access.Rate{}, fmt.Errorf("%q is more than one request per nanosecond", v)
 	}
-	return catalog.Rate{Limit: limit, Period: period, Burst: limit}, nil
+	return access.Rate{Limit: limit, Period: period, Burst: limit}, nil
 }
 
 // limitRequest counts the request against its client's rate, sets the
@@ -170,7 +169,7 @@ func (s *Server) warnUntrustedProxy(ctx *fasthttp.RequestCtx, addr netip.Addr) {
 
 // policyHeader is the RateLimit-Policy of a rate: its burst as the quota
 // of the window that burst takes to refill.
-func policyHeader(policy string, rate catalog.Rate) string {
+func policyHeader(policy string, rate access.Rate) string {
 	if rate.Off() {
 		return ""
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/actors"
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/catalog/access"
 )
 
 // Products is what the front door needs of the product side. Writes take
@@ -98,13 +99,13 @@ type Config struct {
 	// RateAnonymousWrites its writes (counted apart: a crowd of readers
 	// behind one proxy does not use up a writer's budget, nor the other way
 	// round); RateKey limits each API key. Off when zero.
-	RateAnonymous       catalog.Rate
-	RateAnonymousWrites catalog.Rate
-	RateKey             catalog.Rate
+	RateAnonymous       access.Rate
+	RateAnonymousWrites access.Rate
+	RateKey             access.Rate
 	// RateAuthFailures limits failed authentications per client address;
 	// past it, credentials not already known good get 429 without a
 	// store lookup. Off when zero.
-	RateAuthFailures catalog.Rate
+	RateAuthFailures access.Rate
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
 	// IdempotencyTTL is how long an Idempotency-Key's response is kept (24 h).
@@ -210,11 +211,11 @@ type Deps struct {
 	Admin     Admin
 	// Keys holds API keys; nil allows only the admin token and anonymous
 	// access.
-	Keys catalog.KeyStore
+	Keys access.KeyStore
 	// Limiter counts requests for rate limits; nil turns them off.
-	Limiter catalog.RateLimiter
+	Limiter access.RateLimiter
 	// Idempotency keeps Idempotency-Key responses; nil ignores the header.
-	Idempotency catalog.IdempotencyStore
+	Idempotency access.IdempotencyStore
 	// Files serves variant files of the embedded file store; Blobs streams
 	// them from an object store when Files is nil. With neither, /media is
 	// not served (a CDN in front of object storage serves the files).
@@ -271,13 +272,13 @@ type Server struct {
 	xffWarned atomic.Bool
 }
 
-// access is who may call a route.
-type access int
+// routeAccess is who may call a route.
+type routeAccess int
 
 const (
 	// open routes answer anyone, unlimited: health, the API document,
 	// media files.
-	open access = iota
+	open routeAccess = iota
 	// reader routes need the read scope, or nothing when reads are public.
 	reader
 	// writer routes need the write scope (or nothing in development).
@@ -304,10 +305,10 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		policyAnonymous: policyHeader("anonymous", cfg.RateAnonymous), policyKey: policyHeader("key", cfg.RateKey),
 		policyAnonymousWrites: policyHeader("anonymous-writes", cfg.RateAnonymousWrites),
 		budget:                newUploadBudget(cfg.UploadMemory), bufs: newBufPool(cfg.MaxUploadBytes + multipartSlack), cors: newCORS(cfg.CORSOrigins)}
-	anonymous := catalog.ScopeRead
+	anonymous := access.ScopeRead
 	switch {
 	case cfg.AnonymousWrites:
-		anonymous = catalog.ScopeWrite
+		anonymous = access.ScopeWrite
 	case cfg.PrivateReads:
 		anonymous = ""
 	}
@@ -441,7 +442,7 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 // noKeys is the key store of a server without one: every key is unknown.
 type noKeys struct{}
 
-func (noKeys) KeyByHash(context.Context, string) (*catalog.APIKey, error) {
+func (noKeys) KeyByHash(context.Context, string) (*access.APIKey, error) {
 	return nil, catalog.NotFound("no such key")
 }
 
@@ -648,7 +649,7 @@ type handler func(ctx *fasthttp.RequestCtx, p principal)
 // route registers h under path (and HEAD for a GET route): it records the
 // route pattern for the log, applies CORS, authenticates, authorizes and
 // rate-limits before h runs.
-func (s *Server) route(method, path string, need access, h handler) {
+func (s *Server) route(method, path string, need routeAccess, h handler) {
 	obs, headObs := s.httpm.observers(path, method), s.httpm.observers(path, fasthttp.MethodHead)
 	wrapped := func(ctx *fasthttp.RequestCtx) {
 		ctx.SetUserValue(routeKey, path)
@@ -679,7 +680,7 @@ func (s *Server) route(method, path string, need access, h handler) {
 
 // admit authenticates the request, checks its scope and counts it against
 // its rate; it answers and returns false when the request may not go on.
-func (s *Server) admit(ctx *fasthttp.RequestCtx, need access) (principal, bool) {
+func (s *Server) admit(ctx *fasthttp.RequestCtx, need routeAccess) (principal, bool) {
 	p, err := s.auth.authenticate(ctx)
 	if err != nil {
 		var ae *authError
@@ -693,12 +694,12 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, need access) (principal, bool) 
 	if !p.anonymous() {
 		ctx.SetUserValue(keyIDKey, p.keyID)
 	}
-	scope := catalog.ScopeAdmin
+	scope := access.ScopeAdmin
 	switch need {
 	case reader:
-		scope = catalog.ScopeRead
+		scope = access.ScopeRead
 	case writer:
-		scope = catalog.ScopeWrite
+		scope = access.ScopeWrite
 	}
 	if e := s.auth.authorize(p, scope); e != nil {
 		writeAuthError(ctx, e)

@@ -1,4 +1,7 @@
-package catalog
+// Package access is who may call vitrine and what each caller may cost:
+// API keys and their scopes, rate limits (GCRA) and idempotency records.
+// The product domain, which it builds on, is package catalog.
+package access
 
 import (
 	"context"
@@ -10,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/vitrine-dev/vitrine/catalog"
 )
 
 // Scope is what an API key may do. Scopes nest: admin includes write, and
@@ -100,28 +105,28 @@ const MaxKeyNameLength = 100
 // NewAPIKey makes a key with a fresh secret and returns it with the secret,
 // which the caller shows once and never stores.
 func NewAPIKey(id, name string, scopes []Scope, owner *int64, now time.Time) (*APIKey, string, error) {
-	var errs []FieldError
+	var errs []catalog.FieldError
 	if len(scopes) == 0 {
-		errs = append(errs, FieldError{Field: "scopes", Detail: "must name at least one of read, write, admin"})
+		errs = append(errs, catalog.FieldError{Field: "scopes", Detail: "must name at least one of read, write, admin"})
 	}
 	for _, s := range scopes {
 		if s.rank() == 0 {
-			errs = append(errs, FieldError{Field: "scopes", Detail: fmt.Sprintf("unknown scope %q; scopes are read, write and admin", s)})
+			errs = append(errs, catalog.FieldError{Field: "scopes", Detail: fmt.Sprintf("unknown scope %q; scopes are read, write and admin", s)})
 		}
 	}
 	if owner != nil && *owner <= 0 {
-		errs = append(errs, FieldError{Field: "owner", Detail: fmt.Sprintf("must be a positive integer, got %d", *owner)})
+		errs = append(errs, catalog.FieldError{Field: "owner", Detail: fmt.Sprintf("must be a positive integer, got %d", *owner)})
 	}
 	if owner != nil && slices.Contains(scopes, ScopeAdmin) {
 		// The admin scope acts on the whole service (keys, dead letters,
 		// the webhook log): an owner could not bound it.
-		errs = append(errs, FieldError{Field: "owner", Detail: "a key with the admin scope acts on the whole service and cannot be bound to an owner"})
+		errs = append(errs, catalog.FieldError{Field: "owner", Detail: "a key with the admin scope acts on the whole service and cannot be bound to an owner"})
 	}
 	if len([]rune(name)) > MaxKeyNameLength || strings.ContainsFunc(name, isControl) {
-		errs = append(errs, FieldError{Field: "name", Detail: fmt.Sprintf("must be at most %d characters without control characters", MaxKeyNameLength)})
+		errs = append(errs, catalog.FieldError{Field: "name", Detail: fmt.Sprintf("must be at most %d characters without control characters", MaxKeyNameLength)})
 	}
 	if len(errs) > 0 {
-		return nil, "", invalidFields(errs)
+		return nil, "", catalog.Invalid(errs)
 	}
 	var raw [keyRandomBytes]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -175,11 +180,11 @@ func WellFormedKey(s string) bool {
 type KeyStore interface {
 	CreateKey(ctx context.Context, k *APIKey) error
 	// KeyByHash returns the key whose secret hashes to hash, revoked or
-	// not; NotFound when there is none.
+	// not; catalog.NotFound when there is none.
 	KeyByHash(ctx context.Context, hash string) (*APIKey, error)
 	// ListKeys returns every key, newest first.
 	ListKeys(ctx context.Context) ([]APIKey, error)
-	// RevokeKey marks the key revoked; NotFound when there is none.
+	// RevokeKey marks the key revoked; catalog.NotFound when there is none.
 	// Revoking twice keeps the first time.
 	RevokeKey(ctx context.Context, id string, at time.Time) (*APIKey, error)
 }
@@ -274,7 +279,3 @@ func GCRA(now, tat time.Time, r Rate) (RateDecision, time.Time) {
 }
 
 func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) }
-
-func invalidFields(errs []FieldError) *Error {
-	return &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
-}

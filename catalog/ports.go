@@ -36,10 +36,10 @@ type ProductStore interface {
 	GetProduct(ctx context.Context, id string) (*Product, error)
 	UpdateProduct(ctx context.Context, p *Product) error
 	DeleteProduct(ctx context.Context, id string) error
-	ListProducts(ctx context.Context, f ProductFilter) ([]*Product, error)
-	// ListProductIDs returns the ids of the page ListProducts returns, in
-	// its order, reading as little as it can (indexes only, where they
-	// allow): the products themselves are often in the hot cache.
+	// ListProductIDs returns the ids of a page of products, newest first,
+	// that match f, reading as little as it can (indexes only, where they
+	// allow): the products themselves are often in the hot cache. A Limit
+	// of 0 or less means no limit.
 	ListProductIDs(ctx context.Context, f ProductFilter) ([]string, error)
 	// GetProducts returns the products of ids with their images, in no
 	// particular order; ids of no product are left out.

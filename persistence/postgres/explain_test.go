@@ -84,7 +84,7 @@ func TestListUsesIndexes(t *testing.T) {
 			f.Limit = 20
 			plan := explain(t, db, f)
 			if strings.Contains(plan, "Seq Scan on products") || !strings.Contains(plan, "Index") {
-				t.Errorf("ListProducts(%+v) does not use an index:\n%s", tt.filter, plan)
+				t.Errorf("ListProductIDs(%+v) does not use an index:\n%s", tt.filter, plan)
 			}
 			t.Logf("%+v:\n%s", tt.filter, plan)
 		})

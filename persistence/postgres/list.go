@@ -12,20 +12,6 @@ import (
 	"github.com/vitrine-dev/vitrine/persistence/pagecache"
 )
 
-// ListProducts returns a page of products, newest first, with their images.
-// A Limit of 0 or less means no limit.
-func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
-	ids, err := db.ListProductIDs(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	ps, err := db.GetProducts(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", err)
-	}
-	return catalog.InOrder(ps, ids), nil // those deleted in between left out
-}
-
 // ListProductIDs returns the ids of a page of products, newest first. Each
 // filter has an index that serves it (see the migrations), and only ids are
 // read, so most pages are index-only scans. pgx prepares the statement of

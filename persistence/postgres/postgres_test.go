@@ -431,8 +431,8 @@ func TestBadIDs(t *testing.T) {
 	if err := db.MarkPublished(t.Context(), 1, []string{bad}); err != nil {
 		t.Errorf("MarkPublished: %v", err)
 	}
-	if _, err := db.ListProducts(t.Context(), catalog.ProductFilter{After: bad}); catalog.ErrorKind(err) != catalog.KindInvalid {
-		t.Errorf("ListProducts(after %q): %v, want invalid", bad, err)
+	if _, err := db.ListProductIDs(t.Context(), catalog.ProductFilter{After: bad}); catalog.ErrorKind(err) != catalog.KindInvalid {
+		t.Errorf("ListProductIDs(after %q): %v, want invalid", bad, err)
 	}
 	p := &catalog.Product{ID: bad, UserID: 1, Name: "x", Currency: "EUR", Version: 1}
 	if err := db.CreateProduct(t.Context(), p); catalog.ErrorKind(err) != catalog.KindInvalid {
@@ -536,8 +536,8 @@ func TestServerGoneUnavailableFast(t *testing.T) {
 	}{
 		{"Ping", db.Ping},
 		{"GetProduct", func(ctx context.Context) error { _, err := db.GetProduct(ctx, job.ProductID); return err }},
-		{"ListProducts", func(ctx context.Context) error {
-			_, err := db.ListProducts(ctx, catalog.ProductFilter{Limit: 10})
+		{"ListProductIDs", func(ctx context.Context) error {
+			_, err := db.ListProductIDs(ctx, catalog.ProductFilter{Limit: 10})
 			return err
 		}},
 		{"Receive", func(ctx context.Context) error { _, err := db.Receive(ctx); return err }},

@@ -16,20 +16,6 @@ import (
 // of q before the trigram index is asked (see migration 0006).
 const walkRows = 1000
 
-// ListProducts returns a page of products, newest first, with their images.
-// A Limit of 0 or less means no limit.
-func (db *DB) ListProducts(ctx context.Context, f catalog.ProductFilter) ([]*catalog.Product, error) {
-	ids, err := db.ListProductIDs(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	ps, err := db.GetProducts(ctx, ids)
-	if err != nil {
-		return nil, fmt.Errorf("list products: %w", err)
-	}
-	return catalog.InOrder(ps, ids), nil // those deleted in between left out
-}
-
 // ListProductIDs returns the ids of a page of products, newest first,
 // reading indexes only (see migration 0006). A Limit of 0 or less means no
 // limit.

@@ -343,7 +343,7 @@ func TestWritersOnTwoHandles(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	ps, err := dbs[0].ListProducts(t.Context(), catalog.ProductFilter{Query: "stool"})
+	ps, err := dbs[0].ListProductIDs(t.Context(), catalog.ProductFilter{Query: "stool"})
 	if err != nil || len(ps) != 80 {
 		t.Errorf("listed %d updated products (%v), want 80", len(ps), err)
 	}

@@ -197,11 +197,15 @@ func names(ps []*catalog.Product) []string {
 
 func list(t *testing.T, s catalog.ProductStore, f catalog.ProductFilter) []*catalog.Product {
 	t.Helper()
-	ps, err := s.ListProducts(t.Context(), f)
+	ids, err := s.ListProductIDs(t.Context(), f)
 	if err != nil {
-		t.Fatalf("ListProducts(%+v): %v", f, err)
+		t.Fatalf("ListProductIDs(%+v): %v", f, err)
 	}
-	return ps
+	ps, err := s.GetProducts(t.Context(), ids)
+	if err != nil {
+		t.Fatalf("GetProducts(%v): %v", ids, err)
+	}
+	return catalog.InOrder(ps, ids)
 }
 
 func price(p catalog.Price) *catalog.Price { return &p }
@@ -438,7 +442,7 @@ func testListFilters(t *testing.T, s catalog.ProductStore) {
 			}
 			got := list(t, s, tt.filter)
 			if !slices.Equal(ids(got), want) {
-				t.Errorf("ListProducts(%+v) = %v", tt.filter, names(got))
+				t.Errorf("listed %+v: %v", tt.filter, names(got))
 			}
 			gotIDs, err := s.ListProductIDs(t.Context(), tt.filter)
 			if err != nil {

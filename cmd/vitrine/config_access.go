@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog/access"
@@ -133,14 +132,7 @@ func (a *AccessConfig) validate(addr string) error {
 // connections only.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return err == nil && loopback(host)
 }
 
 // rest is the front door's share of the configuration.

@@ -4,38 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/eventtest"
+	"github.com/vitrine-dev/vitrine/persistence/fakeclock"
 	"github.com/vitrine-dev/vitrine/persistence/memory"
 )
 
-// clock is a clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestEventsConformance(t *testing.T) {
 	eventtest.Run(t, func(t *testing.T) eventtest.Harness {
-		c := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-		l := memory.NewEvents(memory.EventOptions{Retention: time.Minute, Now: c.now})
-		return eventtest.Harness{Log: l, Other: l, Retention: time.Minute, Advance: c.advance, Now: c.now}
+		c := fakeclock.At(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
+		l := memory.NewEvents(memory.EventOptions{Retention: time.Minute, Now: c.Now})
+		return eventtest.Harness{Log: l, Other: l, Retention: time.Minute, Advance: c.Advance, Now: c.Now}
 	})
 }
 

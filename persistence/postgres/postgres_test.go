@@ -26,6 +26,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/accesstest"
+	"github.com/vitrine-dev/vitrine/persistence/fakeclock"
 	"github.com/vitrine-dev/vitrine/persistence/importtest"
 	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
 	"github.com/vitrine-dev/vitrine/persistence/postgres"
@@ -67,30 +68,11 @@ func TestAccessStore(t *testing.T) {
 	})
 }
 
-// offsetClock is the real time moved forward by Advance: time passes as
-// the suites expect, and a crash can skip a lease.
-type offsetClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *offsetClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *offsetClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
 func TestJobQueue(t *testing.T) {
 	t.Parallel()
 	queuetest.Run(t, func(t *testing.T) queuetest.Harness {
 		url, _ := postgres.FreshSchema(t)
-		clk := &offsetClock{}
+		clk := fakeclock.Offset()
 		// A poll interval far beyond the suite's patience: every delivery
 		// must come from a wake-up or a due time, never from polling.
 		opts := postgres.Options{Now: clk.Now, Lease: time.Minute, PollInterval: time.Hour}
@@ -111,25 +93,7 @@ func TestJobQueue(t *testing.T) {
 	})
 }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newClock() *clock { return &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
+func newClock() *fakeclock.Clock { return fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 func TestJobOutbox(t *testing.T) {
 	t.Parallel()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/accesstest"
+	"github.com/vitrine-dev/vitrine/persistence/fakeclock"
 	"github.com/vitrine-dev/vitrine/persistence/importtest"
 	"github.com/vitrine-dev/vitrine/persistence/outboxtest"
 	"github.com/vitrine-dev/vitrine/persistence/queuetest"
@@ -78,7 +79,7 @@ func TestJobQueue(t *testing.T) {
 
 func TestJobOutbox(t *testing.T) {
 	outboxtest.Run(t, func(t *testing.T) outboxtest.Harness {
-		clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+		clk := fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 		db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now})
 		return outboxtest.Harness{Store: db, Advance: clk.Advance}
 	})
@@ -108,24 +109,6 @@ func addJob(t *testing.T, db *sqlite.DB) catalog.Job {
 		t.Fatalf("AddImage: %v", err)
 	}
 	return catalog.Job{ImageID: img.ID, ProductID: p.ID}
-}
-
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 func receive(t *testing.T, db *sqlite.DB, wait time.Duration) (catalog.Delivery, error) {
@@ -210,7 +193,7 @@ func TestMigrationsAppliedOnce(t *testing.T) {
 }
 
 func TestLeaseExpires(t *testing.T) {
-	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
 	job := addJob(t, db)
 	first := mustReceive(t, db)
@@ -247,7 +230,7 @@ func TestLeaseExpires(t *testing.T) {
 }
 
 func TestRetryDelayFollowsClock(t *testing.T) {
-	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, PollInterval: 20 * time.Millisecond})
 	addJob(t, db)
 	d := mustReceive(t, db)
@@ -409,7 +392,7 @@ func TestPathWithURICharacters(t *testing.T) {
 // TestClaimDueSkipsLeased checks that the outbox does not hand a broker the
 // job that the embedded queue is running, until its lease expires.
 func TestClaimDueSkipsLeased(t *testing.T) {
-	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
 	job := addJob(t, db)
 	d := mustReceive(t, db)

@@ -224,17 +224,23 @@ func TestGivesUp(t *testing.T) {
 	}
 }
 
-// TestBoundedQueue: with an endpoint that does not answer, deliveries past
-// the queue's bound are dropped and logged, not kept.
-func TestBoundedQueue(t *testing.T) {
-	release := make(chan struct{})
+// stalling is an endpoint that answers nothing until release is closed.
+func stalling(t *testing.T, release <-chan struct{}) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestBoundedQueue: with an endpoint that does not answer, deliveries past
+// the queue's bound are dropped and logged, not kept.
+func TestBoundedQueue(t *testing.T) {
+	release := make(chan struct{})
+	srv := stalling(t, release)
 	defer close(release)
 	secret, _ := ParseSecret(NewSecret())
 	log := memory.NewEvents(memory.EventOptions{})
@@ -281,13 +287,7 @@ func (l stuckLog) RecordAttempt(ctx context.Context, a catalog.WebhookAttempt) e
 // drops are recorded later, by the dispatcher's own goroutine).
 func TestEmitDoesNotWaitForTheLog(t *testing.T) {
 	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
+	srv := stalling(t, release)
 	secret, _ := ParseSecret(NewSecret())
 	log := memory.NewEvents(memory.EventOptions{})
 	d := New(Config{Endpoints: []string{srv.URL}, Secret: secret, Queue: 2, Workers: 1}, stuckLog{log, release}, zap.NewNop())

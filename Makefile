@@ -150,13 +150,20 @@ proto:
 clean:
 	rm -rf bin
 
-# Load test (bench/README.md): about a minute on the embedded default (or on
+# Load test (bench/README.md): every scenario with short phases and small
+# counts, about a minute on a 2-core machine, on the embedded default (or on
 # the real backends when VITRINE_POSTGRES_URL… are set); prints the ratios to
-# the baselines and writes bench/out/report.json and report.html.
-# BENCH_DURATION=3s shortens each phase; BENCH_FLAGS passes more flags.
-.PHONY: bench bench-cluster
+# the baselines and writes bench/out/report.json and report.html (partial, and
+# a non-zero exit, when a scenario fails or Ctrl-C stops it). bench-full is
+# the long run (-full: 4 s phases, 10,000 products, a 19.6 MP photo, about
+# five minutes). BENCH_DURATION=3s sets each phase; BENCH_FLAGS passes more
+# flags, which override either profile.
+.PHONY: bench bench-full bench-cluster
 bench: test-deps
 	$(GO) run ./bench $(BENCH_FLAGS)
+
+bench-full: test-deps
+	$(GO) run ./bench -full $(BENCH_FLAGS)
 
 # The cluster mode (bench/README.md): the scenarios against 1, then
 # CLUSTER_NODES nodes started like `make cluster`, round-robin; writes

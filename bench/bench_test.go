@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
 	"github.com/vitrine-dev/vitrine/bench/internal/floor"
 	"github.com/vitrine-dev/vitrine/bench/internal/report"
+	"github.com/vitrine-dev/vitrine/bench/internal/target"
 )
 
 func TestMain(m *testing.M) {
@@ -333,4 +335,230 @@ func TestProfiles(t *testing.T) {
 	}
 	b.pprof = ""
 	b.startProfile(context.Background(), "off")() // nothing to do without -pprof
+}
+
+// make bench is quick by default; -full restores the long run; flags given
+// explicitly (and BENCH_DURATION) override either profile.
+func TestFlagProfiles(t *testing.T) {
+	noEnv := env(map[string]string{"BENCH_DURATION": ""})
+	type figures struct {
+		duration                                   time.Duration
+		products, uploads, uploadConc              int
+		imagesUploads, imagesRounds, imagesIdle, w int
+	}
+	of := func(o options) figures {
+		return figures{o.duration, o.products, o.uploads, o.uploadConc, o.imagesUploads, o.imagesRounds, o.imagesIdle, o.imagesWidth}
+	}
+	for _, c := range []struct {
+		args []string
+		env  func(string) string
+		want figures
+	}{
+		{nil, noEnv, figures{2 * time.Second, 2000, 4, 4, 6, 3, 5, 2040}},
+		{[]string{"-full"}, noEnv, figures{4 * time.Second, 10000, 16, 8, 40, 3, 20, 5100}},
+		{[]string{"-full", "-products", "500", "-images-uploads", "7", "-duration", "1s"}, noEnv, figures{time.Second, 500, 16, 8, 7, 3, 20, 5100}},
+		{[]string{"-uploads", "9", "-images-rounds", "5"}, noEnv, figures{2 * time.Second, 2000, 9, 4, 6, 5, 5, 2040}},
+		{[]string{"-full"}, env(map[string]string{"BENCH_DURATION": "3s"}), figures{3 * time.Second, 10000, 16, 8, 40, 3, 20, 5100}},
+		{[]string{"-full", "-duration", "5s"}, env(map[string]string{"BENCH_DURATION": "3s"}), figures{5 * time.Second, 10000, 16, 8, 40, 3, 20, 5100}},
+	} {
+		o, err := parseFlags(c.args, c.env, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if got := of(o); got != c.want {
+			t.Errorf("%v: %+v, want %+v", c.args, got, c.want)
+		}
+		if o.imagesScale != 0 {
+			t.Errorf("%v: -images-scale %v without the flag", c.args, o.imagesScale)
+		}
+	}
+	if o, err := parseFlags([]string{"-images-scale", "0.5"}, noEnv, io.Discard); err != nil || o.imagesScale != 0.5 {
+		t.Errorf("-images-scale 0.5: %v %v", o.imagesScale, err)
+	}
+	if _, err := parseFlags([]string{"-images-scale", "0"}, noEnv, io.Discard); err == nil {
+		t.Errorf("-images-scale 0 accepted")
+	}
+}
+
+// Without a corpus, both photo scenarios use the repository's photo, and
+// the images scenario scales it to the profile's width.
+func TestPhotoFallback(t *testing.T) {
+	root, err := target.ModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags([]string{"-corpus", filepath.Join(t.TempDir(), "absent")}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := findPhotos(root, o, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lamp := filepath.Join(root, "testdata", "desk-lamp.jpg")
+	if src.source != "testdata/desk-lamp.jpg" || len(src.upload) != 1 || src.upload[0] != lamp || src.large != lamp || !strings.Contains(src.note, "desk-lamp.jpg") {
+		t.Errorf("no corpus: %+v", src)
+	}
+	if s, err := imageScale(src.large, 0, 2040); err != nil || s != 1.7 { // 1200 px wide
+		t.Errorf("scale to 2040 px: %v %v", s, err)
+	}
+	if s, err := imageScale(src.large, 1.25, 2040); err != nil || s != 1.25 {
+		t.Errorf("-images-scale 1.25: %v %v", s, err)
+	}
+
+	// A corpus, when there is one, is used.
+	corpus := t.TempDir()
+	manifest := "file\tcategory\texpected\texpected_orientation_fix\twidth\theight\tformat\n" +
+		"a.jpg\tjpeg-photo\taccept\tno\t8\t8\tjpeg\nb.png\tjpeg-photo\taccept\tno\t8\t8\tpng\n"
+	if err := os.WriteFile(filepath.Join(corpus, "MANIFEST.tsv"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.corpus = corpus
+	src, err = findPhotos(root, o, env(nil))
+	if err != nil || src.source != corpus || len(src.upload) != 1 || src.upload[0] != filepath.Join(corpus, "a.jpg") || src.large != filepath.Join(corpus, o.imagesPhoto) {
+		t.Errorf("corpus: %+v %v", src, err)
+	}
+}
+
+// fakeVitrine answers the bench's product requests well enough for
+// read-hot and list; onList runs at each list request.
+func fakeVitrine(t *testing.T, onList func()) *httptest.Server {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/products":
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"id":"p%d"}`, n.Add(1))
+		case r.Method == http.MethodGet && r.URL.Path == "/products":
+			onList()
+			fmt.Fprint(w, `{"items":[],"next_cursor":null}`)
+		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/products/"):
+			fmt.Fprintf(w, `{"id":%q}`, strings.TrimPrefix(r.URL.Path, "/products/"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type partialReport struct {
+	Partial bool `json:"partial"`
+	Stopped *struct {
+		At        string   `json:"at"`
+		Cause     string   `json:"cause"`
+		Error     string   `json:"error"`
+		Completed []string `json:"completed"`
+		NotRun    []string `json:"not_run"`
+	} `json:"stopped"`
+	Scenarios []struct {
+		Name string `json:"name"`
+	} `json:"scenarios"`
+	Baselines []any `json:"baselines"`
+}
+
+func readPartial(t *testing.T, out string) partialReport {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatalf("no report: %v", err)
+	}
+	var rep partialReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var lists struct{ Scenarios, Baselines []any }
+	if err := json.Unmarshal(raw, &lists); err != nil || lists.Scenarios == nil || lists.Baselines == nil {
+		t.Errorf("scenarios and baselines are lists, even empty: %v", err)
+	}
+	page, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil || rep.Partial != bytes.Contains(page, []byte("Partial report")) {
+		t.Errorf("report.html: partial %v, %v", rep.Partial, err)
+	}
+	return rep
+}
+
+// A scenario that fails, or an interruption (the context cancelled), still
+// writes the report: what completed, marked partial, with where and why;
+// and the run ends in an error.
+func TestPartialReport(t *testing.T) {
+	args := func(url, out string, more ...string) []string {
+		return append([]string{"-url", url, "-out", out, "-products", "20", "-c", "2", "-open-workers", "2", "-mode", "closed",
+			"-duration", "100ms", "-baselines", "none", "-quiet"}, more...)
+	}
+	names := func(rep partialReport) string {
+		var v []string
+		for _, s := range rep.Scenarios {
+			v = append(v, s.Name)
+		}
+		return strings.Join(v, ",")
+	}
+
+	t.Run("failed", func(t *testing.T) {
+		// A corpus whose photo is missing: the upload scenario fails.
+		corpus, out := t.TempDir(), t.TempDir()
+		manifest := "file\tcategory\texpected\texpected_orientation_fix\twidth\theight\tformat\nmissing.jpg\tjpeg-photo\taccept\tno\t8\t8\tjpeg\n"
+		if err := os.WriteFile(filepath.Join(corpus, "MANIFEST.tsv"), []byte(manifest), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		srv := fakeVitrine(t, func() {})
+		var stdout bytes.Buffer
+		err := run(context.Background(), args(srv.URL, out, "-corpus", corpus, "-scenarios", "read-hot,upload,read-cold"), env(nil), &stdout, io.Discard)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		rep := readPartial(t, out)
+		st := rep.Stopped
+		if !rep.Partial || st == nil || st.At != "upload" || st.Cause != "failed" || !strings.Contains(st.Error, "missing.jpg") ||
+			strings.Join(st.Completed, ",") != "read-hot" || strings.Join(st.NotRun, ",") != "read-cold" || names(rep) != "read-hot" {
+			t.Errorf("partial report: %+v %+v", rep, st)
+		}
+		if !strings.Contains(stdout.String(), "PARTIAL REPORT: failed at upload") {
+			t.Errorf("text report: %s", stdout.String())
+		}
+	})
+
+	t.Run("interrupted", func(t *testing.T) {
+		out := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		srv := fakeVitrine(t, cancel) // SIGINT during list
+		err := run(ctx, args(srv.URL, out, "-scenarios", "read-hot,list,read-cold"), env(nil), io.Discard, io.Discard)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		rep := readPartial(t, out)
+		st := rep.Stopped
+		if !rep.Partial || st == nil || st.At != "list" || st.Cause != "interrupted" ||
+			strings.Join(st.Completed, ",") != "read-hot" || strings.Join(st.NotRun, ",") != "read-cold" || names(rep) != "read-hot" {
+			t.Errorf("partial report: %+v %+v", rep, st)
+		}
+	})
+
+	t.Run("cancelled at once", func(t *testing.T) {
+		out := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		srv := fakeVitrine(t, func() {})
+		if err := run(ctx, args(srv.URL, out, "-scenarios", "read-hot"), env(nil), io.Discard, io.Discard); err == nil {
+			t.Fatal("no error")
+		}
+		rep := readPartial(t, out)
+		if !rep.Partial || rep.Stopped == nil || rep.Stopped.Cause != "interrupted" || len(rep.Scenarios) != 0 || len(rep.Stopped.Completed) != 0 {
+			t.Errorf("partial report: %+v %+v", rep, rep.Stopped)
+		}
+	})
+
+	t.Run("complete", func(t *testing.T) {
+		out := t.TempDir()
+		srv := fakeVitrine(t, func() {})
+		if err := run(context.Background(), args(srv.URL, out, "-scenarios", "read-hot,list"), env(nil), io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if rep := readPartial(t, out); rep.Partial || rep.Stopped != nil || names(rep) != "read-hot,list" {
+			t.Errorf("report: %+v", rep)
+		}
+	})
 }

@@ -121,8 +121,9 @@ func runCluster(ctx context.Context, o options, getenv func(string) string, stdo
 			c.bar.Logf("cluster directory kept: %s", c.home)
 		}
 	}()
-	if paths, perr := photoPaths(c.root, o, getenv); perr == nil {
-		c.photos, _ = scenario.LoadPhotos(paths)
+	if src, perr := findPhotos(c.root, o, getenv); perr == nil {
+		c.bar.Logf("%s", src.note)
+		c.photos, _ = scenario.LoadPhotos(src.upload)
 	}
 	sizes := []int{1}
 	if o.cluster > 1 {
@@ -411,7 +412,7 @@ func (c *clusterBench) closed(ctx context.Context, clients []*httpc.Client, labe
 // upload sends the burst spread over the nodes, each node its share.
 func (c *clusterBench) upload(ctx context.Context, clients []*httpc.Client) (*clusterScenario, error) {
 	if len(c.photos) == 0 {
-		return &clusterScenario{Unit: "images/s"}, fmt.Errorf("no corpus photos to upload (-corpus)")
+		return &clusterScenario{Unit: "images/s"}, fmt.Errorf("no photos to upload (-corpus)")
 	}
 	n := len(clients)
 	results := make([]*scenario.UploadResult, n)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,21 +64,43 @@ func figuresOf(r *floor.Result) roundFigures {
 		PeakRSSBytes: r.PeakRSS, Seconds: report.Round2(time.Duration(r.Elapsed).Seconds())}
 }
 
-// largePhoto makes the scenario's photo from a corpus photo, scaled by
-// -images-scale (Lanczos 3) and saved as a baseline JPEG at Q92 without
-// metadata, into the bench's temporary directory.
-func (b *bench) largePhoto(ctx context.Context, exe string) (string, *floor.Result, error) {
-	dir, err := b.corpusDir()
+// largePhoto makes the scenario's photo from the corpus photo (or, without
+// a corpus, the repository's), scaled by -images-scale or to the profile's
+// width (Lanczos 3) and saved as a baseline JPEG at Q92 without metadata,
+// into the bench's temporary directory. It returns the scale too.
+func (b *bench) largePhoto(ctx context.Context, exe string) (string, *floor.Result, float64, error) {
+	src := b.photoSrc.large
+	scale, err := imageScale(src, b.o.imagesScale, b.o.imagesWidth)
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
-	src := filepath.Join(dir, b.o.imagesPhoto)
 	dst := filepath.Join(b.tmp, "large-photo.jpg")
-	res, err := floor.Run(ctx, exe, floor.Request{Op: "resize", Src: src, Dst: dst, Factor: b.o.imagesScale, Quality: 92})
+	res, err := floor.Run(ctx, exe, floor.Request{Op: "resize", Src: src, Dst: dst, Factor: scale, Quality: 92})
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
-	return dst, res, nil
+	return dst, res, scale, nil
+}
+
+// imageScale is scale when it is set, else the scale that makes the JPEG
+// at path width pixels wide.
+func imageScale(path string, scale float64, width int) (float64, error) {
+	if scale > 0 {
+		return scale, nil
+	}
+	f, err := os.Open(path) // #nosec G304 -- the corpus photo of -images-photo, or the repository's
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close() //nolint:errcheck // opened read-only: closing it loses nothing
+	cfg, err := jpeg.DecodeConfig(f)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg.Width < 1 {
+		return 0, fmt.Errorf("%s: no width", path)
+	}
+	return float64(width) / float64(cfg.Width), nil
 }
 
 // images runs the images scenario: one report scenario per recipe.
@@ -97,29 +120,32 @@ func (b *bench) images(ctx context.Context) ([]*report.Scenario, error) {
 	if err != nil {
 		return skipped("cannot find the bench executable: " + err.Error()), nil
 	}
-	photo, made, err := b.largePhoto(ctx, exe)
+	photo, made, scale, err := b.largePhoto(ctx, exe)
 	if err != nil {
 		return nil, fmt.Errorf("make the large photo: %w", err)
 	}
 	b.rep.Config.Photos = append(b.rep.Config.Photos, filepath.Base(photo))
 	b.bar.Logf("images: %s, %dx%d (%.1f MP), %.1f MiB, from %s scaled by %.3g, Q92 baseline, no metadata",
-		filepath.Base(photo), made.Width, made.Height, float64(made.Width*made.Height)/1e6, float64(made.Bytes)/(1<<20), b.o.imagesPhoto, b.o.imagesScale)
+		filepath.Base(photo), made.Width, made.Height, float64(made.Width*made.Height)/1e6, float64(made.Bytes)/(1<<20), filepath.Base(b.photoSrc.large), scale)
 	body, err := os.ReadFile(photo) // #nosec G304 G703 -- the large photo the bench made in its temporary directory
 	if err != nil {
 		return nil, err
 	}
-	var out []*report.Scenario
+	var out []*report.Scenario // the recipes completed, also on an error
 	for _, r := range recipes {
-		s, err := b.imageRecipe(ctx, exe, photo, body, made, r)
+		s, err := b.imageRecipe(ctx, exe, photo, body, made, scale, r)
+		if err == nil {
+			err = ctx.Err()
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", r.name, err)
+			return out, fmt.Errorf("%s: %w", r.name, err)
 		}
 		out = append(out, s)
 	}
-	return out, ctx.Err()
+	return out, nil
 }
 
-func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte, made *floor.Result, r imageRecipe) (_ *report.Scenario, err error) {
+func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte, made *floor.Result, scale float64, r imageRecipe) (_ *report.Scenario, err error) {
 	workers := b.workers()
 	name := "images-" + r.name
 	s := &report.Scenario{Name: name, Unit: "images/s", Errors: map[string]uint64{},
@@ -328,7 +354,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	ratio := roundTo(ipsRatio, 3)
 	s.Ratio = &ratio
 	s.Extra = map[string]any{
-		"recipe": r.recipe, "outputs": r.recipe.Outputs(), "workers": workers, "photo": map[string]any{"width": made.Width, "height": made.Height, "bytes": len(body), "from": b.o.imagesPhoto, "scale": b.o.imagesScale, "quality": 92},
+		"recipe": r.recipe, "outputs": r.recipe.Outputs(), "workers": workers, "photo": map[string]any{"width": made.Width, "height": made.Height, "bytes": len(body), "from": filepath.Base(b.photoSrc.large), "scale": roundTo(scale, 4), "quality": 92},
 		"images_per_s":             map[string]float64{"median": report.Round2(vIPS), "min": vIPSlo, "max": vIPShi},
 		"cpu_ms_per_image":         map[string]float64{"median": report.Round2(vCPU), "min": vCPUlo, "max": vCPUhi},
 		"floor_cpu_ms_per_image":   report.Round2(fCPU),

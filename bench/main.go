@@ -42,7 +42,13 @@ func main() {
 		}
 		return
 	}
+	// SIGINT or SIGTERM cancels ctx: the bench stops its children and
+	// writes a partial report. A second one exits at once, without.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
@@ -86,11 +92,35 @@ type options struct {
 	imagesRounds  int
 	imagesIdle    int
 	imagesPhoto   string
-	imagesScale   float64
+	imagesScale   float64 // 0: to imagesWidth
+	imagesWidth   int     // the images scenario's photo width when -images-scale is not given
 	imagesRecipes []string
+
+	full bool // the full profile (-full)
 
 	cluster int // nodes of the cluster mode; 0: off
 }
+
+// profile is the defaults of a run: quick (make bench, about a minute on
+// two cores) or full (-full, make bench-full: the figures the READMEs
+// quote). Flags given explicitly, and BENCH_DURATION, override either.
+type profile struct {
+	duration      time.Duration
+	products      int
+	uploads       int
+	uploadConc    int
+	imagesUploads int
+	imagesRounds  int
+	imagesIdle    int
+	imagesWidth   int // the images scenario's photo is scaled to this width
+}
+
+var (
+	quickProfile = profile{duration: 2 * time.Second, products: 2000, uploads: 4, uploadConc: 4,
+		imagesUploads: 6, imagesRounds: 3, imagesIdle: 5, imagesWidth: 2040}
+	fullProfile = profile{duration: 4 * time.Second, products: 10000, uploads: 16, uploadConc: 8,
+		imagesUploads: 40, imagesRounds: 3, imagesIdle: 20, imagesWidth: 5100}
+)
 
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	var o options
@@ -109,35 +139,38 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	defDuration := 4 * time.Second
+	q, f := quickProfile, fullProfile
+	envDuration := time.Duration(0)
 	if v := getenv("BENCH_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return o, fmt.Errorf("BENCH_DURATION=%q: want a positive duration such as 3s", v)
 		}
-		defDuration = d
+		envDuration = d
 	}
+	fs.BoolVar(&o.full, "full", false, fmt.Sprintf("the full profile (make bench-full): %v phases, %d products, %d uploads, images %d uploads × %d rounds of a %d px wide photo and %d idle uploads; flags given explicitly override it",
+		f.duration, f.products, f.uploads, f.imagesUploads, f.imagesRounds, f.imagesWidth, f.imagesIdle))
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "scenarios to run, comma-separated: "+strings.Join(allScenarios, ", "))
 	base := fs.String("baselines", "bare,pgbench,vips", "baselines to measure, comma-separated (bare, pgbench, vips), or none")
 	seed := fs.Uint64("seed", 1, "random seed (products, Zipf ranks, request mix)")
 	fs.StringVar(&o.url, "url", "", "measure the vitrine at this base URL instead of starting one")
 	fs.StringVar(&o.vitrine, "vitrine", "", "vitrine binary to start (default: go build ./cmd/vitrine into a temporary directory)")
-	fs.DurationVar(&o.duration, "duration", defDuration, "length of each load phase (env BENCH_DURATION)")
+	fs.DurationVar(&o.duration, "duration", q.duration, fmt.Sprintf("length of each load phase (env BENCH_DURATION; -full: %v)", f.duration))
 	fs.IntVar(&o.concurrency, "c", 32, "closed-loop workers (connections)")
 	fs.IntVar(&o.openWorkers, "open-workers", 256, "open-loop workers: requests in flight at most")
 	fs.StringVar(&o.mode, "mode", "both", "closed (peak rate), open (fixed rate, needs -rate) or both (closed, then open at -rate or half the peak)")
 	fs.Float64Var(&o.rate, "rate", 0, "open-loop rate in requests/s (default: 50% of the scenario's closed-loop peak)")
-	fs.IntVar(&o.products, "products", 10000, "products to seed")
+	fs.IntVar(&o.products, "products", q.products, fmt.Sprintf("products to seed (-full: %d)", f.products))
 	fs.Float64Var(&o.zipfS, "zipf", 1.0, "Zipf exponent of product popularity (> 0; 1 = classic Zipf)")
-	fs.IntVar(&o.uploads, "uploads", 16, "images in the upload burst")
-	fs.IntVar(&o.uploadConc, "upload-concurrency", 8, "uploads sent at once")
+	fs.IntVar(&o.uploads, "uploads", q.uploads, fmt.Sprintf("images in the upload burst (-full: %d)", f.uploads))
+	fs.IntVar(&o.uploadConc, "upload-concurrency", q.uploadConc, fmt.Sprintf("uploads sent at once (-full: %d)", f.uploadConc))
 	fs.StringVar(&o.photos, "photos", "jpeg-photo", "corpus images to upload: accepted JPEGs whose MANIFEST category or file name contains this")
 	fs.IntVar(&o.cluster, "cluster", 0, "cluster mode: read-hot, mixed, read-cold and upload against a cluster of 1, then N nodes started by scripts/cluster (needs bin/vitrine: make build), round-robin; writes bench/out/cluster.json")
-	fs.IntVar(&o.imagesUploads, "images-uploads", 40, "images scenario: uploads per round")
-	fs.IntVar(&o.imagesRounds, "images-rounds", 3, "images scenario: rounds, each alternating the floor, vitrine's pipeline in-process and vitrine")
-	fs.IntVar(&o.imagesIdle, "images-idle", 20, "images scenario: single uploads on the idle node, for the latency to ready")
-	fs.StringVar(&o.imagesPhoto, "images-photo", "photo_pixel6pro_ultrahdr_p3.jpg", "images scenario: the corpus photo the large photo is made from")
-	fs.Float64Var(&o.imagesScale, "images-scale", 1.25, "images scenario: the scale of that photo (4080x3072 × 1.25 = 5100x3840, 19.6 MP)")
+	fs.IntVar(&o.imagesUploads, "images-uploads", q.imagesUploads, fmt.Sprintf("images scenario: uploads per round (-full: %d)", f.imagesUploads))
+	fs.IntVar(&o.imagesRounds, "images-rounds", q.imagesRounds, fmt.Sprintf("images scenario: rounds, each alternating the floor, vitrine's pipeline in-process and vitrine (-full: %d)", f.imagesRounds))
+	fs.IntVar(&o.imagesIdle, "images-idle", q.imagesIdle, fmt.Sprintf("images scenario: single uploads on the idle node, for the latency to ready (-full: %d)", f.imagesIdle))
+	fs.StringVar(&o.imagesPhoto, "images-photo", "photo_pixel6pro_ultrahdr_p3.jpg", "images scenario: the corpus photo the large photo is made from (without a corpus: testdata/desk-lamp.jpg)")
+	fs.Float64Var(&o.imagesScale, "images-scale", 0, fmt.Sprintf("images scenario: the scale of that photo (default: to %d px wide, -full: %d, the corpus photo's 4080x3072 × 1.25 = 5100x3840, 19.6 MP)", q.imagesWidth, f.imagesWidth))
 	imgRecipes := fs.String("images-recipes", "webp800,default", "images scenario: recipes, comma-separated (webp800, default)")
 	fs.StringVar(&o.corpus, "corpus", "", "image corpus directory with MANIFEST.tsv (default: $VITRINE_CORPUS/public or ../shared/corpus/public beside the repository)")
 	fs.StringVar(&o.out, "out", "", "output directory (default: bench/out in the repository)")
@@ -152,6 +185,33 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	// The profile's defaults, under the flags given and BENCH_DURATION.
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	p := q
+	if o.full {
+		p = f
+	}
+	if envDuration > 0 {
+		p.duration = envDuration
+	}
+	for name, set := range map[string]func(){
+		"duration":           func() { o.duration = p.duration },
+		"products":           func() { o.products = p.products },
+		"uploads":            func() { o.uploads = p.uploads },
+		"upload-concurrency": func() { o.uploadConc = p.uploadConc },
+		"images-uploads":     func() { o.imagesUploads = p.imagesUploads },
+		"images-rounds":      func() { o.imagesRounds = p.imagesRounds },
+		"images-idle":        func() { o.imagesIdle = p.imagesIdle },
+	} {
+		if !given[name] {
+			set()
+		}
+	}
+	o.imagesWidth = p.imagesWidth
+	if given["images-scale"] && !(o.imagesScale > 0) {
+		return o, fmt.Errorf("-images-scale must be positive")
 	}
 	o.seed = *seed
 	known := map[string]bool{}
@@ -193,8 +253,8 @@ Flags:
 		return o, fmt.Errorf("-mode open needs -rate")
 	case o.duration <= 0 || o.concurrency < 1 || o.openWorkers < 1 || o.products < 1 || o.uploads < 1 || o.uploadConc < 1:
 		return o, fmt.Errorf("-duration, -c, -open-workers, -products, -uploads and -upload-concurrency must be positive")
-	case o.imagesUploads < 1 || o.imagesRounds < 1 || o.imagesIdle < 1 || !(o.imagesScale > 0):
-		return o, fmt.Errorf("-images-uploads, -images-rounds, -images-idle and -images-scale must be positive")
+	case o.imagesUploads < 1 || o.imagesRounds < 1 || o.imagesIdle < 1:
+		return o, fmt.Errorf("-images-uploads, -images-rounds and -images-idle must be positive")
 	case !(o.zipfS > 0):
 		return o, fmt.Errorf("-zipf must be > 0")
 	case o.pprof && o.url != "" && o.pprofAddr == "":
@@ -223,6 +283,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	b := newBench(o, getenv, stdout, stderr)
 	return b.run(ctx)
+}
+
+// profileName is the profile the defaults came from.
+func (o options) profileName() string {
+	if o.full {
+		return "full"
+	}
+	return "quick"
 }
 
 func loadavg() string {

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -43,6 +44,10 @@ type bench struct {
 	pprof  string     // host:port of vitrine's pprof endpoint, "" without -pprof
 	mu     sync.Mutex // notes and warned, written by profile fetches too
 	warned map[string]bool
+
+	photoSrc photoSource // the photos of upload and images
+	step     string      // what the run is doing: start, seed, a scenario, stop
+	done     []string    // the scenarios completed, in order
 }
 
 func newBench(o options, getenv func(string) string, stdout, stderr io.Writer) *bench {
@@ -80,9 +85,9 @@ func (b *bench) backends() string {
 
 func (b *bench) run(ctx context.Context) (err error) {
 	started := time.Now()
-	b.rep = &report.Report{Version: 1, StartedAt: started, Notes: []string{},
+	b.rep = &report.Report{Version: 1, StartedAt: started, Notes: []string{}, Scenarios: []*report.Scenario{}, Baselines: []*report.Baseline{},
 		Machine: report.Machine{CPUs: cpus(), OS: runtime.GOOS + "/" + runtime.GOARCH, GoVersion: runtime.Version(), LoadStart: loadavg()},
-		Config: report.Config{PhaseSeconds: b.o.duration.Seconds(), Concurrency: b.o.concurrency, OpenWorkers: b.o.openWorkers,
+		Config: report.Config{Profile: b.o.profileName(), PhaseSeconds: b.o.duration.Seconds(), Concurrency: b.o.concurrency, OpenWorkers: b.o.openWorkers,
 			Mode: b.o.mode, Rate: b.o.rate, Products: b.o.products, ZipfS: b.o.zipfS, Seed: b.o.seed, Uploads: b.o.uploads,
 			Scenarios: b.o.scenarios, Photos: []string{}}}
 	if b.root, err = target.ModuleRoot("."); err != nil && b.o.url == "" && b.o.vitrine == "" {
@@ -110,13 +115,28 @@ func (b *bench) run(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	return b.finish(ctx, started, b.measure(ctx))
+}
 
+// measure starts the target, seeds it and runs the scenarios in order,
+// appending each completed one to the report; b.step is what it was doing
+// when it returns an error. The vitrine it started is stopped on return.
+func (b *bench) measure(ctx context.Context) (err error) {
+	b.step = "start"
+	if b.has("upload") || b.has("images") {
+		if b.photoSrc, err = findPhotos(b.root, b.o, b.getenv); err != nil {
+			return err
+		}
+		b.rep.Config.PhotoSource = b.photoSrc.source
+		b.bar.Logf("%s", b.photoSrc.note)
+	}
 	if err := b.startTarget(ctx); err != nil {
 		return err
 	}
 	defer func() {
 		if b.proc != nil {
 			if stopErr := b.proc.Stop(); stopErr != nil && err == nil {
+				b.step = "stop"
 				err = fmt.Errorf("stop vitrine: %w", stopErr)
 			}
 		}
@@ -125,8 +145,9 @@ func (b *bench) run(ctx context.Context) (err error) {
 	if b.client, err = httpc.New(b.rep.Target.URL, maxConns, b.o.timeout); err != nil {
 		return err
 	}
-	defer b.client.Close()
+	defer func() { b.client.Close() }() // read-cold replaces it
 
+	b.step = "seed"
 	if err := b.seed(ctx); err != nil {
 		return err
 	}
@@ -134,45 +155,100 @@ func (b *bench) run(ctx context.Context) (err error) {
 		if !b.has(name) {
 			continue
 		}
+		b.step = name
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var s *report.Scenario
-		switch name {
-		case "read-hot":
-			s, err = b.readHot(ctx)
-		case "mixed":
-			s, err = b.loadScenario(ctx, name, "90 % GET /products/{id} (Zipf), 8 % PATCH of a price (Zipf), 2 % POST /products.", scenario.Mixed(b.client, b.keys))
-		case "list":
-			s, err = b.loadScenario(ctx, name, fmt.Sprintf("GET /products filtered by user_id, a price range, q, user_id and q, or nothing, with limit 10/20/50, following next_cursor for up to %d pages; each page is a request.", scenario.MaxPages), scenario.List(b.client))
-		case "upload":
-			s, err = b.upload(ctx)
-		case "images":
-			var ss []*report.Scenario
-			if ss, err = b.images(ctx); err == nil {
-				b.rep.Scenarios = append(b.rep.Scenarios, ss...)
-				continue
-			}
-		case "read-cold":
-			s, err = b.readCold(ctx)
-		}
+		nb := len(b.rep.Baselines)
+		ss, err := b.scenario(ctx, name)
+		b.rep.Scenarios = append(b.rep.Scenarios, ss...)
 		if err != nil {
+			// The baselines measured for what did not complete go too.
+			kept := map[string]bool{}
+			for _, s := range ss {
+				if s.Baseline != nil {
+					kept[s.Baseline.Name] = true
+				}
+			}
+			bls := b.rep.Baselines[:nb]
+			for _, bl := range b.rep.Baselines[nb:] {
+				if kept[bl.Name] {
+					bls = append(bls, bl)
+				}
+			}
+			b.rep.Baselines = bls
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		b.rep.Scenarios = append(b.rep.Scenarios, s)
+		b.done = append(b.done, name)
+	}
+	b.step = ""
+	return nil
+}
+
+// scenario runs one scenario of -scenarios. On an error it returns only
+// the report scenarios that completed (images: the recipes done).
+func (b *bench) scenario(ctx context.Context, name string) ([]*report.Scenario, error) {
+	var s *report.Scenario
+	var err error
+	switch name {
+	case "read-hot":
+		s, err = b.readHot(ctx)
+	case "mixed":
+		s, err = b.loadScenario(ctx, name, "90 % GET /products/{id} (Zipf), 8 % PATCH of a price (Zipf), 2 % POST /products.", scenario.Mixed(b.client, b.keys))
+	case "list":
+		s, err = b.loadScenario(ctx, name, fmt.Sprintf("GET /products filtered by user_id, a price range, q, user_id and q, or nothing, with limit 10/20/50, following next_cursor for up to %d pages; each page is a request.", scenario.MaxPages), scenario.List(b.client))
+	case "upload":
+		s, err = b.upload(ctx)
+	case "images":
+		return b.images(ctx)
+	case "read-cold":
+		s, err = b.readCold(ctx)
+	default:
+		err = fmt.Errorf("unknown scenario")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []*report.Scenario{s}, nil
+}
+
+// finish writes the report, whole or partial: when runErr is not nil (a
+// step failed, or ctx was cancelled: SIGINT or SIGTERM), the report holds
+// what completed, says where and why the run stopped, and finish returns
+// an error (the bench exits non-zero).
+func (b *bench) finish(ctx context.Context, started time.Time, runErr error) error {
+	if runErr != nil {
+		st := &report.Stopped{At: b.step, Cause: "failed", Error: runErr.Error(), Completed: append([]string{}, b.done...), NotRun: []string{}}
+		if ctx.Err() != nil {
+			st.Cause = "interrupted"
+			if cause := context.Cause(ctx).Error(); cause != ctx.Err().Error() {
+				st.Error += " (" + cause + ")" // which signal
+			}
+		}
+		for _, name := range b.o.scenarios {
+			if name != st.At && !slices.Contains(b.done, name) {
+				st.NotRun = append(st.NotRun, name)
+			}
+		}
+		b.rep.Partial, b.rep.Stopped = true, st
 	}
 	b.targets()
 	b.rep.Machine.LoadEnd = loadavg()
 	b.rep.WallSeconds = report.Round2(time.Since(started).Seconds())
-	if err := b.rep.WriteJSON(filepath.Join(b.out, "report.json")); err != nil {
-		return err
+	jsonPath, htmlPath := filepath.Join(b.out, "report.json"), filepath.Join(b.out, "report.html")
+	if err := b.rep.WriteJSON(jsonPath); err != nil {
+		return errors.Join(runErr, err)
 	}
-	if err := b.rep.WriteHTML(filepath.Join(b.out, "report.html")); err != nil {
-		return err
+	if err := b.rep.WriteHTML(htmlPath); err != nil {
+		return errors.Join(runErr, err)
 	}
 	fmt.Fprintln(b.stdout)
 	b.rep.WriteText(b.stdout)
-	fmt.Fprintf(b.stdout, "\nwrote %s and %s\n", filepath.Join(b.out, "report.json"), filepath.Join(b.out, "report.html"))
+	if runErr != nil {
+		fmt.Fprintf(b.stdout, "\nwrote a partial report (%s at %s) to %s and %s\n", b.rep.Stopped.Cause, b.rep.Stopped.At, jsonPath, htmlPath)
+		return fmt.Errorf("%s at %s, partial report in %s: %w", b.rep.Stopped.Cause, b.rep.Stopped.At, b.out, runErr)
+	}
+	fmt.Fprintf(b.stdout, "\nwrote %s and %s\n", jsonPath, htmlPath)
 	return nil
 }
 

@@ -18,7 +18,8 @@ import (
 )
 
 // corpusDir is the image corpus: -corpus, $VITRINE_CORPUS/public, or
-// ../shared/corpus/public beside the repository at root.
+// ../shared/corpus/public beside the repository at root. On an error (no
+// MANIFEST.tsv there) it still names the directory it looked in.
 func corpusDir(o options, getenv func(string) string, root string) (string, error) {
 	dir := o.corpus
 	if dir == "" {
@@ -29,20 +30,49 @@ func corpusDir(o options, getenv func(string) string, root string) (string, erro
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.tsv")); err != nil { // #nosec G703 -- the operator's corpus directory (-corpus or VITRINE_CORPUS)
-		return "", fmt.Errorf("image corpus (-corpus or VITRINE_CORPUS): %w", err)
+		return dir, fmt.Errorf("image corpus (-corpus or VITRINE_CORPUS): %w", err)
 	}
 	return dir, nil
 }
 
-func (b *bench) corpusDir() (string, error) { return corpusDir(b.o, b.getenv, b.root) }
+// repoPhoto is the photo shipped in the repository (1200x900 JPEG): the
+// bench's photo when there is no corpus.
+const repoPhoto = "testdata/desk-lamp.jpg"
 
-// photoPaths lists the corpus files to upload: the accepted JPEGs whose
-// category or name holds -photos.
-func photoPaths(root string, o options, getenv func(string) string) ([]string, error) {
-	dir, err := corpusDir(o, getenv, root)
-	if err != nil {
-		return nil, err
+// photoSource is where the upload and images scenarios' photos come from.
+type photoSource struct {
+	source string   // the corpus directory, or repoPhoto
+	upload []string // the upload scenario's photos
+	large  string   // the photo the images scenario's photo is made from
+	note   string   // one line saying which
+}
+
+// findPhotos takes the photos from the corpus when there is one, else the
+// repository's own photo (for both scenarios).
+func findPhotos(root string, o options, getenv func(string) string) (photoSource, error) {
+	dir, cerr := corpusDir(o, getenv, root)
+	if cerr == nil {
+		paths, err := corpusPhotos(dir, o.photos)
+		if err != nil {
+			return photoSource{}, err
+		}
+		return photoSource{source: dir, upload: paths, large: filepath.Join(dir, o.imagesPhoto),
+			note: fmt.Sprintf("photos: the corpus in %s (upload: %d matching -photos %q; images: made from %s)", dir, len(paths), o.photos, o.imagesPhoto)}, nil
 	}
+	if root == "" {
+		return photoSource{}, fmt.Errorf("no photos: %w, and no repository to take %s from", cerr, repoPhoto)
+	}
+	p := filepath.Join(root, repoPhoto)
+	if _, err := os.Stat(p); err != nil { // #nosec G703 -- a fixed path in the repository
+		return photoSource{}, fmt.Errorf("no photos: %w, nor %w", cerr, err)
+	}
+	return photoSource{source: repoPhoto, upload: []string{p}, large: p,
+		note: fmt.Sprintf("photos: %s, the repository's (no image corpus in %s; -corpus or VITRINE_CORPUS gives one)", repoPhoto, dir)}, nil
+}
+
+// corpusPhotos lists the corpus files to upload: the accepted JPEGs whose
+// category or name holds match.
+func corpusPhotos(dir, match string) ([]string, error) {
 	f, err := os.Open(filepath.Join(dir, "MANIFEST.tsv")) // #nosec G304 G703 -- the operator's corpus directory (-corpus or VITRINE_CORPUS)
 	if err != nil {
 		return nil, fmt.Errorf("image corpus (-corpus or VITRINE_CORPUS): %w", err)
@@ -56,23 +86,18 @@ func photoPaths(root string, o options, getenv func(string) string) ([]string, e
 		if len(cols) < 7 || cols[2] != "accept" || cols[6] != "jpeg" {
 			continue
 		}
-		if strings.Contains(cols[1], o.photos) || strings.Contains(cols[0], o.photos) {
+		if strings.Contains(cols[1], match) || strings.Contains(cols[0], match) {
 			out = append(out, filepath.Join(dir, cols[0]))
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no accepted JPEG in %s matches -photos %q", dir, o.photos)
+		return nil, fmt.Errorf("no accepted JPEG in %s matches -photos %q", dir, match)
 	}
 	return out, sc.Err()
 }
 
-func (b *bench) photos() ([]string, error) { return photoPaths(b.root, b.o, b.getenv) }
-
 func (b *bench) upload(ctx context.Context) (*report.Scenario, error) {
-	paths, err := b.photos()
-	if err != nil {
-		return nil, err
-	}
+	paths := b.photoSrc.upload
 	for _, p := range paths {
 		b.rep.Config.Photos = append(b.rep.Config.Photos, filepath.Base(p))
 	}
@@ -81,7 +106,7 @@ func (b *bench) upload(ctx context.Context) (*report.Scenario, error) {
 		return nil, err
 	}
 	s := &report.Scenario{Name: "upload", Unit: "images/s", Errors: map[string]uint64{},
-		Description: fmt.Sprintf("A burst of %d multipart uploads of %d corpus photos (%s), %d at a time, each polled every 25 ms until ready; latency is 202 → ready.",
+		Description: fmt.Sprintf("A burst of %d multipart uploads of %d photos (%s), %d at a time, each polled every 25 ms until ready; latency is 202 → ready.",
 			b.o.uploads, len(photos), strings.Join(b.rep.Config.Photos, ", "), b.o.uploadConc)}
 	label := fmt.Sprintf("upload %d images", b.o.uploads)
 	b.resetMem()

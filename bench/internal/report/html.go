@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"math"
 	"os"
+	"strings"
 )
 
 // chartsOf makes a scenario's charts: for each phase, latency over time and
@@ -93,6 +94,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"mib":    MiB,
 	"errs":   errs,
 	"phase":  phaseLabel,
+	"join":   func(v []string) string { return strings.Join(v, ", ") },
 	"deref": func(f *float64) string {
 		if f == nil {
 			return "-"
@@ -129,15 +131,16 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;margin:8px 0 16px}th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{background:#f6f6f6}
 .met{color:#1a7f37;font-weight:600}.missed{color:#c62828;font-weight:600}.na{color:#888}
-.meta{color:#555}.charts{display:flex;flex-wrap:wrap;gap:12px}
+.meta{color:#555}.partial{background:#fff3e0;border-left:4px solid #e65100;padding:6px 10px}.charts{display:flex;flex-wrap:wrap;gap:12px}
 svg.chart{background:#fff;border:1px solid #e4e4e4;border-radius:4px}
 svg .grid line{stroke:#eee}svg .frame{fill:none;stroke:#bbb}
 svg text{font:11px system-ui,sans-serif;fill:#444}svg .title{font-size:13px;font-weight:600;fill:#222}
 svg .ylab{text-anchor:end}svg .xlab,svg .axis{text-anchor:middle}svg .legend{font-size:11px}
 code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
 </style></head><body>
-<h1>vitrine bench</h1>
-<p class="meta">{{.StartedAt.Format "2006-01-02 15:04:05 MST"}} · {{printf "%.0f" .WallSeconds}} s ·
+<h1>vitrine bench{{if .Partial}} — partial{{end}}</h1>
+{{with .Stopped}}<p class="partial"><b>Partial report</b>: {{.Cause}} at <code>{{.At}}</code>: {{.Error}}. Completed: {{if .Completed}}{{join .Completed}}{{else}}none{{end}}; not run: {{if .NotRun}}{{join .NotRun}}{{else}}none{{end}}.</p>
+{{end}}<p class="meta">{{.StartedAt.Format "2006-01-02 15:04:05 MST"}} · {{printf "%.0f" .WallSeconds}} s ·
 target <code>{{.Target.URL}}</code>{{if .Target.Managed}} (started by the bench){{end}} · {{.Target.Backends}} ·
 {{.Machine.CPUs}} CPUs, {{.Machine.OS}}, {{.Machine.GoVersion}} · load average {{.Machine.LoadStart}} → {{.Machine.LoadEnd}}</p>
 <p class="meta">{{printf "%.3g" .Config.PhaseSeconds}} s a phase · {{.Config.Concurrency}} closed-loop workers · {{.Config.OpenWorkers}} open-loop workers ·

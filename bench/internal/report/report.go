@@ -19,6 +19,8 @@ type Report struct {
 	Version     int         `json:"version"`
 	StartedAt   time.Time   `json:"started_at"`
 	WallSeconds float64     `json:"wall_seconds"`
+	Partial     bool        `json:"partial"`           // the run did not complete: Stopped says why, Scenarios holds what did
+	Stopped     *Stopped    `json:"stopped,omitempty"` // nil when the run completed
 	Target      Target      `json:"target"`
 	Machine     Machine     `json:"machine"`
 	Config      Config      `json:"config"`
@@ -27,6 +29,15 @@ type Report struct {
 	Baselines   []*Baseline `json:"baselines"`
 	Targets     []Check     `json:"targets"`
 	Notes       []string    `json:"notes"`
+}
+
+// Stopped is where and why a partial run ended.
+type Stopped struct {
+	At        string   `json:"at"`    // the step that did not complete: start, seed, a scenario of -scenarios, stop
+	Cause     string   `json:"cause"` // "interrupted" (SIGINT, SIGTERM) or "failed"
+	Error     string   `json:"error"`
+	Completed []string `json:"completed"` // the scenarios of -scenarios that completed
+	NotRun    []string `json:"not_run"`   // those that did not start
 }
 
 // Target is what was measured.
@@ -49,6 +60,7 @@ type Machine struct {
 
 // Config is the bench's settings.
 type Config struct {
+	Profile      string   `json:"profile"` // quick or full: where the defaults came from
 	PhaseSeconds float64  `json:"phase_seconds"`
 	Concurrency  int      `json:"concurrency"`
 	OpenWorkers  int      `json:"open_workers"`
@@ -59,6 +71,7 @@ type Config struct {
 	Seed         uint64   `json:"seed"`
 	Uploads      int      `json:"uploads"`
 	Photos       []string `json:"photos"`
+	PhotoSource  string   `json:"photo_source,omitempty"` // the corpus directory, or the repository's testdata/desk-lamp.jpg
 	Scenarios    []string `json:"scenarios"`
 }
 

@@ -38,6 +38,10 @@ func phaseLabel(p *Phase) string {
 
 // WriteText prints the table of phases, the baselines and the targets.
 func (r *Report) WriteText(w io.Writer) {
+	if r.Partial && r.Stopped != nil {
+		fmt.Fprintf(w, "PARTIAL REPORT: %s at %s: %s\ncompleted: %s; not run: %s\n\n", r.Stopped.Cause, r.Stopped.At, r.Stopped.Error,
+			orNone(r.Stopped.Completed), orNone(r.Stopped.NotRun))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tphase\tthroughput\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\terrors\tpeak RSS\t")
 	row := func(name, unit string, p *Phase) {
@@ -107,4 +111,11 @@ func (r *Report) WriteText(w io.Writer) {
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
 	}
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }

@@ -3,7 +3,7 @@
 // are placed by the identity lookup whether there is one node or many.
 //
 // Membership comes from a provider chosen by configuration: none (one
-// node), a static list of peers (protoactor's automanaged provider), etcd
+// node), a static list of peers (vitrine's own provider, polling each peer's membership endpoint), etcd
 // or Kubernetes (protoactor's providers of the same names). Every endpoint
 // the node opens binds to a configured address, and traffic between nodes
 // can be protected with mutual TLS.
@@ -31,7 +31,7 @@ const (
 	// ProviderNone is a single node: an in-process membership.
 	ProviderNone = "none"
 	// ProviderStatic is a fixed list of peers, each polled on its
-	// membership endpoint (protoactor's automanaged provider).
+	// membership endpoint (see staticProvider).
 	ProviderStatic = "static"
 	// ProviderEtcd registers every node under a lease in etcd.
 	ProviderEtcd = "etcd"

@@ -88,7 +88,7 @@ func imageScale(path string, scale float64, width int) (float64, error) {
 	if scale > 0 {
 		return scale, nil
 	}
-	f, err := os.Open(path) // #nosec G304 -- the corpus photo of -images-photo, or the repository's
+	f, err := os.Open(path) // #nosec G304 G703 -- the corpus photo of -images-photo, or the repository's
 	if err != nil {
 		return 0, err
 	}

@@ -33,7 +33,10 @@ type staticMember struct {
 // membership endpoint with the member it is, and every staticRefresh asks
 // every peer, publishing as the cluster's members those that answered
 // with the cluster's name. A node that stops answering leaves the
-// membership at the next poll.
+// membership at the next poll. Each poll says who asks (memberHeader): a
+// node asked by a member it does not know yet (one that just started, or
+// restarted) polls at once, so the views agree within a round trip rather
+// than a refresh period, and a product's grain has one place sooner.
 type staticProvider struct {
 	name     string
 	peers    []string
@@ -44,7 +47,14 @@ type staticProvider struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	polling  sync.WaitGroup
+	self     string        // this node's member id, sent with each poll
+	kick     chan struct{} // a poll now, please (room for one)
+	mu       sync.Mutex
+	known    map[string]bool // the member ids of the last poll
 }
+
+// memberHeader names the member that polls.
+const memberHeader = "X-Vitrine-Member"
 
 // newStatic listens on cfg.ManageAddr for the membership checks.
 func newStatic(cfg Config, system *actor.ActorSystem) (pcluster.ClusterProvider, func(), error) {
@@ -53,7 +63,7 @@ func newStatic(cfg Config, system *actor.ActorSystem) (pcluster.ClusterProvider,
 		return nil, nil, fmt.Errorf("membership endpoint: listen on %s: %w", cfg.ManageAddr, err)
 	}
 	p := &staticProvider{name: cfg.Name, peers: cfg.Peers, ln: ln, system: system, stop: make(chan struct{}),
-		client: &http.Client{Timeout: staticRefresh}}
+		client: &http.Client{Timeout: staticRefresh}, self: system.ID, kick: make(chan struct{}, 1), known: map[string]bool{}}
 	return p, func() { _ = p.Shutdown(false) }, nil
 }
 
@@ -68,9 +78,15 @@ func (p *staticProvider) StartMember(c *pcluster.Cluster) error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /_health", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /_health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(self)
+		if id := r.Header.Get(memberHeader); id != "" && !p.knows(id) {
+			select {
+			case p.kick <- struct{}{}:
+			default: // a poll is due already
+			}
+		}
 	})
 	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = p.srv.Serve(p.ln) }()
@@ -110,15 +126,34 @@ func (p *staticProvider) poll(c *pcluster.Cluster) {
 		}()
 		for {
 			if members, ok := p.check(ctx); ok {
+				p.remember(members)
 				c.MemberList.UpdateClusterTopology(members)
 			}
 			select {
 			case <-p.stop:
 				return
+			case <-p.kick:
 			case <-time.After(staticRefresh):
 			}
 		}
 	}()
+}
+
+// knows reports whether id was a member at the last poll.
+func (p *staticProvider) knows(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.known[id]
+}
+
+func (p *staticProvider) remember(members []*pcluster.Member) {
+	known := make(map[string]bool, len(members))
+	for _, m := range members {
+		known[m.Id] = true
+	}
+	p.mu.Lock()
+	p.known = known
+	p.mu.Unlock()
 }
 
 // check asks every peer at once; ok is false when none answered (the
@@ -149,6 +184,7 @@ func (p *staticProvider) ask(ctx context.Context, peer string) *staticMember {
 	if err != nil {
 		return nil
 	}
+	req.Header.Set(memberHeader, p.self)
 	res, err := p.client.Do(req) // #nosec G704 -- the peers are the operator's VITRINE_CLUSTER_PEERS
 	if err != nil {
 		return nil

@@ -108,6 +108,12 @@ func (b *bench) bare(ctx context.Context, products []scenario.Product, openRate 
 	bl.Phase.PeakRSSBytes = &rss
 	bl.Value = report.Round2(lp.Throughput())
 	b.bar.Done(label, summary(bl.Phase, "req/s"))
+	bl.Extra = map[string]any{}
+	if rr, err := b.cpuRounds(ctx, c, srv.Pid()); err != nil {
+		b.note("read-hot CPU rounds: %v", err)
+	} else if rr != nil {
+		bl.Extra["cpu_rounds"] = rr
+	}
 	if openRate > 0 && ctx.Err() == nil {
 		c.Close()
 		oc, err := httpc.New("http://"+srv.Addr, b.o.openWorkers+8, b.o.timeout)
@@ -122,7 +128,7 @@ func (b *bench) bare(ctx context.Context, products []scenario.Product, openRate 
 		ph := report.PhaseOf("open", lp)
 		rss, _ := mem.Peak()
 		ph.PeakRSSBytes = &rss
-		bl.Extra = map[string]any{"open": ph}
+		bl.Extra["open"] = ph
 		b.bar.Done(label, summary(ph, "req/s"))
 	}
 	return bl, nil

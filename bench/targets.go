@@ -25,6 +25,15 @@ func (b *bench) targets() {
 			c.Detail = "no bare-fasthttp baseline"
 		}
 		*t = append(*t, c)
+		c = report.Check{Name: "cached GET CPU per request vs bare fasthttp", Unit: "×", Goal: "≤ 1.15×"}
+		if rr := b.cpuRoundsResult(); rr != nil {
+			c.Value, c.Met = f64(rr.Ratio["median"]), boolp(rr.Ratio["median"] <= 1.15)
+			c.Detail = fmt.Sprintf("median of %d alternating rounds (%.3f to %.3f): %.1f vs %.1f µs of server CPU a request",
+				len(rr.Rounds), rr.Ratio["min"], rr.Ratio["max"], rr.VitrineUs["median"], rr.BareUs["median"])
+		} else {
+			c.Detail = "needs the bare baseline, -cpu-rounds > 0 and a vitrine started by the bench"
+		}
+		*t = append(*t, c)
 		c = report.Check{Name: "read-hot p99 at 50% of vitrine's peak (open loop)", Unit: " ms", Goal: "≤ 2 ms"}
 		if op, cl := s.Phase("open"), s.Phase("closed"); op != nil && cl != nil && b.o.rate <= 0 {
 			c.Value, c.Met = f64(op.Latency.P99), boolp(op.Latency.P99 <= 2)
@@ -128,4 +137,14 @@ func (b *bench) imageTargets() {
 					x["idle_upload_to_ready_ms"], x["idle_added_ms"], x["idle_upload_to_202_ms"], x["idle_process_ms"])})
 		}
 	}
+}
+
+// cpuRoundsResult is the read-hot CPU rounds the bare baseline recorded.
+func (b *bench) cpuRoundsResult() *cpuRoundsResult {
+	bl := b.rep.FindBaseline("bare-fasthttp")
+	if bl == nil {
+		return nil
+	}
+	rr, _ := bl.Extra["cpu_rounds"].(*cpuRoundsResult)
+	return rr
 }

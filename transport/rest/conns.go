@@ -19,13 +19,11 @@ type limitListener struct {
 	ids        *requestIDs
 	refused    interface{ Inc() } // counts refused connections
 
-	mu   sync.Mutex
-	open int
-	byIP map[string]int
+	slots *slots // per client address
 }
 
 func newLimitListener(ln net.Listener, most, perIP int, ids *requestIDs, refused interface{ Inc() }) *limitListener {
-	return &limitListener{Listener: ln, max: most, perIP: perIP, ids: ids, refused: refused, byIP: map[string]int{}}
+	return &limitListener{Listener: ln, max: most, perIP: perIP, ids: ids, refused: refused, slots: newSlots(most, perIP)}
 }
 
 // Accept returns the next connection within bounds; those over a bound are
@@ -37,18 +35,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := hostOf(c.RemoteAddr())
-		l.mu.Lock()
 		over := 0
-		switch {
-		case l.max > 0 && l.open >= l.max:
-			over = http.StatusServiceUnavailable
-		case l.perIP > 0 && l.byIP[ip] >= l.perIP:
+		switch l.slots.take(ip) {
+		case holderFull:
 			over = http.StatusTooManyRequests
-		default:
-			l.open++
-			l.byIP[ip]++
+		case allSlotsFull:
+			over = http.StatusServiceUnavailable
 		}
-		l.mu.Unlock()
 		if over != 0 {
 			l.refused.Inc()
 			go l.refuse(c, over)
@@ -58,15 +51,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *limitListener) done(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.open--
-	l.byIP[ip]--
-	if l.byIP[ip] <= 0 {
-		delete(l.byIP, ip)
-	}
-}
+func (l *limitListener) done(ip string) { l.slots.give(ip) }
 
 // refuse answers a connection over a bound and closes it.
 func (l *limitListener) refuse(c net.Conn, status int) {
@@ -77,7 +62,7 @@ func (l *limitListener) refuse(c net.Conn, status int) {
 		detail = fmt.Sprintf("this address holds %d connections, the most one client may open; reuse them", l.perIP)
 		code = "too_many_connections_from_address"
 	}
-	id := l.ids.next()
+	id := string(l.ids.appendID(nil, l.ids.next()))
 	body, _ := json.Marshal(problem{Type: problemType(code), Title: http.StatusText(status), Status: status,
 		Detail: detail, Code: code, RequestID: id})
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))

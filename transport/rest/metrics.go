@@ -59,7 +59,8 @@ func (m *httpMetrics) observers(route, method string) *routeObservers {
 
 // observe records one answered request; o is its route's observers (nil:
 // no route matched).
-func (m *httpMetrics) observe(ctx *fasthttp.RequestCtx, o *routeObservers, took time.Duration) {
+func (m *httpMetrics) observe(ctx *fasthttp.RequestCtx, x *exchange, took time.Duration) {
+	o := x.obs
 	if o == nil {
 		o = m.other
 	}
@@ -68,15 +69,14 @@ func (m *httpMetrics) observe(ctx *fasthttp.RequestCtx, o *routeObservers, took 
 		class = 0
 	}
 	o[class].Observe(took.Seconds())
-	if reason := refusalReason(ctx); reason != "" {
+	if reason := refusalReason(x.problem); reason != "" {
 		m.refused.WithLabelValues(reason).Inc()
 	}
 }
 
 // refusalReason names why the request was refused to protect the service,
 // from the problem code it was answered with; "" when it was not.
-func refusalReason(ctx *fasthttp.RequestCtx) string {
-	code, _ := ctx.UserValue(problemCodeKey).(string)
+func refusalReason(code string) string {
 	switch code {
 	case "":
 		return ""
@@ -93,10 +93,6 @@ func refusalReason(ctx *fasthttp.RequestCtx) string {
 	}
 	return "" // refused connections are counted by the listener
 }
-
-// problemCodeKey records the code of the problem a request was answered
-// with, for the metrics.
-const problemCodeKey = "vitrine.problem"
 
 // metricsHandler serves the Prometheus exposition of gatherer.
 func metricsHandler(gatherer prometheus.Gatherer) fasthttp.RequestHandler {

@@ -49,7 +49,7 @@ var statusOf = map[catalog.Kind]int{
 func writeError(ctx *fasthttp.RequestCtx, err error) {
 	var e *catalog.Error
 	if !errors.As(err, &e) || statusOf[e.Kind] == 0 || e.Kind == catalog.KindInternal {
-		ctx.SetUserValue(errKey, err)
+		exchangeOf(ctx).err = err
 		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
 		return
 	}
@@ -60,7 +60,7 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Response.Header.Set("Retry-After", "5")
 	}
 	if e.Kind == catalog.KindUnavailable {
-		ctx.SetUserValue(errKey, err)
+		exchangeOf(ctx).err = err
 	}
 	writeProblem(ctx, statusOf[e.Kind], e.Code, e.Detail, e.Fields)
 }
@@ -75,11 +75,10 @@ func writeProblem(ctx *fasthttp.RequestCtx, status int, code, detail string, fie
 		Code:     code,
 		Errors:   fields,
 	}
-	if id, ok := ctx.UserValue(requestIDKey).(string); ok {
-		p.RequestID = id
-	}
+	x := exchangeOf(ctx)
+	p.RequestID = x.requestID()
 	body, _ := json.Marshal(p)
-	ctx.SetUserValue(problemCodeKey, code)
+	x.problem = code
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/problem+json")

@@ -23,7 +23,8 @@ func writeProduct(ctx *fasthttp.RequestCtx, status int, etag string, body []byte
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("ETag", etag)
-	ctx.Response.Header.Set("Cache-Control", productCacheControl)
+	// Both constant and canonical: set without normalizing or copying.
+	ctx.Response.Header.SetCanonical([]byte("Cache-Control"), []byte(productCacheControl))
 	ctx.SetBody(body)
 }
 
@@ -99,7 +100,7 @@ func (s *Server) getProduct(ctx *fasthttp.RequestCtx, _ principal) {
 	if p.Source != "" {
 		// Where the answer came from: cache, grain (on this node),
 		// remote-grain (an actor hop to another node) or store.
-		ctx.Response.Header.Set("X-Vitrine-Source", p.Source)
+		ctx.Response.Header.SetCanonical([]byte("X-Vitrine-Source"), []byte(p.Source))
 	}
 	if inm := ctx.Request.Header.Peek("If-None-Match"); len(inm) > 0 && noneMatchHits(string(inm), p.ETag) {
 		// A 304 carries what the 200 would have said about caching.

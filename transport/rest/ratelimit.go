@@ -96,6 +96,21 @@ func ParseRate(v string) (access.Rate, error) {
 	return access.Rate{Limit: limit, Period: period, Burst: limit}, nil
 }
 
+// callerKey names who a request counts against, for rate limits and
+// stream slots: its API key ("k:"), or without one its client address
+// ("a:", and "aw:" for anonymous writes, which have a rate of their own);
+// addr is that address (the zero value for a key).
+func (s *Server) callerKey(ctx *fasthttp.RequestCtx, p principal, write bool) (key string, addr netip.Addr) {
+	if !p.anonymous() {
+		return "k:" + p.keyID, addr
+	}
+	addr = clientAddr(ctx, s.cfg.TrustedProxies)
+	if write {
+		return "aw:" + addr.String(), addr
+	}
+	return "a:" + addr.String(), addr
+}
+
 // limitRequest counts the request against its client's rate, sets the
 // RateLimit-Policy and RateLimit headers (draft-ietf-httpapi-ratelimit-
 // headers) and reports whether it may go on. A limiter that fails lets
@@ -113,14 +128,9 @@ func (s *Server) limitRequest(ctx *fasthttp.RequestCtx, p principal, write bool)
 	if rate.Off() || s.deps.Limiter == nil {
 		return true
 	}
-	key := "k:" + p.keyID
+	key, addr := s.callerKey(ctx, p, write)
 	if p.anonymous() {
-		addr := clientAddr(ctx, s.cfg.TrustedProxies)
 		s.warnUntrustedProxy(ctx, addr)
-		key = "a:" + addr.String()
-		if write {
-			key = "aw:" + addr.String()
-		}
 	}
 	c, cancel := context.WithTimeout(context.Background(), time.Second)
 	d, err := s.deps.Limiter.Allow(c, key, rate)

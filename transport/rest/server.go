@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -398,7 +397,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		}
 	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
-		ctx.SetUserValue(errKey, fmt.Errorf("panic: %v", v))
+		exchangeOf(ctx).err = fmt.Errorf("panic: %v", v)
 		writeProblem(ctx, http.StatusInternalServerError, "internal", "an internal error occurred; the request id identifies it in the logs", nil)
 	}
 	s.srv = &fasthttp.Server{
@@ -432,8 +431,14 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 // first byte: the handler refuses it from its headers, or reads it under
 // the upload budget, without fasthttp waiting to read ahead.
 func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	n := h.ContentLength()
+	if n == 0 {
+		// No body (most reads): nothing more to receive, and no deadline
+		// to move (a system call and a timer update a request).
+		return fasthttp.RequestConfig{}
+	}
 	rc := fasthttp.RequestConfig{ReadTimeout: s.cfg.ReadTimeout}
-	if h.ContentLength() > s.cfg.MaxJSONBytes {
+	if n > s.cfg.MaxJSONBytes {
 		rc.MaxRequestBodySize = 1
 	}
 	return rc
@@ -500,9 +505,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // transportError answers requests fasthttp could not even parse: they get
 // a problem document with a request id like any other.
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
-	id := s.ids.next()
-	ctx.SetUserValue(requestIDKey, id)
-	ctx.Response.Header.Set("X-Request-ID", id)
+	x := exchangeOf(ctx)
+	x.assignID(ctx, s.ids)
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -518,10 +522,10 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 		writeProblem(ctx, http.StatusBadRequest, "malformed_request", "the request could not be parsed: "+err.Error(), nil)
 	}
 	ctx.SetConnectionClose()
-	if reason := refusalReason(ctx); reason != "" {
+	if reason := refusalReason(x.problem); reason != "" {
 		s.httpm.refused.WithLabelValues(reason).Inc()
 	}
-	s.log.Info("request refused", zap.Int("status", ctx.Response.StatusCode()), zap.String("request_id", id), zap.Error(err))
+	s.log.Info("request refused", zap.Int("status", ctx.Response.StatusCode()), zap.String("request_id", x.requestID()), zap.Error(err))
 }
 
 func isTimeout(err error) bool {
@@ -529,44 +533,31 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-const (
-	requestIDKey = "vitrine.request_id"
-	errKey       = "vitrine.error"
-	routeKey     = "vitrine.route"
-	observersKey = "vitrine.observers"
-)
-
 // logged assigns a request id and writes one log line per request. The
 // line's fields are built only when its level is enabled: on the hot path a
 // disabled log costs nothing.
 func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		start := time.Now()
-		var id string
-		if h := ctx.Request.Header.Peek("X-Request-ID"); validRequestID(h) {
-			id = string(h)
-		} else {
-			id = s.ids.next()
-		}
-		ctx.SetUserValue(requestIDKey, id)
-		ctx.Response.Header.Set("X-Request-ID", id)
+		x := &exchange{}
+		ctx.SetUserValue(exchangeKey, x)
+		x.assignID(ctx, s.ids)
 		s.httpm.inFlight.Inc()
 		var span trace.Span
 		if s.tracer != nil {
-			span = s.startSpan(ctx)
+			span = s.startSpan(ctx, x)
 		}
 		next(ctx)
 		s.httpm.inFlight.Dec()
-		obs, _ := ctx.UserValue(observersKey).(*routeObservers)
-		s.httpm.observe(ctx, obs, time.Since(start))
+		// fasthttp read the clock as the request's handling began.
+		took := time.Since(ctx.Time())
+		s.httpm.observe(ctx, x, took)
 		if span != nil {
-			route, _ := ctx.UserValue(routeKey).(string)
-			endSpan(ctx, span, route)
+			endSpan(ctx, span, x)
 		}
 		if s.draining.Load() {
 			ctx.SetConnectionClose()
 		}
-		if ctx.UserValue(lingerKey) != nil {
+		if x.linger {
 			linger(ctx)
 		}
 		status := ctx.Response.StatusCode()
@@ -578,24 +569,23 @@ func (s *Server) logged(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 		if ce == nil {
 			return
 		}
-		route, _ := ctx.UserValue(routeKey).(string)
 		fields := []zap.Field{
 			zap.ByteString("method", ctx.Method()),
-			zap.String("route", route),
+			zap.String("route", x.route),
 			zap.ByteString("path", ctx.Path()),
 			zap.Int("status", status),
 			zap.Int("bytes", bodyBytes(&ctx.Response)),
-			zap.Duration("latency", time.Since(start)),
-			zap.String("request_id", id),
+			zap.Duration("latency", took),
+			zap.String("request_id", x.requestID()),
 		}
-		if key, ok := ctx.UserValue(keyIDKey).(string); ok {
-			fields = append(fields, zap.String("key_id", key))
+		if x.keyID != "" {
+			fields = append(fields, zap.String("key_id", x.keyID))
 		}
 		if span != nil && span.SpanContext().HasTraceID() {
 			fields = append(fields, zap.String("trace_id", span.SpanContext().TraceID().String()))
 		}
-		if err, ok := ctx.UserValue(errKey).(error); ok {
-			fields = append(fields, zap.Error(err))
+		if x.err != nil {
+			fields = append(fields, zap.Error(x.err))
 		}
 		ce.Write(fields...)
 	}
@@ -611,9 +601,6 @@ func bodyBytes(r *fasthttp.Response) int {
 	return len(r.Body())
 }
 
-// keyIDKey records the id (never the secret) of the request's API key.
-const keyIDKey = "vitrine.key_id"
-
 func validRequestID(id []byte) bool {
 	if len(id) == 0 || len(id) > 128 {
 		return false
@@ -626,21 +613,10 @@ func validRequestID(id []byte) bool {
 	return true
 }
 
-// requestIDs makes unique request ids cheaply: a random prefix per process
-// and a counter, instead of a random read per request.
-type requestIDs struct {
-	prefix string
-	n      atomic.Uint64
-}
-
 func newRequestIDs() *requestIDs {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
-}
-
-func (r *requestIDs) next() string {
-	return r.prefix + strconv.FormatUint(r.n.Add(1), 36)
 }
 
 // handler is a route's handler: it gets the request's principal.
@@ -652,11 +628,12 @@ type handler func(ctx *fasthttp.RequestCtx, p principal)
 func (s *Server) route(method, path string, need routeAccess, h handler) {
 	obs, headObs := s.httpm.observers(path, method), s.httpm.observers(path, fasthttp.MethodHead)
 	wrapped := func(ctx *fasthttp.RequestCtx) {
-		ctx.SetUserValue(routeKey, path)
+		x := exchangeOf(ctx)
+		x.route = path
 		if ctx.IsHead() {
-			ctx.SetUserValue(observersKey, headObs)
+			x.obs = headObs
 		} else {
-			ctx.SetUserValue(observersKey, obs)
+			x.obs = obs
 		}
 		if s.cors != nil {
 			s.cors.apply(ctx)
@@ -692,7 +669,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx, need routeAccess) (principal, b
 		return p, false
 	}
 	if !p.anonymous() {
-		ctx.SetUserValue(keyIDKey, p.keyID)
+		exchangeOf(ctx).keyID = p.keyID
 	}
 	scope := access.ScopeAdmin
 	switch need {

@@ -14,15 +14,11 @@ import (
 // the rate limit counts only the request that opened it; without these
 // bounds one client could hold every connection the node accepts.
 type streamSlots struct {
-	mu        sync.Mutex
-	total     int
-	most      int
-	perClient int
-	held      map[string]int
+	slots
 }
 
 func newStreamSlots(most, perClient int) *streamSlots {
-	return &streamSlots{most: most, perClient: perClient, held: map[string]int{}}
+	return &streamSlots{slots: slots{most: most, perHolder: perClient, held: map[string]int{}}}
 }
 
 // streamRetryAfter is the Retry-After of a refused stream, in seconds: a
@@ -33,43 +29,25 @@ const streamRetryAfter = 10
 // share) or 503 (the node holds its most) and returns false. release gives
 // the slot back; it may be called more than once.
 func (s *streamSlots) acquire(ctx *fasthttp.RequestCtx, client string) (release func(), ok bool) {
-	s.mu.Lock()
-	switch {
-	case s.perClient > 0 && s.held[client] >= s.perClient:
-		s.mu.Unlock()
+	switch s.take(client) {
+	case holderFull:
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(streamRetryAfter))
 		writeProblem(ctx, http.StatusTooManyRequests, "too_many_streams",
-			"this client already holds "+strconv.Itoa(s.perClient)+" live event streams, the most one API key or, without a key, one client address may hold; close one first", nil)
+			"this client already holds "+strconv.Itoa(s.perHolder)+" live event streams, the most one API key or, without a key, one client address may hold; close one first", nil)
 		return nil, false
-	case s.most > 0 && s.total >= s.most:
-		s.mu.Unlock()
+	case allSlotsFull:
 		ctx.Response.Header.Set("Retry-After", strconv.Itoa(streamRetryAfter))
 		writeProblem(ctx, http.StatusServiceUnavailable, "streams_exhausted",
 			"this node already serves "+strconv.Itoa(s.most)+" live event streams, its most; retry later", nil)
 		return nil, false
 	}
-	s.held[client]++
-	s.total++
-	s.mu.Unlock()
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.total--
-			s.held[client]--
-			if s.held[client] <= 0 {
-				delete(s.held, client)
-			}
-		})
-	}, true
+	return func() { once.Do(func() { s.give(client) }) }, true
 }
 
 // streamClient names who a stream counts against: its API key, or the
 // client address without one.
 func (s *Server) streamClient(ctx *fasthttp.RequestCtx, p principal) string {
-	if !p.anonymous() {
-		return "k:" + p.keyID
-	}
-	return "a:" + clientAddr(ctx, s.cfg.TrustedProxies).String()
+	key, _ := s.callerKey(ctx, p, false)
+	return key
 }

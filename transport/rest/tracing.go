@@ -11,14 +11,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// traceKey holds the context of a request's server span.
-const traceKey = "vitrine.trace"
-
 // traceCtx is the context a handler's work runs in: the request's span's
 // when tracing is on, else the background (the hot path makes none).
 func traceCtx(ctx *fasthttp.RequestCtx) context.Context {
-	if c, ok := ctx.UserValue(traceKey).(context.Context); ok {
-		return c
+	if x, ok := ctx.UserValue(exchangeKey).(*exchange); ok && x.trace != nil {
+		return x.trace
 	}
 	return context.Background()
 }
@@ -34,16 +31,17 @@ var traceContext = propagation.TraceContext{}
 
 // startSpan opens the request's server span, continuing a trace the client
 // sent (traceparent); the route is named when the router matched one.
-func (s *Server) startSpan(ctx *fasthttp.RequestCtx) trace.Span {
+func (s *Server) startSpan(ctx *fasthttp.RequestCtx, x *exchange) trace.Span {
 	parent := traceContext.Extract(context.Background(), headerCarrier{&ctx.Request.Header})
 	c, span := s.tracer.Start(parent, "HTTP "+string(ctx.Method()), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(semconv.HTTPMethod(string(ctx.Method())), semconv.URLPath(string(ctx.Path()))))
-	ctx.SetUserValue(traceKey, c)
+	x.trace = c
 	return span
 }
 
 // endSpan closes the request's span with its route and status.
-func endSpan(ctx *fasthttp.RequestCtx, span trace.Span, route string) {
+func endSpan(ctx *fasthttp.RequestCtx, span trace.Span, x *exchange) {
+	route := x.route
 	status := ctx.Response.StatusCode()
 	if route != "" {
 		span.SetName(string(ctx.Method()) + " " + route)
@@ -53,10 +51,10 @@ func endSpan(ctx *fasthttp.RequestCtx, span trace.Span, route string) {
 	if status >= 500 {
 		span.SetStatus(codes.Error, "")
 	}
-	if err, ok := ctx.UserValue(errKey).(error); ok {
-		span.RecordError(err)
+	if x.err != nil {
+		span.RecordError(x.err)
 	}
-	if id, ok := ctx.UserValue(requestIDKey).(string); ok {
+	if id := x.requestID(); id != "" {
 		span.SetAttributes(attribute.String("vitrine.request_id", id))
 	}
 	span.End()

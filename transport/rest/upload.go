@@ -285,12 +285,9 @@ const (
 // needs none of this: the connection stays open.
 func (s *Server) lingerClose(ctx *fasthttp.RequestCtx) {
 	if n := ctx.Request.Header.ContentLength(); n > s.cfg.MaxJSONBytes || n == -1 {
-		ctx.SetUserValue(lingerKey, true)
+		exchangeOf(ctx).linger = true
 	}
 }
-
-// lingerKey marks a request for a lingering close.
-const lingerKey = "vitrine.linger"
 
 // linger writes the answer itself, with Connection: close, and drains the
 // connection: fasthttp skips its own answer and hands the connection over.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
 	"github.com/vitrine-dev/vitrine/catalog"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 )
 
 // ProductKind is the cluster kind of product grains.
@@ -119,7 +119,7 @@ func (g *productGrain) Receive(c actor.Context) {
 }
 
 func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductReply {
-	ctx, cancel := context.WithTimeout(tracecontext.With(context.Background(), cmd.Traceparent), g.deps.StoreTimeout)
+	ctx, cancel := context.WithTimeout(traceparent.With(context.Background(), cmd.Traceparent), g.deps.StoreTimeout)
 	defer cancel()
 	ctx, end := startSpan(ctx, g.deps.tracer, commandSpanName(cmd), trace.WithSpanKind(trace.SpanKindServer))
 	var err error

@@ -33,8 +33,9 @@ type blobRemover interface {
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
-// productStore is the store as product grains use it.
-type productStore interface {
+// GrainStore is the store as product grains use it: the products, and
+// requeueing an image's job with its change.
+type GrainStore interface {
 	catalog.ProductStore
 	// RequeueImage records a change of an existing image and (re)queues
 	// its job, due now with its attempts reset, in the same transaction.
@@ -43,7 +44,7 @@ type productStore interface {
 
 // ProductDeps are what product grains need.
 type ProductDeps struct {
-	Store productStore
+	Store GrainStore
 	Cache catalog.Cache
 	Blobs blobRemover
 	Log   *zap.Logger

@@ -16,7 +16,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
 	"github.com/vitrine-dev/vitrine/catalog"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 )
 
 // ProductKind is the cluster kind of product grains.
@@ -33,8 +33,9 @@ type blobRemover interface {
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
-// productStore is the store as product grains use it.
-type productStore interface {
+// GrainStore is the store as product grains use it: the products, and
+// requeueing an image's job with its change.
+type GrainStore interface {
 	catalog.ProductStore
 	// RequeueImage records a change of an existing image and (re)queues
 	// its job, due now with its attempts reset, in the same transaction.
@@ -43,7 +44,7 @@ type productStore interface {
 
 // ProductDeps are what product grains need.
 type ProductDeps struct {
-	Store productStore
+	Store GrainStore
 	Cache catalog.Cache
 	Blobs blobRemover
 	Log   *zap.Logger
@@ -119,7 +120,7 @@ func (g *productGrain) Receive(c actor.Context) {
 }
 
 func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductReply {
-	ctx, cancel := context.WithTimeout(tracecontext.With(context.Background(), cmd.Traceparent), g.deps.StoreTimeout)
+	ctx, cancel := context.WithTimeout(traceparent.With(context.Background(), cmd.Traceparent), g.deps.StoreTimeout)
 	defer cancel()
 	ctx, end := startSpan(ctx, g.deps.tracer, commandSpanName(cmd), trace.WithSpanKind(trace.SpanKindServer))
 	var err error

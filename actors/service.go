@@ -11,7 +11,7 @@ import (
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/cluster"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 )
 
 // productReader is what the service reads directly, bypassing grains: lists
@@ -124,7 +124,7 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 			return nil, false, catalog.Unavailable("the product actor", context.DeadlineExceeded)
 		}
 		s.metrics.request(s.grains.Owns(id, ProductKind))
-		cmd.Traceparent = tracecontext.Of(ctx)
+		cmd.Traceparent = traceparent.Of(ctx)
 		res, err := s.grains.Request(ctx, id, ProductKind, cmd, timeout)
 		if err == nil {
 			reply, ok := res.(*actorspb.ProductReply)

@@ -10,8 +10,8 @@ import (
 )
 
 // Trace context crosses the actor boundary as a W3C traceparent string in
-// the command (tracecontext), so a grain on another node continues the
-// caller's trace.
+// the command (internal/traceparent), so a grain on another node continues
+// the caller's trace.
 
 // tracerOf is the named tracer of tp, or nil when tracing is off.
 func tracerOf(tp trace.TracerProvider) trace.Tracer {

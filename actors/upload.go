@@ -33,8 +33,9 @@ type blobWriter interface {
 	DeletePrefix(ctx context.Context, prefix string) error
 }
 
-// backlog counts image jobs not finished yet.
-type backlog interface {
+// BacklogCounter counts image jobs not finished yet: uploads are refused
+// beyond their limits (UploadLimits).
+type BacklogCounter interface {
 	// Backlog returns the jobs of every product, and of userID's products.
 	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
 }
@@ -57,13 +58,13 @@ type Uploads struct {
 	service *Service
 	prober  Prober
 	blobs   blobWriter
-	backlog backlog
+	backlog BacklogCounter
 	limits  UploadLimits
 	now     func() time.Time
 }
 
 // NewUploads returns Uploads over a Service.
-func NewUploads(s *Service, p Prober, blobs blobWriter, jobs backlog, limits UploadLimits, now func() time.Time) *Uploads {
+func NewUploads(s *Service, p Prober, blobs blobWriter, jobs BacklogCounter, limits UploadLimits, now func() time.Time) *Uploads {
 	if limits.RetryAfter <= 0 {
 		limits.RetryAfter = 10 * time.Second
 	}

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/vitrine-dev/vitrine/catalog"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 )
 
 // cleanupTimeout bounds removing the files of a job whose image was deleted.
@@ -413,7 +413,7 @@ func (w *worker) startJobSpan(ctx context.Context, job catalog.Job, attempt int)
 	if w.deps.tracer == nil {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	ctx = tracecontext.With(ctx, job.TraceParent)
+	ctx = traceparent.With(ctx, job.TraceParent)
 	return w.deps.tracer.Start(ctx, "image job", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("vitrine.image_id", job.ImageID), attribute.String("vitrine.product_id", job.ProductID),
 			attribute.Int("vitrine.attempt", attempt)))

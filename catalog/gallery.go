@@ -103,7 +103,7 @@ func ParseImagePatch(data []byte, count int) (ImagePatch, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return patch, &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
+		return patch, Invalid(errs)
 	}
 	if patch.Position != nil && *patch.Position >= count {
 		// Well-formed, but past the end: refused rather than clamped, so

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -132,7 +131,7 @@ func CheckProductPatch(patch []byte) error {
 		}
 	}
 	if len(errs) > 0 {
-		return &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
+		return Invalid(errs)
 	}
 	// The values it sets: merged into a valid product, what is wrong can
 	// only be the patch's, and is as wrong merged into any product. Judged
@@ -150,27 +149,38 @@ func CheckProductPatch(patch []byte) error {
 // typo never silently drops data. Every problem found is reported.
 func ParseProductInput(data []byte) (ProductInput, error) {
 	var in ProductInput
-	var doc map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		return in, malformed(err)
-	}
-	if dec.More() {
-		return in, Errorf(KindInvalid, "malformed_json", "the body holds more than one JSON value")
-	}
-	if doc == nil {
-		return in, Errorf(KindInvalid, "malformed_json", "the body must be a JSON object")
+	doc, err := decodeObject(data)
+	if err != nil {
+		return in, err
 	}
 	var errs []FieldError
 	add := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
 	}
-	keys := make([]string, 0, len(doc))
-	for k := range doc {
-		keys = append(keys, k)
+	// stringField reads a string field: absent or null, it is missing (an
+	// error when required); else it must be a string that check accepts
+	// (check returns it as stored, or why it is refused).
+	stringField := func(field string, required bool, check func(string) (string, string)) (string, bool) {
+		raw, ok := present(doc, field)
+		if !ok {
+			if required {
+				add(field, "is required")
+			}
+			return "", false
+		}
+		s, err := jsonString(raw)
+		if err != nil {
+			add(field, "must be a string, got %s", jsonType(raw))
+			return "", false
+		}
+		v, detail := check(s)
+		if detail != "" {
+			add(field, "%s", detail)
+			return "", false
+		}
+		return v, true
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(doc) {
 		switch {
 		case readOnlyFields[k]:
 		case productFields[k]:
@@ -180,44 +190,18 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 	}
 
 	// name: required string, 1-200 characters after trimming.
-	if raw, ok := present(doc, "name"); !ok {
-		add("name", "is required")
-	} else if s, err := jsonString(raw); err != nil {
-		add("name", "must be a string, got %s", jsonType(raw))
-	} else {
-		s = strings.TrimSpace(s)
-		switch n := utf8.RuneCountInString(s); {
-		case n == 0:
-			add("name", "must not be empty or only spaces")
-		case n > MaxNameLength:
-			add("name", "must be at most %d characters, got %d", MaxNameLength, n)
-		case strings.ContainsFunc(s, unicode.IsControl):
-			add("name", "must not contain control characters")
-		default:
-			in.Name = s
-		}
+	if s, ok := stringField("name", true, validName); ok {
+		in.Name = s
 	}
 
 	// sku: optional, 1-64 printable characters after trimming.
-	if raw, ok := present(doc, "sku"); ok {
-		if s, err := jsonString(raw); err != nil {
-			add("sku", "must be a string, got %s", jsonType(raw))
-		} else if sku, detail := validSKU(s); detail != "" {
-			add("sku", "%s", detail)
-		} else {
-			in.SKU = sku
-		}
+	if s, ok := stringField("sku", false, validSKU); ok {
+		in.SKU = s
 	}
 
 	// description: optional string up to 10,000 characters.
-	if raw, ok := present(doc, "description"); ok {
-		if s, err := jsonString(raw); err != nil {
-			add("description", "must be a string, got %s", jsonType(raw))
-		} else if n := utf8.RuneCountInString(s); n > MaxDescriptionLength {
-			add("description", "must be at most %d characters, got %d", MaxDescriptionLength, n)
-		} else {
-			in.Description = s
-		}
+	if s, ok := stringField("description", false, validDescription); ok {
+		in.Description = s
 	}
 
 	// price: required decimal as a JSON string ("19.99"), or a whole
@@ -239,14 +223,8 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 
 	// currency: optional ISO 4217 code, default USD.
 	in.Currency = DefaultCurrency
-	if raw, ok := present(doc, "currency"); ok {
-		if s, err := jsonString(raw); err != nil {
-			add("currency", "must be a string, got %s", jsonType(raw))
-		} else if !ValidCurrency(s) {
-			add("currency", "must be an ISO 4217 code in upper case such as \"USD\" or \"EUR\", got %q", s)
-		} else {
-			in.Currency = s
-		}
+	if s, ok := stringField("currency", false, validCurrency); ok {
+		in.Currency = s
 	}
 
 	// user_id: required positive integer.
@@ -264,7 +242,7 @@ func ParseProductInput(data []byte) (ProductInput, error) {
 	}
 
 	if len(errs) > 0 {
-		return in, &Error{Kind: KindInvalid, Code: "validation", Detail: summarize(errs), Fields: errs}
+		return in, Invalid(errs)
 	}
 	return in, nil
 }
@@ -373,6 +351,37 @@ func ValidID(id string) bool {
 		}
 	}
 	return true
+}
+
+// validName returns a product's name as stored, or why it is refused.
+func validName(s string) (string, string) {
+	s = strings.TrimSpace(s)
+	switch n := utf8.RuneCountInString(s); {
+	case n == 0:
+		return "", "must not be empty or only spaces"
+	case n > MaxNameLength:
+		return "", fmt.Sprintf("must be at most %d characters, got %d", MaxNameLength, n)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "", "must not contain control characters"
+	}
+	return s, ""
+}
+
+// validDescription returns a product's description as stored, or why it
+// is refused.
+func validDescription(s string) (string, string) {
+	if n := utf8.RuneCountInString(s); n > MaxDescriptionLength {
+		return "", fmt.Sprintf("must be at most %d characters, got %d", MaxDescriptionLength, n)
+	}
+	return s, ""
+}
+
+// validCurrency returns a currency code as stored, or why it is refused.
+func validCurrency(s string) (string, string) {
+	if !ValidCurrency(s) {
+		return "", fmt.Sprintf("must be an ISO 4217 code in upper case such as \"USD\" or \"EUR\", got %q", s)
+	}
+	return s, ""
 }
 
 // validSKU returns a SKU as stored, or why it is refused.

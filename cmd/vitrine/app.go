@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -47,22 +48,21 @@ type imageEngine interface {
 	actors.Processor
 }
 
-// database is what vitrine needs of its store, embedded or PostgreSQL: the
-// products, the job outbox (which is also the queue when there is no
-// broker) and the dead letters.
+// database is the store, embedded or PostgreSQL, as its consumers name it:
+// each line is an interface a consumer owns (actors', orphans') or a port
+// of catalog's, no method of its own.
 type database interface {
-	catalog.ProductStore
-	catalog.JobQueue
-	catalog.JobOutbox
-	catalog.DeadLetters
-	access.KeyStore
-	access.IdempotencyStore
-	catalog.ImportStore
-	RequeueImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error
-	Backlog(ctx context.Context, userID int64) (total, owned int, err error)
-	ExistingImages(ctx context.Context, ids []string) (map[string]bool, error)
-	TryLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
-	Close() error
+	actors.GrainStore       // product grains; the service's reads and imports' SKU lookups are a part
+	actors.BacklogCounter   // upload limits, and the vitrine_image_jobs_backlog gauge
+	catalog.ImportStore     // the import runner
+	catalog.JobQueue        // image workers, without Kafka
+	catalog.JobOutbox       // Kafka's relay and consumer
+	catalog.DeadLetters     // admin
+	access.KeyStore         // the HTTP front door, vitrine keys and vitrine doctor
+	access.IdempotencyStore // the HTTP front door
+	orphans.Images          // the orphan sweep (vitrine gc, and every VITRINE_GC_INTERVAL)
+	orphans.Lease           // one periodic sweep at a time
+	io.Closer
 }
 
 var (
@@ -138,17 +138,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	}
 	cacheMetrics := cachemetrics.New(a.metrics)
 	actorMetrics := actors.NewMetrics(a.metrics)
-	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "vitrine_image_jobs_backlog", Help: "Image jobs waiting or running (their outcome not stored yet), in the whole cluster.",
-	}, func() float64 {
-		ctx, cancel := context.WithTimeout(bgCtx, 2*time.Second)
-		defer cancel()
-		total, _, err := a.db.Backlog(ctx, 0)
-		if err != nil {
-			return math.NaN()
-		}
-		return float64(total)
-	}))
+	a.metrics.MustRegister(backlogGauge(bgCtx, a.db))
 
 	// The hot-read cache and the rate limits: in-process, or shared by
 	// every node through Redis. Without Redis, a node of a cluster caches
@@ -314,6 +304,23 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			zap.String("env", cfg.Access.Env), zap.String("fix", "VITRINE_ENV=production and API keys (vitrine keys create)"))
 	}
 	return a, nil
+}
+
+// backlogGauge is vitrine_image_jobs_backlog: the image jobs of the whole
+// cluster whose outcome is not stored yet; NaN when the store fails to
+// count them within 2 s. Its reads end with ctx.
+func backlogGauge(ctx context.Context, jobs actors.BacklogCounter) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "vitrine_image_jobs_backlog", Help: "Image jobs waiting or running (their outcome not stored yet), in the whole cluster.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		total, _, err := jobs.Backlog(ctx, 0)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(total)
+	})
 }
 
 // webhookSink is the webhook dispatcher as grains emit to it; nil without

@@ -16,6 +16,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/vitrine-dev/vitrine/catalog/access"
 	"github.com/vitrine-dev/vitrine/cluster"
 	"github.com/vitrine-dev/vitrine/persistence/postgres"
 	"github.com/vitrine-dev/vitrine/persistence/redis"
@@ -235,10 +236,10 @@ func checkDatabase(ctx context.Context, cfg Config) []finding {
 	return []finding{{statusOK, "database", fmt.Sprintf("PostgreSQL %s answers; all %d migrations applied", where, known), ""}, checkKeys(ctx, cfg, db)}
 }
 
-func checkKeys(ctx context.Context, cfg Config, db database) finding {
+func checkKeys(ctx context.Context, cfg Config, store access.KeyStore) finding {
 	c, cancel := within(ctx)
 	defer cancel()
-	keys, err := db.ListKeys(c)
+	keys, err := store.ListKeys(c)
 	if err != nil {
 		return finding{statusWarn, "api keys", "could not list them: " + err.Error(), ""}
 	}

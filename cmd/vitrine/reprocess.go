@@ -125,36 +125,42 @@ func (c *apiClient) do(req *http.Request) (*http.Response, error) {
 	return c.http.Do(req) // #nosec G704 -- the vitrine API the operator names with --url
 }
 
+// get reads the JSON of path into v.
 func (c *apiClient) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, http.NoBody)
+	res, err := c.send(ctx, http.MethodGet, path, http.StatusOK)
 	if err != nil {
 		return err
 	}
-	res, err := c.do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return fmt.Errorf("GET %s: %s %s", path, res.Status, body)
-	}
 	return json.NewDecoder(res.Body).Decode(v)
 }
 
+// post posts nothing to path, which accepts it (202).
 func (c *apiClient) post(ctx context.Context, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, http.NoBody)
+	res, err := c.send(ctx, http.MethodPost, path, http.StatusAccepted)
 	if err != nil {
 		return err
 	}
+	defer res.Body.Close()
+	return nil
+}
+
+// send makes a request of no body to path and returns its response when
+// its status is want; else an error with the status and the start of the
+// body, the response closed.
+func (c *apiClient) send(ctx context.Context, method, path string, want int) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, http.NoBody)
+	if err != nil {
+		return nil, err
+	}
 	res, err := c.do(req)
 	if err != nil {
-		return fmt.Errorf("POST %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
+	if res.StatusCode != want {
+		defer res.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-		return fmt.Errorf("POST %s: %s %s", path, res.Status, body)
+		return nil, fmt.Errorf("%s %s: %s %s", method, path, res.Status, body)
 	}
-	return nil
+	return res, nil
 }

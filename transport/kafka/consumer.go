@@ -159,14 +159,8 @@ func (c *Consumer) follow(ctx context.Context) {
 			if ctx.Err() != nil || errors.Is(err, kafkago.ErrGroupClosed) {
 				return
 			}
-			if !failing {
-				c.log.Warn("join the image job consumer group", zap.String("group", c.cfg.GroupID), zap.Error(err))
-			}
-			failing = true
-			select {
-			case <-ctx.Done():
+			if !c.pauseAfter(ctx, &failing, "join the image job consumer group", zap.String("group", c.cfg.GroupID), zap.Error(err)) {
 				return
-			case <-time.After(time.Second):
 			}
 			continue
 		}
@@ -232,14 +226,8 @@ func (c *Consumer) read(ctx context.Context, p *partition, offset int64) {
 			if ctx.Err() != nil {
 				return
 			}
-			if !failing {
-				c.log.Warn("read image jobs", zap.Int("partition", p.id), zap.Error(err))
-			}
-			failing = true
-			select {
-			case <-ctx.Done():
+			if !c.pauseAfter(ctx, &failing, "read image jobs", zap.Int("partition", p.id), zap.Error(err)) {
 				return
-			case <-time.After(time.Second):
 			}
 			continue
 		}
@@ -249,6 +237,23 @@ func (c *Consumer) read(ctx context.Context, p *partition, offset int64) {
 		case <-ctx.Done():
 			return // not handed out: the next owner reads it again
 		}
+	}
+}
+
+// pauseAfter is how the consumer's loops meet a failure: a warning when
+// the loop starts failing (one per outage, not one per try), then a
+// second's pause before the next try. *failing becomes true; false is
+// returned when ctx ended during the pause.
+func (c *Consumer) pauseAfter(ctx context.Context, failing *bool, msg string, fields ...zap.Field) bool {
+	if !*failing {
+		c.log.Warn(msg, fields...)
+	}
+	*failing = true
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(time.Second):
+		return true
 	}
 }
 

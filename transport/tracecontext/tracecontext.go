@@ -1,32 +1,19 @@
-// Package tracecontext carries a trace across what is not a call: an actor
-// message, a job row, a Kafka message. It is the W3C traceparent string of
-// the OpenTelemetry span in a context, and back.
+// Package tracecontext forwards to internal/traceparent, where carrying a
+// trace as a W3C traceparent string now lives (below the layers that use
+// it). It stays for the importers not moved yet (persistence's stores and
+// conformance suites); new code imports internal/traceparent.
 package tracecontext
 
 import (
 	"context"
 
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 )
 
-var w3c = propagation.TraceContext{}
-
-// Of is ctx's span as a W3C traceparent, or "" without one (tracing off).
-func Of(ctx context.Context) string {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ""
-	}
-	c := propagation.MapCarrier{}
-	w3c.Inject(ctx, c)
-	return c["traceparent"]
-}
+// Of is ctx's span as a W3C traceparent, or "" without one (tracing off):
+// traceparent.Of.
+func Of(ctx context.Context) string { return traceparent.Of(ctx) }
 
 // With is ctx continuing the trace of a W3C traceparent ("" or garbage:
-// ctx unchanged).
-func With(ctx context.Context, traceparent string) context.Context {
-	if traceparent == "" {
-		return ctx
-	}
-	return w3c.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
-}
+// ctx unchanged): traceparent.With.
+func With(ctx context.Context, tp string) context.Context { return traceparent.With(ctx, tp) }

@@ -96,7 +96,7 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	args := []string{"-products", "200", "-uploads", "3", "-upload-concurrency", "3", "-photos", "progressive_mate",
-		"-c", "8", "-open-workers", "32", "-out", out,
+		"-c", "8", "-open-workers", "32", "-out", out, "-cpu-rounds", "2",
 		"-images-uploads", "2", "-images-rounds", "1", "-images-idle", "1", "-images-scale", "0.5"}
 	start := time.Now()
 	if err := run(ctx, args, env(map[string]string{"BENCH_DURATION": "1s"}), &stdout, &stderr); err != nil {
@@ -142,6 +142,12 @@ func TestSmoke(t *testing.T) {
 			Name    string  `json:"name"`
 			Value   float64 `json:"value"`
 			Skipped string  `json:"skipped"`
+			Extra   struct {
+				CPURounds *struct {
+					Rounds []map[string]float64 `json:"rounds"`
+					Ratio  map[string]float64   `json:"ratio"`
+				} `json:"cpu_rounds"`
+			} `json:"extra"`
 		} `json:"baselines"`
 		Targets []map[string]any `json:"targets"`
 	}
@@ -214,6 +220,30 @@ func TestSmoke(t *testing.T) {
 	baselines := map[string]int{}
 	for i, b := range rep.Baselines {
 		baselines[b.Name] = i
+	}
+	// The front door's CPU per cached GET against bare fasthttp's, round
+	// by round.
+	if i, ok := baselines["bare-fasthttp"]; !ok {
+		t.Errorf("no bare-fasthttp baseline in %+v", rep.Baselines)
+	} else if cr := rep.Baselines[i].Extra.CPURounds; cr == nil || len(cr.Rounds) != 2 || !(cr.Ratio["median"] > 0) ||
+		cr.Ratio["min"] > cr.Ratio["median"] || cr.Ratio["median"] > cr.Ratio["max"] {
+		t.Errorf("bare-fasthttp: CPU rounds %+v", cr)
+	} else {
+		for _, r := range cr.Rounds {
+			if !(r["vitrine_cpu_us_per_request"] > 0) || !(r["bare_cpu_us_per_request"] > 0) {
+				t.Errorf("CPU round %v", r)
+			}
+		}
+	}
+	cpuTarget := false
+	for _, c := range rep.Targets {
+		if c["name"] == "cached GET CPU per request vs bare fasthttp" {
+			v, _ := c["value"].(float64)
+			cpuTarget = v > 0
+		}
+	}
+	if !cpuTarget {
+		t.Errorf("no CPU-per-request target with a value: %v", rep.Targets)
 	}
 	if i, ok := baselines["vips-cli"]; !ok {
 		t.Errorf("no vips-cli baseline in %+v", rep.Baselines)

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/storetest"
 )
 
 // Store is what the suite drives: a product store whose AddImage writes the
@@ -80,15 +80,6 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 	}
 }
 
-func newID(t *testing.T) string {
-	t.Helper()
-	id, err := uuid.NewV7()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id.String()
-}
-
 // at is a time d after a fixed instant, with microsecond precision and not
 // in UTC, so that the suite sees stores return UTC whatever they were given.
 func at(d time.Duration) time.Time {
@@ -100,12 +91,12 @@ func at(d time.Duration) time.Time {
 // in that order.
 func add(t *testing.T, h Harness) catalog.Job {
 	t.Helper()
-	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
+	p := &catalog.Product{ID: storetest.NewID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
 		CreatedAt: at(0), UpdatedAt: at(0), Version: 1}
 	if err := h.Store.CreateProduct(t.Context(), p); err != nil {
 		t.Fatalf("CreateProduct: %v", err)
 	}
-	img := &catalog.Image{ID: newID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: at(0)}
+	img := &catalog.Image{ID: storetest.NewID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: at(0)}
 	p.Version++
 	if err := h.Store.AddImage(t.Context(), p, img); err != nil {
 		t.Fatalf("AddImage: %v", err)
@@ -305,9 +296,9 @@ func imageIDs(jobs []catalog.Job) []string {
 func testMarkPublished(t *testing.T, h Harness) {
 	a, b := add(t, h), add(t, h)
 	token := expectClaimed(t, h, a, b)
-	markPublished(t, h, token+1, a)                               // another claim's token: nothing
-	markPublished(t, h, token, a, catalog.Job{ImageID: newID(t)}) // an unknown id is ignored
-	markPublished(t, h, token)                                    // nothing
+	markPublished(t, h, token+1, a)                                         // another claim's token: nothing
+	markPublished(t, h, token, a, catalog.Job{ImageID: storetest.NewID(t)}) // an unknown id is ignored
+	markPublished(t, h, token)                                              // nothing
 	h.Advance(relayLease)
 	expectClaimed(t, h, b) // a is published; b's claim ran out
 	// Published jobs are still jobs: they stay until their outcome is stored.
@@ -331,9 +322,9 @@ func testUnclaim(t *testing.T, h Harness) {
 	}
 	unclaim(token+1, a, b) // another claim's token: nothing
 	expectClaimed(t, h)
-	unclaim(token, a, catalog.Job{ImageID: newID(t)}) // an unknown id is ignored
-	unclaim(token)                                    // nothing
-	again := expectClaimed(t, h, a)                   // given back at once; b still claimed
+	unclaim(token, a, catalog.Job{ImageID: storetest.NewID(t)}) // an unknown id is ignored
+	unclaim(token)                                              // nothing
+	again := expectClaimed(t, h, a)                             // given back at once; b still claimed
 	markPublished(t, h, again, a)
 	unclaim(again, a) // published already: it stays published
 	h.Advance(relayLease)
@@ -352,7 +343,7 @@ func testClaimJob(t *testing.T, h Harness) {
 	expectBusy(t, h, a)
 	finish(t, h, a, first.Token)
 	expectGone(t, h, a)
-	expectGone(t, h, catalog.Job{ImageID: newID(t)})
+	expectGone(t, h, catalog.Job{ImageID: storetest.NewID(t)})
 
 	t.Run("before it is marked published", func(t *testing.T) {
 		c := add(t, h)
@@ -432,7 +423,7 @@ func testReschedule(t *testing.T, h Harness) {
 		c := claim(t, h, b)
 		finish(t, h, b, c.Token)
 		reschedule(t, h, b, c.Token, 0) // the outcome is stored already: nothing to do
-		reschedule(t, h, catalog.Job{ImageID: newID(t)}, c.Token, 0)
+		reschedule(t, h, catalog.Job{ImageID: storetest.NewID(t)}, c.Token, 0)
 		expectGone(t, h, b)
 	})
 }
@@ -458,7 +449,7 @@ func testEnqueue(t *testing.T, h Harness) {
 	h.Advance(relayLease)
 	expectClaimed(t, h, b)
 
-	err := h.Store.Enqueue(t.Context(), catalog.Job{ImageID: newID(t), ProductID: a.ProductID})
+	err := h.Store.Enqueue(t.Context(), catalog.Job{ImageID: storetest.NewID(t), ProductID: a.ProductID})
 	if !catalog.IsNotFound(err) {
 		t.Errorf("Enqueue(unknown image) error = %v, want not found", err)
 	}
@@ -477,7 +468,7 @@ func testFinish(t *testing.T, h Harness) {
 	expectGone(t, h, a)
 	expectGone(t, h, b)
 	finish(t, h, a, ca.Token) // again: no error
-	finish(t, h, catalog.Job{ImageID: newID(t)}, ca.Token)
+	finish(t, h, catalog.Job{ImageID: storetest.NewID(t)}, ca.Token)
 	if dls := listDead(t, h, 0); len(dls) != 0 {
 		t.Errorf("finished jobs listed as dead: %+v", dls)
 	}
@@ -538,7 +529,7 @@ func testBury(t *testing.T, h Harness) {
 	if got := deadJobs(listDead(t, h, 0)); !slices.Equal(got, []catalog.Job{b}) {
 		t.Errorf("ListDeadLetters after the revival = %+v, want [b]", got)
 	}
-	for _, id := range []string{a.ImageID, newID(t)} {
+	for _, id := range []string{a.ImageID, storetest.NewID(t)} {
 		if _, err := h.Store.ReviveDeadLetter(t.Context(), id); !catalog.IsNotFound(err) {
 			t.Errorf("ReviveDeadLetter(%s) error = %v, want not found", id, err)
 		}
@@ -643,7 +634,7 @@ func testRequeueImage(t *testing.T, h Harness) {
 	})
 	t.Run("unknown image", func(t *testing.T) {
 		ghost := img
-		ghost.ID = newID(t)
+		ghost.ID = storetest.NewID(t)
 		m := n
 		m.Version++
 		if err := h.Store.RequeueImage(t.Context(), &m, &ghost); !catalog.IsNotFound(err) {
@@ -658,7 +649,7 @@ func testExistingImages(t *testing.T, h Harness) {
 	if err := h.Store.DeleteProduct(t.Context(), b.ProductID); err != nil {
 		t.Fatalf("DeleteProduct: %v", err)
 	}
-	ghost := newID(t)
+	ghost := storetest.NewID(t)
 	got, err := h.Store.ExistingImages(t.Context(), []string{a.ImageID, b.ImageID, ghost, "not-an-id"})
 	if err != nil {
 		t.Fatalf("ExistingImages: %v", err)
@@ -714,12 +705,12 @@ func testTraceParent(t *testing.T, h Harness) {
 		return trace.ContextWithSpanContext(t.Context(), sc), fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID())
 	}
 	ctx, want := traced(8)
-	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
+	p := &catalog.Product{ID: storetest.NewID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
 		CreatedAt: at(0), UpdatedAt: at(0), Version: 1}
 	if err := h.Store.CreateProduct(ctx, p); err != nil {
 		t.Fatalf("CreateProduct: %v", err)
 	}
-	img := &catalog.Image{ID: newID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: at(0)}
+	img := &catalog.Image{ID: storetest.NewID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: at(0)}
 	p.Version++
 	if err := h.Store.AddImage(ctx, p, img); err != nil {
 		t.Fatalf("AddImage: %v", err)

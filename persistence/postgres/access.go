@@ -10,6 +10,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/catalog/access"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 var (
@@ -17,15 +18,13 @@ var (
 	_ access.IdempotencyStore = (*DB)(nil)
 )
 
-const keyColumns = `id, name, hash, hint, scopes, owner, created_at, revoked_at`
-
 // CreateKey stores a new API key.
 func (db *DB) CreateKey(ctx context.Context, k *access.APIKey) error {
 	if !catalog.ValidID(k.ID) {
 		return fmt.Errorf("create key: %w", invalidID("key", k.ID))
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)`,
-		k.ID, k.Name, k.Hash, k.Hint, scopeStrings(k.Scopes), k.Owner, utc(k.CreatedAt))
+	_, err := db.pool.Exec(ctx, `INSERT INTO api_keys (`+sqlrows.KeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)`,
+		k.ID, k.Name, k.Hash, k.Hint, sqlrows.ScopeNames(k.Scopes), k.Owner, utc(k.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create key %s: %w", k.ID, db.translate(ctx, err))
 	}
@@ -34,7 +33,7 @@ func (db *DB) CreateKey(ctx context.Context, k *access.APIKey) error {
 
 // KeyByHash returns the key whose secret hashes to hash, revoked or not.
 func (db *DB) KeyByHash(ctx context.Context, hash string) (*access.APIKey, error) {
-	k, err := scanKey(db.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = $1`, hash))
+	k, err := scanKey(db.pool.QueryRow(ctx, `SELECT `+sqlrows.KeyColumns+` FROM api_keys WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, catalog.NotFound("no such key")
 	}
@@ -46,7 +45,7 @@ func (db *DB) KeyByHash(ctx context.Context, hash string) (*access.APIKey, error
 
 // ListKeys returns every key, newest first.
 func (db *DB) ListKeys(ctx context.Context) ([]access.APIKey, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at DESC, id DESC`)
+	rows, err := db.pool.Query(ctx, `SELECT `+sqlrows.KeyColumns+` FROM api_keys ORDER BY created_at DESC, id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", db.translate(ctx, err))
 	}
@@ -72,7 +71,7 @@ func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*access.A
 	}
 	k, err := scanKey(db.pool.QueryRow(ctx, `
 		UPDATE api_keys SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2
-		RETURNING `+keyColumns, utc(at), id))
+		RETURNING `+sqlrows.KeyColumns, utc(at), id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, catalog.NotFound("key %s does not exist", id)
 	}
@@ -89,24 +88,13 @@ func scanKey(row pgx.Row) (*access.APIKey, error) {
 	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &k.Hint, &scopes, &k.Owner, &k.CreatedAt, &revoked); err != nil {
 		return nil, err
 	}
-	k.Scopes = make([]access.Scope, len(scopes))
-	for i, s := range scopes {
-		k.Scopes[i] = access.Scope(s)
-	}
+	k.Scopes = sqlrows.Scopes(scopes)
 	k.CreatedAt = k.CreatedAt.UTC()
 	if revoked != nil {
 		t := revoked.UTC()
 		k.RevokedAt = &t
 	}
 	return &k, nil
-}
-
-func scopeStrings(scopes []access.Scope) []string {
-	out := make([]string, len(scopes))
-	for i, s := range scopes {
-		out[i] = string(s)
-	}
-	return out
 }
 
 // ReserveIdempotencyKey records rec as running unless a live record holds

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 var _ catalog.ImportStore = (*DB)(nil)
@@ -66,8 +67,6 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 	return nil
 }
 
-const importColumns = `id, owner, format, status, total, applied, failed, created_at, finished_at`
-
 func scanImport(row pgx.Row) (*catalog.Import, error) {
 	var imp catalog.Import
 	var status string
@@ -89,7 +88,7 @@ func (db *DB) GetImport(ctx context.Context, id string) (*catalog.Import, error)
 	if !catalog.ValidID(id) {
 		return nil, catalog.NotFound("import %q does not exist", id)
 	}
-	imp, err := scanImport(db.pool.QueryRow(ctx, `SELECT `+importColumns+` FROM imports WHERE id = $1`, id))
+	imp, err := scanImport(db.pool.QueryRow(ctx, `SELECT `+sqlrows.ImportColumns+` FROM imports WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, catalog.NotFound("import %s does not exist", id)
 	}
@@ -127,13 +126,13 @@ func (db *DB) ImportErrors(ctx context.Context, id string, afterLine, limit int)
 // ClaimImport leases the oldest import that is not completed and that no
 // live lease holds.
 func (db *DB) ClaimImport(ctx context.Context, lease time.Duration) (*catalog.Import, int64, error) {
-	now, token := utc(db.now()), newToken()
+	now, token := utc(db.now()), sqlrows.NewToken()
 	imp, err := scanImport(db.pool.QueryRow(ctx, `
 		UPDATE imports SET status = $3, lease_until = $2, lease_token = $4
 		WHERE id = (SELECT id FROM imports
 		            WHERE status <> 'completed' AND (lease_until IS NULL OR lease_until < $1)
 		            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING `+importColumns, now, utc(now.Add(lease)), string(catalog.ImportRunning), token))
+		RETURNING `+sqlrows.ImportColumns, now, utc(now.Add(lease)), string(catalog.ImportRunning), token))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, 0, catalog.NotFound("no import to run")
 	}
@@ -167,39 +166,39 @@ func (db *DB) PendingImportRows(ctx context.Context, id string, limit int) ([]ca
 
 // RecordImportRow records a row's outcome under the lease and extends it.
 func (db *DB) RecordImportRow(ctx context.Context, id string, token int64, line int, rowErr *catalog.ImportRowError, lease time.Duration) error {
-	state, applied, failed := 1, 1, 0
-	var doc []byte
-	if rowErr != nil {
-		state, applied, failed = 2, 0, 1
-		var err error
-		if doc, err = json.Marshal(rowErr); err != nil {
-			return fmt.Errorf("record row %d of import %s: %w", line, id, err)
-		}
+	outcome, err := sqlrows.OutcomeOf(rowErr)
+	if err == nil {
+		err = db.inTx(ctx, func(tx pgx.Tx) error {
+			return sqlrows.RecordImportRow(ctx, importStatements{tx: tx, now: db.now}, id, token, line, outcome, lease)
+		})
 	}
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			UPDATE import_rows SET state = $3, error = $4 WHERE import_id = $1 AND line = $2 AND state = 0`, id, line, state, doc)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			applied, failed = 0, 0 // recorded before: count it once
-		}
-		tag, err = tx.Exec(ctx, `
-			UPDATE imports SET applied = applied + $3, failed = failed + $4, lease_until = $5
-			WHERE id = $1 AND lease_token = $2`, id, token, applied, failed, utc(db.now().Add(lease)))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return catalog.ErrImportLeaseLost
-		}
-		return nil
-	})
 	if err != nil {
 		return fmt.Errorf("record row %d of import %s: %w", line, id, err)
 	}
 	return nil
+}
+
+// importStatements runs the statements of sqlrows.RecordImportRow in a
+// transaction.
+type importStatements struct {
+	tx  pgx.Tx
+	now func() time.Time
+}
+
+// SetRowOutcome stores the outcome of a pending row (sqlrows.RecordImportRow).
+func (s importStatements) SetRowOutcome(ctx context.Context, id string, line, state int, doc []byte) (bool, error) {
+	tag, err := s.tx.Exec(ctx, `
+		UPDATE import_rows SET state = $3, error = $4 WHERE import_id = $1 AND line = $2 AND state = 0`, id, line, state, doc)
+	return tag.RowsAffected() > 0, err
+}
+
+// CountRow adds to the counts of the import and extends its lease, if
+// token holds it (sqlrows.RecordImportRow).
+func (s importStatements) CountRow(ctx context.Context, id string, token int64, applied, failed int, lease time.Duration) (bool, error) {
+	tag, err := s.tx.Exec(ctx, `
+		UPDATE imports SET applied = applied + $3, failed = failed + $4, lease_until = $5
+		WHERE id = $1 AND lease_token = $2`, id, token, applied, failed, utc(s.now().Add(lease)))
+	return tag.RowsAffected() > 0, err
 }
 
 // RenewImport extends the lease while token holds it.

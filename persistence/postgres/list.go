@@ -10,6 +10,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/pagecache"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 // ListProductIDs returns the ids of a page of products, newest first. Each
@@ -95,7 +96,7 @@ func (db *DB) GetProducts(ctx context.Context, ids []string) ([]*catalog.Product
 	}
 	var products []*catalog.Product
 	err := pgx.BeginTxFunc(ctx, db.pool, readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+productColumns+` FROM products WHERE id = ANY ($1::uuid[])`, valid)
+		rows, err := tx.Query(ctx, `SELECT `+sqlrows.ProductColumns+` FROM products WHERE id = ANY ($1::uuid[])`, valid)
 		if err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ func (db *DB) GetProducts(ctx context.Context, ids []string) ([]*catalog.Product
 		if err != nil {
 			return err
 		}
-		return attachImages(ctx, tx, products)
+		return sqlrows.AttachImages(ctx, statements{tx}, products)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get products: %w", db.translate(ctx, err))

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
@@ -34,12 +32,11 @@ const relayable = `available_at <= $1 AND (relay_until IS NULL OR relay_until <=
 // different jobs. A claimed row is unpublished and not leased: if the relay
 // dies, its claim runs out and the row is claimed again.
 func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catalog.Job, int64, error) {
-	jobs := []catalog.Job{}
 	if n <= 0 {
-		return jobs, 0, nil
+		return []catalog.Job{}, 0, nil
 	}
 	now := utc(db.now())
-	token := newToken()
+	token := sqlrows.NewToken()
 	rows, err := db.pool.Query(ctx, `
 		UPDATE jobs
 		SET relay_until = $2, relay_token = $3, published_at = NULL, lease_until = NULL, lease_token = NULL
@@ -50,32 +47,18 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 			LIMIT $4
 			FOR UPDATE SKIP LOCKED)
 		RETURNING image_id, product_id, available_at, traceparent`, now, utc(now.Add(lease)), token, n)
-	type due struct {
-		job catalog.Job
-		at  time.Time
-	}
-	var claimed []due
+	var claimed []sqlrows.Due
 	if err == nil {
-		claimed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (due, error) {
-			var d due
-			err := row.Scan(&d.job.ImageID, &d.job.ProductID, &d.at, &d.job.TraceParent)
+		claimed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (sqlrows.Due, error) {
+			var d sqlrows.Due
+			err := row.Scan(&d.Job.ImageID, &d.Job.ProductID, &d.At, &d.Job.TraceParent)
 			return d, err
 		})
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("claim due jobs: %w", db.translate(ctx, err))
 	}
-	// RETURNING keeps no order: put them back in the order they fell due.
-	slices.SortFunc(claimed, func(a, b due) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
-		}
-		return strings.Compare(a.job.ImageID, b.job.ImageID)
-	})
-	for _, d := range claimed {
-		jobs = append(jobs, d.job)
-	}
-	return jobs, token, nil
+	return sqlrows.InDueOrder(claimed), token, nil
 }
 
 // MarkPublished records that the broker has the jobs of these images that
@@ -112,9 +95,6 @@ func (db *DB) Unclaim(ctx context.Context, token int64, imageIDs []string) error
 	}
 	return nil
 }
-
-// newToken names a claim: random, so that claims of every process differ.
-func newToken() int64 { return rand.Int64() } // #nosec G404 -- a fencing token telling claims apart, never a secret
 
 // Enqueue queues the job of an existing image again, for example to process
 // it anew: the job is available now, unpublished, with no attempts counted,
@@ -157,7 +137,7 @@ func (db *DB) ClaimJob(ctx context.Context, imageID string, lease time.Duration)
 		return catalog.JobClaim{}, fmt.Errorf("claim job %q: %w", imageID, catalog.NotFound("job of image %s", imageID))
 	}
 	now := utc(db.now())
-	c := catalog.JobClaim{Token: newToken()}
+	c := catalog.JobClaim{Token: sqlrows.NewToken()}
 	err := db.pool.QueryRow(ctx, `
 		UPDATE jobs
 		SET lease_until = $1, lease_token = $2, attempts = attempts + 1,
@@ -174,10 +154,7 @@ func (db *DB) ClaimJob(ctx context.Context, imageID string, lease time.Duration)
 	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE image_id = $1)`, imageID).Scan(&exists); err != nil {
 		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, db.translate(ctx, err))
 	}
-	if !exists {
-		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.NotFound("job of image %s", imageID))
-	}
-	return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.ErrJobBusy)
+	return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, sqlrows.ClaimMiss(imageID, exists))
 }
 
 // Reschedule makes the job held by the lease token due again after delay,

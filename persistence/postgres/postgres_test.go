@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -79,7 +78,7 @@ func TestJobQueue(t *testing.T) {
 		db := open(t, url, opts)
 		return queuetest.Harness{
 			Queue: func() catalog.JobQueue { return db },
-			Add:   func(t *testing.T) catalog.Job { return addJob(t, db) },
+			Add:   func(t *testing.T) catalog.Job { return storetest.AddJob(t, db) },
 			// Processes sharing PostgreSQL do not release each other's
 			// leases: a dead consumer's jobs come back when their lease
 			// expires, which the clock skips to.
@@ -103,32 +102,6 @@ func TestJobOutbox(t *testing.T) {
 		db := open(t, url, postgres.Options{Now: clk.Now})
 		return outboxtest.Harness{Store: db, Advance: clk.Advance}
 	})
-}
-
-func newID(t *testing.T) string {
-	t.Helper()
-	id, err := uuid.NewV7()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id.String()
-}
-
-// addJob creates a product with one image, which queues its job.
-func addJob(t *testing.T, db catalog.ProductStore) catalog.Job {
-	t.Helper()
-	now := time.Now()
-	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
-		CreatedAt: now, UpdatedAt: now, Version: 1}
-	if err := db.CreateProduct(t.Context(), p); err != nil {
-		t.Fatalf("CreateProduct: %v", err)
-	}
-	img := &catalog.Image{ID: newID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: now}
-	p.Version++
-	if err := db.AddImage(t.Context(), p, img); err != nil {
-		t.Fatalf("AddImage: %v", err)
-	}
-	return catalog.Job{ImageID: img.ID, ProductID: p.ID}
 }
 
 func receive(t *testing.T, q catalog.JobQueue, wait time.Duration) (catalog.Delivery, error) {
@@ -220,7 +193,7 @@ func TestMigrationsRace(t *testing.T) {
 	}
 	// Every handle works, and Migrate again changes nothing.
 	for _, db := range dbs {
-		addJob(t, db)
+		storetest.AddJob(t, db)
 		if err := db.Migrate(t.Context()); err != nil {
 			t.Errorf("Migrate again: %v", err)
 		}
@@ -244,7 +217,7 @@ func TestLeaseExpires(t *testing.T) {
 	url, _ := postgres.FreshSchema(t)
 	clk := newClock()
 	db := open(t, url, postgres.Options{Now: clk.Now, Lease: time.Minute})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	first := mustReceive(t, db)
 	expectNothing(t, db)
 	clk.Advance(time.Minute)
@@ -295,7 +268,7 @@ func TestLeasesKeptAtOpen(t *testing.T) {
 	t.Parallel()
 	url, _ := postgres.FreshSchema(t)
 	a := open(t, url, postgres.Options{})
-	job := addJob(t, a)
+	job := storetest.AddJob(t, a)
 	d := mustReceive(t, a)
 	b := open(t, url, postgres.Options{})
 	expectNothing(t, b)
@@ -318,7 +291,7 @@ func TestConcurrentProcesses(t *testing.T) {
 	}
 	const jobs = 30
 	for range jobs {
-		addJob(t, dbs[0])
+		storetest.AddJob(t, dbs[0])
 	}
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -362,7 +335,7 @@ func TestClaimDueSkipsLeased(t *testing.T) {
 	url, _ := postgres.FreshSchema(t)
 	clk := newClock()
 	db := open(t, url, postgres.Options{Now: clk.Now, Lease: time.Minute})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	mustReceive(t, db)
 	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 0 {
 		t.Fatalf("ClaimDue while leased = %+v (%v), want none", jobs, err)
@@ -491,7 +464,7 @@ func TestServerGoneUnavailableFast(t *testing.T) {
 	url, _ := postgres.FreshSchema(t)
 	p := startProxy(t, serverAddr(t, url))
 	db := open(t, p.through(url), postgres.Options{ConnectTimeout: time.Second})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	p.stop()
 
 	calls := []struct {
@@ -551,7 +524,7 @@ func TestNotifyAcrossProcesses(t *testing.T) {
 			got <- d
 		}()
 		time.Sleep(300 * time.Millisecond) // the receiver is waiting by now
-		job := addJob(t, writer)
+		job := storetest.AddJob(t, writer)
 		select {
 		case d := <-got:
 			if d.Job() != job {
@@ -578,20 +551,7 @@ func TestNotifyAcrossProcesses(t *testing.T) {
 func TestTimesUTC(t *testing.T) {
 	t.Parallel()
 	url, _ := postgres.FreshSchema(t)
-	db := open(t, url, postgres.Options{})
-	created := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.FixedZone("EST", -5*3600))
-	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Currency: "EUR", CreatedAt: created, UpdatedAt: created, Version: 1}
-	if err := db.CreateProduct(t.Context(), p); err != nil {
-		t.Fatal(err)
-	}
-	got, err := db.GetProduct(t.Context(), p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := time.Date(2025, 6, 1, 17, 0, 0, 123456000, time.UTC)
-	if got.CreatedAt != want {
-		t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
-	}
+	storetest.CheckMicrosecondTimes(t, open(t, url, postgres.Options{}))
 }
 
 // TestOneListeningConnection: a node's job queue and its event watchers
@@ -634,7 +594,7 @@ func TestOneListeningConnection(t *testing.T) {
 		t.Fatalf("%d listening connections, want 1 for the queue and the watcher together", n)
 	}
 	// And the one connection still tells the watcher of events.
-	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "lamp", Price: 100, Currency: "EUR", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	p := &catalog.Product{ID: storetest.NewID(t), UserID: 1, Name: "lamp", Price: 100, Currency: "EUR", Version: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	if err := db.CreateProduct(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}

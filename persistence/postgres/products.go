@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,14 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
-
-const productColumns = `id, user_id, name, description, price, currency, created_at, updated_at, version, sku`
-
-const imageColumns = `id, product_id, status, error_code, error_detail, content_type, bytes, width, height,
-	frames, sha256, variants, placeholder, dominant_color, animated, recipe_version, source_url,
-	created_at, processed_at, position, alt, error_retryable, focal_x, focal_y`
 
 // fold is the form of a name that searches compare: its Unicode lower case,
 // made here rather than by the server's lower(), whose result depends on
@@ -46,6 +40,10 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// statements runs the statements of the shared reads and writes of
+// products and images (sqlrows) on a transaction or the pool.
+type statements struct{ q querier }
+
 // readOnly is the transaction of reads that see a product and its images
 // as of one instant.
 var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
@@ -66,8 +64,7 @@ func (db *DB) CreateProduct(ctx context.Context, p *catalog.Product) error {
 		return fmt.Errorf("create product %s: %w", p.ID, err)
 	}
 	if pgCode(err) == codeUniqueViolation {
-		return fmt.Errorf("create product %s: %w", p.ID, &catalog.Error{
-			Kind: catalog.KindConflict, Code: "already_exists", Detail: "product " + p.ID + " already exists", Err: err})
+		return fmt.Errorf("create product %s: %w", p.ID, sqlrows.AlreadyExists("product", p.ID, err))
 	}
 	if err != nil {
 		return fmt.Errorf("create product %s: %w", p.ID, db.translate(ctx, err))
@@ -83,14 +80,14 @@ func (db *DB) GetProduct(ctx context.Context, id string) (*catalog.Product, erro
 	var p *catalog.Product
 	err := pgx.BeginTxFunc(ctx, db.pool, readOnly, func(tx pgx.Tx) error {
 		var err error
-		p, err = scanProduct(tx.QueryRow(ctx, `SELECT `+productColumns+` FROM products WHERE id = $1`, id))
+		p, err = scanProduct(tx.QueryRow(ctx, `SELECT `+sqlrows.ProductColumns+` FROM products WHERE id = $1`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return catalog.NotFound("product %s", id)
 		}
 		if err != nil {
 			return err
 		}
-		return attachImages(ctx, tx, []*catalog.Product{p})
+		return sqlrows.AttachImages(ctx, statements{tx}, []*catalog.Product{p})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get product %s: %w", id, db.translate(ctx, err))
@@ -105,18 +102,17 @@ func (db *DB) UpdateProduct(ctx context.Context, p *catalog.Product) error {
 	if !catalog.ValidID(p.ID) {
 		return fmt.Errorf("update product %q: %w", p.ID, catalog.NotFound("product %s", p.ID))
 	}
-	if err := bump(ctx, db.pool, p); err != nil {
+	if err := sqlrows.Bump(ctx, statements{db.pool}, p); err != nil {
 		return fmt.Errorf("update product %s: %w", p.ID, db.translate(ctx, err))
 	}
 	return nil
 }
 
-// bump writes p over the stored product if the stored version is
-// p.Version-1: NotFound if there is no such product, a VersionConflict if
-// another write got there first. Concurrent bumps of one product queue on
-// its row lock, and all but the first then find the version changed.
-func bump(ctx context.Context, q querier, p *catalog.Product) error {
-	tag, err := q.Exec(ctx, `
+// UpdateProduct writes p over the stored product whose version is
+// p.Version-1 (sqlrows.Bump). Concurrent bumps of one product queue on its
+// row lock, and all but the first then find the version changed.
+func (s statements) UpdateProduct(ctx context.Context, p *catalog.Product) (bool, error) {
+	tag, err := s.q.Exec(ctx, `
 		UPDATE products
 		SET user_id = $1, name = $2, name_fold = $3, description = $4, price = $5, currency = $6,
 		    updated_at = $7, version = $8, sku = $11
@@ -124,22 +120,19 @@ func bump(ctx context.Context, q querier, p *catalog.Product) error {
 		p.UserID, p.Name, fold(p.Name), p.Description, int64(p.Price), p.Currency,
 		utc(p.UpdatedAt), p.Version, p.ID, p.Version-1, nullSKU(p.SKU))
 	if err := skuTaken(err, p); err != nil {
-		return err
+		return false, err
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ProductExists reports whether the product is stored.
+func (s statements) ProductExists(ctx context.Context, id string) (bool, error) {
 	var exists bool
-	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)`, p.ID).Scan(&exists); err != nil {
-		return err
-	}
-	if !exists {
-		return catalog.NotFound("product %s", p.ID)
-	}
-	return catalog.VersionConflict()
+	err := s.q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM products WHERE id = $1)`, id).Scan(&exists)
+	return exists, err
 }
 
 // DeleteProduct deletes the product, its images, their jobs and dead letters.
@@ -158,41 +151,25 @@ func (db *DB) DeleteProduct(ctx context.Context, id string) error {
 	return nil
 }
 
-// attachImages loads the images of all products in one query.
-func attachImages(ctx context.Context, q querier, products []*catalog.Product) error {
-	if len(products) == 0 {
-		return nil
-	}
-	byID := make(map[string]*catalog.Product, len(products))
-	ids := make([]string, len(products))
-	for i, p := range products {
-		byID[p.ID], ids[i] = p, p.ID
-	}
-	rows, err := q.Query(ctx, `
-		SELECT `+imageColumns+` FROM images
+// ImagesOf returns the images of the products, by product, each one's in
+// gallery order (sqlrows.AttachImages).
+func (s statements) ImagesOf(ctx context.Context, productIDs []string) ([]catalog.Image, error) {
+	rows, err := s.q.Query(ctx, `
+		SELECT `+sqlrows.ImageColumns+` FROM images
 		WHERE product_id = ANY ($1::uuid[])
-		ORDER BY product_id, position, created_at, id`, ids)
+		ORDER BY product_id, position, created_at, id`, productIDs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	images, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (catalog.Image, error) { return scanImage(row) })
-	if err != nil {
-		return err
-	}
-	for _, img := range images {
-		if p := byID[img.ProductID]; p != nil {
-			p.Images = append(p.Images, img)
-		}
-	}
-	return nil
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (catalog.Image, error) { return scanImage(row) })
 }
 
 // AddImage stores a new image of p and its pending job, and bumps p, in one
 // transaction: the job row is the outbox entry of the image. Receivers of
 // every process are woken at commit. img.ProductID must be p.ID or empty.
 func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error {
-	if img.ProductID != "" && img.ProductID != p.ID {
-		return fmt.Errorf("add image %s: belongs to product %q, not %s", img.ID, img.ProductID, p.ID)
+	if err := sqlrows.CheckImageOf(p, img); err != nil {
+		return err
 	}
 	if !catalog.ValidID(p.ID) {
 		return fmt.Errorf("add image %s: %w", img.ID, catalog.NotFound("product %s", p.ID))
@@ -200,39 +177,12 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 	if !catalog.ValidID(img.ID) {
 		return fmt.Errorf("add image to product %s: %w", p.ID, invalidID("image", img.ID))
 	}
-	variants, err := marshalVariants(img.Variants)
+	variants, err := sqlrows.MarshalVariants(img.Variants)
 	if err != nil {
 		return fmt.Errorf("add image %s: %w", img.ID, err)
 	}
-	now := utc(db.now())
-	err = db.inTx(ctx, func(tx pgx.Tx) error {
-		if err := bump(ctx, tx, p); err != nil {
-			return err
-		}
-		errCode, errDetail, retryable := imageError(img.Error)
-		focalX, focalY := catalog.FocalColumns(img.FocalPoint)
-		// The new image goes last in the gallery.
-		err := tx.QueryRow(ctx, `
-			INSERT INTO images (`+imageColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-			        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = $2), $20, $21, $22, $23)
-			RETURNING position`,
-			img.ID, p.ID, string(img.Status), errCode, errDetail,
-			img.Original.ContentType, img.Original.Bytes, img.Original.Width, img.Original.Height,
-			img.Original.Frames, img.Original.SHA256, variants,
-			img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion, img.SourceURL,
-			utc(img.CreatedAt), processedAt(img), img.Alt, retryable, focalX, focalY).Scan(&img.Position)
-		if pgCode(err) == codeUniqueViolation {
-			return &catalog.Error{Kind: catalog.KindConflict, Code: "already_exists", Detail: "image " + img.ID + " already exists", Err: err}
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `
-			INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at, traceparent)
-			VALUES ($1, $2, 0, $3, $3, $4)`, img.ID, p.ID, now, tracecontext.Of(ctx))
-		return err
-	})
+	now := db.now()
+	err = db.inTx(ctx, func(tx pgx.Tx) error { return sqlrows.AddImage(ctx, statements{tx}, p, img, variants, now) })
 	if err != nil {
 		return fmt.Errorf("add image %s to product %s: %w", img.ID, p.ID, err)
 	}
@@ -240,16 +190,40 @@ func (db *DB) AddImage(ctx context.Context, p *catalog.Product, img *catalog.Ima
 	return nil
 }
 
+// InsertImage stores img, a new image of the product, last in its gallery
+// (sqlrows.AddImage).
+func (s statements) InsertImage(ctx context.Context, productID string, img *catalog.Image, variants []byte) (int, error) {
+	var position int
+	err := s.q.QueryRow(ctx, `
+		INSERT INTO images (`+sqlrows.ImageColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+		        (SELECT coalesce(max(position) + 1, 0) FROM images WHERE product_id = $2), $20, $21, $22, $23)
+		RETURNING position`,
+		sqlrows.ImageValues(productID, img, variants, utc(img.CreatedAt), processedAt(img))...).Scan(&position)
+	if pgCode(err) == codeUniqueViolation {
+		return 0, sqlrows.AlreadyExists("image", img.ID, err)
+	}
+	return position, err
+}
+
+// InsertJob stores the pending job of a new image (sqlrows.AddImage).
+func (s statements) InsertJob(ctx context.Context, job catalog.Job, now time.Time) error {
+	_, err := s.q.Exec(ctx, `
+		INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at, traceparent)
+		VALUES ($1, $2, 0, $3, $3, $4)`, job.ImageID, job.ProductID, utc(now), tracecontext.Of(ctx))
+	return err
+}
+
 // SaveImage stores the changed image of p and bumps p in one transaction.
 func (db *DB) SaveImage(ctx context.Context, p *catalog.Product, img *catalog.Image) error {
 	if !catalog.ValidID(p.ID) || !catalog.ValidID(img.ID) {
 		return fmt.Errorf("save image %q: %w", img.ID, catalog.NotFound("image %s of product %s", img.ID, p.ID))
 	}
-	variants, err := marshalVariants(img.Variants)
+	variants, err := sqlrows.MarshalVariants(img.Variants)
 	if err != nil {
 		return fmt.Errorf("save image %s: %w", img.ID, err)
 	}
-	if err := db.inTx(ctx, func(tx pgx.Tx) error { return saveImage(ctx, tx, p, img, variants) }); err != nil {
+	if err := db.inTx(ctx, func(tx pgx.Tx) error { return sqlrows.SaveImage(ctx, statements{tx}, p, img, variants) }); err != nil {
 		return fmt.Errorf("save image %s of product %s: %w", img.ID, p.ID, err)
 	}
 	return nil
@@ -263,18 +237,12 @@ func (db *DB) RequeueImage(ctx context.Context, p *catalog.Product, img *catalog
 	if !catalog.ValidID(p.ID) || !catalog.ValidID(img.ID) {
 		return fmt.Errorf("requeue image %q: %w", img.ID, catalog.NotFound("image %s of product %s", img.ID, p.ID))
 	}
-	variants, err := marshalVariants(img.Variants)
+	variants, err := sqlrows.MarshalVariants(img.Variants)
 	if err != nil {
 		return fmt.Errorf("requeue image %s: %w", img.ID, err)
 	}
-	now := utc(db.now())
-	err = db.inTx(ctx, func(tx pgx.Tx) error {
-		if err := saveImage(ctx, tx, p, img, variants); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, enqueueJob, img.ID, p.ID, now, tracecontext.Of(ctx))
-		return err
-	})
+	now := db.now()
+	err = db.inTx(ctx, func(tx pgx.Tx) error { return sqlrows.RequeueImage(ctx, statements{tx}, p, img, variants, now) })
 	if err != nil {
 		return fmt.Errorf("requeue image %s of product %s: %w", img.ID, p.ID, err)
 	}
@@ -282,102 +250,48 @@ func (db *DB) RequeueImage(ctx context.Context, p *catalog.Product, img *catalog
 	return nil
 }
 
-// saveImage bumps p and writes img over its stored row.
-func saveImage(ctx context.Context, tx pgx.Tx, p *catalog.Product, img *catalog.Image, variants []byte) error {
-	if err := bump(ctx, tx, p); err != nil {
-		return err
-	}
-	errCode, errDetail, retryable := imageError(img.Error)
-	tag, err := tx.Exec(ctx, `
-		UPDATE images
-		SET status = $1, error_code = $2, error_detail = $3, content_type = $4, bytes = $5, width = $6,
-		    height = $7, frames = $8, sha256 = $9, variants = $10, placeholder = $11,
-		    dominant_color = $12, animated = $13, recipe_version = $14, source_url = $15,
-		    processed_at = $16, error_retryable = $17
+// UpdateImage writes img's state over the image of the product
+// (sqlrows.SaveImage).
+func (s statements) UpdateImage(ctx context.Context, productID string, img *catalog.Image, variants []byte) (bool, error) {
+	tag, err := s.q.Exec(ctx, `
+		UPDATE images SET (`+sqlrows.ImageStateColumns+`) =
+		    ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		WHERE id = $18 AND product_id = $19`,
-		string(img.Status), errCode, errDetail, img.Original.ContentType, img.Original.Bytes,
-		img.Original.Width, img.Original.Height, img.Original.Frames, img.Original.SHA256,
-		variants, img.Placeholder, img.DominantColor, img.Animated, img.RecipeVersion,
-		img.SourceURL, processedAt(img), retryable, img.ID, p.ID)
+		append(sqlrows.ImageStateValues(img, variants, processedAt(img)), img.ID, productID)...)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if tag.RowsAffected() == 0 {
-		return catalog.NotFound("image %s of product %s", img.ID, p.ID)
-	}
-	return nil
+	return tag.RowsAffected() > 0, nil
+}
+
+// Enqueue writes the job row of job, due at now, within ctx's trace
+// (sqlrows.RequeueImage, sqlrows.SaveGallery).
+func (s statements) Enqueue(ctx context.Context, job catalog.Job, now time.Time) error {
+	_, err := s.q.Exec(ctx, enqueueJob, job.ImageID, job.ProductID, utc(now), tracecontext.Of(ctx))
+	return err
 }
 
 func scanProduct(row pgx.Row) (*catalog.Product, error) {
-	var p catalog.Product
-	var price int64
-	var sku *string
-	if err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.Description, &price, &p.Currency,
-		&p.CreatedAt, &p.UpdatedAt, &p.Version, &sku); err != nil {
+	var r sqlrows.ProductRow
+	var created, updated time.Time
+	if err := row.Scan(r.Dest(&created, &updated)...); err != nil {
 		return nil, err
 	}
-	if sku != nil {
-		p.SKU = *sku
-	}
-	p.Price = catalog.Price(price)
-	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
-	p.Images = []catalog.Image{}
-	return &p, nil
+	return r.Product(created.UTC(), updated.UTC()), nil
 }
 
 func scanImage(row pgx.Row) (catalog.Image, error) {
-	var img catalog.Image
-	var status string
-	var errCode, errDetail *string
-	var variants []byte
+	var r sqlrows.ImageRow
+	var created time.Time
 	var processed *time.Time
-	var retryable bool
-	var focalX, focalY *float64
-	o := &img.Original
-	if err := row.Scan(&img.ID, &img.ProductID, &status, &errCode, &errDetail, &o.ContentType, &o.Bytes,
-		&o.Width, &o.Height, &o.Frames, &o.SHA256, &variants, &img.Placeholder, &img.DominantColor,
-		&img.Animated, &img.RecipeVersion, &img.SourceURL, &img.CreatedAt, &processed,
-		&img.Position, &img.Alt, &retryable, &focalX, &focalY); err != nil {
-		return img, err
+	if err := row.Scan(r.Dest(&created, &processed)...); err != nil {
+		return catalog.Image{}, err
 	}
-	img.FocalPoint = catalog.FocalOf(focalX, focalY)
-	img.Status = catalog.ImageStatus(status)
-	if errCode != nil {
-		img.Error = &catalog.ImageError{Code: *errCode, Retryable: retryable}
-		if errDetail != nil {
-			img.Error.Detail = *errDetail
-		}
-	}
-	if err := json.Unmarshal(variants, &img.Variants); err != nil {
-		return img, fmt.Errorf("image %s: variants: %w", img.ID, err)
-	}
-	if img.Variants == nil {
-		img.Variants = []catalog.Variant{}
-	}
-	img.CreatedAt = img.CreatedAt.UTC()
 	if processed != nil {
 		t := processed.UTC()
-		img.ProcessedAt = &t
+		processed = &t
 	}
-	return img, nil
-}
-
-func marshalVariants(vs []catalog.Variant) ([]byte, error) {
-	if vs == nil {
-		vs = []catalog.Variant{}
-	}
-	b, err := json.Marshal(vs)
-	if err != nil {
-		return nil, fmt.Errorf("encode variants: %w", err)
-	}
-	return b, nil
-}
-
-func imageError(e *catalog.ImageError) (code, detail *string, retryable bool) {
-	if e == nil {
-		return nil, nil, false
-	}
-	return &e.Code, &e.Detail, e.Retryable
+	return r.Image(created.UTC(), processed)
 }
 
 func processedAt(img *catalog.Image) *time.Time {
@@ -395,25 +309,31 @@ func (db *DB) DeleteImage(ctx context.Context, p *catalog.Product, imageID strin
 	if !catalog.ValidID(p.ID) || !catalog.ValidID(imageID) {
 		return fmt.Errorf("delete image %q: %w", imageID, catalog.NotFound("image %s of product %s", imageID, p.ID))
 	}
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		if err := bump(ctx, tx, p); err != nil {
-			return err
-		}
-		var position int
-		err := tx.QueryRow(ctx, `DELETE FROM images WHERE id = $1 AND product_id = $2 RETURNING position`, imageID, p.ID).Scan(&position)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return catalog.NotFound("image %s of product %s", imageID, p.ID)
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE images SET position = position - 1 WHERE product_id = $1 AND position > $2`, p.ID, position)
-		return err
-	})
+	err := db.inTx(ctx, func(tx pgx.Tx) error { return sqlrows.DeleteImage(ctx, statements{tx}, p, imageID) })
 	if err != nil {
 		return fmt.Errorf("delete image %s of product %s: %w", imageID, p.ID, err)
 	}
 	return nil
+}
+
+// DeleteImage deletes the image of the product and returns its position
+// (sqlrows.DeleteImage).
+func (s statements) DeleteImage(ctx context.Context, productID, imageID string) (position int, found bool, err error) {
+	err = s.q.QueryRow(ctx, `DELETE FROM images WHERE id = $1 AND product_id = $2 RETURNING position`, imageID, productID).Scan(&position)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	}
+	return position, true, nil
+}
+
+// CloseGap moves the images of the product after position up one place
+// (sqlrows.DeleteImage).
+func (s statements) CloseGap(ctx context.Context, productID string, position int) error {
+	_, err := s.q.Exec(ctx, `UPDATE images SET position = position - 1 WHERE product_id = $1 AND position > $2`, productID, position)
+	return err
 }
 
 // SaveGallery stores the gallery of p, the order of p.Images and each
@@ -428,32 +348,8 @@ func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product, requeue []str
 	if err != nil {
 		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
 	}
-	now := utc(db.now())
-	err = db.inTx(ctx, func(tx pgx.Tx) error {
-		if err := bump(ctx, tx, p); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `
-			UPDATE images SET position = g.position, alt = g.alt, focal_x = g.focal_x, focal_y = g.focal_y
-			FROM jsonb_to_recordset($2::jsonb) AS g (id uuid, position integer, alt text, focal_x double precision, focal_y double precision)
-			WHERE images.id = g.id AND images.product_id = $1`, p.ID, doc)
-		if err != nil {
-			return err
-		}
-		var stored int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM images WHERE product_id = $1`, p.ID).Scan(&stored); err != nil {
-			return err
-		}
-		if tag.RowsAffected() != int64(len(p.Images)) || stored != int64(len(p.Images)) {
-			return catalog.NotFound("an image of product %s", p.ID)
-		}
-		for _, id := range requeue {
-			if _, err := tx.Exec(ctx, enqueueJob, id, p.ID, now, tracecontext.Of(ctx)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	now := db.now()
+	err = db.inTx(ctx, func(tx pgx.Tx) error { return sqlrows.SaveGallery(ctx, statements{tx}, p, doc, requeue, now) })
 	if err != nil {
 		return fmt.Errorf("save gallery of product %s: %w", p.ID, err)
 	}
@@ -461,6 +357,23 @@ func (db *DB) SaveGallery(ctx context.Context, p *catalog.Product, requeue []str
 		db.wake.Broadcast()
 	}
 	return nil
+}
+
+// UpdateGallery writes the entries of doc over the images of the product
+// (sqlrows.SaveGallery).
+func (s statements) UpdateGallery(ctx context.Context, productID string, doc []byte) (int64, error) {
+	tag, err := s.q.Exec(ctx, `
+		UPDATE images SET position = g.position, alt = g.alt, focal_x = g.focal_x, focal_y = g.focal_y
+		FROM jsonb_to_recordset($2::jsonb) AS g (id uuid, position integer, alt text, focal_x double precision, focal_y double precision)
+		WHERE images.id = g.id AND images.product_id = $1`, productID, doc)
+	return tag.RowsAffected(), err
+}
+
+// CountImages counts the images of the product (sqlrows.SaveGallery).
+func (s statements) CountImages(ctx context.Context, productID string) (int64, error) {
+	var n int64
+	err := s.q.QueryRow(ctx, `SELECT count(*) FROM images WHERE product_id = $1`, productID).Scan(&n)
+	return n, err
 }
 
 // nullSKU is a SKU as stored: NULL for none, so that the owner's unique

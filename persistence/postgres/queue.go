@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/jobwait"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 // jobsChannel is the channel that the jobs table's trigger notifies when a
@@ -47,7 +47,7 @@ func (db *DB) Receive(ctx context.Context) (catalog.Delivery, error) {
 // falls due (nil if there is none).
 func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
 	now := utc(db.now())
-	d := &delivery{db: db, token: rand.Int64()} // #nosec G404 -- a fencing token telling leases apart, never a secret
+	d := &delivery{db: db, token: sqlrows.NewToken()}
 	err := db.pool.QueryRow(ctx, `
 		UPDATE jobs
 		SET lease_until = $1, lease_token = $2, attempts = attempts + 1
@@ -57,8 +57,7 @@ func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
 			ORDER BY available_at, image_id
 			LIMIT 1
 			FOR UPDATE SKIP LOCKED)
-		RETURNING image_id, product_id, attempts, traceparent`, utc(now.Add(db.lease)), d.token, now).
-		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt, &d.job.TraceParent)
+		RETURNING `+sqlrows.ClaimedColumns, utc(now.Add(db.lease)), d.token, now).Scan(d.Dest()...)
 	if err == nil {
 		return d, nil, nil
 	}
@@ -100,23 +99,18 @@ func (db *DB) Backlog(ctx context.Context, userID int64) (total, owned int, err 
 // claimed again, or the job was enqueued or rescheduled anew), Ack, Retry
 // and DeadLetter change nothing, as the job belongs to its newer delivery.
 type delivery struct {
-	db      *DB
-	job     catalog.Job
-	attempt int
-	token   int64
+	sqlrows.Claimed // the job and its attempt
+	db              *DB
+	token           int64
 }
 
 var _ catalog.Delivery = (*delivery)(nil)
 
-func (d *delivery) Job() catalog.Job { return d.job }
-
-func (d *delivery) Attempt() int { return d.attempt }
-
 // Ack deletes the job: it is done.
 func (d *delivery) Ack(ctx context.Context) error {
-	_, err := d.db.pool.Exec(ctx, `DELETE FROM jobs WHERE image_id = $1 AND lease_token = $2`, d.job.ImageID, d.token)
+	_, err := d.db.pool.Exec(ctx, `DELETE FROM jobs WHERE image_id = $1 AND lease_token = $2`, d.Job().ImageID, d.token)
 	if err != nil {
-		return fmt.Errorf("ack job %s: %w", d.job.ImageID, d.db.translate(ctx, err))
+		return fmt.Errorf("ack job %s: %w", d.Job().ImageID, d.db.translate(ctx, err))
 	}
 	return nil
 }
@@ -126,9 +120,9 @@ func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
 	_, err := d.db.pool.Exec(ctx, `
 		UPDATE jobs SET available_at = $1, lease_until = NULL, lease_token = NULL
 		WHERE image_id = $2 AND lease_token = $3`,
-		utc(d.db.now().Add(max(delay, 0))), d.job.ImageID, d.token)
+		utc(d.db.now().Add(max(delay, 0))), d.Job().ImageID, d.token)
 	if err != nil {
-		return fmt.Errorf("retry job %s: %w", d.job.ImageID, d.db.translate(ctx, err))
+		return fmt.Errorf("retry job %s: %w", d.Job().ImageID, d.db.translate(ctx, err))
 	}
 	// Local receivers look again at once and sleep until the job falls due
 	// (the trigger's notification tells the other processes).
@@ -144,9 +138,9 @@ func (d *delivery) DeadLetter(ctx context.Context, code, detail string) error {
 			DELETE FROM jobs WHERE image_id = $5 AND lease_token = $6
 			RETURNING image_id, product_id)
 		`+insertDeadLetter,
-		code, detail, d.attempt, utc(d.db.now()), d.job.ImageID, d.token)
+		code, detail, d.Attempt(), utc(d.db.now()), d.Job().ImageID, d.token)
 	if err != nil {
-		return fmt.Errorf("dead-letter job %s: %w", d.job.ImageID, d.db.translate(ctx, err))
+		return fmt.Errorf("dead-letter job %s: %w", d.Job().ImageID, d.db.translate(ctx, err))
 	}
 	return nil
 }

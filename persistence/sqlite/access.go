@@ -10,6 +10,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/catalog/access"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 var (
@@ -17,11 +18,9 @@ var (
 	_ access.IdempotencyStore = (*DB)(nil)
 )
 
-const keyColumns = `id, name, hash, hint, scopes, owner, created_at, revoked_at`
-
 // CreateKey stores a new API key.
 func (db *DB) CreateKey(ctx context.Context, k *access.APIKey) error {
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
+	_, err := db.sql.ExecContext(ctx, `INSERT INTO api_keys (`+sqlrows.KeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
 		k.ID, k.Name, k.Hash, k.Hint, joinScopes(k.Scopes), k.Owner, micros(k.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create key %s: %w", k.ID, db.translate(err))
@@ -31,7 +30,7 @@ func (db *DB) CreateKey(ctx context.Context, k *access.APIKey) error {
 
 // KeyByHash returns the key whose secret hashes to hash, revoked or not.
 func (db *DB) KeyByHash(ctx context.Context, hash string) (*access.APIKey, error) {
-	k, err := scanKey(db.sql.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE hash = ?`, hash))
+	k, err := scanKey(db.sql.QueryRowContext(ctx, `SELECT `+sqlrows.KeyColumns+` FROM api_keys WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, catalog.NotFound("no such key")
 	}
@@ -43,7 +42,7 @@ func (db *DB) KeyByHash(ctx context.Context, hash string) (*access.APIKey, error
 
 // ListKeys returns every key, newest first.
 func (db *DB) ListKeys(ctx context.Context) ([]access.APIKey, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at DESC, id DESC`)
+	rows, err := db.sql.QueryContext(ctx, `SELECT `+sqlrows.KeyColumns+` FROM api_keys ORDER BY created_at DESC, id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", db.translate(err))
 	}
@@ -66,7 +65,7 @@ func (db *DB) ListKeys(ctx context.Context) ([]access.APIKey, error) {
 func (db *DB) RevokeKey(ctx context.Context, id string, at time.Time) (*access.APIKey, error) {
 	k, err := scanKey(db.sql.QueryRowContext(ctx, `
 		UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?
-		RETURNING `+keyColumns, micros(at), id))
+		RETURNING `+sqlrows.KeyColumns, micros(at), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, catalog.NotFound("key %s does not exist", id)
 	}
@@ -96,21 +95,12 @@ func scanKey(row rowScanner) (*access.APIKey, error) {
 	return &k, nil
 }
 
-func joinScopes(scopes []access.Scope) string {
-	parts := make([]string, len(scopes))
-	for i, s := range scopes {
-		parts[i] = string(s)
-	}
-	return strings.Join(parts, " ")
-}
+// joinScopes is the scopes column of a key's scopes: their names,
+// separated by spaces.
+func joinScopes(scopes []access.Scope) string { return strings.Join(sqlrows.ScopeNames(scopes), " ") }
 
-func splitScopes(s string) []access.Scope {
-	scopes := []access.Scope{}
-	for _, f := range strings.Fields(s) {
-		scopes = append(scopes, access.Scope(f))
-	}
-	return scopes
-}
+// splitScopes is the scopes of a key's scopes column.
+func splitScopes(s string) []access.Scope { return sqlrows.Scopes(strings.Fields(s)) }
 
 // ReserveIdempotencyKey records rec as running unless a live record holds
 // its key: one statement, so two requests racing for a key cannot both win.

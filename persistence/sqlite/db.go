@@ -234,6 +234,16 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
+// affected reports whether the statement that res and err are the outcome
+// of changed a row.
+func affected(res sql.Result, err error) (bool, error) {
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // translate turns driver errors into catalog errors: a database that is
 // closed, locked for longer than the busy timeout, out of space or failing
 // I/O is Unavailable. Context errors and catalog errors pass unchanged;

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 var _ catalog.ImportStore = (*DB)(nil)
@@ -52,8 +53,6 @@ func (db *DB) CreateImport(ctx context.Context, imp *catalog.Import, next func()
 	return nil
 }
 
-const importColumns = `id, owner, format, status, total, applied, failed, created_at, finished_at`
-
 func scanImport(r rowScanner) (*catalog.Import, error) {
 	var imp catalog.Import
 	var status string
@@ -72,7 +71,7 @@ func scanImport(r rowScanner) (*catalog.Import, error) {
 
 // GetImport returns an import with its counts.
 func (db *DB) GetImport(ctx context.Context, id string) (*catalog.Import, error) {
-	imp, err := scanImport(db.sql.QueryRowContext(ctx, `SELECT `+importColumns+` FROM imports WHERE id = ?`, id))
+	imp, err := scanImport(db.sql.QueryRowContext(ctx, `SELECT `+sqlrows.ImportColumns+` FROM imports WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, catalog.NotFound("import %s does not exist", id)
 	}
@@ -111,13 +110,13 @@ func (db *DB) ImportErrors(ctx context.Context, id string, afterLine, limit int)
 // ClaimImport leases the oldest import that is not completed and that no
 // live lease holds.
 func (db *DB) ClaimImport(ctx context.Context, lease time.Duration) (*catalog.Import, int64, error) {
-	now, token := db.now(), newToken()
+	now, token := db.now(), sqlrows.NewToken()
 	imp, err := scanImport(db.sql.QueryRowContext(ctx, `
 		UPDATE imports SET status = ?3, lease_until = ?2, lease_token = ?4
 		WHERE id = (SELECT id FROM imports
 		            WHERE status <> 'completed' AND (lease_until IS NULL OR lease_until < ?1)
 		            ORDER BY created_at LIMIT 1)
-		RETURNING `+importColumns, micros(now), micros(now.Add(lease)), string(catalog.ImportRunning), token))
+		RETURNING `+sqlrows.ImportColumns, micros(now), micros(now.Add(lease)), string(catalog.ImportRunning), token))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, catalog.NotFound("no import to run")
 	}
@@ -155,44 +154,40 @@ func (db *DB) PendingImportRows(ctx context.Context, id string, limit int) ([]ca
 
 // RecordImportRow records a row's outcome under the lease and extends it.
 func (db *DB) RecordImportRow(ctx context.Context, id string, token int64, line int, rowErr *catalog.ImportRowError, lease time.Duration) error {
-	state, applied, failed := 1, 1, 0
-	var doc sql.NullString
-	if rowErr != nil {
-		state, applied, failed = 2, 0, 1
-		b, err := json.Marshal(rowErr)
-		if err != nil {
-			return fmt.Errorf("record row %d of import %s: %w", line, id, err)
-		}
-		doc = sql.NullString{String: string(b), Valid: true}
+	outcome, err := sqlrows.OutcomeOf(rowErr)
+	if err == nil {
+		err = db.inTx(ctx, func(tx *sql.Tx) error {
+			return sqlrows.RecordImportRow(ctx, importStatements{tx: tx, now: db.now}, id, token, line, outcome, lease)
+		})
 	}
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `
-			UPDATE import_rows SET state = ?, error = ? WHERE import_id = ? AND line = ? AND state = 0`, state, doc, id, line)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			applied, failed = 0, 0 // recorded before: count it once
-		}
-		res, err = tx.ExecContext(ctx, `
-			UPDATE imports SET applied = applied + ?, failed = failed + ?, lease_until = ?
-			WHERE id = ? AND lease_token = ?`, applied, failed, micros(db.now().Add(lease)), id, token)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return catalog.ErrImportLeaseLost
-		}
-		return nil
-	})
 	if err != nil {
 		return fmt.Errorf("record row %d of import %s: %w", line, id, err)
 	}
 	return nil
+}
+
+// importStatements runs the statements of sqlrows.RecordImportRow in a
+// transaction.
+type importStatements struct {
+	tx  *sql.Tx
+	now func() time.Time
+}
+
+// SetRowOutcome stores the outcome of a pending row (sqlrows.RecordImportRow).
+func (s importStatements) SetRowOutcome(ctx context.Context, id string, line, state int, doc []byte) (bool, error) {
+	res, err := s.tx.ExecContext(ctx, `
+		UPDATE import_rows SET state = ?, error = ? WHERE import_id = ? AND line = ? AND state = 0`,
+		state, sql.NullString{String: string(doc), Valid: doc != nil}, id, line)
+	return affected(res, err)
+}
+
+// CountRow adds to the counts of the import and extends its lease, if
+// token holds it (sqlrows.RecordImportRow).
+func (s importStatements) CountRow(ctx context.Context, id string, token int64, applied, failed int, lease time.Duration) (bool, error) {
+	res, err := s.tx.ExecContext(ctx, `
+		UPDATE imports SET applied = applied + ?, failed = failed + ?, lease_until = ?
+		WHERE id = ? AND lease_token = ?`, applied, failed, micros(s.now().Add(lease)), id, token)
+	return affected(res, err)
 }
 
 // RenewImport extends the lease while token holds it.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/pagecache"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 // walkRows bounds the walk of the newest rows that looks for a common word
@@ -189,11 +190,11 @@ func (db *DB) GetProducts(ctx context.Context, ids []string) ([]*catalog.Product
 	}
 	defer tx.Rollback()
 	// The ids travel as one JSON array, whatever their number.
-	products, err := queryProducts(ctx, tx, `SELECT `+productColumns+` FROM products WHERE id IN (SELECT value FROM json_each(?))`, string(idsJSON))
+	products, err := queryProducts(ctx, tx, `SELECT `+sqlrows.ProductColumns+` FROM products WHERE id IN (SELECT value FROM json_each(?))`, string(idsJSON))
 	if err != nil {
 		return nil, fmt.Errorf("get products: %w", db.translate(err))
 	}
-	if err := attachImages(ctx, tx, products); err != nil {
+	if err := sqlrows.AttachImages(ctx, statements{tx}, products); err != nil {
 		return nil, fmt.Errorf("get products: images: %w", db.translate(err))
 	}
 	return products, nil

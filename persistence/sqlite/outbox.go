@@ -1,18 +1,15 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -40,17 +37,12 @@ const relayable = `available_at <= ?1 AND (relay_until IS NULL OR relay_until <=
 // row is unpublished and not leased: if the relay dies, its claim runs out
 // and the row is claimed again.
 func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catalog.Job, int64, error) {
-	jobs := []catalog.Job{}
 	if n <= 0 {
-		return jobs, 0, nil
+		return []catalog.Job{}, 0, nil
 	}
 	now := db.now()
-	token := newToken()
-	type due struct {
-		job catalog.Job
-		at  int64
-	}
-	var claimed []due
+	token := sqlrows.NewToken()
+	var claimed []sqlrows.Due
 	err := func() error {
 		rows, err := db.sql.QueryContext(ctx, `
 			UPDATE jobs
@@ -66,10 +58,12 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var d due
-			if err := rows.Scan(&d.job.ImageID, &d.job.ProductID, &d.at, &d.job.TraceParent); err != nil {
+			var d sqlrows.Due
+			var at int64
+			if err := rows.Scan(&d.Job.ImageID, &d.Job.ProductID, &at, &d.Job.TraceParent); err != nil {
 				return err
 			}
+			d.At = fromMicros(at)
 			claimed = append(claimed, d)
 		}
 		return rows.Err()
@@ -77,17 +71,7 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 	if err != nil {
 		return nil, 0, fmt.Errorf("claim due jobs: %w", db.translate(err))
 	}
-	// RETURNING keeps no order: put them back in the order they fell due.
-	slices.SortFunc(claimed, func(a, b due) int {
-		if c := cmp.Compare(a.at, b.at); c != 0 {
-			return c
-		}
-		return strings.Compare(a.job.ImageID, b.job.ImageID)
-	})
-	for _, d := range claimed {
-		jobs = append(jobs, d.job)
-	}
-	return jobs, token, nil
+	return sqlrows.InDueOrder(claimed), token, nil
 }
 
 // MarkPublished records that the broker has the jobs of these images that
@@ -131,39 +115,38 @@ func (db *DB) Unclaim(ctx context.Context, token int64, imageIDs []string) error
 	return nil
 }
 
-// newToken names a claim: random, so that claims of every process differ.
-func newToken() int64 { return rand.Int64() } // #nosec G404 -- a fencing token telling claims apart, never a secret
-
 // Enqueue queues the job of an existing image again, for example to process
 // it anew: the job is available now, unpublished, with no attempts counted,
 // whether or not it was pending, and the image's dead letter, if any, is
 // removed. A delivery of it still running loses its lease: its Ack, Retry
 // and DeadLetter do nothing. An unknown image is NotFound.
 func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
-	now := micros(db.now())
-	if err := db.inTx(ctx, func(tx *sql.Tx) error { return enqueue(ctx, tx, job, now) }); err != nil {
+	now := db.now()
+	if err := db.inTx(ctx, func(tx *sql.Tx) error { return statements{tx}.Enqueue(ctx, job, now) }); err != nil {
 		return fmt.Errorf("enqueue image %s: %w", job.ImageID, err)
 	}
 	db.wake.Broadcast()
 	return nil
 }
 
-// enqueue writes the job row of job, due at now, and drops its dead letter.
-func enqueue(ctx context.Context, tx *sql.Tx, job catalog.Job, now int64) error {
-	_, err := tx.ExecContext(ctx, `
+// Enqueue writes the job row of job, due at now, within ctx's trace, and
+// drops its dead letter; an unknown image is NotFound (Enqueue,
+// ReviveDeadLetter, sqlrows.RequeueImage, sqlrows.SaveGallery).
+func (s statements) Enqueue(ctx context.Context, job catalog.Job, now time.Time) error {
+	_, err := s.tx.ExecContext(ctx, `
 		INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, published_at, created_at, traceparent)
 		VALUES (?1, ?2, 0, ?3, NULL, NULL, ?3, ?4)
 		ON CONFLICT (image_id) DO UPDATE
 		SET product_id = excluded.product_id, attempts = 0, available_at = excluded.available_at, traceparent = excluded.traceparent,
 		    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL`,
-		job.ImageID, job.ProductID, now, tracecontext.Of(ctx))
+		job.ImageID, job.ProductID, micros(now), tracecontext.Of(ctx))
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 		return catalog.NotFound("image %s", job.ImageID)
 	}
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE image_id = ?`, job.ImageID)
+	_, err = s.tx.ExecContext(ctx, `DELETE FROM dead_letters WHERE image_id = ?`, job.ImageID)
 	return err
 }
 
@@ -174,7 +157,7 @@ func enqueue(ctx context.Context, tx *sql.Tx, job catalog.Job, now int64) error 
 // or not due, is ErrJobBusy, and nothing is counted.
 func (db *DB) ClaimJob(ctx context.Context, imageID string, lease time.Duration) (catalog.JobClaim, error) {
 	now := db.now()
-	c := catalog.JobClaim{Token: newToken()}
+	c := catalog.JobClaim{Token: sqlrows.NewToken()}
 	err := db.sql.QueryRowContext(ctx, `
 		UPDATE jobs
 		SET lease_until = ?1, lease_token = ?2, attempts = attempts + 1,
@@ -191,10 +174,7 @@ func (db *DB) ClaimJob(ctx context.Context, imageID string, lease time.Duration)
 	if err := db.sql.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE image_id = ?)`, imageID).Scan(&exists); err != nil {
 		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, db.translate(err))
 	}
-	if !exists {
-		return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.NotFound("job of image %s", imageID))
-	}
-	return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, catalog.ErrJobBusy)
+	return catalog.JobClaim{}, fmt.Errorf("claim job %s: %w", imageID, sqlrows.ClaimMiss(imageID, exists))
 }
 
 // Reschedule makes the job held by the lease token due again after delay,
@@ -294,7 +274,7 @@ func (db *DB) ListDeadLetters(ctx context.Context, limit int) ([]catalog.DeadLet
 // the image has no dead letter.
 func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job, error) {
 	var job catalog.Job
-	now := micros(db.now())
+	now := db.now()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `DELETE FROM dead_letters WHERE image_id = ? RETURNING image_id, product_id`, imageID).
 			Scan(&job.ImageID, &job.ProductID)
@@ -305,7 +285,7 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 			return err
 		}
 		job.TraceParent = tracecontext.Of(ctx)
-		return enqueue(ctx, tx, job, now)
+		return statements{tx}.Enqueue(ctx, job, now)
 	})
 	if err != nil {
 		return catalog.Job{}, fmt.Errorf("revive dead letter %s: %w", imageID, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/persistence/jobwait"
+	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
 )
 
 // Receive claims the job that became available first and is not leased,
@@ -39,8 +40,7 @@ func (db *DB) claim(ctx context.Context) (*delivery, *time.Time, error) {
 			WHERE available_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2)
 			ORDER BY available_at, image_id
 			LIMIT 1)
-		RETURNING image_id, product_id, attempts, traceparent`, lease, micros(now)).
-		Scan(&d.job.ImageID, &d.job.ProductID, &d.attempt, &d.job.TraceParent)
+		RETURNING `+sqlrows.ClaimedColumns, lease, micros(now)).Scan(d.Dest()...)
 	if err == nil {
 		return d, nil, nil
 	}
@@ -85,24 +85,19 @@ func (db *DB) Backlog(ctx context.Context, userID int64) (total, owned int, err 
 // the job was claimed again, or the job was enqueued anew), Ack, Retry and
 // DeadLetter change nothing, as the job belongs to its newer delivery.
 type delivery struct {
-	db      *DB
-	job     catalog.Job
-	attempt int
-	lease   int64
+	sqlrows.Claimed // the job and its attempt
+	db              *DB
+	lease           int64 // lease_until as claimed
 }
 
 var _ catalog.Delivery = (*delivery)(nil)
 
-func (d *delivery) Job() catalog.Job { return d.job }
-
-func (d *delivery) Attempt() int { return d.attempt }
-
 // Ack deletes the job: it is done.
 func (d *delivery) Ack(ctx context.Context) error {
 	_, err := d.db.sql.ExecContext(ctx, `DELETE FROM jobs WHERE image_id = ? AND attempts = ? AND lease_until = ?`,
-		d.job.ImageID, d.attempt, d.lease)
+		d.Job().ImageID, d.Attempt(), d.lease)
 	if err != nil {
-		return fmt.Errorf("ack job %s: %w", d.job.ImageID, d.db.translate(err))
+		return fmt.Errorf("ack job %s: %w", d.Job().ImageID, d.db.translate(err))
 	}
 	return nil
 }
@@ -113,9 +108,9 @@ func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
 	_, err := d.db.sql.ExecContext(ctx, `
 		UPDATE jobs SET available_at = ?, lease_until = NULL
 		WHERE image_id = ? AND attempts = ? AND lease_until = ?`,
-		available, d.job.ImageID, d.attempt, d.lease)
+		available, d.Job().ImageID, d.Attempt(), d.lease)
 	if err != nil {
-		return fmt.Errorf("retry job %s: %w", d.job.ImageID, d.db.translate(err))
+		return fmt.Errorf("retry job %s: %w", d.Job().ImageID, d.db.translate(err))
 	}
 	// Waiting receivers look again and sleep until the job falls due.
 	d.db.wake.Broadcast()
@@ -125,11 +120,11 @@ func (d *delivery) Retry(ctx context.Context, delay time.Duration) error {
 // DeadLetter replaces the job by a dead letter holding this delivery's
 // attempt count, in one transaction.
 func (d *delivery) DeadLetter(ctx context.Context, code, detail string) error {
-	dl := catalog.DeadLetter{Job: d.job, Code: code, Detail: detail, Attempts: d.attempt, FailedAt: d.db.now()}
+	dl := catalog.DeadLetter{Job: d.Job(), Code: code, Detail: detail, Attempts: d.Attempt(), FailedAt: d.db.now()}
 	err := d.db.bury(ctx, dl, `DELETE FROM jobs WHERE image_id = ? AND attempts = ? AND lease_until = ? RETURNING product_id`,
-		d.job.ImageID, d.attempt, d.lease)
+		d.Job().ImageID, d.Attempt(), d.lease)
 	if err != nil {
-		return fmt.Errorf("dead-letter job %s: %w", d.job.ImageID, err)
+		return fmt.Errorf("dead-letter job %s: %w", d.Job().ImageID, err)
 	}
 	return nil
 }

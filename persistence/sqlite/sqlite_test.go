@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
 	"github.com/vitrine-dev/vitrine/catalog"
@@ -65,7 +64,7 @@ func TestJobQueue(t *testing.T) {
 		db := open(t, path, opts)
 		return queuetest.Harness{
 			Queue: func() catalog.JobQueue { return db },
-			Add:   func(t *testing.T) catalog.Job { return addJob(t, db) },
+			Add:   func(t *testing.T) catalog.Job { return storetest.AddJob(t, db) },
 			Crash: func(t *testing.T) {
 				if err := db.Close(); err != nil {
 					t.Fatalf("Close: %v", err)
@@ -83,32 +82,6 @@ func TestJobOutbox(t *testing.T) {
 		db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now})
 		return outboxtest.Harness{Store: db, Advance: clk.Advance}
 	})
-}
-
-func newID(t *testing.T) string {
-	t.Helper()
-	id, err := uuid.NewV7()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id.String()
-}
-
-// addJob creates a product with one image, which queues its job.
-func addJob(t *testing.T, db *sqlite.DB) catalog.Job {
-	t.Helper()
-	now := time.Now()
-	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
-		CreatedAt: now, UpdatedAt: now, Version: 1}
-	if err := db.CreateProduct(t.Context(), p); err != nil {
-		t.Fatalf("CreateProduct: %v", err)
-	}
-	img := &catalog.Image{ID: newID(t), ProductID: p.ID, Status: catalog.StatusPending, CreatedAt: now}
-	p.Version++
-	if err := db.AddImage(t.Context(), p, img); err != nil {
-		t.Fatalf("AddImage: %v", err)
-	}
-	return catalog.Job{ImageID: img.ID, ProductID: p.ID}
 }
 
 func receive(t *testing.T, db *sqlite.DB, wait time.Duration) (catalog.Delivery, error) {
@@ -139,7 +112,7 @@ func pending(t *testing.T, db *sqlite.DB) int {
 func TestMigrationsAppliedOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vitrine.db")
 	db := open(t, path, sqlite.Options{})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	db.Close()
 
 	raw, err := sql.Open("sqlite", path)
@@ -195,7 +168,7 @@ func TestMigrationsAppliedOnce(t *testing.T) {
 func TestLeaseExpires(t *testing.T) {
 	clk := fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	first := mustReceive(t, db)
 	if _, err := receive(t, db, 100*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Receive while leased: error = %v, want deadline exceeded", err)
@@ -232,7 +205,7 @@ func TestLeaseExpires(t *testing.T) {
 func TestRetryDelayFollowsClock(t *testing.T) {
 	clk := fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, PollInterval: 20 * time.Millisecond})
-	addJob(t, db)
+	storetest.AddJob(t, db)
 	d := mustReceive(t, db)
 	if err := d.Retry(t.Context(), time.Hour); err != nil {
 		t.Fatal(err)
@@ -248,7 +221,7 @@ func TestRetryDelayFollowsClock(t *testing.T) {
 
 func TestEnqueue(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	d := mustReceive(t, db)
 	if err := d.Ack(t.Context()); err != nil {
 		t.Fatal(err)
@@ -276,7 +249,7 @@ func TestEnqueue(t *testing.T) {
 		t.Fatalf("job enqueued while running: %+v attempt %d, want %+v attempt 1", again.Job(), again.Attempt(), job)
 	}
 
-	err := db.Enqueue(t.Context(), catalog.Job{ImageID: newID(t), ProductID: job.ProductID})
+	err := db.Enqueue(t.Context(), catalog.Job{ImageID: storetest.NewID(t), ProductID: job.ProductID})
 	if !catalog.IsNotFound(err) {
 		t.Errorf("Enqueue(unknown image) error = %v, want not found", err)
 	}
@@ -284,8 +257,8 @@ func TestEnqueue(t *testing.T) {
 
 func TestDeleteProductDropsJobs(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
-	job := addJob(t, db)
-	other := addJob(t, db)
+	job := storetest.AddJob(t, db)
+	other := storetest.AddJob(t, db)
 	if n := pending(t, db); n != 2 {
 		t.Fatalf("PendingJobs = %d, want 2", n)
 	}
@@ -311,7 +284,7 @@ func TestWritersOnTwoHandles(t *testing.T) {
 		wg.Go(func() {
 			for range 10 {
 				now := time.Now()
-				p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
+				p := &catalog.Product{ID: storetest.NewID(t), UserID: 1, Name: "Chair", Price: 100, Currency: "EUR",
 					CreatedAt: now, UpdatedAt: now, Version: 1}
 				if err := db.CreateProduct(t.Context(), p); err != nil {
 					t.Errorf("CreateProduct: %v", err)
@@ -333,20 +306,7 @@ func TestWritersOnTwoHandles(t *testing.T) {
 }
 
 func TestTimesTruncatedToMicroseconds(t *testing.T) {
-	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{})
-	created := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.FixedZone("EST", -5*3600))
-	p := &catalog.Product{ID: newID(t), UserID: 1, Name: "Chair", Currency: "EUR", CreatedAt: created, UpdatedAt: created, Version: 1}
-	if err := db.CreateProduct(t.Context(), p); err != nil {
-		t.Fatal(err)
-	}
-	got, err := db.GetProduct(t.Context(), p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := time.Date(2025, 6, 1, 17, 0, 0, 123456000, time.UTC)
-	if got.CreatedAt != want {
-		t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
-	}
+	storetest.CheckMicrosecondTimes(t, open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{}))
 }
 
 func TestClosed(t *testing.T) {
@@ -374,7 +334,7 @@ func TestClosed(t *testing.T) {
 	if err := db.Ping(t.Context()); catalog.ErrorKind(err) != catalog.KindUnavailable {
 		t.Errorf("Ping after Close: error = %v, want unavailable", err)
 	}
-	if _, err := db.GetProduct(t.Context(), newID(t)); catalog.ErrorKind(err) != catalog.KindUnavailable {
+	if _, err := db.GetProduct(t.Context(), storetest.NewID(t)); catalog.ErrorKind(err) != catalog.KindUnavailable {
 		t.Errorf("GetProduct after Close: error = %v, want unavailable", err)
 	}
 }
@@ -383,7 +343,7 @@ func TestPathWithURICharacters(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a?b#c%20d.db")
 	db := open(t, path, sqlite.Options{})
-	addJob(t, db)
+	storetest.AddJob(t, db)
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("database not at %s: %v", path, err)
 	}
@@ -394,7 +354,7 @@ func TestPathWithURICharacters(t *testing.T) {
 func TestClaimDueSkipsLeased(t *testing.T) {
 	clk := fakeclock.At(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	d := mustReceive(t, db)
 	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 0 {
 		t.Fatalf("ClaimDue while leased = %+v (%v), want none", jobs, err)
@@ -420,7 +380,7 @@ func TestClaimDueSkipsLeased(t *testing.T) {
 func TestMigrationFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vitrine.db")
 	db := open(t, path, sqlite.Options{})
-	job := addJob(t, db)
+	job := storetest.AddJob(t, db)
 	db.Close()
 
 	raw, err := sql.Open("sqlite", path)
@@ -456,7 +416,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 func TestOnlyTheServerReleasesLeases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vitrine.db")
 	server := open(t, path, sqlite.Options{ReleaseLeases: true})
-	job := addJob(t, server)
+	job := storetest.AddJob(t, server)
 	running := mustReceive(t, server)
 
 	tool := open(t, path, sqlite.Options{})

@@ -65,7 +65,9 @@ func at(d time.Duration) time.Time {
 	return time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.FixedZone("UTC+2", 2*60*60)).Add(d)
 }
 
-func newID(t *testing.T) string {
+// NewID is a new id of a product or an image, as the stores take them: a
+// UUIDv7.
+func NewID(t *testing.T) string {
 	t.Helper()
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -77,7 +79,7 @@ func newID(t *testing.T) string {
 func newProduct(t *testing.T, userID int64, name string, price catalog.Price) *catalog.Product {
 	t.Helper()
 	return &catalog.Product{
-		ID:          newID(t),
+		ID:          NewID(t),
 		UserID:      userID,
 		Name:        name,
 		Description: "about " + name,
@@ -116,7 +118,7 @@ func next(p *catalog.Product, d time.Duration) *catalog.Product {
 
 func newImage(t *testing.T, productID string, created time.Time) *catalog.Image {
 	t.Helper()
-	id := newID(t)
+	id := NewID(t)
 	return &catalog.Image{
 		ID:        id,
 		ProductID: productID,
@@ -216,10 +218,10 @@ func testCreateGet(t *testing.T, s catalog.ProductStore) {
 		p    *catalog.Product
 	}{
 		{"plain", newProduct(t, 1, "Chair", 1999)},
-		{"unicode and empty description", &catalog.Product{ID: newID(t), UserID: 1 << 40, Name: "Fauteuil à bascule 🪑",
+		{"unicode and empty description", &catalog.Product{ID: NewID(t), UserID: 1 << 40, Name: "Fauteuil à bascule 🪑",
 			Price: 0, Currency: "JPY", CreatedAt: at(0), UpdatedAt: at(time.Microsecond), Version: 1}},
 		{"max price", newProduct(t, 2, "Yacht", catalog.MaxPrice)},
-		{"long description", &catalog.Product{ID: newID(t), UserID: 3, Name: "Lamp", Description: strings.Repeat("é\n\"x'", 2000),
+		{"long description", &catalog.Product{ID: NewID(t), UserID: 3, Name: "Lamp", Description: strings.Repeat("é\n\"x'", 2000),
 			Price: 10, Currency: "USD", CreatedAt: at(-time.Hour), UpdatedAt: at(0), Version: 7}},
 	}
 	for _, tt := range tests {
@@ -235,7 +237,7 @@ func testCreateGet(t *testing.T, s catalog.ProductStore) {
 }
 
 func testGetUnknown(t *testing.T, s catalog.ProductStore) {
-	_, err := s.GetProduct(t.Context(), newID(t))
+	_, err := s.GetProduct(t.Context(), NewID(t))
 	if !catalog.IsNotFound(err) {
 		t.Fatalf("GetProduct(unknown) error = %v, want not found", err)
 	}
@@ -1083,7 +1085,7 @@ func testGetProducts(t *testing.T, s catalog.ProductStore) {
 	if err := s.AddImage(t.Context(), next(ps[2], time.Minute), img); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.GetProducts(t.Context(), []string{ps[2].ID, newID(t), ps[5].ID, "not-an-id"})
+	got, err := s.GetProducts(t.Context(), []string{ps[2].ID, NewID(t), ps[5].ID, "not-an-id"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
 // The jobs table is also a transactional outbox: AddImage writes a job row
@@ -105,7 +105,7 @@ func (db *DB) Enqueue(ctx context.Context, job catalog.Job) error {
 	if !catalog.ValidID(job.ImageID) || !catalog.ValidID(job.ProductID) {
 		return fmt.Errorf("enqueue image %q: %w", job.ImageID, catalog.NotFound("image %s", job.ImageID))
 	}
-	_, err := db.pool.Exec(ctx, enqueueJob, job.ImageID, job.ProductID, utc(db.now()), tracecontext.Of(ctx))
+	_, err := db.pool.Exec(ctx, enqueueJob, job.ImageID, job.ProductID, utc(db.now()), traceparent.Of(ctx))
 	if pgCode(err) == codeForeignKeyViolation {
 		return fmt.Errorf("enqueue image %s: %w", job.ImageID, catalog.NotFound("image %s", job.ImageID))
 	}
@@ -268,7 +268,7 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 		ON CONFLICT (image_id) DO UPDATE
 		SET product_id = EXCLUDED.product_id, attempts = 0, available_at = EXCLUDED.available_at, traceparent = EXCLUDED.traceparent,
 		    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL
-		RETURNING image_id, product_id, traceparent`, imageID, utc(db.now()), tracecontext.Of(ctx)).Scan(&job.ImageID, &job.ProductID, &job.TraceParent)
+		RETURNING image_id, product_id, traceparent`, imageID, utc(db.now()), traceparent.Of(ctx)).Scan(&job.ImageID, &job.ProductID, &job.TraceParent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return catalog.Job{}, fmt.Errorf("revive dead letter %s: %w", imageID, catalog.NotFound("dead letter of image %s", imageID))
 	}

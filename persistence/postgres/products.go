@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 )
 
 // fold is the form of a name that searches compare: its Unicode lower case,
@@ -210,7 +210,7 @@ func (s statements) InsertImage(ctx context.Context, productID string, img *cata
 func (s statements) InsertJob(ctx context.Context, job catalog.Job, now time.Time) error {
 	_, err := s.q.Exec(ctx, `
 		INSERT INTO jobs (image_id, product_id, attempts, available_at, created_at, traceparent)
-		VALUES ($1, $2, 0, $3, $3, $4)`, job.ImageID, job.ProductID, utc(now), tracecontext.Of(ctx))
+		VALUES ($1, $2, 0, $3, $3, $4)`, job.ImageID, job.ProductID, utc(now), traceparent.Of(ctx))
 	return err
 }
 
@@ -267,7 +267,7 @@ func (s statements) UpdateImage(ctx context.Context, productID string, img *cata
 // Enqueue writes the job row of job, due at now, within ctx's trace
 // (sqlrows.RequeueImage, sqlrows.SaveGallery).
 func (s statements) Enqueue(ctx context.Context, job catalog.Job, now time.Time) error {
-	_, err := s.q.Exec(ctx, enqueueJob, job.ImageID, job.ProductID, utc(now), tracecontext.Of(ctx))
+	_, err := s.q.Exec(ctx, enqueueJob, job.ImageID, job.ProductID, utc(now), traceparent.Of(ctx))
 	return err
 }
 

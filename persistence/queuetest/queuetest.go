@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 )
 
 // Harness drives one queue under test.
@@ -352,7 +352,7 @@ func testRevive(t *testing.T, h Harness) {
 		t.Errorf("dead letter Attempts = %d, want 2", dl.Attempts)
 	}
 	// The replay runs within the trace of the request that asked for it.
-	replay := tracecontext.With(t.Context(), replayTrace)
+	replay := traceparent.With(t.Context(), replayTrace)
 	revived, err := h.DeadLetters().ReviveDeadLetter(replay, job.ImageID)
 	if err != nil {
 		t.Fatalf("ReviveDeadLetter: %v", err)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -139,7 +139,7 @@ func (s statements) Enqueue(ctx context.Context, job catalog.Job, now time.Time)
 		ON CONFLICT (image_id) DO UPDATE
 		SET product_id = excluded.product_id, attempts = 0, available_at = excluded.available_at, traceparent = excluded.traceparent,
 		    lease_until = NULL, lease_token = NULL, published_at = NULL, relay_until = NULL, relay_token = NULL`,
-		job.ImageID, job.ProductID, micros(now), tracecontext.Of(ctx))
+		job.ImageID, job.ProductID, micros(now), traceparent.Of(ctx))
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 		return catalog.NotFound("image %s", job.ImageID)
 	}
@@ -284,7 +284,7 @@ func (db *DB) ReviveDeadLetter(ctx context.Context, imageID string) (catalog.Job
 		if err != nil {
 			return err
 		}
-		job.TraceParent = tracecontext.Of(ctx)
+		job.TraceParent = traceparent.Of(ctx)
 		return statements{tx}.Enqueue(ctx, job, now)
 	})
 	if err != nil {

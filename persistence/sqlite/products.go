@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/internal/traceparent"
 	"github.com/vitrine-dev/vitrine/persistence/sqlrows"
-	"github.com/vitrine-dev/vitrine/transport/tracecontext"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -208,7 +208,7 @@ func (s statements) InsertImage(ctx context.Context, productID string, img *cata
 func (s statements) InsertJob(ctx context.Context, job catalog.Job, now time.Time) error {
 	_, err := s.tx.ExecContext(ctx, `
 		INSERT INTO jobs (image_id, product_id, attempts, available_at, lease_until, created_at, traceparent)
-		VALUES (?1, ?2, 0, ?3, NULL, ?3, ?4)`, job.ImageID, job.ProductID, micros(now), tracecontext.Of(ctx))
+		VALUES (?1, ?2, 0, ?3, NULL, ?3, ?4)`, job.ImageID, job.ProductID, micros(now), traceparent.Of(ctx))
 	return err
 }
 

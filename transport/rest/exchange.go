@@ -24,6 +24,9 @@ type exchange struct {
 	problem string // the code of the problem answered, if any
 	linger  bool
 	trace   context.Context // the request span's, when tracing is on
+	// hotID is the product id of a GET /products/{id} that dispatch
+	// matched without the router.
+	hotID string
 }
 
 // exchangeKey is the user value that holds a request's *exchange.

@@ -92,7 +92,11 @@ func (s *Server) createProduct(ctx *fasthttp.RequestCtx, who principal) {
 func (s *Server) getProduct(ctx *fasthttp.RequestCtx, _ principal) {
 	// The hot path: no per-request context or timer; a cache miss is
 	// bounded by the service's own timeout.
-	p, err := s.products.Get(traceCtx(ctx), pathID(ctx, "id"))
+	id := exchangeOf(ctx).hotID
+	if id == "" {
+		id = pathID(ctx, "id")
+	}
+	p, err := s.products.Get(traceCtx(ctx), id)
 	if err != nil {
 		writeError(ctx, err)
 		return

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -183,5 +184,67 @@ func TestListPage(t *testing.T) {
 	products.page = products.page[:2]
 	if _, body := get("?limit=2"); !strings.HasSuffix(body, `"}],"next_cursor":null}`) {
 		t.Errorf("last page: %s", body)
+	}
+}
+
+var requestIDField = regexp.MustCompile(`"request_id":"[^"]*"`)
+
+// TestHotReadAnswersAsTheRouter sends the same requests to a server with
+// the hot read's shortcut (dispatch) and to one without it: every answer
+// must be the same, the ones the shortcut takes and the ones it leaves to
+// the router alike.
+func TestHotReadAnswersAsTheRouter(t *testing.T) {
+	const id = "01937a4e-7b8c-7def-8a12-3456789abcde"
+	answer := func(s *Server, method, uri string, header map[string]string) (int, string, string) {
+		var req fasthttp.Request
+		req.Header.SetMethod(method)
+		req.SetRequestURI(uri)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
+		s.srv.Handler(&ctx)
+		var h []string
+		ctx.Response.Header.VisitAll(func(k, v []byte) {
+			if string(k) != "X-Request-Id" && string(k) != "X-Request-ID" {
+				h = append(h, string(k)+": "+string(v))
+			}
+		})
+		// Each server numbers its requests: the ids differ by design.
+		body := requestIDField.ReplaceAllString(string(ctx.Response.Body()), `"request_id":"…"`)
+		return ctx.Response.StatusCode(), strings.Join(h, "\n"), body
+	}
+	hot := New(Config{}, Deps{Products: &stubProducts{}}, zap.NewNop())
+	if hot.hotGet == nil {
+		t.Fatal("no hot route registered")
+	}
+	routed := New(Config{}, Deps{Products: &stubProducts{}}, zap.NewNop())
+	routed.hotGet = nil
+	for _, c := range []struct {
+		method, uri string
+		header      map[string]string
+	}{
+		{"GET", "/products/" + id, nil},
+		{"GET", "/products/" + id, map[string]string{"If-None-Match": `"x.1"`}},
+		{"GET", "/products/" + id, map[string]string{"Origin": "https://shop.example"}},
+		{"GET", "/products/" + id + "?fields=x", nil},
+		{"HEAD", "/products/" + id, nil},
+		{"GET", "/products/" + strings.ToUpper(id), nil},
+		{"GET", "/products/%30" + id[1:], nil},
+		{"GET", "/products/" + id + "/", nil},
+		{"GET", "/products//" + id[1:], nil},
+		{"GET", "/products/./" + id[2:], nil},
+		{"GET", "/products/01937a4e-7b8c-7def-8a12-3456789abcdf", nil},
+		{"GET", "/products/01937a4e_7b8c_7def_8a12_3456789abcde", nil},
+		{"GET", "/products/export", nil},
+		{"GET", "/products/" + id + "/images", nil},
+		{"POST", "/products/" + id, nil},
+	} {
+		hs, hh, hb := answer(hot, c.method, c.uri, c.header)
+		rs, rh, rb := answer(routed, c.method, c.uri, c.header)
+		if hs != rs || hh != rh || hb != rb {
+			t.Errorf("%s %s %v:\nshortcut %d\n%s\n%s\nrouter %d\n%s\n%s", c.method, c.uri, c.header, hs, hh, hb, rs, rh, rb)
+		}
 	}
 }

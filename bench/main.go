@@ -88,7 +88,8 @@ type options struct {
 	quiet       bool
 	keep        bool
 
-	cpuRounds int // read-hot: alternating rounds of vitrine and bare fasthttp for CPU per request
+	serverCPUs string // taskset -c list the servers are pinned to ("": not pinned)
+	cpuRounds  int    // read-hot: alternating rounds of vitrine and bare fasthttp for CPU per request
 
 	imagesUploads int
 	imagesRounds  int
@@ -168,6 +169,7 @@ Flags:
 	fs.IntVar(&o.uploadConc, "upload-concurrency", q.uploadConc, fmt.Sprintf("uploads sent at once (-full: %d)", f.uploadConc))
 	fs.StringVar(&o.photos, "photos", "jpeg-photo", "corpus images to upload: accepted JPEGs whose MANIFEST category or file name contains this")
 	fs.IntVar(&o.cluster, "cluster", 0, "cluster mode: read-hot, mixed, read-cold and upload against a cluster of 1, then N nodes started by scripts/cluster (needs bin/vitrine: make build), round-robin; writes bench/out/cluster.json")
+	fs.StringVar(&o.serverCPUs, "server-cpus", "", "pin the servers the bench starts (vitrine and the bare baseline) to these CPUs (taskset -c list, e.g. 0); run the bench itself on the others (taskset -c 1 go run ./bench …) so the load generator does not share their cores")
 	fs.IntVar(&o.cpuRounds, "cpu-rounds", 3, "read-hot: closed-loop rounds alternating vitrine and the bare fasthttp baseline, each -duration long, for their CPU per request (median of the rounds; 0: none)")
 	fs.IntVar(&o.imagesUploads, "images-uploads", q.imagesUploads, fmt.Sprintf("images scenario: uploads per round (-full: %d)", f.imagesUploads))
 	fs.IntVar(&o.imagesRounds, "images-rounds", q.imagesRounds, fmt.Sprintf("images scenario: rounds, each alternating the floor, vitrine's pipeline in-process and vitrine (-full: %d)", f.imagesRounds))

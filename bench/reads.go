@@ -84,7 +84,7 @@ func (b *bench) bare(ctx context.Context, products []scenario.Product, openRate 
 	if err := f.Close(); err != nil {
 		return nil, err
 	}
-	srv, err := baseline.StartBare(exe, file)
+	srv, err := baseline.StartBare(exe, file, b.o.serverCPUs)
 	if err != nil {
 		return nil, fmt.Errorf("bare baseline: %w", err)
 	}

@@ -282,7 +282,7 @@ func (b *bench) startTarget(ctx context.Context) error {
 		env = append(env, "VITRINE_PPROF_ADDR="+b.pprof)
 	}
 	b.bar.Logf("starting vitrine (%s)", b.backends())
-	p, err := target.Start(ctx, target.Options{Bin: bin, DataDir: filepath.Join(b.tmp, "data"), Env: env, LogPath: filepath.Join(b.tmp, "vitrine.log")})
+	p, err := target.Start(ctx, target.Options{Bin: bin, DataDir: filepath.Join(b.tmp, "data"), Env: env, LogPath: filepath.Join(b.tmp, "vitrine.log"), CPUs: b.o.serverCPUs})
 	if err != nil {
 		return err
 	}

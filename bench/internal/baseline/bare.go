@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/vitrine-dev/vitrine/bench/internal/target"
 )
 
 // BareEnv is the variable that makes the bench binary (or its test binary)
@@ -88,9 +90,10 @@ type Bare struct {
 }
 
 // StartBare runs exe (the bench binary, or the test binary) as the bare
-// server over the products in bodiesFile.
-func StartBare(exe, bodiesFile string) (*Bare, error) {
-	cmd := exec.Command(exe)
+// server over the products in bodiesFile, pinned to cpus when set (taskset
+// -c syntax).
+func StartBare(exe, bodiesFile, cpus string) (*Bare, error) {
+	cmd := target.Command(cpus, exe)
 	cmd.Env = append(os.Environ(), BareEnv+"="+bodiesFile)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

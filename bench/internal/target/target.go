@@ -69,6 +69,9 @@ type Options struct {
 	DataDir string   // VITRINE_DATA_DIR
 	Env     []string // extra variables, over the inherited environment
 	LogPath string   // where its stderr goes
+	// CPUs, when set, pins the child to these CPUs (taskset -c syntax, as
+	// "0" or "0-1"); its Go runtime then sizes GOMAXPROCS to them.
+	CPUs string
 }
 
 // Proc is a running vitrine child.
@@ -102,8 +105,8 @@ func start(ctx context.Context, opts Options, addr string) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()                     //nolint:errcheck // the parent never writes it: the child has its own descriptor
-	cmd := exec.Command(opts.Bin, "serve") // #nosec G204 -- the vitrine binary the bench built or was given (-bin)
+	defer logf.Close() //nolint:errcheck // the parent never writes it: the child has its own descriptor
+	cmd := Command(opts.CPUs, opts.Bin, "serve")
 	cmd.Env = append(append(os.Environ(), opts.Env...), "VITRINE_ADDR="+addr, "VITRINE_DATA_DIR="+opts.DataDir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
@@ -118,6 +121,15 @@ func start(ctx context.Context, opts Options, addr string) (*Proc, error) {
 	}
 	p.Mem = Watch(p.Pid())
 	return p, nil
+}
+
+// Command is exec.Command of bin, pinned to cpus through taskset (which
+// execs bin: the process id is bin's) when cpus is set.
+func Command(cpus, bin string, args ...string) *exec.Cmd {
+	if cpus == "" {
+		return exec.Command(bin, args...) // #nosec G204 -- the binary the bench built or was given
+	}
+	return exec.Command("taskset", append([]string{"-c", cpus, bin}, args...)...) // #nosec G204 -- the same, pinned by -server-cpus
 }
 
 func (p *Proc) waitReady(ctx context.Context, limit time.Duration) error {

@@ -209,14 +209,25 @@ func (a *authenticator) failed(ctx *fasthttp.RequestCtx, err error) error {
 	c, cancel := context.WithTimeout(context.Background(), time.Second)
 	d, lerr := f.limiter.Allow(c, "f:"+addr.String(), f.rate)
 	cancel()
-	if lerr != nil || d.Allowed {
+	if lerr != nil || (d.Allowed && d.Remaining > 0) {
 		return err
 	}
+	// The address has no failure left: it is blocked until the next one
+	// comes, so that its next fake key is refused without a store lookup
+	// (waiting for that key's lookup to be refused would cost a lookup
+	// per refill more).
 	now := a.now()
+	retry := d.RetryAfter
+	if d.Allowed {
+		retry = f.rate.Interval()
+	}
 	f.mu.Lock()
-	remember(f.blocked, addr, now.Add(d.RetryAfter), now, itself)
+	remember(f.blocked, addr, now.Add(retry), now, itself)
 	f.mu.Unlock()
-	return tooManyFailures(d.RetryAfter)
+	if d.Allowed {
+		return err
+	}
+	return tooManyFailures(retry)
 }
 
 // blockedNow is the 429 of a client address that has used its failures,

@@ -80,8 +80,8 @@ func TestAuthFailuresLimited(t *testing.T) {
 	if counts[http.StatusUnauthorized] != 10 || counts[http.StatusTooManyRequests] != 990 {
 		t.Errorf("1,000 fake keys: %v, want 10 × 401 then 990 × 429", counts)
 	}
-	if n := keys.lookups.Load(); n != 12 {
-		t.Errorf("%d store lookups, want 12 (the valid key once, the 10 failures the budget allows, the one past it)", n)
+	if n := keys.lookups.Load(); n != 11 {
+		t.Errorf("%d store lookups, want 11 (the valid key once, the 10 failures the budget allows; the address is blocked as its last failure is spent)", n)
 	}
 	if st, _ := status(secret); st != http.StatusOK {
 		t.Errorf("the valid key after the flood: %d", st)
@@ -253,8 +253,10 @@ func TestAuthFloodFromManyAddresses(t *testing.T) {
 		grown := int64(heap()) - int64(before)
 
 		refill := int64(math.Ceil(elapsed.Seconds() / rate.Period.Seconds() * float64(rate.Limit)))
-		// Per address: its burst of failures, what refills meanwhile, and
-		// the one request that finds the budget used up; plus the valid key.
+		// Per address: its burst of failures and what refills meanwhile
+		// (the address is blocked as its last failure is spent, until the
+		// next refill), one more for a block that ends a moment before the
+		// limiter's refill; plus the valid key.
 		bound := int64(addresses)*(int64(rate.Burst)+1+refill) + 1
 		if n := int64(keys.lookups.Load()); n > bound {
 			t.Errorf("round %d: %d store lookups, more than %d (each address's failure budget)", r+1, n, bound)

@@ -2,6 +2,7 @@ package actors_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,6 +176,88 @@ func TestDeletedWhileProcessing(t *testing.T) {
 	if _, _, err := f.service.Image(context.Background(), p, img.ID); !catalog.IsNotFound(err) {
 		t.Errorf("the image of a deleted product: %v, want not found", err)
 	}
+}
+
+// TestDeletedWhileSaveFails: a product deleted while its image is being
+// processed, whose job then fails to record the image for a reason other
+// than not-found (its grain did not answer, say), keeps no file either: the
+// job's row went with the image, so the retry it asks for would never
+// come, and the variants it wrote must go at once, not with the orphan
+// sweep hours later.
+func TestDeletedWhileSaveFails(t *testing.T) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	proc := &processor{fn: func(int) (actors.Processed, error) {
+		started <- struct{}{}
+		<-release
+		return ok(0)
+	}}
+	book := &failingSave{}
+	f := newFixtureWith(t, proc, nil, func(d *actors.ImageDeps) {
+		d.MaxAttempts = 3
+		book.images = d.Images
+		d.Images = book
+	})
+	book.fails.Store(1)
+	p := f.product()
+	img := f.upload(p)
+	<-started
+	// The processing status is recorded (a save refused as not-found
+	// would end the job as deleted, the path this test is not about).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _, err := f.service.Image(context.Background(), p, img.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == catalog.StatusProcessing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the image is %s 10 s after its job started, want processing", got.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := f.service.Delete(context.Background(), p, "", 0); err != nil {
+		t.Fatal(err)
+	}
+	close(release) // the job writes its variants now, then fails to record them
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		pending, err := f.db.PendingJobs(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 && f.files(p) == 0 && book.injected.Load() == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the job ended: %d jobs pending, %d files of the deleted product (%d saves failed, want 1)",
+				pending, f.files(p), book.injected.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// failingSave fails the saves of images recorded ready while fails > 0,
+// with an error that is not not-found; injected counts those failures.
+type failingSave struct {
+	images interface {
+		Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error)
+		SaveImage(ctx context.Context, img *catalog.Image) error
+	}
+	fails, injected atomic.Int32
+}
+
+func (b *failingSave) Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error) {
+	return b.images.Image(ctx, productID, imageID)
+}
+
+func (b *failingSave) SaveImage(ctx context.Context, img *catalog.Image) error {
+	if img.Status == catalog.StatusReady && b.fails.Add(-1) >= 0 {
+		b.injected.Add(1)
+		return errors.New("injected: the product's grain did not answer")
+	}
+	return b.images.SaveImage(ctx, img)
 }
 
 // files counts the blobs of a product.

@@ -22,6 +22,10 @@ import (
 // cleanupTimeout bounds removing the files of a job whose image was deleted.
 const cleanupTimeout = 30 * time.Second
 
+// goneTimeout bounds looking up whether the image of a job that wrote
+// files it did not record still exists (worker.abandoned).
+const goneTimeout = 5 * time.Second
+
 // worker runs one job at a time.
 type worker struct {
 	deps    *ImageDeps
@@ -29,6 +33,9 @@ type worker struct {
 	marking <-chan error // the job's processing-status save, while under way
 	// processing is the time the job's Process call took, for its log line.
 	processing time.Duration
+	// wrote is whether the job wrote files (variants, crops, an imported
+	// original), which are its to remove if its image turns out deleted.
+	wrote bool
 }
 
 func (w *worker) Receive(c actor.Context) {
@@ -54,9 +61,9 @@ func (w *worker) run(d catalog.Delivery) {
 	ctx, cancel := context.WithTimeout(w.ctx, w.deps.JobTimeout)
 	defer cancel()
 	ctx, span := w.startJobSpan(ctx, job, d.Attempt())
-	w.processing = 0
+	w.processing, w.wrote = 0, false
 	w.deps.Log.Debug("image job started", zap.String("image_id", job.ImageID), zap.Int("attempt", d.Attempt()))
-	out := w.process(ctx, d)
+	out := w.abandoned(ctx, job, w.process(ctx, d))
 	fields := []zap.Field{zap.String("image_id", job.ImageID), zap.String("product_id", job.ProductID),
 		zap.Int("attempt", d.Attempt()), zap.String("outcome", out.result), zap.Duration("duration", w.deps.Now().Sub(start))}
 	if sc := span.SpanContext(); sc.IsValid() {
@@ -221,6 +228,26 @@ func (w *worker) deleted(ctx context.Context, job catalog.Job) outcome {
 	return outcome{result: "skipped", detail: "the image or its product was deleted"}
 }
 
+// abandoned ends as deleted a job that wrote files without recording them
+// (it is to be retried, or it failed) when its image is gone. Recording
+// may fail for a reason other than not-found (the grain did not answer,
+// the store timed out) while the image is being deleted: its job's row
+// goes with it, so the retry would never come, and the delete, if it ran
+// before the files were written, did not remove them; /media would serve
+// them until the orphan sweep. Only a clear not-found removes them: an
+// image that may exist keeps its outcome.
+func (w *worker) abandoned(ctx context.Context, job catalog.Job, out outcome) outcome {
+	if !w.wrote || out.result == "ready" || out.result == "skipped" {
+		return out
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), goneTimeout)
+	defer cancel()
+	if _, _, err := w.deps.Images.Image(lctx, job.ProductID, job.ImageID); catalog.IsNotFound(err) {
+		return w.deleted(ctx, job)
+	}
+	return out
+}
+
 // recrop makes an image's cover variants again around its new focal point
 // (its status stays ready and its old crops serve until the new ones are
 // recorded), then removes the old crops. A failure leaves the image as it
@@ -294,6 +321,7 @@ func (w *worker) recrop(ctx context.Context, d catalog.Delivery, img *catalog.Im
 func (w *worker) store(ctx context.Context, job catalog.Job, res Processed, focus *catalog.FocalPoint) (_ []catalog.Variant, err error) {
 	ctx, end := startSpan(ctx, w.deps.tracer, "store variants", trace.WithAttributes(attribute.Int("vitrine.variants", len(res.Renditions))))
 	defer func() { end(&err) }()
+	w.wrote = true // some may be written, even if others fail
 	variants := make([]catalog.Variant, len(res.Renditions))
 	errs := make([]error, len(res.Renditions))
 	var wg sync.WaitGroup
@@ -361,6 +389,7 @@ func (w *worker) original(ctx context.Context, d catalog.Delivery, img *catalog.
 		}
 		return nil, w.transient(ctx, d, img, catalog.FailInternal, err), false
 	}
+	w.wrote = true // a failed write may leave the file
 	if err := w.deps.Blobs.Put(ctx, key, data, h.ContentType); err != nil {
 		return nil, w.transient(ctx, d, img, catalog.FailStorageUnavailable, err), false
 	}

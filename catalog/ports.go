@@ -166,10 +166,12 @@ type Cache interface {
 // not release runs out after its lease: the row is then published again.
 type JobOutbox interface {
 	// ClaimDue claims up to n jobs for a relay to publish, for lease, oldest
-	// first: those that are due and unpublished, and those whose delivery's
-	// lease ran out (its consumer died). It returns them and the claim's
-	// token.
-	ClaimDue(ctx context.Context, n int, lease time.Duration) ([]Job, int64, error)
+	// first: those that are due and unpublished, those whose delivery's
+	// lease ran out (its consumer died), and those published redeliver ago
+	// or more that no delivery claimed since (their message was lost by
+	// the broker; a redeliver ≤ 0 never publishes a job again for that).
+	// It returns them and the claim's token.
+	ClaimDue(ctx context.Context, n int, lease, redeliver time.Duration) ([]Job, int64, error)
 	// MarkPublished records that the broker has the jobs of these images,
 	// those still held by the relay's claim token (a job rescheduled,
 	// claimed by a delivery or enqueued since is left as it is).

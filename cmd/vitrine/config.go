@@ -60,6 +60,7 @@ type Config struct {
 	KafkaBrokers    string
 	KafkaTopic      string
 	KafkaPartitions int
+	KafkaRedeliver  time.Duration
 	S3Endpoint      string
 	S3Bucket        string
 	S3Region        string
@@ -123,6 +124,7 @@ func (c *Config) settings() []setting {
 		{"kafka-brokers", "VITRINE_KAFKA_BROKERS", "", "comma-separated Kafka brokers for image jobs (unset: the database-backed queue)", str(&c.KafkaBrokers)},
 		{"kafka-topic", "VITRINE_KAFKA_TOPIC", "vitrine.image-jobs", "Kafka topic of image jobs (dead letters go to TOPIC.dead-letters)", str(&c.KafkaTopic)},
 		{"kafka-partitions", "VITRINE_KAFKA_PARTITIONS", "6", "partitions of the job topic when vitrine creates it", num(&c.KafkaPartitions, 1)},
+		{"kafka-redeliver", "VITRINE_KAFKA_REDELIVER", "5m", "how long a published image job may wait for a worker to claim it before it is published again (its message lost by the brokers); longer than the consumers usually lag", dur(&c.KafkaRedeliver)},
 		{"s3-endpoint", "VITRINE_S3_ENDPOINT", "", "S3 endpoint URL (unset with no bucket: local files)", str(&c.S3Endpoint)},
 		{"s3-bucket", "VITRINE_S3_BUCKET", "", "S3 bucket for originals and variants", str(&c.S3Bucket)},
 		{"s3-region", "VITRINE_S3_REGION", "us-east-1", "S3 region", str(&c.S3Region)},
@@ -368,7 +370,7 @@ func (c Config) fields() map[string]any {
 	return map[string]any{
 		"fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr, "metrics": c.MetricsAccess, "metrics_addr": c.MetricsAddr,
 		"postgres_url": maskURL(c.PostgresURL), "redis_url": maskURL(c.RedisURL),
-		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions,
+		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions, "kafka_redeliver": c.KafkaRedeliver.String(),
 		"s3_endpoint": c.S3Endpoint, "s3_bucket": c.S3Bucket, "s3_region": c.S3Region,
 		"s3_access_key_id": c.S3AccessKey, "s3_secret_access_key": mask(c.S3SecretKey), "s3_path_style": c.S3PathStyle,
 		"addr": c.Addr, "data_dir": c.DataDir, "public_url": c.PublicURL, "role": c.Role,

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) Harness) {
 		{"UnclaimGivesBack", testUnclaim},
 		{"ClaimJobOnce", testClaimJob},
 		{"DeadDeliveryRepublished", testDeadDelivery},
+		{"LostMessageRepublished", testLostMessage},
 		{"RescheduleAfterDelay", testReschedule},
 		{"EnqueueResets", testEnqueue},
 		{"FinishJobRemoves", testFinish},
@@ -105,16 +106,19 @@ func add(t *testing.T, h Harness) catalog.Job {
 	return catalog.Job{ImageID: img.ID, ProductID: p.ID}
 }
 
-// relayLease and jobLease are the leases the suite claims with.
+// relayLease and jobLease are the leases the suite claims with; a relay
+// publishes again a job that no delivery claimed for redeliver after it
+// was published (longer than any other test waits).
 const (
 	relayLease = 10 * time.Second
 	jobLease   = time.Minute
+	redeliver  = time.Hour
 )
 
 // claimDue claims up to n jobs for a relay.
 func claimDue(t *testing.T, h Harness, n int) ([]catalog.Job, int64) {
 	t.Helper()
-	jobs, token, err := h.Store.ClaimDue(t.Context(), n, relayLease)
+	jobs, token, err := h.Store.ClaimDue(t.Context(), n, relayLease, redeliver)
 	if err != nil {
 		t.Fatalf("ClaimDue(%d): %v", n, err)
 	}
@@ -264,7 +268,7 @@ func testClaimDueDisjoint(t *testing.T, h Harness) {
 	for range relays {
 		wg.Go(func() {
 			for {
-				claimed, _, err := h.Store.ClaimDue(t.Context(), 3, relayLease)
+				claimed, _, err := h.Store.ClaimDue(t.Context(), 3, relayLease, redeliver)
 				if err != nil {
 					t.Errorf("ClaimDue: %v", err)
 					return
@@ -392,6 +396,45 @@ func testDeadDelivery(t *testing.T, h Harness) {
 	}
 	finish(t, h, a, again.Token)
 	expectGone(t, h, a)
+}
+
+// testLostMessage: a job published and claimed by no delivery for the
+// redelivery interval is published again, as its message may be lost for
+// good (a broker wiped or replaced, retention expired, an unclean leader
+// election); the clock starts again at each publication. The lost message
+// counted no attempt, and whichever of the two messages comes second is a
+// duplicate that changes nothing.
+func testLostMessage(t *testing.T, h Harness) {
+	a, b := add(t, h), add(t, h)
+	publish(t, h, a, b)
+	cb := claim(t, h, b) // b's message arrives; a's was lost
+	finish(t, h, b, cb.Token)
+	h.Advance(redeliver - time.Millisecond)
+	expectClaimed(t, h)
+	h.Advance(time.Millisecond)
+	if jobs, _, err := h.Store.ClaimDue(t.Context(), 100, relayLease, 0); err != nil || len(jobs) != 0 {
+		t.Errorf("ClaimDue with no redelivery = %+v, %v; want none", jobs, err)
+	}
+	token := expectClaimed(t, h, a)
+	markPublished(t, h, token, a)
+	h.Advance(redeliver - time.Millisecond)
+	expectClaimed(t, h) // published again a moment ago: its message may come yet
+	h.Advance(time.Millisecond)
+	publish(t, h, a) // lost again
+
+	// One of the messages arrives at last: it claims the job, counting the
+	// first attempt; the other is a duplicate, while it runs and after.
+	c := claim(t, h, a)
+	if c.Attempt != 1 {
+		t.Errorf("ClaimJob of a job published again: attempt %d, want 1 (the lost messages never ran)", c.Attempt)
+	}
+	expectBusy(t, h, a)
+	h.Advance(jobLease - time.Millisecond)
+	expectClaimed(t, h) // claimed: the relay leaves it to its delivery
+	finish(t, h, a, c.Token)
+	expectGone(t, h, a)
+	h.Advance(redeliver)
+	expectClaimed(t, h)
 }
 
 func testReschedule(t *testing.T, h Harness) {

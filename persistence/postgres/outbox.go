@@ -21,21 +21,29 @@ import (
 // (Receive) reads the same rows when no broker is used.
 
 // relayable is the condition of rows a relay publishes at $1: due, claimed
-// by no relay, and either unpublished and not leased, or leased by a
-// delivery whose lease ran out (its consumer died: its message was taken).
+// by no relay, and either not leased and unpublished or published at or
+// before $5 (no delivery claimed it since: its message was lost; NULL:
+// never), or leased by a delivery whose lease ran out (its consumer died:
+// its message was taken).
 const relayable = `available_at <= $1 AND (relay_until IS NULL OR relay_until <= $1)
-	AND ((published_at IS NULL AND lease_until IS NULL) OR lease_until <= $1)`
+	AND ((lease_until IS NULL AND (published_at IS NULL OR published_at <= $5::timestamptz)) OR lease_until <= $1)`
 
 // ClaimDue claims up to n relayable jobs for lease, the one that fell due
-// first first, and returns them with the claim's token. Rows locked by the
-// claim of another process are skipped, so relays of several nodes publish
-// different jobs. A claimed row is unpublished and not leased: if the relay
-// dies, its claim runs out and the row is claimed again.
-func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catalog.Job, int64, error) {
+// first first, and returns them with the claim's token. A job published
+// and claimed by no delivery for redeliver is relayable again (never when
+// redeliver is not positive; see sqlrows.RepublishBefore). Rows locked by
+// the claim of another process are skipped, so relays of several nodes
+// publish different jobs. A claimed row is unpublished and not leased: if
+// the relay dies, its claim runs out and the row is claimed again.
+func (db *DB) ClaimDue(ctx context.Context, n int, lease, redeliver time.Duration) ([]catalog.Job, int64, error) {
 	if n <= 0 {
 		return []catalog.Job{}, 0, nil
 	}
 	now := utc(db.now())
+	var republish *time.Time // NULL: published jobs wait for their message
+	if before, ok := sqlrows.RepublishBefore(now, redeliver); ok {
+		republish = &before
+	}
 	token := sqlrows.NewToken()
 	rows, err := db.pool.Query(ctx, `
 		UPDATE jobs
@@ -46,7 +54,7 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 			ORDER BY available_at, image_id
 			LIMIT $4
 			FOR UPDATE SKIP LOCKED)
-		RETURNING image_id, product_id, available_at, traceparent`, now, utc(now.Add(lease)), token, n)
+		RETURNING image_id, product_id, available_at, traceparent`, now, utc(now.Add(lease)), token, n, republish)
 	var claimed []sqlrows.Due
 	if err == nil {
 		claimed, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (sqlrows.Due, error) {

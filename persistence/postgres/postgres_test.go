@@ -337,11 +337,11 @@ func TestClaimDueSkipsLeased(t *testing.T) {
 	db := open(t, url, postgres.Options{Now: clk.Now, Lease: time.Minute})
 	job := storetest.AddJob(t, db)
 	mustReceive(t, db)
-	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 0 {
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second, 0); err != nil || len(jobs) != 0 {
 		t.Fatalf("ClaimDue while leased = %+v (%v), want none", jobs, err)
 	}
 	clk.Advance(time.Minute)
-	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 1 || jobs[0] != job {
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second, 0); err != nil || len(jobs) != 1 || jobs[0] != job {
 		t.Fatalf("ClaimDue after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
 	}
 }
@@ -478,7 +478,7 @@ func TestServerGoneUnavailableFast(t *testing.T) {
 			return err
 		}},
 		{"Receive", func(ctx context.Context) error { _, err := db.Receive(ctx); return err }},
-		{"ClaimDue", func(ctx context.Context) error { _, _, err := db.ClaimDue(ctx, 10, time.Second); return err }},
+		{"ClaimDue", func(ctx context.Context) error { _, _, err := db.ClaimDue(ctx, 10, time.Second, 0); return err }},
 		{"Enqueue", func(ctx context.Context) error { return db.Enqueue(ctx, job) }},
 	}
 	for _, c := range calls {

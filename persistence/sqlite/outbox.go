@@ -26,21 +26,29 @@ var (
 )
 
 // relayable is the condition of rows a relay publishes at ?1: due, claimed
-// by no relay, and either unpublished and not leased, or leased by a
-// delivery whose lease ran out (its consumer died: its message was taken).
+// by no relay, and either not leased and unpublished or published at or
+// before ?5 (no delivery claimed it since: its message was lost; NULL:
+// never), or leased by a delivery whose lease ran out (its consumer died:
+// its message was taken).
 const relayable = `available_at <= ?1 AND (relay_until IS NULL OR relay_until <= ?1)
-	AND ((published_at IS NULL AND lease_until IS NULL) OR lease_until <= ?1)`
+	AND ((lease_until IS NULL AND (published_at IS NULL OR published_at <= ?5)) OR lease_until <= ?1)`
 
 // ClaimDue claims up to n relayable jobs for lease, the one that fell due
-// first first, and returns them with the claim's token. SQLite has one
+// first first, and returns them with the claim's token. A job published
+// and claimed by no delivery for redeliver is relayable again (never when
+// redeliver is not positive; see sqlrows.RepublishBefore). SQLite has one
 // writer at a time, so claims of concurrent relays are disjoint. A claimed
 // row is unpublished and not leased: if the relay dies, its claim runs out
 // and the row is claimed again.
-func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catalog.Job, int64, error) {
+func (db *DB) ClaimDue(ctx context.Context, n int, lease, redeliver time.Duration) ([]catalog.Job, int64, error) {
 	if n <= 0 {
 		return []catalog.Job{}, 0, nil
 	}
 	now := db.now()
+	var republish sql.NullInt64 // NULL: published jobs wait for their message
+	if before, ok := sqlrows.RepublishBefore(now, redeliver); ok {
+		republish = sql.NullInt64{Int64: micros(before), Valid: true}
+	}
 	token := sqlrows.NewToken()
 	var claimed []sqlrows.Due
 	err := func() error {
@@ -52,7 +60,7 @@ func (db *DB) ClaimDue(ctx context.Context, n int, lease time.Duration) ([]catal
 				WHERE `+relayable+`
 				ORDER BY available_at, image_id
 				LIMIT ?4)
-			RETURNING image_id, product_id, available_at, traceparent`, micros(now), micros(now.Add(lease)), token, n)
+			RETURNING image_id, product_id, available_at, traceparent`, micros(now), micros(now.Add(lease)), token, n, republish)
 		if err != nil {
 			return err
 		}

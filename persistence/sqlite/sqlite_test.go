@@ -356,11 +356,11 @@ func TestClaimDueSkipsLeased(t *testing.T) {
 	db := open(t, filepath.Join(t.TempDir(), "vitrine.db"), sqlite.Options{Now: clk.Now, Lease: time.Minute})
 	job := storetest.AddJob(t, db)
 	d := mustReceive(t, db)
-	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 0 {
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second, 0); err != nil || len(jobs) != 0 {
 		t.Fatalf("ClaimDue while leased = %+v (%v), want none", jobs, err)
 	}
 	clk.Advance(time.Minute)
-	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second); err != nil || len(jobs) != 1 || jobs[0] != job {
+	if jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second, 0); err != nil || len(jobs) != 1 || jobs[0] != job {
 		t.Fatalf("ClaimDue after the lease expired = %+v (%v), want [%+v]", jobs, err, job)
 	}
 	// Enqueue drops the lease: the delivery is stale.
@@ -401,7 +401,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 	raw.Close()
 
 	db = open(t, path, sqlite.Options{})
-	jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second)
+	jobs, _, err := db.ClaimDue(t.Context(), 10, time.Second, 0)
 	if err != nil || len(jobs) != 1 || jobs[0] != job {
 		t.Fatalf("ClaimDue after migrating = %+v (%v), want [%+v]", jobs, err, job)
 	}

@@ -31,6 +31,22 @@ func InDueOrder(claimed []Due) []catalog.Job {
 	return jobs
 }
 
+// RepublishBefore is the publication time at or before which ClaimDue, at
+// now, publishes again a job that no delivery claimed since (published and
+// never leased): redeliver after its publication, its message was most
+// likely lost by the broker (a broker wiped or replaced, retention
+// expired, an unclean leader election), and without it the job would wait
+// for ever, its image pending. A message that arrives after all is a
+// duplicate, which ClaimJob turns away. ok is false when redeliver is not
+// positive: published jobs then go out again only when a delivery's lease
+// runs out.
+func RepublishBefore(now time.Time, redeliver time.Duration) (before time.Time, ok bool) {
+	if redeliver <= 0 {
+		return time.Time{}, false
+	}
+	return now.Add(-redeliver), true
+}
+
 // ClaimMiss is ClaimJob's answer when its claim matched no row: NotFound
 // when the job is gone (exists is false), else ErrJobBusy, as another
 // delivery holds the job or it is not due.

@@ -125,6 +125,18 @@ func TestInDueOrder(t *testing.T) {
 	}
 }
 
+func TestRepublishBefore(t *testing.T) {
+	now := time.Unix(1000, 0)
+	if before, ok := sqlrows.RepublishBefore(now, time.Minute); !ok || !before.Equal(now.Add(-time.Minute)) {
+		t.Errorf("RepublishBefore(now, 1m) = %v, %v; want a minute before now", before, ok)
+	}
+	for _, off := range []time.Duration{0, -time.Minute} {
+		if _, ok := sqlrows.RepublishBefore(now, off); ok {
+			t.Errorf("RepublishBefore(now, %v): ok, want off", off)
+		}
+	}
+}
+
 func TestClaimMiss(t *testing.T) {
 	if err := sqlrows.ClaimMiss("i1", false); !catalog.IsNotFound(err) {
 		t.Errorf("gone: %v, want NotFound", err)

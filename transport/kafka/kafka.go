@@ -6,8 +6,10 @@
 //
 // Delivery is at least once, with idempotent effects: the outbox row of a
 // job lives until its outcome is stored, and a row whose claim runs out
-// (a relay or a consumer died holding it) is published again. Duplicates
-// find the row claimed or gone and change nothing.
+// (a relay or a consumer died holding it), or that no consumer claimed for
+// Config.Redeliver after it was published (the brokers lost its message),
+// is published again. Duplicates find the row claimed or gone and change
+// nothing.
 package kafka
 
 import (
@@ -38,6 +40,14 @@ type Config struct {
 	// RelayLease is how long a relay holds the jobs it publishes; a relay
 	// that dies lets them go after it (default 15 s).
 	RelayLease time.Duration
+	// Redeliver is how long a published job may wait for a delivery to
+	// claim it before the relay publishes it again: its message may have
+	// been lost by the brokers (wiped or replaced, retention expired, an
+	// unclean leader election), and the job would wait for ever. Longer
+	// than the consumers usually lag, as each job that waits longer is
+	// published again, a duplicate that its claim turns away (default
+	// 5 min).
+	Redeliver time.Duration
 	// JobLease is how long a delivered job is claimed for its run: longer
 	// than a job may take to run and store its outcome. A consumer that
 	// dies lets its jobs go after it, and they are published again
@@ -78,6 +88,9 @@ func (c *Config) Defaults() {
 	}
 	if c.RelayLease <= 0 {
 		c.RelayLease = 15 * time.Second
+	}
+	if c.Redeliver <= 0 {
+		c.Redeliver = 5 * time.Minute
 	}
 	if c.JobLease <= 0 {
 		c.JobLease = 5 * time.Minute

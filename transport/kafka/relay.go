@@ -14,7 +14,8 @@ import (
 )
 
 // Relay publishes the outbox: jobs the store committed with their images,
-// and jobs whose delivery's claim ran out. It claims the rows it publishes,
+// jobs whose delivery's claim ran out, and jobs published Config.Redeliver
+// ago that no delivery claimed (their message was lost). It claims the rows it publishes,
 // so relays of several nodes publish different jobs, and marks them
 // published only after the brokers acknowledged them: a relay that dies in
 // between lets its claim run out and the jobs are published again
@@ -86,7 +87,7 @@ func (r *Relay) Run(ctx context.Context) {
 // PublishDue claims one batch of due jobs, publishes it and returns how
 // many it published. Jobs it could not publish are given back.
 func (r *Relay) PublishDue(ctx context.Context) (int, error) {
-	jobs, token, err := r.outbox.ClaimDue(ctx, 100, r.cfg.RelayLease)
+	jobs, token, err := r.outbox.ClaimDue(ctx, 100, r.cfg.RelayLease, r.cfg.Redeliver)
 	if err != nil || len(jobs) == 0 {
 		return 0, err
 	}

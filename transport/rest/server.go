@@ -246,7 +246,7 @@ type Server struct {
 	log      *zap.Logger
 	router   *router.Router
 	hotGet   fasthttp.RequestHandler // GET /products/{id}'s route, for dispatch
-	patterns patterns // the routes' methods by pattern, for Allow
+	patterns patterns                // the routes' methods by pattern, for Allow
 	ready    *readiness
 	ids      *requestIDs
 	auth     *authenticator

@@ -3,6 +3,7 @@ package actors_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -18,10 +19,14 @@ import (
 
 // lostAnswers delivers every command to the real grain but loses the
 // answer to those of op, as a grain that committed the command and then
-// did not answer in time: the cluster says ErrInDoubt.
+// did not answer in time: the cluster says ErrInDoubt. With limit > 0
+// only the first limit answers are lost; between, when set, runs after
+// each lost answer (another client's write).
 type lostAnswers struct {
 	*cluster.Node
-	op actorspb.ProductCommand_Op
+	op      actorspb.ProductCommand_Op
+	limit   int
+	between func()
 
 	mu   sync.Mutex
 	sent []*actorspb.ProductCommand // the commands whose answer was lost
@@ -34,8 +39,15 @@ func (g *lostAnswers) Request(ctx context.Context, identity, kind string, msg an
 		return res, err
 	}
 	g.mu.Lock()
+	if g.limit > 0 && len(g.sent) >= g.limit {
+		g.mu.Unlock()
+		return res, err
+	}
 	g.sent = append(g.sent, cmd)
 	g.mu.Unlock()
+	if g.between != nil {
+		g.between()
+	}
 	return nil, fmt.Errorf("%w: no answer from %s/%s within %s", cluster.ErrInDoubt, kind, identity, timeout)
 }
 
@@ -79,5 +91,51 @@ func TestUploadKeepsTheOriginalWhenTheOutcomeIsUnknown(t *testing.T) {
 	again, _, existing, err := f.uploads.Upload(context.Background(), productID, data, 0)
 	if err != nil || !existing || again.ID != img.ID {
 		t.Fatalf("retry: %v existing %v err %v, want image %s", again, existing, err, img.ID)
+	}
+}
+
+// TestInDoubtWriteWithoutIfMatchIsNotSentAgain: a PUT or PATCH without
+// If-Match whose first delivery was applied but whose answer was lost must
+// not be sent again blindly: another client wrote in between, and a second
+// delivery would overwrite that write. The caller gets 503 and the other
+// client's write stands.
+func TestInDoubtWriteWithoutIfMatchIsNotSentAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		op    actorspb.ProductCommand_Op
+		write func(s *actors.Service, id string) error
+	}{
+		{"PUT", actorspb.ProductCommand_REPLACE, func(s *actors.Service, id string) error {
+			_, err := s.Replace(context.Background(), id, []byte(`{"name":"mine","price":"1","user_id":1}`), "", 0)
+			return err
+		}},
+		{"PATCH", actorspb.ProductCommand_PATCH, func(s *actors.Service, id string) error {
+			_, err := s.Patch(context.Background(), id, []byte(`{"name":"mine"}`), "", 0)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, &processor{fn: ok}, nil, 3)
+			id := f.product()
+			grains := &lostAnswers{Node: f.node, op: tc.op, limit: 1, between: func() {
+				if _, err := f.service.Patch(context.Background(), id, []byte(`{"name":"theirs"}`), "", 0); err != nil {
+					t.Errorf("the other client's write: %v", err)
+				}
+			}}
+			svc := actors.NewService(grains, f.cache, f.db, func() string { return uuid.Must(uuid.NewV7()).String() }, time.Second, nil)
+
+			err := tc.write(svc, id)
+			var e *catalog.Error
+			if !errors.As(err, &e) || e.Kind != catalog.KindUnavailable || e.Code != "outcome_unknown" || !errors.Is(err, actors.ErrOutcomeUnknown) {
+				t.Errorf("the write whose answer was lost = %v, want Unavailable outcome_unknown", err)
+			}
+			p, err := f.db.GetProduct(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Name != "theirs" {
+				t.Errorf("name %q: the write was sent again over the other client's; want %q", p.Name, "theirs")
+			}
+		})
 	}
 }

@@ -75,8 +75,9 @@ const (
 )
 
 // resendable reports whether cmd may be sent again when it is not known
-// whether its first delivery was applied: applying it twice must change
-// nothing more than applying it once.
+// whether its first delivery was applied: applying it twice, even with
+// another client's write in between, must change nothing more than
+// applying it once.
 func resendable(cmd *actorspb.ProductCommand) bool {
 	switch cmd.Op {
 	case actorspb.ProductCommand_CREATE, actorspb.ProductCommand_ADD_IMAGE:
@@ -86,10 +87,12 @@ func resendable(cmd *actorspb.ProductCommand) bool {
 		return true // the same outcome however often applied
 	case actorspb.ProductCommand_REPLACE, actorspb.ProductCommand_PATCH, actorspb.ProductCommand_PATCH_IMAGE,
 		actorspb.ProductCommand_ORDER_IMAGES:
-		// The same document applied again changes nothing (and keeps the
-		// version); with If-Match the second attempt would see the first's
-		// new ETag and answer 412.
-		return cmd.IfMatch == ""
+		// Never: without If-Match, another client's write made since the
+		// first delivery would be overwritten by the second, which that
+		// client was never told about; with If-Match the second attempt
+		// would see the first's new ETag and answer 412. The client is
+		// told the outcome is unknown, reads, and decides.
+		return false
 	}
 	return false
 }

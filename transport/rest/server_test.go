@@ -206,11 +206,11 @@ func TestHotReadAnswersAsTheRouter(t *testing.T) {
 		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, nil)
 		s.srv.Handler(&ctx)
 		var h []string
-		ctx.Response.Header.VisitAll(func(k, v []byte) {
+		for k, v := range ctx.Response.Header.All() {
 			if string(k) != "X-Request-Id" && string(k) != "X-Request-ID" {
 				h = append(h, string(k)+": "+string(v))
 			}
-		})
+		}
 		// Each server numbers its requests: the ids differ by design.
 		body := requestIDField.ReplaceAllString(string(ctx.Response.Body()), `"request_id":"…"`)
 		return ctx.Response.StatusCode(), strings.Join(h, "\n"), body

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vitrine-dev/vitrine/actors/actorspb"
@@ -74,8 +75,9 @@ const (
 )
 
 // resendable reports whether cmd may be sent again when it is not known
-// whether its first delivery was applied: applying it twice must change
-// nothing more than applying it once.
+// whether its first delivery was applied: applying it twice, even with
+// another client's write in between, must change nothing more than
+// applying it once.
 func resendable(cmd *actorspb.ProductCommand) bool {
 	switch cmd.Op {
 	case actorspb.ProductCommand_CREATE, actorspb.ProductCommand_ADD_IMAGE:
@@ -85,12 +87,37 @@ func resendable(cmd *actorspb.ProductCommand) bool {
 		return true // the same outcome however often applied
 	case actorspb.ProductCommand_REPLACE, actorspb.ProductCommand_PATCH, actorspb.ProductCommand_PATCH_IMAGE,
 		actorspb.ProductCommand_ORDER_IMAGES:
-		// The same document applied again changes nothing (and keeps the
-		// version); with If-Match the second attempt would see the first's
-		// new ETag and answer 412.
-		return cmd.IfMatch == ""
+		// Never: without If-Match, another client's write made since the
+		// first delivery would be overwritten by the second, which that
+		// client was never told about; with If-Match the second attempt
+		// would see the first's new ETag and answer 412. The client is
+		// told the outcome is unknown, reads, and decides.
+		return false
 	}
 	return false
+}
+
+// ErrOutcomeUnknown is wrapped by the error of a write that may have been
+// applied although it failed: a delivery of it was lost in flight (its
+// grain's node went away, or did not answer in time) and no later answer
+// settled it. Whoever prepared for the write must not undo that (an
+// upload's original may be what the recorded image's job reads), and the
+// client should read before it writes again.
+var ErrOutcomeUnknown = errors.New("the write may or may not have been applied")
+
+// outcomeUnknown is the error of a write op on product id whose outcome
+// is not known, cause being why: 503, and a problem that says so, so
+// that the client reads the product before it decides to write again.
+func outcomeUnknown(op actorspb.ProductCommand_Op, id string, cause error) *catalog.Error {
+	return &catalog.Error{Kind: catalog.KindUnavailable, Code: "outcome_unknown",
+		Detail: fmt.Sprintf("the %s of product %s may or may not have been applied (the product actor's answer was lost); read the product before you try again",
+			opName(op), id),
+		Err: fmt.Errorf("%w: %v product %s: %w", ErrOutcomeUnknown, op, id, cause)}
+}
+
+// opName is how a problem names a command.
+func opName(op actorspb.ProductCommand_Op) string {
+	return strings.ToLower(strings.ReplaceAll(op.String(), "_", " "))
 }
 
 func isRead(cmd *actorspb.ProductCommand) bool {
@@ -114,6 +141,17 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 		deadline = dl
 	}
 	retried, movedOnce := false, false
+	// maybeApplied: a delivery of the write was lost in flight (it may
+	// have been applied). A failure from then on is not a refusal: it is
+	// an outcome unknown, which callers must not undo nor clients retry
+	// blindly.
+	maybeApplied := false
+	failed := func(err error) error {
+		if maybeApplied {
+			return outcomeUnknown(cmd.Op, id, err)
+		}
+		return catalog.Unavailable("the product actor", err)
+	}
 	pause := 50 * time.Millisecond
 	for {
 		timeout := s.timeout
@@ -121,7 +159,7 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 			timeout = time.Until(dl)
 		}
 		if timeout <= 0 {
-			return nil, false, catalog.Unavailable("the product actor", context.DeadlineExceeded)
+			return nil, false, failed(fmt.Errorf("%v product %s: %w", cmd.Op, id, context.DeadlineExceeded))
 		}
 		s.metrics.request(s.grains.Owns(id, ProductKind))
 		cmd.Traceparent = traceparent.Of(ctx)
@@ -144,8 +182,11 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 			return reply, false, nil
 		}
 		inDoubt := errors.Is(err, cluster.ErrInDoubt)
+		if !isRead(cmd) && !errors.Is(err, cluster.ErrUnreachable) {
+			maybeApplied = true // only ErrUnreachable says it was not delivered
+		}
 		if !inDoubt && !errors.Is(err, cluster.ErrUnreachable) {
-			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+			return nil, false, failed(fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
 		}
 		if isRead(cmd) {
 			if errors.Is(err, cluster.ErrMoved) && !movedOnce {
@@ -158,16 +199,16 @@ func (s *Service) deliver(ctx context.Context, id string, cmd *actorspb.ProductC
 			return reply, err == nil, err
 		}
 		if inDoubt && !resendable(cmd) {
-			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s may or may not have been applied; fetch the product and try again: %w", cmd.Op, id, err))
+			return nil, false, failed(err)
 		}
 		retried = retried || inDoubt
 		if time.Now().Add(pause).After(deadline) {
-			return nil, false, catalog.Unavailable("the product actor", fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
+			return nil, false, failed(fmt.Errorf("%v product %s: %w", cmd.Op, id, err))
 		}
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return nil, false, catalog.Unavailable("the product actor", ctx.Err())
+			return nil, false, failed(fmt.Errorf("%v product %s: %w", cmd.Op, id, ctx.Err()))
 		}
 		// A doubling pause within the request's deadline, between the
 		// in-doubt decisions above: plainer here than a BackOff object.

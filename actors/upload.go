@@ -134,6 +134,15 @@ func (u *Uploads) Upload(ctx context.Context, productID string, data []byte, own
 		return nil, nil, false, catalog.Unavailable("image storage", fmt.Errorf("store original of image %s: %w", id, err))
 	}
 	body, existing, err = u.service.AddImage(ctx, img, owner)
+	if err != nil && !refused(err) {
+		// The image may have been recorded all the same (its answer was
+		// lost, or the actor timed out while it went on): its job will
+		// read the original, and the client's retry dedupes onto it. So
+		// the file stays; if the image was never recorded, the file is
+		// an orphan that the sweeper (persistence/orphans) removes after
+		// its grace period.
+		return nil, nil, false, err
+	}
 	if err != nil || existing {
 		// Nothing refers to the file: remove it. A leftover is harmless
 		// (originals are never served) and the orphan sweeper removes it.
@@ -175,6 +184,22 @@ func (u *Uploads) Import(ctx context.Context, productID, url string, owner int64
 		return nil, nil, err
 	}
 	return img, body, nil
+}
+
+// refused reports whether err is a write's definite refusal, so that it
+// was not applied: a product that does not exist or refuses the image.
+// An outcome unknown, an unavailable actor or store, or an internal error
+// (an answer that could not be read) may each hide a write that was
+// applied.
+func refused(err error) bool {
+	if errors.Is(err, ErrOutcomeUnknown) {
+		return false
+	}
+	switch catalog.ErrorKind(err) {
+	case catalog.KindUnavailable, catalog.KindInternal:
+		return false
+	}
+	return true
 }
 
 // originalOf describes an original from its bytes and header.

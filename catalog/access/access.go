@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -197,6 +198,12 @@ type IdempotencyRecord struct {
 	Key   string
 	// Fingerprint is a hash of the request (method, path, body).
 	Fingerprint string
+	// Token names the reservation that made the record: only the holder
+	// of the same token may complete or release it, so a request whose
+	// lock lapsed and was taken over by a retry cannot store its answer
+	// over the retry's, nor drop the retry's lock. Stores never return
+	// another holder's token.
+	Token string
 	// Done is set once the response is stored.
 	Done bool
 	// LockedUntil is when an unfinished request's lock lapses (its node
@@ -208,6 +215,10 @@ type IdempotencyRecord struct {
 	Body        []byte
 }
 
+// ErrReservationLost is returned by CompleteIdempotencyKey when the
+// reservation it names no longer holds the key.
+var ErrReservationLost = errors.New("the idempotency key is no longer held by this reservation")
+
 // IdempotencyStore keeps idempotency records for every node.
 type IdempotencyStore interface {
 	// ReserveIdempotencyKey records rec as running when there is no record
@@ -215,11 +226,16 @@ type IdempotencyStore interface {
 	// lock lapsed, and returns (rec, true). Otherwise it returns the
 	// record that is there and false.
 	ReserveIdempotencyKey(ctx context.Context, rec IdempotencyRecord, now time.Time) (*IdempotencyRecord, bool, error)
-	// CompleteIdempotencyKey stores the response of a reserved record.
+	// CompleteIdempotencyKey stores the response of the unfinished record
+	// reserved with rec.Token, even after its lock lapsed (nobody took it
+	// over, so the answer is still the one to replay). When no such record
+	// is left (another reservation took the key over, or it was released
+	// or purged) it stores nothing and returns ErrReservationLost.
 	CompleteIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
-	// ReleaseIdempotencyKey drops an unfinished record, so that a retry
-	// runs the request again.
-	ReleaseIdempotencyKey(ctx context.Context, scope, key string) error
+	// ReleaseIdempotencyKey drops the unfinished record reserved with
+	// token, so that a retry runs the request again; a record reserved
+	// with another token is left alone.
+	ReleaseIdempotencyKey(ctx context.Context, scope, key, token string) error
 	// PurgeIdempotencyKeys removes records that expired before now and
 	// returns how many.
 	PurgeIdempotencyKeys(ctx context.Context, now time.Time) (int, error)

@@ -5,6 +5,7 @@ package accesstest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -40,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"IdempotencyExpiry", testExpiry},
 		{"IdempotencyScopes", testScopes},
 		{"IdempotencyConcurrentReserve", testConcurrentReserve},
+		{"IdempotencyTokenBinding", testTokenBinding},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -168,7 +170,7 @@ func testRevokeUnknown(t *testing.T, s Store) {
 }
 
 func record(scope, key, fp string, now time.Time) access.IdempotencyRecord {
-	return access.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: fp,
+	return access.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: fp, Token: uuid.NewString(),
 		LockedUntil: now.Add(time.Minute), ExpiresAt: now.Add(24 * time.Hour)}
 }
 
@@ -222,10 +224,15 @@ func testCompleteReplay(t *testing.T, s Store) {
 
 func testRelease(t *testing.T, s Store) {
 	ctx := context.Background()
-	if _, ok, err := s.ReserveIdempotencyKey(ctx, record("k1", "abc", "fp1", t0), t0); err != nil || !ok {
+	held := record("k1", "abc", "fp1", t0)
+	if _, ok, err := s.ReserveIdempotencyKey(ctx, held, t0); err != nil || !ok {
 		t.Fatalf("Reserve = %v, %v", ok, err)
 	}
-	if err := s.ReleaseIdempotencyKey(ctx, "k1", "abc"); err != nil {
+	rec := record("k1", "abc", "fp1", t0)
+	if _, ok, err := s.ReserveIdempotencyKey(ctx, rec, t0); err != nil || ok {
+		t.Fatalf("Reserve of a held key = %v, %v; want the holder's record", ok, err)
+	}
+	if err := s.ReleaseIdempotencyKey(ctx, "k1", "abc", held.Token); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, err := s.ReserveIdempotencyKey(ctx, record("k1", "abc", "fp2", t0), t0); err != nil || !ok {
@@ -325,5 +332,65 @@ func testConcurrentReserve(t *testing.T, s Store) {
 	wg.Wait()
 	if won != 1 {
 		t.Fatalf("%d of %d concurrent Reserves won, want exactly 1", won, n)
+	}
+}
+
+// testTokenBinding: a request whose lock lapsed and was taken over by a
+// retry (same request, same fingerprint) must neither complete nor release
+// the retry's reservation, and the store must not hand out the holder's
+// token.
+func testTokenBinding(t *testing.T, s Store) {
+	ctx := context.Background()
+	stale := record("k1", "abc", "fp1", t0)
+	if _, ok, err := s.ReserveIdempotencyKey(ctx, stale, t0); err != nil || !ok {
+		t.Fatalf("Reserve = %v, %v", ok, err)
+	}
+	later := t0.Add(time.Minute + time.Second)
+	fresh := record("k1", "abc", "fp1", later)
+	if _, ok, err := s.ReserveIdempotencyKey(ctx, fresh, later); err != nil || !ok {
+		t.Fatalf("Reserve after the lock lapsed = %v, %v; want reserved", ok, err)
+	}
+
+	if err := s.ReleaseIdempotencyKey(ctx, "k1", "abc", stale.Token); err != nil {
+		t.Fatalf("Release by the stale holder: %v", err)
+	}
+	got, ok, err := s.ReserveIdempotencyKey(ctx, record("k1", "abc", "fp1", later), later)
+	if err != nil || ok || got.Done {
+		t.Fatalf("the stale holder's Release dropped the retry's reservation: %v %v %+v", ok, err, got)
+	}
+	if got.Token != "" {
+		t.Errorf("Reserve returned the holder's token %q; only the holder may know it", got.Token)
+	}
+
+	stale.Status, stale.Body = 201, []byte(`{"id":"first"}`)
+	if err := s.CompleteIdempotencyKey(ctx, stale); !errors.Is(err, access.ErrReservationLost) {
+		t.Errorf("Complete by the stale holder = %v, want ErrReservationLost", err)
+	}
+	got, ok, err = s.ReserveIdempotencyKey(ctx, record("k1", "abc", "fp1", later), later)
+	if err != nil || ok || got.Done {
+		t.Fatalf("the stale holder completed the retry's reservation: %v %v %+v", ok, err, got)
+	}
+
+	fresh.Status, fresh.Body = 201, []byte(`{"id":"second"}`)
+	if err := s.CompleteIdempotencyKey(ctx, fresh); err != nil {
+		t.Fatalf("Complete by the holder: %v", err)
+	}
+	got, ok, err = s.ReserveIdempotencyKey(ctx, record("k1", "abc", "fp1", later), later)
+	if err != nil || ok || !got.Done || string(got.Body) != `{"id":"second"}` {
+		t.Fatalf("after the holder's Complete: %v %v %+v, want its answer", ok, err, got)
+	}
+	if err := s.ReleaseIdempotencyKey(ctx, "k1", "abc", fresh.Token); err != nil {
+		t.Fatal(err)
+	}
+
+	// The holder may still complete after its lock lapsed, as long as no
+	// one took the key over: its answer is the one to replay.
+	slow := record("k2", "abc", "fp1", t0)
+	if _, ok, err := s.ReserveIdempotencyKey(ctx, slow, t0); err != nil || !ok {
+		t.Fatalf("Reserve = %v, %v", ok, err)
+	}
+	slow.Status, slow.Body = 201, []byte(`{"id":"slow"}`)
+	if err := s.CompleteIdempotencyKey(ctx, slow); err != nil {
+		t.Fatalf("Complete after the lock lapsed, untaken: %v", err)
 	}
 }

@@ -102,13 +102,13 @@ func scanKey(row pgx.Row) (*access.APIKey, error) {
 // cannot both win.
 func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec access.IdempotencyRecord, now time.Time) (*access.IdempotencyRecord, bool, error) {
 	tag, err := db.pool.Exec(ctx, `
-		INSERT INTO idempotency_keys AS k (scope, key, fingerprint, done, locked_until, expires_at)
-		VALUES ($1, $2, $3, false, $4, $5)
+		INSERT INTO idempotency_keys AS k (scope, key, fingerprint, done, locked_until, expires_at, token)
+		VALUES ($1, $2, $3, false, $4, $5, $7)
 		ON CONFLICT (scope, key) DO UPDATE
 		SET fingerprint = excluded.fingerprint, done = false, locked_until = excluded.locked_until,
-		    expires_at = excluded.expires_at, status = 0, header = NULL, body = NULL
+		    expires_at = excluded.expires_at, status = 0, header = NULL, body = NULL, token = excluded.token
 		WHERE k.expires_at <= $6 OR (NOT k.done AND k.locked_until <= $6)`,
-		rec.Scope, rec.Key, rec.Fingerprint, utc(rec.LockedUntil), utc(rec.ExpiresAt), utc(now))
+		rec.Scope, rec.Key, rec.Fingerprint, utc(rec.LockedUntil), utc(rec.ExpiresAt), utc(now), rec.Token)
 	if err != nil {
 		return nil, false, fmt.Errorf("reserve idempotency key: %w", db.translate(ctx, err))
 	}
@@ -131,21 +131,25 @@ func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec access.IdempotencyR
 	return &got, false, nil
 }
 
-// CompleteIdempotencyKey stores the response of a reserved record.
+// CompleteIdempotencyKey stores the response of the record reserved with
+// rec.Token; access.ErrReservationLost when it no longer holds the key.
 func (db *DB) CompleteIdempotencyKey(ctx context.Context, rec access.IdempotencyRecord) error {
-	_, err := db.pool.Exec(ctx, `
+	tag, err := db.pool.Exec(ctx, `
 		UPDATE idempotency_keys SET done = true, status = $1, header = $2, body = $3, expires_at = $4
-		WHERE scope = $5 AND key = $6 AND fingerprint = $7 AND NOT done`,
-		rec.Status, rec.Header, rec.Body, utc(rec.ExpiresAt), rec.Scope, rec.Key, rec.Fingerprint)
+		WHERE scope = $5 AND key = $6 AND token = $7 AND NOT done`,
+		rec.Status, rec.Header, rec.Body, utc(rec.ExpiresAt), rec.Scope, rec.Key, rec.Token)
 	if err != nil {
 		return fmt.Errorf("complete idempotency key: %w", db.translate(ctx, err))
+	}
+	if err := sqlrows.Completed(tag.RowsAffected()); err != nil {
+		return fmt.Errorf("complete idempotency key: %w", err)
 	}
 	return nil
 }
 
-// ReleaseIdempotencyKey drops an unfinished record.
-func (db *DB) ReleaseIdempotencyKey(ctx context.Context, scope, key string) error {
-	_, err := db.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND NOT done`, scope, key)
+// ReleaseIdempotencyKey drops the unfinished record reserved with token.
+func (db *DB) ReleaseIdempotencyKey(ctx context.Context, scope, key, token string) error {
+	_, err := db.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND token = $3 AND NOT done`, scope, key, token)
 	if err != nil {
 		return fmt.Errorf("release idempotency key: %w", db.translate(ctx, err))
 	}

@@ -110,13 +110,13 @@ func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec access.IdempotencyR
 	var locked, expires int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
-			INSERT INTO idempotency_keys (scope, key, fingerprint, done, locked_until, expires_at)
-			VALUES (?1, ?2, ?3, 0, ?4, ?5)
+			INSERT INTO idempotency_keys (scope, key, fingerprint, done, locked_until, expires_at, token)
+			VALUES (?1, ?2, ?3, 0, ?4, ?5, ?7)
 			ON CONFLICT (scope, key) DO UPDATE
 			SET fingerprint = excluded.fingerprint, done = 0, locked_until = excluded.locked_until,
-			    expires_at = excluded.expires_at, status = 0, header = NULL, body = NULL
+			    expires_at = excluded.expires_at, status = 0, header = NULL, body = NULL, token = excluded.token
 			WHERE idempotency_keys.expires_at <= ?6 OR (idempotency_keys.done = 0 AND idempotency_keys.locked_until <= ?6)`,
-			rec.Scope, rec.Key, rec.Fingerprint, micros(rec.LockedUntil), micros(rec.ExpiresAt), micros(now))
+			rec.Scope, rec.Key, rec.Fingerprint, micros(rec.LockedUntil), micros(rec.ExpiresAt), micros(now), rec.Token)
 		if err != nil {
 			return err
 		}
@@ -138,21 +138,29 @@ func (db *DB) ReserveIdempotencyKey(ctx context.Context, rec access.IdempotencyR
 	return &got, false, nil
 }
 
-// CompleteIdempotencyKey stores the response of a reserved record.
+// CompleteIdempotencyKey stores the response of the record reserved with
+// rec.Token; access.ErrReservationLost when it no longer holds the key.
 func (db *DB) CompleteIdempotencyKey(ctx context.Context, rec access.IdempotencyRecord) error {
-	_, err := db.sql.ExecContext(ctx, `
+	res, err := db.sql.ExecContext(ctx, `
 		UPDATE idempotency_keys SET done = 1, status = ?, header = ?, body = ?, expires_at = ?
-		WHERE scope = ? AND key = ? AND fingerprint = ? AND done = 0`,
-		rec.Status, rec.Header, rec.Body, micros(rec.ExpiresAt), rec.Scope, rec.Key, rec.Fingerprint)
+		WHERE scope = ? AND key = ? AND token = ? AND done = 0`,
+		rec.Status, rec.Header, rec.Body, micros(rec.ExpiresAt), rec.Scope, rec.Key, rec.Token)
 	if err != nil {
 		return fmt.Errorf("complete idempotency key: %w", db.translate(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("complete idempotency key: %w", db.translate(err))
+	}
+	if err := sqlrows.Completed(n); err != nil {
+		return fmt.Errorf("complete idempotency key: %w", err)
 	}
 	return nil
 }
 
-// ReleaseIdempotencyKey drops an unfinished record.
-func (db *DB) ReleaseIdempotencyKey(ctx context.Context, scope, key string) error {
-	_, err := db.sql.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND done = 0`, scope, key)
+// ReleaseIdempotencyKey drops the unfinished record reserved with token.
+func (db *DB) ReleaseIdempotencyKey(ctx context.Context, scope, key, token string) error {
+	_, err := db.sql.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND token = ? AND done = 0`, scope, key, token)
 	if err != nil {
 		return fmt.Errorf("release idempotency key: %w", db.translate(err))
 	}

@@ -20,3 +20,13 @@ func Scopes(names []string) []access.Scope {
 	}
 	return scopes
 }
+
+// Completed is the outcome of an UPDATE that completes an idempotency
+// record matched by its reservation's token: none updated means the
+// reservation no longer holds the key.
+func Completed(rowsAffected int64) error {
+	if rowsAffected == 0 {
+		return access.ErrReservationLost
+	}
+	return nil
+}

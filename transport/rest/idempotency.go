@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -46,7 +48,8 @@ var replayedHeaders = []string{"Content-Type", "Location", "ETag", "Cache-Contro
 // one): the same key with the same request replays the stored response,
 // with a different request gets 422, and while the first request runs,
 // 409. Only successful (2xx) responses are kept; after a failure the key
-// is free again, so a corrected retry can run. fingerprint identifies the
+// is free again, so a corrected retry can run; a success is stored even
+// if the store fails for a while (see below). fingerprint identifies the
 // request's meaning (not its framing: a multipart boundary differs between
 // two sends of the same file); it is called only when the request has a key.
 func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint func() []byte, handle func()) {
@@ -72,7 +75,7 @@ func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint f
 	sum.Write([]byte{0})
 	sum.Write(fingerprint())
 	now := s.now()
-	rec := access.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: hex.EncodeToString(sum.Sum(nil)),
+	rec := access.IdempotencyRecord{Scope: scope, Key: key, Fingerprint: hex.EncodeToString(sum.Sum(nil)), Token: uuid.NewString(),
 		LockedUntil: now.Add(2*s.cfg.RequestTimeout + 10*time.Second), ExpiresAt: now.Add(s.cfg.IdempotencyTTL)}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	got, reserved, err := s.deps.Idempotency.ReserveIdempotencyKey(c, rec, now)
@@ -100,7 +103,7 @@ func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint f
 	defer cancel()
 	status := ctx.Response.StatusCode()
 	if status < 200 || status > 299 {
-		if err := s.deps.Idempotency.ReleaseIdempotencyKey(c, scope, key); err != nil {
+		if err := s.deps.Idempotency.ReleaseIdempotencyKey(c, scope, key, rec.Token); err != nil {
 			s.log.Warn("release idempotency key", zap.Error(err)) // it lapses by itself
 		}
 		return
@@ -113,11 +116,69 @@ func (s *Server) idempotent(ctx *fasthttp.RequestCtx, p principal, fingerprint f
 	}
 	rec.Status, rec.Body = status, append([]byte(nil), ctx.Response.Body()...)
 	rec.Header, _ = json.Marshal(header)
-	if err := s.deps.Idempotency.CompleteIdempotencyKey(c, rec); err != nil {
-		// The response was made; a retry would run the request again
-		// once the lock lapses. Say so in the log, do not fail the answer.
-		s.log.Warn("store idempotent response", zap.String("idempotency_scope", scope), zap.Error(err))
+	// The request's effect is done: from here on, a retry must get this
+	// answer, never run it again. So the answer is stored however long it
+	// takes: a few tries now, then in the background until the record
+	// expires. Meanwhile the reservation stays held (a retry gets 409), and
+	// its token keeps it ours even past its lock: a retry can take the key
+	// over only if the lock lapses before the store answers again.
+	if err := s.completeIdempotent(c, rec, completeTriesInline); err != nil {
+		if errors.Is(err, access.ErrReservationLost) {
+			s.log.Warn("store idempotent response", zap.String("idempotency_scope", scope), zap.Error(err))
+			return
+		}
+		s.log.Warn("store idempotent response; retrying in the background", zap.String("idempotency_scope", scope), zap.Error(err))
+		go s.completeIdempotentLater(rec)
 	}
+}
+
+// completeTriesInline is how many times a request tries to store its
+// idempotent answer before it answers the client.
+const completeTriesInline = 3
+
+// completeIdempotent stores rec's answer, trying up to tries times while
+// ctx lasts; it gives up at once when the reservation was lost.
+func (s *Server) completeIdempotent(ctx context.Context, rec access.IdempotencyRecord, tries int) error {
+	wait := 50 * time.Millisecond
+	var err error
+	for i := range tries {
+		if err = s.deps.Idempotency.CompleteIdempotencyKey(ctx, rec); err == nil || errors.Is(err, access.ErrReservationLost) {
+			return err
+		}
+		if i == tries-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (then: %w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 4
+	}
+	return err
+}
+
+// completeIdempotentLater keeps trying to store rec's answer, with a
+// growing pause, until it is stored, the reservation is lost or the record
+// would have expired anyway.
+func (s *Server) completeIdempotentLater(rec access.IdempotencyRecord) {
+	wait := time.Second
+	for s.now().Before(rec.ExpiresAt) {
+		time.Sleep(wait)
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.deps.Idempotency.CompleteIdempotencyKey(c, rec)
+		cancel()
+		if err == nil {
+			s.log.Info("stored idempotent response after retries", zap.String("idempotency_scope", rec.Scope))
+			return
+		}
+		if errors.Is(err, access.ErrReservationLost) {
+			s.log.Warn("store idempotent response", zap.String("idempotency_scope", rec.Scope), zap.Error(err))
+			return
+		}
+		wait = min(2*wait, 5*time.Second) // short: the store back, the answer must be in before the lock lapses
+	}
+	s.log.Error("idempotent response never stored; its key expired", zap.String("idempotency_scope", rec.Scope))
 }
 
 // hasHeader reports whether the request carries the header, even empty.

@@ -164,7 +164,14 @@ func (s *Server) completeIdempotent(ctx context.Context, rec access.IdempotencyR
 func (s *Server) completeIdempotentLater(rec access.IdempotencyRecord) {
 	wait := time.Second
 	for s.now().Before(rec.ExpiresAt) {
-		time.Sleep(wait)
+		select {
+		case <-s.stopped:
+			// The process is going: the reservation stays held until its
+			// lock lapses; a retry after that runs the request again.
+			s.log.Warn("idempotent response not stored before shutdown", zap.String("idempotency_scope", rec.Scope))
+			return
+		case <-time.After(wait):
+		}
 		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := s.deps.Idempotency.CompleteIdempotencyKey(c, rec)
 		cancel()

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -267,6 +268,10 @@ type Server struct {
 	tracer      trace.Tracer // nil: tracing off
 	// The RateLimit-Policy headers of the two rates, made once.
 	policyAnonymous, policyAnonymousWrites, policyKey string
+	// stopped is closed by Shutdown: background work of requests (an
+	// idempotent answer still to be stored) ends with the server.
+	stopped chan struct{}
+	stop    sync.Once
 	// xffWarned is set once an anonymous request came with X-Forwarded-For
 	// from a peer not trusted as a proxy (logged once per process).
 	xffWarned atomic.Bool
@@ -300,7 +305,7 @@ func New(cfg Config, deps Deps, log *zap.Logger) *Server {
 		reg := prometheus.NewRegistry()
 		deps.Metrics, deps.Gatherer = reg, reg
 	}
-	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log, now: deps.Now,
+	s := &Server{cfg: cfg, products: deps.Products, deps: deps, log: log, now: deps.Now, stopped: make(chan struct{}),
 		httpm: newHTTPMetrics(deps.Metrics), metricsHTTP: metricsHandler(deps.Gatherer),
 		policyAnonymous: policyHeader("anonymous", cfg.RateAnonymous), policyKey: policyHeader("key", cfg.RateKey),
 		policyAnonymousWrites: policyHeader("anonymous-writes", cfg.RateAnonymousWrites),
@@ -497,6 +502,7 @@ func (s *Server) Drain() {
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop.Do(func() { close(s.stopped) })
 	if s.hub != nil {
 		s.hub.close()
 	}

@@ -189,18 +189,18 @@ func (f *Fetcher) dial(ctx context.Context, network, hostport string) (net.Conn,
 			return nil, fmt.Errorf("resolve %s: %w", host, err)
 		}
 	}
-	var refused error
+	if len(addrs) == 0 {
+		return nil, &blockedError{host: host, err: fmt.Errorf("%s has no address", host)}
+	}
+	// An answer that mixes public and blocked addresses is refused whole,
+	// as CheckTarget refuses it: a name pointing inside is not a public
+	// image host, whichever address a connection would try first.
 	for _, a := range addrs {
 		if err := Allowed(a, f.cfg.Allow); err != nil {
-			refused = err
-			continue
+			return nil, &blockedError{host: host, err: err}
 		}
-		return f.cfg.Dial(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
 	}
-	if refused == nil {
-		refused = fmt.Errorf("%s has no address", host)
-	}
-	return nil, &blockedError{host: host, err: refused}
+	return f.cfg.Dial(ctx, network, net.JoinHostPort(addrs[0].Unmap().String(), port))
 }
 
 type blockedError struct {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
 )
@@ -108,6 +109,12 @@ func TestNamesResolvingToBlockedAddressesAreRefusedBeforeConnecting(t *testing.T
 		"linklocal.example": {"fe80::1"},
 		"loopback.example":  {"127.0.0.1"},
 		"mixed.example":     {"10.0.0.1", "127.0.0.1"},
+		// One public address is not enough: every address must be.
+		"public-first.example":   {"93.184.216.34", "10.0.0.1"},
+		"private-first.example":  {"169.254.169.254", "93.184.216.34"},
+		"public-and-v6.example":  {"93.184.216.34", "::1"},
+		"mapped-private.example": {"::ffff:192.168.0.1"},
+		"compat-private.example": {"::10.0.0.1"},
 	}
 	f := New(Config{Resolver: resolver, Dial: loopbackOnly(t, &dials)})
 	for host := range resolver {
@@ -119,6 +126,66 @@ func TestNamesResolvingToBlockedAddressesAreRefusedBeforeConnecting(t *testing.T
 	}
 	for _, raw := range []string{"http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://127.0.0.1:1/x", "http://[fe80::1%25eth0]/"} {
 		if _, err := f.Fetch(context.Background(), raw); err == nil {
+			t.Errorf("%s was fetched", raw)
+		}
+	}
+	if n := dials.Load(); n != 0 {
+		t.Errorf("%d connections were made", n)
+	}
+}
+
+// rebinding answers a public address the first time a host is looked up
+// and a private one after, as a rebinding DNS server does.
+type rebinding struct{ calls atomic.Int32 }
+
+func (r *rebinding) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	if r.calls.Add(1) == 1 {
+		return []netip.Addr{netip.MustParseAddr("93.184.216.34")}, nil
+	}
+	return []netip.Addr{netip.MustParseAddr("10.0.0.1")}, nil
+}
+
+// TestRebindingIsRefusedBeforeConnecting: an import row's URL passes the
+// check (the name resolved to a public address then); when the worker
+// fetches it, the name resolves to a private address: the connection
+// judges its own lookup and is never made.
+func TestRebindingIsRefusedBeforeConnecting(t *testing.T) {
+	var dials atomic.Int32
+	r := &rebinding{}
+	f := New(Config{Resolver: r, Dial: loopbackOnly(t, &dials)})
+	if err := f.CheckTarget(context.Background(), "http://rebind.example/a.jpg"); err != nil {
+		t.Fatalf("the first answer is public: %v", err)
+	}
+	if _, err := f.Fetch(context.Background(), "http://rebind.example/a.jpg"); err == nil {
+		t.Error("a host that rebinds to a private address was fetched")
+	}
+	if n := dials.Load(); n != 0 {
+		t.Errorf("%d connections were made", n)
+	}
+}
+
+// TestNumericHostFormsAreRefused: the forms of an IPv4 address that C
+// resolvers accept (decimal, hex, octal, short) reach the guard as names;
+// through the system's resolver they must still be refused, with no
+// connection made.
+func TestNumericHostFormsAreRefused(t *testing.T) {
+	var dials atomic.Int32
+	f := New(Config{Dial: loopbackOnly(t, &dials)}) // the default resolver, as in production
+	for _, raw := range []string{
+		"http://2130706433/a.jpg",      // 127.0.0.1 as one decimal number
+		"http://0x7f000001/a.jpg",      // in hex
+		"http://0177.0.0.1/a.jpg",      // octal first byte
+		"http://127.1/a.jpg",           // short form
+		"http://0x7f.0.0.1/a.jpg",      // hex first byte
+		"http://017700000001/a.jpg",    // one octal number
+		"http://3232235521/a.jpg",      // 192.168.0.1
+		"http://[::ffff:7f00:1]/a.jpg", // IPv4-mapped loopback, hex
+		"http://[0:0:0:0:0:ffff:127.0.0.1]/a.jpg",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := f.Fetch(ctx, raw)
+		cancel()
+		if err == nil {
 			t.Errorf("%s was fetched", raw)
 		}
 	}

@@ -225,6 +225,9 @@ func TestUploadMemoryBounded(t *testing.T) {
 			}
 			res.Body.Close()
 			mu.Lock()
+			if res.StatusCode == http.StatusServiceUnavailable && res.Header.Get("Retry-After") == "" {
+				t.Errorf("upload %d: 503 without Retry-After", i)
+			}
 			statuses[res.StatusCode]++
 			if res.StatusCode == http.StatusAccepted {
 				accepted = append(accepted, res.Header.Get("Location"))
@@ -236,6 +239,11 @@ func TestUploadMemoryBounded(t *testing.T) {
 	peak := vmHWM(t, cmd.Process.Pid)
 	if statuses[http.StatusAccepted]+statuses[http.StatusServiceUnavailable] != n-n/4 || statuses[http.StatusUnsupportedMediaType] != n/4 {
 		t.Fatalf("statuses %v: want the images accepted (or 503 when the budget stayed full) and %d refused with 415", statuses, n/4)
+	}
+	// The budget (64 MiB) holds two of these uploads at once: at least
+	// those are taken; a server refusing every upload would be bounded too.
+	if fit := (64 << 20) / len(photo); statuses[http.StatusAccepted] < fit {
+		t.Fatalf("statuses %v: %d accepted, fewer than the %d the upload budget holds at once", statuses, statuses[http.StatusAccepted], fit)
 	}
 	for _, loc := range accepted {
 		if r := app.do("GET", loc, nil); r.Status != http.StatusOK || r.json(t)["status"] != "pending" {

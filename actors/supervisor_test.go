@@ -148,10 +148,19 @@ func TestDeletedWhileProcessing(t *testing.T) {
 		<-release
 		return ok(0)
 	}}
-	f := newFixture(t, proc, nil, 3)
+	book := &failingSave{} // fails nothing: it counts the job's final save
+	f := newFixtureWith(t, proc, nil, func(d *actors.ImageDeps) {
+		d.MaxAttempts = 3
+		book.images = d.Images
+		d.Images = book
+	})
 	p := f.product()
 	img := f.upload(p)
 	<-started
+	// The job has recorded the image as processing: it will write its
+	// variants before it learns of the delete (a job that finds the image
+	// gone before processing writes nothing, and proves nothing here).
+	waitStatus(t, f, p, img.ID, catalog.StatusProcessing)
 	if err := f.service.Delete(context.Background(), p, "", 0); err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +174,13 @@ func TestDeletedWhileProcessing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pending == 0 && f.files(p) == 0 {
+		// Only once the job has tried to record its variants (so it wrote
+		// them) does "no file" mean they were removed.
+		if pending == 0 && f.files(p) == 0 && book.readySaves.Load() > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("10 s after the job ended: %d jobs pending, %d files of the deleted product", pending, f.files(p))
+			t.Fatalf("10 s after the job ended: %d jobs pending, %d files of the deleted product, %d final saves tried", pending, f.files(p), book.readySaves.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -203,25 +214,12 @@ func TestDeletedWhileSaveFails(t *testing.T) {
 	<-started
 	// The processing status is recorded (a save refused as not-found
 	// would end the job as deleted, the path this test is not about).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, _, err := f.service.Image(context.Background(), p, img.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status == catalog.StatusProcessing {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the image is %s 10 s after its job started, want processing", got.Status)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitStatus(t, f, p, img.ID, catalog.StatusProcessing)
 	if err := f.service.Delete(context.Background(), p, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	close(release) // the job writes its variants now, then fails to record them
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		pending, err := f.db.PendingJobs(context.Background())
 		if err != nil {
@@ -240,12 +238,32 @@ func TestDeletedWhileSaveFails(t *testing.T) {
 
 // failingSave fails the saves of images recorded ready while fails > 0,
 // with an error that is not not-found; injected counts those failures.
+// waitStatus waits until the image has status st.
+func waitStatus(t *testing.T, f *fixture, productID, imageID string, st catalog.ImageStatus) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _, err := f.service.Image(context.Background(), productID, imageID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == st {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the image is %s after 10 s, want %s", got.Status, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 type failingSave struct {
 	images interface {
 		Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error)
 		SaveImage(ctx context.Context, img *catalog.Image) error
 	}
 	fails, injected atomic.Int32
+	readySaves      atomic.Int32 // saves of a ready image: a job's last step, after its files
 }
 
 func (b *failingSave) Image(ctx context.Context, productID, imageID string) (*catalog.Image, []byte, error) {
@@ -253,6 +271,9 @@ func (b *failingSave) Image(ctx context.Context, productID, imageID string) (*ca
 }
 
 func (b *failingSave) SaveImage(ctx context.Context, img *catalog.Image) error {
+	if img.Status == catalog.StatusReady {
+		b.readySaves.Add(1)
+	}
 	if img.Status == catalog.StatusReady && b.fails.Add(-1) >= 0 {
 		b.injected.Add(1)
 		return errors.New("injected: the product's grain did not answer")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -339,7 +340,12 @@ func TestSameBytesReturnTheExistingImage(t *testing.T) {
 func TestReprocessKeepsVariantsUntilNewOnesAreReady(t *testing.T) {
 	version := atomic.Int32{}
 	version.Store(1)
-	proc := &processor{fn: func(int) (actors.Processed, error) {
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	proc := &processor{fn: func(call int) (actors.Processed, error) {
+		if call == 2 { // the reprocessing: held while the test looks
+			started <- struct{}{}
+			<-release
+		}
 		p, _ := ok(0)
 		p.RecipeVersion = int(version.Load())
 		return p, nil
@@ -347,17 +353,60 @@ func TestReprocessKeepsVariantsUntilNewOnesAreReady(t *testing.T) {
 	f := newFixture(t, proc, nil, 3)
 	img := f.wait(f.upload(f.product()))
 	oldURL := img.Variants[0].URL
+	oldKey := strings.TrimPrefix(oldURL, "http://test/media/")
+	if !f.hasBlob(img.ProductID, oldKey) {
+		t.Fatalf("the variant's file %s is not stored", oldKey)
+	}
 	version.Store(2)
 	if _, err := f.service.Reprocess(context.Background(), img.ProductID, img.ID, 0); err != nil {
 		t.Fatal(err)
 	}
+	<-started
+	// While the new variants are made, the image is not ready and still
+	// names, and stores, the old ones.
+	during, _, err := f.service.Image(context.Background(), img.ProductID, img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during.Status == catalog.StatusReady || len(during.Variants) == 0 || during.Variants[0].URL != oldURL {
+		t.Errorf("while reprocessing: %s with variants %+v, want not ready and the old variant %s", during.Status, during.Variants, oldURL)
+	}
+	if !f.hasBlob(img.ProductID, oldKey) {
+		t.Errorf("while reprocessing, the old variant's file is gone")
+	}
+	close(release)
 	got := f.wait(img)
 	if got.RecipeVersion != 2 || got.Variants[0].URL == oldURL {
 		t.Fatalf("after reprocess: recipe %d url %s (old %s)", got.RecipeVersion, got.Variants[0].URL, oldURL)
 	}
+	if !f.hasBlob(img.ProductID, strings.TrimPrefix(got.Variants[0].URL, "http://test/media/")) {
+		t.Errorf("the new variant's file is not stored")
+	}
+	// After the switch, the old version's file goes.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.hasBlob(img.ProductID, oldKey) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the old variant's file %s is still stored 10 s after the switch", oldKey)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if proc.calls.Load() != 2 {
 		t.Errorf("processed %d times, want 2", proc.calls.Load())
 	}
+}
+
+// hasBlob reports whether the product's files include key.
+func (f *fixture) hasBlob(productID, key string) bool {
+	f.t.Helper()
+	found := false
+	err := f.blobs.List(context.Background(), catalog.ProductPrefix(productID), func(b catalog.BlobInfo) error {
+		found = found || b.Key == key
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return found
 }
 
 // TestHotReadRefill: once a product's cache entry expired or was evicted,

@@ -154,6 +154,18 @@ func TestAccessMatrix(t *testing.T) {
 		{"DELETE an unknown image", func(h []string) response {
 			return app.do("DELETE", "/products/"+pid+"/images/"+unknown, nil, h...)
 		}, [9]int{unauth, forbidden, missing, forbidden, missing, missing, missing, unauth, unauth}},
+		{"GET /readyz", func(h []string) response { return app.do("GET", "/readyz", nil, h...) },
+			[9]int{ok, ok, ok, ok, ok, ok, ok, ok, ok}},
+		{"GET /products/{id}/events", func(h []string) response { return app.do("GET", "/products/"+pid+"/events", nil, h...) },
+			[9]int{ok, ok, ok, ok, ok, ok, ok, unauth, unauth}},
+		{"POST image by URL (JSON)", func(h []string) response {
+			return app.doJSON("POST", "/products/"+pid+"/images", `{"url":"https://images.example/lamp.jpg"}`, h...)
+		}, [9]int{unauth, forbidden, accepted, forbidden, accepted, accepted, accepted, unauth, unauth}},
+		{"POST /imports (NDJSON)", func(h []string) response {
+			return app.do("POST", "/imports", strings.NewReader(`{"sku":"ACC-1","name":"Imported","price":"1","user_id":7}`+"\n"), append([]string{"Content-Type", "application/x-ndjson"}, h...)...)
+		}, [9]int{unauth, forbidden, accepted, accepted, accepted, accepted, accepted, unauth, unauth}},
+		{"GET /admin/webhooks/deliveries", func(h []string) response { return app.do("GET", "/admin/webhooks/deliveries", nil, h...) },
+			[9]int{unauth, forbidden, forbidden, forbidden, forbidden, ok, ok, unauth, unauth}},
 		{"GET /admin/dead-letters", func(h []string) response { return app.do("GET", "/admin/dead-letters", nil, h...) },
 			[9]int{unauth, forbidden, forbidden, forbidden, forbidden, ok, ok, unauth, unauth}},
 		{"POST replay", func(h []string) response {

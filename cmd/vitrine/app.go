@@ -198,6 +198,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	var queue catalog.JobQueue = a.db
 	if cfg.KafkaBrokers != "" {
 		kcfg := kafka.Config{Brokers: splitList(cfg.KafkaBrokers), Topic: cfg.KafkaTopic, Partitions: cfg.KafkaPartitions,
+			ReplicationFactor: cfg.KafkaReplication, MinInSyncReplicas: cfg.KafkaMinISR,
 			Redeliver: cfg.KafkaRedeliver, JobLease: jobLease(cfg)}
 		if err := kafka.EnsureTopics(ctx, kcfg); err != nil {
 			// Kafka may come later: the outbox keeps every job until then.

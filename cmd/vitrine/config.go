@@ -60,6 +60,10 @@ type Config struct {
 	KafkaBrokers    string
 	KafkaTopic      string
 	KafkaPartitions int
+	// KafkaReplication and KafkaMinISR are the replication factor and
+	// min.insync.replicas of the topics vitrine creates (0: the broker's).
+	KafkaReplication int
+	KafkaMinISR      int
 	KafkaRedeliver  time.Duration
 	S3Endpoint      string
 	S3Bucket        string
@@ -124,6 +128,8 @@ func (c *Config) settings() []setting {
 		{"kafka-brokers", "VITRINE_KAFKA_BROKERS", "", "comma-separated Kafka brokers for image jobs (unset: the database-backed queue)", str(&c.KafkaBrokers)},
 		{"kafka-topic", "VITRINE_KAFKA_TOPIC", "vitrine.image-jobs", "Kafka topic of image jobs (dead letters go to TOPIC.dead-letters)", str(&c.KafkaTopic)},
 		{"kafka-partitions", "VITRINE_KAFKA_PARTITIONS", "6", "partitions of the job topic when vitrine creates it", num(&c.KafkaPartitions, 1)},
+		{"kafka-replication", "VITRINE_KAFKA_REPLICATION", "1", "replication factor of the topics vitrine creates (production: 3; 1 loses jobs' messages with a broker's disk, which the outbox publishes again after kafka-redeliver)", num(&c.KafkaReplication, 1)},
+		{"kafka-min-isr", "VITRINE_KAFKA_MIN_ISR", "0", "min.insync.replicas of the topics vitrine creates, at most the replication factor (production: 2; 0: the broker's default); writes are acknowledged by all in-sync replicas (acks=all)", num(&c.KafkaMinISR, 0)},
 		{"kafka-redeliver", "VITRINE_KAFKA_REDELIVER", "5m", "how long a published image job may wait for a worker to claim it before it is published again (its message lost by the brokers); longer than the consumers usually lag", dur(&c.KafkaRedeliver)},
 		{"s3-endpoint", "VITRINE_S3_ENDPOINT", "", "S3 endpoint URL (unset with no bucket: local files)", str(&c.S3Endpoint)},
 		{"s3-bucket", "VITRINE_S3_BUCKET", "", "S3 bucket for originals and variants", str(&c.S3Bucket)},
@@ -249,6 +255,9 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("VITRINE_DATA_DIR (--data-dir) must not be empty")
 	}
+	if c.KafkaMinISR > c.KafkaReplication {
+		return fmt.Errorf("VITRINE_KAFKA_MIN_ISR (--kafka-min-isr) %d is more than VITRINE_KAFKA_REPLICATION (--kafka-replication) %d: no write could ever be acknowledged", c.KafkaMinISR, c.KafkaReplication)
+	}
 	if c.PprofAddr != "" && !isLoopback(c.PprofAddr) {
 		return fmt.Errorf("VITRINE_PPROF_ADDR (--pprof-addr) must be a loopback address such as 127.0.0.1:6060, got %q: "+
 			"its profiles show the process's command line and memory, secrets included", c.PprofAddr)
@@ -370,7 +379,7 @@ func (c Config) fields() map[string]any {
 	return map[string]any{
 		"fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr, "metrics": c.MetricsAccess, "metrics_addr": c.MetricsAddr,
 		"postgres_url": maskURL(c.PostgresURL), "redis_url": maskURL(c.RedisURL),
-		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions, "kafka_redeliver": c.KafkaRedeliver.String(),
+		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions, "kafka_replication": c.KafkaReplication, "kafka_min_isr": c.KafkaMinISR, "kafka_redeliver": c.KafkaRedeliver.String(),
 		"s3_endpoint": c.S3Endpoint, "s3_bucket": c.S3Bucket, "s3_region": c.S3Region,
 		"s3_access_key_id": c.S3AccessKey, "s3_secret_access_key": mask(c.S3SecretKey), "s3_path_style": c.S3PathStyle,
 		"addr": c.Addr, "data_dir": c.DataDir, "public_url": c.PublicURL, "role": c.Role,

@@ -52,3 +52,31 @@ func TestMaskURL(t *testing.T) {
 		t.Errorf("maskURLs = %q", got)
 	}
 }
+
+// TestKafkaReplicationSettings: the topics' replication settings are
+// refused when no write could be acknowledged with them.
+func TestKafkaReplicationSettings(t *testing.T) {
+	get := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	for name, tt := range map[string]struct {
+		env     map[string]string
+		want    string // "" for accepted
+		rf, isr int
+	}{
+		"defaults":               {map[string]string{}, "", 1, 0},
+		"production":             {map[string]string{"VITRINE_KAFKA_REPLICATION": "3", "VITRINE_KAFKA_MIN_ISR": "2"}, "", 3, 2},
+		"no replica":             {map[string]string{"VITRINE_KAFKA_REPLICATION": "0"}, "VITRINE_KAFKA_REPLICATION", 0, 0},
+		"negative min ISR":       {map[string]string{"VITRINE_KAFKA_MIN_ISR": "-1"}, "VITRINE_KAFKA_MIN_ISR", 0, 0},
+		"min ISR over replicas":  {map[string]string{"VITRINE_KAFKA_REPLICATION": "2", "VITRINE_KAFKA_MIN_ISR": "3"}, "VITRINE_KAFKA_MIN_ISR", 0, 0},
+		"min ISR without number": {map[string]string{"VITRINE_KAFKA_MIN_ISR": "two"}, "VITRINE_KAFKA_MIN_ISR", 0, 0},
+	} {
+		c, err := parseConfig(nil, get(tt.env), nilWriter{})
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: refused: %v", name, err)
+		case tt.want == "" && (c.KafkaReplication != tt.rf || c.KafkaMinISR != tt.isr):
+			t.Errorf("%s: replication %d, min ISR %d, want %d, %d", name, c.KafkaReplication, c.KafkaMinISR, tt.rf, tt.isr)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: %v, want a refusal naming %s", name, err, tt.want)
+		}
+	}
+}

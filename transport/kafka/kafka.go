@@ -35,6 +35,10 @@ type Config struct {
 	GroupID           string // default Topic + ".workers"
 	Partitions        int    // default 6, used when creating topics
 	ReplicationFactor int    // default 1
+	// MinInSyncReplicas is the topics' min.insync.replicas: with acks=all,
+	// a write is acknowledged once that many replicas have it (0: the
+	// broker's default).
+	MinInSyncReplicas int
 	// RelayInterval is how often the relay looks for unpublished jobs.
 	RelayInterval time.Duration
 	// RelayLease is how long a relay holds the jobs it publishes; a relay
@@ -130,9 +134,13 @@ func EnsureTopics(ctx context.Context, cfg Config) error {
 		return catalog.Unavailable("kafka", fmt.Errorf("dial controller: %w", err))
 	}
 	defer cc.Close() //nolint:errcheck // an admin connection: the topics are made or not by then
+	var entries []kafkago.ConfigEntry
+	if cfg.MinInSyncReplicas > 0 {
+		entries = append(entries, kafkago.ConfigEntry{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(cfg.MinInSyncReplicas)})
+	}
 	topics := []kafkago.TopicConfig{
-		{Topic: cfg.Topic, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor},
-		{Topic: cfg.DeadLetterTopic, NumPartitions: 1, ReplicationFactor: cfg.ReplicationFactor},
+		{Topic: cfg.Topic, NumPartitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, ConfigEntries: entries},
+		{Topic: cfg.DeadLetterTopic, NumPartitions: 1, ReplicationFactor: cfg.ReplicationFactor, ConfigEntries: entries},
 	}
 	if err := cc.CreateTopics(topics...); err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
 		return fmt.Errorf("create topics %s, %s: %w", cfg.Topic, cfg.DeadLetterTopic, err)

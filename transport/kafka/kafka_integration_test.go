@@ -239,3 +239,39 @@ func readOne(t *testing.T, cfg Config) []byte {
 	}
 	return m.Value
 }
+
+// TestTopicsCarryTheirReplicationSettings: the topics vitrine creates get
+// the configured min.insync.replicas (here 2 over the single test broker's
+// replication factor of 1, a value no broker default gives).
+func TestTopicsCarryTheirReplicationSettings(t *testing.T) {
+	suffix := fmt.Sprintf("%x", rand.Uint64())
+	cfg := Config{Brokers: brokers(t), Topic: "test-isr-" + suffix, Partitions: 1, ReplicationFactor: 1, MinInSyncReplicas: 2}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureTopics(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Defaults()
+	client := &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...)}
+	for _, topic := range []string{cfg.Topic, cfg.DeadLetterTopic} {
+		res, err := client.DescribeConfigs(ctx, &kafkago.DescribeConfigsRequest{Resources: []kafkago.DescribeConfigRequestResource{
+			{ResourceType: kafkago.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"min.insync.replicas"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, r := range res.Resources {
+			if r.Error != nil {
+				t.Fatalf("%s: %v", topic, r.Error)
+			}
+			for _, e := range r.ConfigEntries {
+				if e.ConfigName == "min.insync.replicas" {
+					got = e.ConfigValue
+				}
+			}
+		}
+		if got != "2" {
+			t.Errorf("%s: min.insync.replicas %q, want 2", topic, got)
+		}
+	}
+}

@@ -423,7 +423,7 @@ func TestHotReadRefill(t *testing.T) {
 		t.Fatal("a created product is not in the cache")
 	}
 	for i := 0; i < 3; i++ {
-		f.cache.Delete(ctx, p.ID) // expiry or eviction; the grain stays alive
+		f.cache.Evict(p.ID) // expiry or eviction; the grain stays alive
 		got, err := f.service.Get(ctx, p.ID)
 		if err != nil || got.ETag != p.ETag {
 			t.Fatalf("read after eviction: %v %v", got, err)

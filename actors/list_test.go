@@ -50,8 +50,8 @@ func TestListFromCacheAndStore(t *testing.T) {
 	const a, b, c, d = "01937a4e-7b8c-7def-8a12-00000000000a", "01937a4e-7b8c-7def-8a12-00000000000b",
 		"01937a4e-7b8c-7def-8a12-00000000000c", "01937a4e-7b8c-7def-8a12-00000000000d"
 	cache := memory.New(10)
-	cache.Set(t.Context(), a, encodeCached(`"a.1"`, []byte(`{"cached":"a"}`)))
-	cache.Set(t.Context(), c, encodeCached(`"c.1"`, []byte(`{"cached":"c"}`)))
+	cache.Set(t.Context(), a, 1, encodeCached(`"a.1"`, []byte(`{"cached":"a"}`)))
+	cache.Set(t.Context(), c, 1, encodeCached(`"c.1"`, []byte(`{"cached":"c"}`)))
 	reader := &listReader{ids: []string{d, c, b, a}, products: map[string]*catalog.Product{b: product(b, "Stool")}}
 	s := NewService(nil, cache, reader, nil, time.Second, nil)
 	page, err := s.List(t.Context(), catalog.ProductFilter{Limit: 4})

@@ -171,7 +171,7 @@ func (g *productGrain) setState(ctx context.Context, p *catalog.Product) error {
 		return fmt.Errorf("render product %s: %w", p.ID, err)
 	}
 	g.p, g.body = p, body
-	g.deps.Cache.Set(ctx, p.ID, encodeCached(p.ETag(), body))
+	g.deps.Cache.Set(ctx, p.ID, p.Version, encodeCached(p.ETag(), body))
 	return nil
 }
 
@@ -202,7 +202,7 @@ func (g *productGrain) apply(ctx context.Context, cmd *actorspb.ProductCommand) 
 		// A GET reaches the grain only when the cache missed (the entry
 		// expired or was evicted): put it back, so the next reads are hot.
 		if !fresh {
-			g.deps.Cache.Set(ctx, g.id, encodeCached(g.p.ETag(), g.body))
+			g.deps.Cache.Set(ctx, g.id, g.p.Version, encodeCached(g.p.ETag(), g.body))
 		}
 		return g.reply(), nil
 	case actorspb.ProductCommand_REPLACE:
@@ -317,7 +317,7 @@ func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, erro
 	}
 	version := g.p.Version
 	g.p, g.body = nil, nil
-	g.deps.Cache.Delete(ctx, g.id)
+	g.deps.Cache.Delete(ctx, g.id, version)
 	g.removeFiles(ctx)
 	g.emitDeleted(ctx, version)
 	return &actorspb.ProductReply{}, nil

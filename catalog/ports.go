@@ -147,10 +147,21 @@ type BlobStream struct {
 }
 
 // Cache keeps rendered product representations for the hot read path.
+//
+// Writes carry the product's version, and a cache keeps the newest write it
+// was given: a write that arrives late (a slow or retried call, a second
+// grain during a membership change) cannot replace a newer one. Versions
+// are never negative; 0 precedes every product's.
 type Cache interface {
 	Get(ctx context.Context, id string) ([]byte, bool)
-	Set(ctx context.Context, id string, value []byte)
-	Delete(ctx context.Context, id string)
+	// Set keeps value, the product at version, unless the cache holds
+	// that version or a newer one, or the product's deletion at that
+	// version or a newer one.
+	Set(ctx context.Context, id string, version int64, value []byte)
+	// Delete forgets the product, deleted at version (its last): a Set of
+	// that version or an older one that arrives afterwards is refused, so
+	// a late write cannot bring a deleted product back.
+	Delete(ctx context.Context, id string, version int64)
 }
 
 // JobOutbox is the store's side of image jobs: AddImage writes a job row in

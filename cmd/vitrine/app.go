@@ -151,7 +151,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	}
 	var limiter access.RateLimiter = memory.NewLimiter(nil)
 	if cfg.RedisURL != "" {
-		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis"), Metrics: cacheMetrics})
+		a.cache, err = redis.New(cfg.RedisURL, redis.Options{Log: log.Named("redis"), Metrics: cacheMetrics}) //nolint:contextcheck // the cache repairs missed writes until Close, not for Start's context
 		if err != nil {
 			return nil, fmt.Errorf("open redis: %w", err)
 		}
@@ -537,7 +537,7 @@ func (a *App) Close(ctx context.Context) error {
 		}
 	}
 	if a.cache != nil {
-		a.cache.Close()
+		a.cache.Close() //nolint:contextcheck // its last repair of missed writes has a deadline of its own
 	}
 	if a.db != nil {
 		if err := a.db.Close(); err != nil {

@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) catalog.Cache, bound Bound) {
 	}{
 		{"SetGetDelete", testSetGetDelete},
 		{"Overwrite", testOverwrite},
+		{"NewestWins", testNewestWins},
+		{"DeletionWins", testDeletionWins},
 		{"KeepsItsOwnCopy", testOwnCopy},
 		{"Concurrent", testConcurrent},
 		{"Bounded", func(t *testing.T, c catalog.Cache) { testBounded(t, c, bound) }},
@@ -84,34 +86,89 @@ func testSetGetDelete(t *testing.T, c catalog.Cache) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wantMiss(t, ctx, c, tt.id)
-			c.Set(ctx, tt.id, tt.value)
+			c.Set(ctx, tt.id, 1, tt.value)
 			want(t, ctx, c, tt.id, tt.value)
-			c.Delete(ctx, tt.id)
+			c.Delete(ctx, tt.id, 1)
 			wantMiss(t, ctx, c, tt.id)
-			c.Delete(ctx, tt.id) // deleting a missing id is fine
+			c.Delete(ctx, tt.id, 1) // deleting a missing id is fine
 		})
 	}
 }
 
 func testOverwrite(t *testing.T, c catalog.Cache) {
 	ctx := t.Context()
-	c.Set(ctx, "p", []byte("version 1, rather long"))
-	c.Set(ctx, "other", []byte("other"))
-	c.Set(ctx, "p", []byte("v2"))
+	c.Set(ctx, "p", 1, []byte("version 1, rather long"))
+	c.Set(ctx, "other", 1, []byte("other"))
+	c.Set(ctx, "p", 2, []byte("v2"))
 	want(t, ctx, c, "p", []byte("v2"))
 	want(t, ctx, c, "other", []byte("other"))
+}
+
+// testNewestWins: a write that arrives after a newer one (a slow or
+// retried call, a second grain during a membership change) changes
+// nothing; the cache keeps the newest version it was given.
+func testNewestWins(t *testing.T, c catalog.Cache) {
+	ctx := t.Context()
+	tests := []struct {
+		name     string
+		versions []int64 // written in this order, each as "v<version>"
+		want     string
+	}{
+		{"in order", []int64{1, 2, 3}, "v3"},
+		{"an older one late", []int64{2, 1}, "v2"},
+		{"the same one again", []int64{1, 2, 2}, "v2"},
+		{"many late", []int64{5, 1, 4, 2, 3}, "v5"},
+		{"past nine", []int64{10, 9}, "v10"}, // versions compare as numbers, not text
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "newest " + tt.name
+			for _, v := range tt.versions {
+				c.Set(ctx, id, v, fmt.Appendf(nil, "v%d", v))
+			}
+			want(t, ctx, c, id, []byte(tt.want))
+		})
+	}
+}
+
+// testDeletionWins: a product deleted at a version stays deleted for every
+// write of that version or an older one that arrives afterwards.
+func testDeletionWins(t *testing.T, c catalog.Cache) {
+	ctx := t.Context()
+	c.Set(ctx, "p", 2, []byte("v2"))
+	c.Delete(ctx, "p", 2)
+	wantMiss(t, ctx, c, "p")
+	c.Set(ctx, "p", 2, []byte("v2")) // the refill of a grain that did not see the deletion
+	wantMiss(t, ctx, c, "p")
+	c.Set(ctx, "p", 1, []byte("v1"))
+	wantMiss(t, ctx, c, "p")
+	c.Delete(ctx, "p", 1) // an older deletion changes nothing either
+	c.Set(ctx, "p", 2, []byte("v2"))
+	wantMiss(t, ctx, c, "p")
+
+	// A deletion whose Set never arrived (or was evicted) still wins.
+	c.Delete(ctx, "q", 3)
+	c.Set(ctx, "q", 3, []byte("v3"))
+	wantMiss(t, ctx, c, "q")
+
+	// A deletion older than the value held does not remove it.
+	c.Set(ctx, "r", 4, []byte("v4"))
+	c.Delete(ctx, "r", 3)
+	want(t, ctx, c, "r", []byte("v4"))
 }
 
 func testOwnCopy(t *testing.T, c catalog.Cache) {
 	ctx := t.Context()
 	value := []byte("original")
-	c.Set(ctx, "p", value)
+	c.Set(ctx, "p", 1, value)
 	copy(value, "MUTATED!")
 	want(t, ctx, c, "p", []byte("original"))
 }
 
 // testConcurrent mixes Sets, Gets and Deletes on shared ids; run it with
 // -race. A value read is always one that was set for that id, whole.
+// Versions grow with each worker's operations, so workers' writes race as
+// late writes do.
 func testConcurrent(t *testing.T, c catalog.Cache) {
 	const workers, ops, ids = 8, 2000, 16
 	value := func(id, w, i int) []byte {
@@ -126,9 +183,9 @@ func testConcurrent(t *testing.T, c catalog.Cache) {
 				key := fmt.Sprintf("product-%d", id)
 				switch i % 10 {
 				case 0:
-					c.Delete(ctx, key)
+					c.Delete(ctx, key, int64(i))
 				case 1, 2, 3:
-					c.Set(ctx, key, value(id, w, i))
+					c.Set(ctx, key, int64(i), value(id, w, i))
 				default:
 					got, ok := c.Get(ctx, key)
 					if ok && !bytes.HasPrefix(got, fmt.Appendf(nil, "id=%d|", id)) {
@@ -178,7 +235,7 @@ func testBounded(t *testing.T, c catalog.Cache, b Bound) {
 	}
 	n := 4 * capacity
 	for i := range n {
-		c.Set(ctx, id(i), value(i))
+		c.Set(ctx, id(i), 1, value(i))
 	}
 	for i := range n {
 		local(ctx, c, id(i))

@@ -22,6 +22,10 @@ const maxShards = 32
 // iteration yields). Random eviction needs no bookkeeping on the read path,
 // so reads stay lock-shared and allocation-free, and a hot entry evicted by
 // chance is rendered and cached again on its next read.
+//
+// Each entry keeps the version it was written at, and a deleted product
+// leaves a marker with its last version, so that the cache keeps the newest
+// write it was given (catalog.Cache). Markers take room like values do.
 type Cache struct {
 	shards  []shard
 	mask    uint64
@@ -30,8 +34,22 @@ type Cache struct {
 
 type shard struct {
 	mu       sync.RWMutex
-	values   map[string][]byte
+	values   map[string]entry
 	capacity int
+}
+
+// entry is a product's value at a version, or the marker of its deletion.
+type entry struct {
+	value   []byte
+	version int64
+	deleted bool
+}
+
+// newer reports whether a write of version (a deletion when deleted)
+// supersedes e: a later version does, and at one version a deletion
+// supersedes the value, since it is the product's last change.
+func (e entry) newer(version int64, deleted bool) bool {
+	return version > e.version || version == e.version && deleted && !e.deleted
 }
 
 var _ catalog.Cache = (*Cache)(nil)
@@ -50,7 +68,7 @@ func New(maxEntries int) *Cache {
 		if i < maxEntries%n {
 			capacity++
 		}
-		c.shards[i] = shard{values: make(map[string][]byte), capacity: capacity}
+		c.shards[i] = shard{values: make(map[string]entry), capacity: capacity}
 	}
 	return c
 }
@@ -70,47 +88,72 @@ func (c *Cache) shard(key string) *shard {
 func (c *Cache) Get(_ context.Context, id string) ([]byte, bool) {
 	s := c.shard(id)
 	s.mu.RLock()
-	v, ok := s.values[id]
+	e, ok := s.values[id]
 	s.mu.RUnlock()
+	ok = ok && !e.deleted
 	c.metrics.Local(ok)
-	return v, ok
+	if !ok {
+		return nil, false
+	}
+	return e.value, true
 }
 
-// Set keeps a copy of value for id, evicting another entry if the shard is
-// full.
-func (c *Cache) Set(_ context.Context, id string, value []byte) {
+// Set keeps a copy of value for id at version, unless the entry kept is as
+// new or newer; it evicts another entry if the shard is full.
+func (c *Cache) Set(_ context.Context, id string, version int64, value []byte) {
+	if c.shard(id).capacity == 0 {
+		return // a cache that keeps nothing copies nothing
+	}
+	v := make([]byte, len(value))
+	copy(v, value)
+	c.put(id, entry{value: v, version: version})
+}
+
+// Delete forgets id, keeping the marker of its deletion at version.
+func (c *Cache) Delete(_ context.Context, id string, version int64) {
+	c.put(id, entry{version: version, deleted: true})
+}
+
+func (c *Cache) put(id string, e entry) {
 	s := c.shard(id)
 	if s.capacity == 0 {
 		return
 	}
-	v := make([]byte, len(value))
-	copy(v, value)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.values[id]; !ok && len(s.values) >= s.capacity {
+	old, ok := s.values[id]
+	if ok && !old.newer(e.version, e.deleted) {
+		return
+	}
+	if !ok && len(s.values) >= s.capacity {
 		for k := range s.values { // map iteration starts at a random entry
 			delete(s.values, k)
 			break
 		}
 	}
-	s.values[id] = v
+	s.values[id] = e
 }
 
-// Delete forgets id.
-func (c *Cache) Delete(_ context.Context, id string) {
+// Evict drops whatever is kept for id, value or deletion marker, as the
+// eviction of a full shard does: unlike Delete, it refuses no later Set.
+func (c *Cache) Evict(id string) {
 	s := c.shard(id)
 	s.mu.Lock()
 	delete(s.values, id)
 	s.mu.Unlock()
 }
 
-// Len returns the number of values kept.
+// Len returns the number of values kept, deletion markers left out.
 func (c *Cache) Len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
-		n += len(s.values)
+		for _, e := range s.values {
+			if !e.deleted {
+				n++
+			}
+		}
 		s.mu.RUnlock()
 	}
 	return n

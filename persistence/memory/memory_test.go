@@ -35,7 +35,7 @@ func TestLenReachesBound(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := memory.New(tt.maxEntries)
 			for i := range 20*tt.want + 100 {
-				c.Set(context.Background(), fmt.Sprintf("product-%d", i), []byte("v"))
+				c.Set(context.Background(), fmt.Sprintf("product-%d", i), 1, []byte("v"))
 			}
 			if got := c.Len(); got != tt.want {
 				t.Errorf("Len() = %d, want %d", got, tt.want)
@@ -44,10 +44,36 @@ func TestLenReachesBound(t *testing.T) {
 	}
 }
 
+// TestEvict: an evicted entry, value or deletion marker, refuses no later
+// Set, unlike a deletion.
+func TestEvict(t *testing.T) {
+	ctx := context.Background()
+	c := memory.New(10)
+	c.Set(ctx, "p", 2, []byte("v2"))
+	c.Evict("p")
+	if _, ok := c.Get(ctx, "p"); ok {
+		t.Fatal("an evicted value is read")
+	}
+	c.Set(ctx, "p", 2, []byte("v2"))
+	c.Delete(ctx, "p", 2)
+	c.Evict("p")
+	c.Set(ctx, "p", 2, []byte("v2"))
+	if v, ok := c.Get(ctx, "p"); !ok || string(v) != "v2" {
+		t.Fatalf("Get after the deletion marker was evicted = %q %v, want v2", v, ok)
+	}
+	if n := c.Len(); n != 1 {
+		t.Fatalf("Len = %d, want 1", n)
+	}
+	c.Delete(ctx, "p", 2)
+	if n := c.Len(); n != 0 {
+		t.Fatalf("Len = %d with a deletion marker alone, want 0", n)
+	}
+}
+
 func TestGetDoesNotAllocate(t *testing.T) {
 	c := memory.New(100)
 	ctx := context.Background()
-	c.Set(ctx, "0196a0c2-7b1e-7c3d-8e4f-123456789abc", []byte(`{"name":"Chair"}`))
+	c.Set(ctx, "0196a0c2-7b1e-7c3d-8e4f-123456789abc", 1, []byte(`{"name":"Chair"}`))
 	allocs := testing.AllocsPerRun(1000, func() {
 		if _, ok := c.Get(ctx, "0196a0c2-7b1e-7c3d-8e4f-123456789abc"); !ok {
 			t.Fatal("miss")
@@ -64,7 +90,7 @@ func BenchmarkGetParallel(b *testing.B) {
 	keys := make([]string, 1000)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("0196a0c2-7b1e-7c3d-8e4f-%012d", i)
-		c.Set(ctx, keys[i], make([]byte, 2048))
+		c.Set(ctx, keys[i], 1, make([]byte, 2048))
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -3,12 +3,18 @@
 // node's memory; when any node changes it, Redis tells every node holding
 // a copy to drop it. When Redis is down or slow, a circuit breaker turns
 // every call into a fast miss, so reads fall back to the product actors.
+//
+// Every value has its product's version beside it, and a script writes it
+// only over an older one, so a late write never replaces a newer one
+// (version.go); a write that fails is repaired as soon as Redis answers
+// again, and within the TTL in any case (repair.go).
 package redis
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +30,12 @@ import (
 type Options struct {
 	// Prefix starts every key; default "vitrine:product:".
 	Prefix string
-	// TTL bounds how long Redis keeps a product; default 10 minutes. It also
-	// bounds how long a write missed during an outage can be served stale.
+	// TTL bounds how long Redis keeps an entry (a product, or the marker
+	// of a deletion or of a missed write); default DefaultTTL. It bounds how
+	// long other nodes may read a product older than a write that failed to
+	// reach Redis, when its writer cannot repair the key before (it died,
+	// or Redis stayed unreachable from it); and the product's grain renders
+	// it again about once per TTL while it is read.
 	TTL time.Duration
 	// LocalTTL bounds how long this node keeps a copy in memory between
 	// invalidations; default one minute.
@@ -41,12 +51,18 @@ type Options struct {
 	Metrics *cachemetrics.Metrics
 }
 
+// DefaultTTL is the default of Options.TTL: the longest a product older
+// than a write can be read on other nodes after that write failed to reach
+// Redis. A refill costs one grain call per product and TTL, which is
+// nothing to a product read often enough to be worth caching.
+const DefaultTTL = time.Minute
+
 func (o *Options) defaults() {
 	if o.Prefix == "" {
 		o.Prefix = "vitrine:product:"
 	}
 	if o.TTL <= 0 {
-		o.TTL = 10 * time.Minute
+		o.TTL = DefaultTTL
 	}
 	if o.LocalTTL <= 0 {
 		o.LocalTTL = time.Minute
@@ -69,16 +85,20 @@ func (o *Options) defaults() {
 type Cache struct {
 	opts   Options
 	client rueidis.Client
+	set    *rueidis.Lua // setScript
+	ttlArg string       // opts.TTL in ms, setScript's ARGV[2]
 	// openUntil is the breaker (one atomic timestamp rather than
 	// sony/gobreaker, whose mutex per call would cost more than the check
 	// on the cached read path): while now < openUntil (unix nanos), Redis
 	// is not asked at all.
 	openUntil atomic.Int64
-	// dirty holds keys whose write or delete failed while Redis was
-	// unreachable: they are deleted before the breaker closes, so no node
-	// reads a copy older than a write it missed.
-	mu    sync.Mutex
-	dirty map[string]struct{}
+	// repairs holds the writes Redis missed (repair.go); the repair loop
+	// retries them, woken through wake, until stop; done closes when it
+	// has returned.
+	repairs *repairs
+	wake    chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
 	// recent holds this node's own writes for a moment: Redis's
 	// invalidation of the node's tracked copy arrives asynchronously, and
 	// a read right after a write must not see the copy from before it.
@@ -87,6 +107,7 @@ type Cache struct {
 }
 
 type recentWrite struct {
+	at      order
 	value   []byte // nil: deleted
 	expires time.Time
 }
@@ -95,7 +116,9 @@ type recentWrite struct {
 // than an invalidation takes to arrive on loopback or a LAN.
 const recentFor = time.Second
 
-func (c *Cache) remember(key string, value []byte) {
+// remember keeps the node's write at of key, unless it remembers a newer
+// one: a late write must not hide a newer one from the node itself either.
+func (c *Cache) remember(key string, at order, value []byte) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	now := time.Now()
@@ -106,7 +129,20 @@ func (c *Cache) remember(key string, value []byte) {
 			}
 		}
 	}
-	c.recent[key] = recentWrite{value: value, expires: now.Add(recentFor)}
+	if w, ok := c.recent[key]; ok && !now.After(w.expires) && w.at.after(at) {
+		return
+	}
+	c.recent[key] = recentWrite{at: at, value: value, expires: now.Add(recentFor)}
+}
+
+// forget drops the node's write at of key: Redis refused it for a newer
+// entry, which the node must read instead.
+func (c *Cache) forget(key string, at order) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if w, ok := c.recent[key]; ok && w.at == at {
+		delete(c.recent, key)
+	}
 }
 
 func (c *Cache) recentWrite(key string) (recentWrite, bool) {
@@ -135,7 +171,9 @@ func New(url string, opts Options) (*Cache, error) {
 	co.ConnWriteTimeout = time.Second
 	co.DisableRetry = true // a slow retry is worse than a miss here
 	co.ForceSingleClient = true
-	c := &Cache{opts: opts, dirty: map[string]struct{}{}, recent: map[string]recentWrite{}}
+	c := &Cache{opts: opts, set: rueidis.NewLuaScript(setScript), ttlArg: strconv.FormatInt(max(opts.TTL.Milliseconds(), 1), 10),
+		repairs: newRepairs(maxRepairs), wake: make(chan struct{}, 1), done: make(chan struct{}),
+		recent: map[string]recentWrite{}}
 	// With ForceSingleClient, rueidis returns a usable client even when
 	// the first dial fails: it dials again on use.
 	c.client, err = rueidis.NewClient(co)
@@ -145,11 +183,29 @@ func New(url string, opts Options) (*Cache, error) {
 	if err != nil {
 		c.trip(err)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	go c.repairLoop(ctx)
 	return c, nil
 }
 
-// Close closes the client.
-func (c *Cache) Close() { c.client.Close() }
+// Close stops the repair loop and closes the client. A node that leaves
+// tries its pending repairs once more first, for at most repairTimeout:
+// they die with it, and other nodes would read what it missed until the
+// older entries expire.
+func (c *Cache) Close() {
+	c.stop()
+	<-c.done
+	if c.repairs.len() > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), repairTimeout)
+		if err := c.repair(ctx); err != nil {
+			c.opts.Log.Warn("writes missed by redis left unrepaired; other nodes may read older products until they expire",
+				zap.Int("repairs", c.repairs.len()), zap.Duration("ttl", c.opts.TTL), zap.Error(err))
+		}
+		cancel()
+	}
+	c.client.Close()
+}
 
 func (c *Cache) open() bool { return time.Now().UnixNano() < c.openUntil.Load() }
 
@@ -160,40 +216,19 @@ func (c *Cache) trip(err error) {
 	c.openUntil.Store(time.Now().Add(c.opts.Cooldown).UnixNano())
 }
 
-// healthy is called after a successful call: flush what was missed.
+// healthy is called after a successful call: repair what was missed, so
+// that this node does not read it either.
 func (c *Cache) healthy(ctx context.Context) {
-	c.mu.Lock()
-	if len(c.dirty) == 0 {
-		c.mu.Unlock()
+	if c.repairs.len() == 0 {
 		return
 	}
-	keys := make([]string, 0, len(c.dirty))
-	for k := range c.dirty {
-		keys = append(keys, k)
-	}
-	c.mu.Unlock()
-	if err := c.client.Do(ctx, c.client.B().Del().Key(keys...).Build()).Error(); err != nil {
+	if err := c.repair(ctx); err != nil {
 		c.trip(err)
-		return
 	}
-	c.mu.Lock()
-	for _, k := range keys {
-		delete(c.dirty, k)
-	}
-	c.mu.Unlock()
 }
 
-func (c *Cache) markDirty(key string) {
-	c.mu.Lock()
-	c.dirty[key] = struct{}{}
-	c.mu.Unlock()
-}
-
-func (c *Cache) hasDirty() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.dirty) > 0
-}
+// hasDirty reports whether writes missed by Redis wait for their repair.
+func (c *Cache) hasDirty() bool { return c.repairs.len() > 0 }
 
 // Get answers from this node's memory when it holds a tracked copy, else
 // from Redis; any failure is a miss.
@@ -241,34 +276,48 @@ func (c *Cache) count(local, hit bool) {
 	}
 }
 
-// Set stores value; Redis invalidates every node's copy of the key.
-func (c *Cache) Set(ctx context.Context, id string, value []byte) {
+// Set stores value at version unless Redis holds that version or a newer
+// one (or the product's deletion); Redis invalidates every node's copy of
+// the key.
+func (c *Cache) Set(ctx context.Context, id string, version int64, value []byte) {
 	value = bytes.Clone(value)
 	if value == nil {
 		value = []byte{}
 	}
-	c.remember(c.opts.Prefix+id, value)
-	c.write(ctx, id, c.client.B().Set().Key(c.opts.Prefix+id).Value(rueidis.BinaryString(value)).Ex(c.opts.TTL).Build())
-}
-
-// Delete removes the key; Redis invalidates every node's copy.
-func (c *Cache) Delete(ctx context.Context, id string) {
-	c.remember(c.opts.Prefix+id, nil)
-	c.write(ctx, id, c.client.B().Del().Key(c.opts.Prefix+id).Build())
-}
-
-func (c *Cache) write(ctx context.Context, id string, cmd rueidis.Completed) {
 	key := c.opts.Prefix + id
+	at := order{version: max(version, 0), kind: kindValue}
+	c.remember(key, at, value)
+	c.write(ctx, key, at, []string{at.encode(), c.ttlArg, rueidis.BinaryString(value)})
+}
+
+// Delete removes the value and marks the product's deletion at version,
+// which refuses every later Set of that version or an older one until it
+// expires with the TTL; Redis invalidates every node's copy.
+func (c *Cache) Delete(ctx context.Context, id string, version int64) {
+	key := c.opts.Prefix + id
+	at := order{version: max(version, 0), kind: kindDeleted}
+	c.remember(key, at, nil)
+	c.write(ctx, key, at, []string{at.encode(), c.ttlArg})
+}
+
+// write runs setScript with args for the write at of key; a write that
+// fails, or that the breaker skips, is repaired later.
+func (c *Cache) write(ctx context.Context, key string, at order, args []string) {
 	if c.open() {
-		c.markDirty(key)
+		c.missed(key, at)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	if err := c.client.Do(ctx, cmd).Error(); err != nil {
-		c.markDirty(key)
+	wrote, err := c.set.Exec(ctx, c.client, []string{key, versionKey(key)}, args).AsInt64()
+	if err != nil {
+		c.missed(key, at)
 		c.trip(err)
 		return
+	}
+	c.repairs.settled(key, at) // Redis holds at, or newer
+	if wrote == 0 {
+		c.forget(key, at)
 	}
 	c.healthy(ctx)
 }

@@ -45,7 +45,7 @@ func BenchmarkCachedGet(b *testing.B) {
 	b.Run("vitrine", func(b *testing.B) {
 		reg := prometheus.NewRegistry()
 		cache := memory.New(1000)
-		cache.Set(context.Background(), id, append(append([]byte(etag), 0), body...))
+		cache.Set(context.Background(), id, 7, append(append([]byte(etag), 0), body...))
 		svc := actors.NewService(nil, cache, nil, nil, time.Second, actors.NewMetrics(reg))
 		s := New(Config{}, Deps{Products: svc, Metrics: reg, Gatherer: reg}, zap.NewNop())
 		run(b, s.srv.Handler)

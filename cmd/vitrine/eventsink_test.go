@@ -117,3 +117,16 @@ func TestEventSinkFlushesOnClose(t *testing.T) {
 		t.Fatalf("appended %v, lost %d; want [1], none lost", got, sink.Lost())
 	}
 }
+
+// TestEventSinkQueueBounded: the events waiting for the log are bounded;
+// one past the bound is counted as lost, not held.
+func TestEventSinkQueueBounded(t *testing.T) {
+	log := &flakyLog{Events: memory.NewEvents(memory.EventOptions{}), down: true}
+	sink := newRetryingSink(log, nil, zap.NewNop(), retryOptions{attempts: 3, minBackoff: time.Hour, maxBackoff: time.Hour, maxQueued: 1})
+	defer sink.Close(context.Background())
+	sink.Emit(context.Background(), sinkEvent(1))
+	sink.Emit(context.Background(), sinkEvent(2))
+	if p, l := sink.Pending(), sink.Lost(); p != 1 || l != 1 {
+		t.Fatalf("pending %d, lost %d; want 1 held and 1 lost", p, l)
+	}
+}

@@ -87,6 +87,7 @@ type App struct {
 	metrics    *prometheus.Registry
 	metricsSrv *http.Server
 	webhooks   *webhook.Dispatcher
+	eventSink  *eventSink // nil on worker nodes
 	consumer   *kafka.Consumer
 	relay      *kafka.Relay
 	stopBG     context.CancelFunc
@@ -179,12 +180,21 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 	var kinds []*pcluster.Kind
 	var node atomic.Pointer[cluster.Node] // set once started; grains may activate before
 	if serveAPI {
+		a.eventSink = newEventSink(events, a.webhookSink(), log.Named("events")) //nolint:contextcheck // the sink retries events until Close, not for Start's context
+		sink := a.eventSink
+		a.metrics.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vitrine_events_pending", Help: "Events the event log refused, waiting on this node to be appended again."},
+				func() float64 { return float64(sink.Pending()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vitrine_event_appends_failed_total", Help: "Appends to the event log that failed on this node, retries included."},
+				func() float64 { return float64(sink.Failed()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vitrine_events_lost_total", Help: "Events of stored changes that never reached the event log (live streams of their products sent stream.reset)."},
+				func() float64 { return float64(sink.Lost()) }))
 		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"), Metrics: actorMetrics, Tracer: tracer,
 			Owns: func(id string) bool {
 				n := node.Load()
 				return n == nil || n.Owns(id, actors.ProductKind)
 			},
-			Events: newEventSink(events, a.webhookSink(), log.Named("events"))}))
+			Events: a.eventSink}))
 	}
 	a.node, err = cluster.Start(cfg.clusterConfig(), log.Named("cluster"), kinds...)
 	if err != nil {
@@ -525,6 +535,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.node != nil {
 		a.node.Leave(ctx)
+	}
+	if a.eventSink != nil { // the grains stopped: nothing emits any more
+		a.eventSink.Close(ctx)
 	}
 	if a.consumer != nil {
 		if err := a.consumer.Close(); err != nil { //nolint:contextcheck // the consumer's last commit has a deadline of its own

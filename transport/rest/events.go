@@ -23,7 +23,13 @@ import (
 // replays the retained events after that id. When events after that id are
 // no longer retained (the window passed, or the log was restarted) it sends
 // a stream.reset event instead: the client reloads the product and goes on
-// from the id of the reset. Comments keep idle connections alive
+// from the id of the reset. Events follow one another (each id is the last
+// plus one): when a live stream gets one that does not follow the last it
+// sent (the log lacked some when they were fanned out: their append was
+// late, or failed for good), it first sends those missing from the log,
+// and when the log cannot give them all, a stream.reset whose id is the
+// one before that event, so the client reloads the product rather than
+// missing a change unaware. Comments keep idle connections alive
 // (heartbeats). The stream ends when the product is deleted (after
 // product.deleted), when the subscriber falls behind by more than the
 // node's buffer, after the stream's maximum age, or when the node leaves;
@@ -134,22 +140,10 @@ type streamStart struct {
 	live    bool // a stream, not a poll
 }
 
-// writeStart writes the start of an answer: the reconnection delay, a reset
-// or the client's last event id, and the backlog; it returns the last Seq
-// written.
+// writeStart writes the start of an answer and its backlog, as it is; it
+// returns the last Seq written.
 func (st streamStart) writeStart(w *bufio.Writer, productID string, current int64, resume bool) int64 {
-	_, _ = w.WriteString("retry: 2000\n")
-	last := st.from
-	switch {
-	case st.reset:
-		data, _ := json.Marshal(map[string]any{"product_id": productID, "seq": current,
-			"reason": "events after the Last-Event-ID are no longer retained; reload the product"})
-		writeEvent(w, strconv.FormatInt(current, 10), "stream.reset", data)
-	case !resume && st.live:
-		fmt.Fprintf(w, "id: %d\n\n", st.from) // the client resumes from here
-	default:
-		_, _ = w.WriteString("\n")
-	}
+	last := st.writeHead(w, productID, current, resume)
 	for _, e := range st.backlog {
 		if e.Seq > last {
 			writeEventOf(w, e)
@@ -157,6 +151,29 @@ func (st streamStart) writeStart(w *bufio.Writer, productID string, current int6
 		}
 	}
 	return last
+}
+
+// writeHead writes the start of an answer: the reconnection delay, and a
+// reset or the client's last event id; it returns the Seq the client is at.
+func (st streamStart) writeHead(w *bufio.Writer, productID string, current int64, resume bool) int64 {
+	_, _ = w.WriteString("retry: 2000\n")
+	switch {
+	case st.reset:
+		writeReset(w, productID, current, "events after the Last-Event-ID are no longer retained; reload the product")
+		return current
+	case !resume && st.live:
+		fmt.Fprintf(w, "id: %d\n\n", st.from) // the client resumes from here
+	default:
+		_, _ = w.WriteString("\n")
+	}
+	return st.from
+}
+
+// writeReset writes a stream.reset event: the client reloads the product
+// and goes on from seq, its id.
+func writeReset(w *bufio.Writer, productID string, seq int64, reason string) {
+	data, _ := json.Marshal(map[string]any{"product_id": productID, "seq": seq, "reason": reason})
+	writeEvent(w, strconv.FormatInt(seq, 10), "stream.reset", data)
 }
 
 // stream writes a subscriber's events until the product is deleted, the
@@ -168,7 +185,12 @@ func (s *Server) stream(conn net.Conn, w *bufio.Writer, sub *subscription, produ
 		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.EventsWriteTimeout))
 		return w.Flush() == nil
 	}
-	last := st.writeStart(w, productID, current, resume)
+	last := st.writeHead(w, productID, current, resume)
+	for _, e := range st.backlog {
+		if e.Seq > last {
+			last = s.writeNext(w, productID, last, e)
+		}
+	}
 	if endsStream(st.backlog) || !flush() {
 		return
 	}
@@ -180,8 +202,7 @@ func (s *Server) stream(conn net.Conn, w *bufio.Writer, sub *subscription, produ
 			return
 		}
 		for _, e := range page {
-			writeEventOf(w, e)
-			last = e.Seq
+			last = s.writeNext(w, productID, last, e)
 		}
 		if endsStream(page) || !flush() {
 			return
@@ -198,8 +219,7 @@ func (s *Server) stream(conn net.Conn, w *bufio.Writer, sub *subscription, produ
 			if e.Seq <= last {
 				continue
 			}
-			writeEventOf(w, e)
-			last = e.Seq
+			last = s.writeNext(w, productID, last, e)
 			if e.Type == catalog.EventProductDeleted {
 				flush()
 				return
@@ -221,6 +241,45 @@ func (s *Server) stream(conn net.Conn, w *bufio.Writer, sub *subscription, produ
 			return
 		}
 	}
+}
+
+// writeNext writes e, an event after last, and returns its Seq. Seqs of a
+// product follow one another (catalog.Event), so an event that does not
+// follow last means the stream did not get some: the hub read the log while
+// they were missing from it (their append failed and was retried, or was
+// given up). Those the log has now are written first; when it cannot give
+// them all, a stream.reset precedes e, so the client reloads the product
+// instead of missing a change unaware.
+func (s *Server) writeNext(w *bufio.Writer, productID string, last int64, e catalog.Event) int64 {
+	if e.Seq > last+1 {
+		if got := s.backfill(w, productID, last, e.Seq); got < e.Seq-1 {
+			writeReset(w, productID, e.Seq-1, fmt.Sprintf("events #%d to #%d could not be read; reload the product", got+1, e.Seq-1))
+		}
+	}
+	writeEventOf(w, e)
+	return e.Seq
+}
+
+// backfill writes the log's events of productID after last and before
+// next, as long as each follows the one before; it returns the last Seq
+// written (last when none).
+func (s *Server) backfill(w *bufio.Writer, productID string, last, next int64) int64 {
+	for last < next-1 {
+		c, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+		page, err := s.deps.Events.After(c, productID, last, eventsPage)
+		cancel()
+		if err != nil || len(page) == 0 {
+			return last
+		}
+		for _, e := range page {
+			if e.Seq != last+1 || e.Seq >= next {
+				return last
+			}
+			writeEventOf(w, e)
+			last = e.Seq
+		}
+	}
+	return last
 }
 
 func endsStream(evs []catalog.Event) bool {

@@ -64,13 +64,13 @@ type Config struct {
 	// min.insync.replicas of the topics vitrine creates (0: the broker's).
 	KafkaReplication int
 	KafkaMinISR      int
-	KafkaRedeliver  time.Duration
-	S3Endpoint      string
-	S3Bucket        string
-	S3Region        string
-	S3AccessKey     string
-	S3SecretKey     string
-	S3PathStyle     string
+	KafkaRedeliver   time.Duration
+	S3Endpoint       string
+	S3Bucket         string
+	S3Region         string
+	S3AccessKey      string
+	S3SecretKey      string
+	S3PathStyle      string
 
 	// Cluster: membership, addresses and TLS between nodes (clusterconfig.go).
 	ClusterName       string

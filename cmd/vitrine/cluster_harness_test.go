@@ -376,6 +376,7 @@ type loadStats struct {
 	longest  time.Duration
 	perNode  map[int]int
 	results  []result // failed ones
+	inDoubt  int      // writes answered 503 outcome_unknown
 }
 
 func newLoadStats() *loadStats {
@@ -395,7 +396,23 @@ func (s *loadStats) record(method string, r result) {
 	case r.status >= 500:
 		s.errors[fmt.Sprintf("%s %d", method, r.status)]++
 		s.results = append(s.results, r)
+		if (method == "PUT" || method == "PATCH") && r.status == 503 && r.header.Get("Retry-After") != "" &&
+			bytes.Contains(r.body, []byte(`"code":"outcome_unknown"`)) {
+			s.inDoubt++
+		}
 	}
+}
+
+// failedOtherwise is how many requests failed, not counting the writes
+// answered 503 outcome_unknown (their answer lost in a membership change:
+// applied or not, the client is told so and is not re-sent blindly).
+func (s *loadStats) failedOtherwise() (failed, inDoubt int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range s.errors {
+		failed += v
+	}
+	return failed - s.inDoubt, s.inDoubt
 }
 
 func (s *loadStats) failed() int {

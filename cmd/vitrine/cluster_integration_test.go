@@ -71,6 +71,9 @@ type mixedLoad struct {
 		sync.Mutex
 		ids     []string
 		deleted map[string]bool
+		// maybe holds the products whose delete's answer was lost (the
+		// node died with it): gone or not, both are right.
+		maybe map[string]bool
 	}
 	prices atomic.Int64
 }
@@ -78,6 +81,7 @@ type mixedLoad struct {
 func newMixedLoad(t *testing.T, l *lb, products int) *mixedLoad {
 	m := &mixedLoad{t: t, lb: l, logs: map[string]*writeLog{}}
 	m.created.deleted = map[string]bool{}
+	m.created.maybe = map[string]bool{}
 	for i := 0; i < products; i++ {
 		r := l.do("POST", "/products", []byte(fmt.Sprintf(`{"name":"Loaded %d","price":"1","user_id":7}`, i)), "Content-Type", "application/json")
 		if r.status != http.StatusCreated {
@@ -174,11 +178,16 @@ func (m *mixedLoad) creator(ctx context.Context) {
 			}
 			m.created.Unlock()
 			if victim != "" {
-				if r := m.lb.do("DELETE", "/products/"+victim, nil); r.status == http.StatusNoContent {
-					m.created.Lock()
+				r := m.lb.do("DELETE", "/products/"+victim, nil)
+				m.created.Lock()
+				switch {
+				case r.status == http.StatusNoContent,
+					r.status == http.StatusNotFound && m.created.maybe[victim]: // the lost delete had been applied
 					m.created.deleted[victim] = true
-					m.created.Unlock()
+				case r.err != nil || r.status >= 500:
+					m.created.maybe[victim] = true
 				}
+				m.created.Unlock()
 			}
 		}
 		time.Sleep(40 * time.Millisecond)
@@ -251,6 +260,9 @@ func (m *mixedLoad) verify(t *testing.T, pgURL string) (accepted, ready int) {
 		want := http.StatusOK
 		if m.created.deleted[id] {
 			want = http.StatusNotFound
+		}
+		if m.created.maybe[id] && r.status == http.StatusNotFound {
+			want = r.status
 		}
 		if r.status != want {
 			t.Errorf("created product %s (deleted %v): GET %d", id, m.created.deleted[id], r.status)
@@ -551,8 +563,12 @@ func TestClusterNodeLeaves(t *testing.T) {
 	time.Sleep(4 * time.Second)
 	run.stop()
 	stats.report(t, "three nodes, one SIGTERMed")
-	if n := stats.failed(); n != 0 {
-		t.Errorf("%d client requests failed during a graceful leave", n)
+	// A write whose answer the leave cut off is answered 503
+	// outcome_unknown (issue 21: not re-sent blindly); nothing else fails.
+	if n, inDoubt := stats.failedOtherwise(); n != 0 {
+		t.Errorf("%d client requests failed during a graceful leave (besides %d writes answered outcome_unknown)", n, inDoubt)
+	} else if inDoubt > 0 {
+		t.Logf("%d writes answered 503 outcome_unknown during the leave", inDoubt)
 	}
 	logs := leaving.logs()
 	for _, want := range []string{`"msg":"draining: readiness is false"`, `"msg":"leaving the cluster"`, `"msg":"stopped"`} {

@@ -43,6 +43,13 @@ type ownServices struct {
 // the end. Downloads come from the shared cache.
 func startOwnServices(t testing.TB, names ...string) *ownServices {
 	t.Helper()
+	return startOwnServicesWith(t, nil, names...)
+}
+
+// startOwnServicesWith is startOwnServices with more VITRINE_SERVICES_*
+// settings (NAME=value), such as VITRINE_SERVICES_KAFKA_BROKERS=3.
+func startOwnServicesWith(t testing.TB, extra []string, names ...string) *ownServices {
+	t.Helper()
 	home, err := os.MkdirTemp("", "vitrine-chaos-services-")
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +62,7 @@ func startOwnServices(t testing.TB, names ...string) *ownServices {
 	for _, v := range []string{"PG", "REDIS", "KAFKA", "KAFKA_CONTROLLER", "S3", "ETCD", "ETCD_PEER"} {
 		s.env = append(s.env, fmt.Sprintf("VITRINE_SERVICES_%s_PORT=%d", v, lowFreePort(t)))
 	}
+	s.env = append(s.env, extra...)
 	t.Cleanup(func() {
 		s.run(append([]string{"reset"}, names...)...)
 		os.RemoveAll(home)
@@ -70,6 +78,27 @@ func startOwnServices(t testing.TB, names ...string) *ownServices {
 		s.vars[k] = strings.Trim(v, "'")
 	}
 	return s
+}
+
+// appEnv is what a vitrine node needs to use these servers: its job
+// topic and bucket are its own, and its peers' management ports are
+// given (static membership).
+func (s *ownServices) appEnv(topic, bucket string, manage []string) map[string]string {
+	env := map[string]string{
+		"VITRINE_POSTGRES_URL": s.vars["VITRINE_POSTGRES_URL"], "VITRINE_REDIS_URL": s.vars["VITRINE_REDIS_URL"],
+		"VITRINE_KAFKA_BROKERS": s.vars["VITRINE_KAFKA_BROKERS"], "VITRINE_KAFKA_TOPIC": topic,
+		"VITRINE_S3_ENDPOINT": s.vars["VITRINE_S3_ENDPOINT"], "VITRINE_S3_BUCKET": bucket,
+		"VITRINE_S3_REGION": s.vars["VITRINE_S3_REGION"], "VITRINE_S3_ACCESS_KEY_ID": s.vars["VITRINE_S3_ACCESS_KEY_ID"],
+		"VITRINE_S3_SECRET_ACCESS_KEY": s.vars["VITRINE_S3_SECRET_ACCESS_KEY"], "VITRINE_S3_PATH_STYLE": "true",
+		"VITRINE_CLUSTER_PEERS": "127.0.0.1:" + strings.Join(manage, ",127.0.0.1:"),
+		"VITRINE_ENV":           "development", "VITRINE_RATE_ANONYMOUS": "0", "VITRINE_RATE_ANONYMOUS_WRITES": "0",
+	}
+	for _, k := range []string{"VITRINE_KAFKA_REPLICATION", "VITRINE_KAFKA_MIN_ISR"} {
+		if v, ok := s.vars[k]; ok {
+			env[k] = v
+		}
+	}
+	return env
 }
 
 // run runs scripts/services for this instance and returns its stdout.

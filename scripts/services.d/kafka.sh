@@ -1,5 +1,6 @@
-# scripts/services.d/kafka.sh — Apache Kafka in KRaft mode (one combined
-# broker and controller) from Maven Central's jars, on 127.0.0.1:$KAFKA_PORT.
+# scripts/services.d/kafka.sh — Apache Kafka in KRaft mode from Maven
+# Central's jars on 127.0.0.1:$KAFKA_PORT: one combined broker and
+# controller, or several (VITRINE_SERVICES_KAFKA_BROKERS=3, see below).
 # Sourced by scripts/services.
 
 KAFKA_PORT=${VITRINE_SERVICES_KAFKA_PORT:-29192}
@@ -61,37 +62,99 @@ EOF
 
 KAFKA_DIR=$STATE/kafka
 
+# VITRINE_SERVICES_KAFKA_BROKERS=3 runs three brokers, each also a KRaft
+# controller (a quorum of three), so that one may die or lose its disk:
+# broker K (1..N) listens on the K-th port of VITRINE_SERVICES_KAFKA_PORTS
+# and VITRINE_SERVICES_KAFKA_CONTROLLER_PORTS (comma-separated), by default
+# KAFKA_PORT + 2(K-1) and KAFKA_CTRL_PORT + 2(K-1), and keeps its files in
+# $KAFKA_DIR/broker-K. One broker (the default) keeps them in $KAFKA_DIR.
+KAFKA_BROKERS=${VITRINE_SERVICES_KAFKA_BROKERS:-1}
+[[ $KAFKA_BROKERS =~ ^[1-9]$ ]] || die "kafka: VITRINE_SERVICES_KAFKA_BROKERS=$KAFKA_BROKERS is not a number of brokers from 1 to 9"
+IFS=, read -r -a KAFKA_PORT_LIST <<<"${VITRINE_SERVICES_KAFKA_PORTS:-}"
+IFS=, read -r -a KAFKA_CTRL_PORT_LIST <<<"${VITRINE_SERVICES_KAFKA_CONTROLLER_PORTS:-}"
+
+kafka_ids() { seq 1 "$KAFKA_BROKERS"; }
+
+# kafka_cport K, kafka_qport K: broker K's client and controller ports.
+kafka_cport() {
+  local k=$1
+  if ((${#KAFKA_PORT_LIST[@]} >= k)); then echo "${KAFKA_PORT_LIST[k - 1]}"; else echo $((KAFKA_PORT + 2 * (k - 1))); fi
+}
+kafka_qport() {
+  local k=$1
+  if ((${#KAFKA_CTRL_PORT_LIST[@]} >= k)); then echo "${KAFKA_CTRL_PORT_LIST[k - 1]}"; else echo $((KAFKA_CTRL_PORT + 2 * (k - 1))); fi
+}
+
+# kafka_bdir K: broker K's directory (config, data, log, pid).
+kafka_bdir() {
+  if ((KAFKA_BROKERS == 1)); then echo "$KAFKA_DIR"; else echo "$KAFKA_DIR/broker-$1"; fi
+}
+
+# kafka_bpid K: broker K's pid, if it runs.
+kafka_bpid() {
+  local dir pid
+  dir=$(kafka_bdir "$1")
+  pid=$(read_pidfile "$dir/pid")
+  if [[ -n $pid ]] && pid_matches "$pid" java kafka.Kafka "$dir/server.properties"; then echo "$pid"; fi
+}
+
+# kafka_pid: the first broker's pid when every broker runs, else nothing
+# (then `up` launches the ones that are down).
 kafka_pid() {
-  local pid
-  pid=$(read_pidfile "$KAFKA_DIR/pid")
-  if [[ -n $pid ]] && pid_matches "$pid" java kafka.Kafka "$KAFKA_DIR/server.properties"; then echo "$pid"; fi
+  local k pid first=""
+  for k in $(kafka_ids); do
+    pid=$(kafka_bpid "$k")
+    [[ -n $pid ]] || return 0
+    first=${first:-$pid}
+  done
+  echo "$first"
 }
 
 kafka_java() {
   java -Dlog4j.configuration="file:$KAFKA_DIR/log4j-tools.properties" -cp "$KAFKA_LIBS/*" "$@"
 }
 
+kafka_voters() {
+  local k out=""
+  for k in $(kafka_ids); do out+="${out:+,}$k@127.0.0.1:$(kafka_qport "$k")"; done
+  echo "$out"
+}
+
+kafka_bootstrap() {
+  local k out=""
+  for k in $(kafka_ids); do out+="${out:+,}127.0.0.1:$(kafka_cport "$k")"; done
+  echo "$out"
+}
+
 kafka_write_config() {
-  mkdir -p "$KAFKA_DIR/data"
-  cat >"$KAFKA_DIR/server.properties" <<EOF
+  local k dir rf isr
+  # Internal topics are replicated on every broker, up to three; with three,
+  # writes need two in sync, so that one broker may die.
+  rf=$((KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3))
+  isr=$((rf > 1 ? rf - 1 : 1))
+  mkdir -p "$KAFKA_DIR"
+  for k in $(kafka_ids); do
+    dir=$(kafka_bdir "$k")
+    mkdir -p "$dir"
+    cat >"$dir/server.properties" <<EOF
 # Written by vitrine's scripts/services on every start; edits are lost.
-# One combined broker+controller node in KRaft mode, on loopback only.
+# Broker $k of $KAFKA_BROKERS, a combined broker+controller in KRaft mode, on loopback only.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CTRL_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+node.id=$k
+controller.quorum.voters=$(kafka_voters)
+listeners=PLAINTEXT://127.0.0.1:$(kafka_cport "$k"),CONTROLLER://127.0.0.1:$(kafka_qport "$k")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(kafka_cport "$k")
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$KAFKA_DIR/data
+log.dirs=$dir/data
 num.partitions=3
 default.replication.factor=1
 min.insync.replicas=1
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$rf
 offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 transaction.state.log.num.partitions=3
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
@@ -100,8 +163,12 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=168
+# Retention is enforced every 10 s (Kafka's default: 5 min), so that a
+# topic with a retention of seconds loses its messages within a test.
+log.retention.check.interval.ms=10000
 log.segment.bytes=67108864
 EOF
+  done
   cat >"$KAFKA_DIR/log4j.properties" <<'EOF'
 # The broker logs to stdout, which scripts/services sends to kafka.log.
 log4j.rootLogger=INFO, stdout
@@ -127,77 +194,123 @@ EOF
 }
 
 kafka_launch() {
-  local cid
+  local cid k dir ports=""
   kafka_write_config
-  echo "$KAFKA_PORT $KAFKA_CTRL_PORT" >"$KAFKA_DIR/port"
-  if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
-    if [[ -s $KAFKA_DIR/cluster-id ]]; then
-      cid=$(cat "$KAFKA_DIR/cluster-id")
-    else
-      cid=$(kafka_java kafka.tools.StorageTool random-uuid) || die "kafka: could not generate a cluster id"
-      echo "$cid" >"$KAFKA_DIR/cluster-id"
-    fi
-    log "kafka: formatting $KAFKA_DIR/data (cluster id $cid)"
-    kafka_java kafka.tools.StorageTool format --ignore-formatted \
-      -t "$cid" -c "$KAFKA_DIR/server.properties" >>"$KAFKA_DIR/kafka.log" 2>&1 ||
-      {
-        tail_log "$KAFKA_DIR/kafka.log"
-        die "kafka: formatting the storage failed"
-      }
+  for k in $(kafka_ids); do ports+="${ports:+,}$(kafka_cport "$k")"; done
+  echo "$ports $(kafka_qport 1) $KAFKA_BROKERS" >"$KAFKA_DIR/port"
+  if [[ -s $KAFKA_DIR/cluster-id ]]; then
+    cid=$(cat "$KAFKA_DIR/cluster-id")
+  else
+    cid=$(kafka_java kafka.tools.StorageTool random-uuid) || die "kafka: could not generate a cluster id"
+    echo "$cid" >"$KAFKA_DIR/cluster-id"
   fi
-  log "kafka: starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT (controller 127.0.0.1:$KAFKA_CTRL_PORT)"
-  launch "$KAFKA_DIR/kafka.log" "$KAFKA_DIR/pid" \
-    java -Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    "-Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties" \
-    "-Dkafka.logs.dir=$KAFKA_DIR" \
-    -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties"
+  for k in $(kafka_ids); do
+    [[ -z $(kafka_bpid "$k") ]] || continue
+    dir=$(kafka_bdir "$k")
+    # A broker without storage (its first start, or its disk wiped) is
+    # formatted with the cluster's id, and catches up from the others.
+    if [[ ! -f $dir/data/meta.properties ]]; then
+      mkdir -p "$dir/data"
+      log "kafka: formatting $dir/data (cluster id $cid, node $k)"
+      kafka_java kafka.tools.StorageTool format --ignore-formatted \
+        -t "$cid" -c "$dir/server.properties" >>"$dir/kafka.log" 2>&1 ||
+        {
+          tail_log "$dir/kafka.log"
+          die "kafka: formatting the storage of broker $k failed"
+        }
+    fi
+    log "kafka: starting Kafka $KAFKA_VERSION broker $k of $KAFKA_BROKERS on 127.0.0.1:$(kafka_cport "$k") (controller 127.0.0.1:$(kafka_qport "$k"))"
+    launch "$dir/kafka.log" "$dir/pid" \
+      java -Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+      "-Dlog4j.configuration=file:$KAFKA_DIR/log4j.properties" \
+      "-Dkafka.logs.dir=$dir" \
+      -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties"
+  done
 }
 
-# kafka_probe: a real Kafka protocol round trip (Metadata via the admin client).
+# kafka_probe PORT: a real Kafka protocol round trip (Metadata via the admin client).
 kafka_probe() {
   timeout 30 java -Dlog4j.configuration="file:$KAFKA_DIR/log4j-tools.properties" \
     -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIBS/*" \
-    org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+    org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$1" \
     --command-config "$KAFKA_DIR/probe.properties" --list >/dev/null 2>&1
 }
 
 kafka_wait() {
-  local deadline=$((SECONDS + KAFKA_TIMEOUT)) pid
-  pid=$(kafka_pid)
+  local k
+  for k in $(kafka_ids); do kafka_wait_broker "$k"; done
+}
+
+kafka_wait_broker() {
+  local k=$1 deadline=$((SECONDS + KAFKA_TIMEOUT)) pid dir port qport
+  dir=$(kafka_bdir "$k")
+  port=$(kafka_cport "$k")
+  qport=$(kafka_qport "$k")
+  pid=$(kafka_bpid "$k")
   # Already probed since it started (same pid, still listening): no new JVM.
-  if [[ -n $pid && $(cat "$KAFKA_DIR/ready" 2>/dev/null || true) == "$pid" ]] &&
-    grep -qx "$pid" <<<"$(listen_pids "$KAFKA_PORT")"; then
-    check_owner kafka "$KAFKA_CTRL_PORT" "$pid" VITRINE_SERVICES_KAFKA_CONTROLLER_PORT
+  if [[ -n $pid && $(cat "$dir/ready" 2>/dev/null || true) == "$pid" ]] &&
+    grep -qx "$pid" <<<"$(listen_pids "$port")"; then
+    check_owner kafka "$qport" "$pid" VITRINE_SERVICES_KAFKA_CONTROLLER_PORT
     return 0
   fi
-  rm -f "$KAFKA_DIR/ready"
+  rm -f "$dir/ready"
   while :; do
-    pid=$(kafka_pid)
+    pid=$(kafka_bpid "$k")
     [[ -n $pid ]] || {
-      tail_log "$KAFKA_DIR/kafka.log"
-      die "kafka: the broker exited while starting (log: $KAFKA_DIR/kafka.log)"
+      tail_log "$dir/kafka.log"
+      die "kafka: broker $k exited while starting (log: $dir/kafka.log)"
     }
-    if grep -qx "$pid" <<<"$(listen_pids "$KAFKA_PORT")" || { ! is_root && port_in_use "$KAFKA_PORT"; }; then
-      kafka_probe && break
+    if grep -qx "$pid" <<<"$(listen_pids "$port")" || { ! is_root && port_in_use "$port"; }; then
+      kafka_probe "$port" && break
     fi
     if ((SECONDS >= deadline)); then
-      tail_log "$KAFKA_DIR/kafka.log"
-      die "kafka: broker not ready on 127.0.0.1:$KAFKA_PORT after ${KAFKA_TIMEOUT}s (log: $KAFKA_DIR/kafka.log)"
+      tail_log "$dir/kafka.log"
+      die "kafka: broker $k not ready on 127.0.0.1:$port after ${KAFKA_TIMEOUT}s (log: $dir/kafka.log)"
     fi
     sleep 0.5
   done
-  check_owner kafka "$KAFKA_PORT" "$pid" VITRINE_SERVICES_KAFKA_PORT
-  check_owner kafka "$KAFKA_CTRL_PORT" "$pid" VITRINE_SERVICES_KAFKA_CONTROLLER_PORT
-  echo "$pid" >"$KAFKA_DIR/ready"
+  check_owner kafka "$port" "$pid" VITRINE_SERVICES_KAFKA_PORT
+  check_owner kafka "$qport" "$pid" VITRINE_SERVICES_KAFKA_CONTROLLER_PORT
+  echo "$pid" >"$dir/ready"
 }
 
+# kafka_stop: every broker this state directory has a pid file for,
+# whatever VITRINE_SERVICES_KAFKA_BROKERS says now.
 kafka_stop() {
-  local pid
-  pid=$(kafka_pid)
-  [[ -n $pid ]] || return 0
-  # SIGTERM: controlled shutdown, logs flushed, clean-shutdown marker written.
-  stop_pid kafka "$pid" TERM 90
+  local f dir pid
+  for f in "$KAFKA_DIR/pid" "$KAFKA_DIR"/broker-*/pid; do
+    [[ -f $f ]] || continue
+    dir=$(dirname "$f")
+    pid=$(read_pidfile "$f")
+    [[ -n $pid ]] && pid_matches "$pid" java kafka.Kafka "$dir/server.properties" || continue
+    # SIGTERM: controlled shutdown, logs flushed, clean-shutdown marker written.
+    stop_pid "kafka ${dir##*/}" "$pid" TERM 90
+  done
+}
+
+# kafka_fault K kill|wipe: SIGKILL broker K (a crash: no controlled
+# shutdown); wipe also deletes its data directory, as a lost disk would.
+# `up kafka` starts it again (formatting a wiped one with the cluster's id).
+kafka_fault() {
+  local k=$1 what=$2 pid dir
+  [[ $k =~ ^[0-9]+$ ]] && ((k >= 1 && k <= KAFKA_BROKERS)) || die "kafka: no broker '$k' (1..$KAFKA_BROKERS)"
+  dir=$(kafka_bdir "$k")
+  pid=$(kafka_bpid "$k")
+  if [[ -n $pid ]]; then
+    log "kafka: SIGKILL broker $k (pid $pid)"
+    kill -KILL "$pid"
+    wait_pid_exit "$pid" 10 || die "kafka: broker $k (pid $pid) does not exit"
+  fi
+  rm -f "$dir/ready"
+  case $what in
+  kill) ;;
+  wipe)
+    log "kafka: wiping $dir/data"
+    rm -rf "$dir/data"
+    ;;
+  *) die "kafka: unknown fault '$what' (kill or wipe)" ;;
+  esac
 }
 
 kafka_tool_ready() {
@@ -217,10 +330,22 @@ kafka_fetch() { install_kafka; }
 kafka_port() { echo "$KAFKA_PORT"; }
 kafka_port_var() { echo VITRINE_SERVICES_KAFKA_PORT; }
 kafka_check_ports() {
-  ensure_port_free "$KAFKA_PORT" VITRINE_SERVICES_KAFKA_PORT kafka
-  ensure_port_free "$KAFKA_CTRL_PORT" VITRINE_SERVICES_KAFKA_CONTROLLER_PORT kafka
+  local k
+  for k in $(kafka_ids); do
+    [[ -z $(kafka_bpid "$k") ]] || continue
+    ensure_port_free "$(kafka_cport "$k")" VITRINE_SERVICES_KAFKA_PORT kafka
+    ensure_port_free "$(kafka_qport "$k")" VITRINE_SERVICES_KAFKA_CONTROLLER_PORT kafka
+  done
 }
-kafka_running_port() { cut -d' ' -f1 "$KAFKA_DIR/port" 2>/dev/null || true; }
-kafka_log() { echo "$KAFKA_DIR/kafka.log"; }
-kafka_env() { emit VITRINE_KAFKA_BROKERS "127.0.0.1:$KAFKA_PORT"; }
+kafka_running_port() { cut -d' ' -f1 "$KAFKA_DIR/port" 2>/dev/null | cut -d, -f1 || true; }
+kafka_log() { echo "$(kafka_bdir 1)/kafka.log"; }
+# With three brokers or more, the topics vitrine creates are replicated as
+# production's should be (README, "Configuration").
+kafka_env() {
+  emit VITRINE_KAFKA_BROKERS "$(kafka_bootstrap)"
+  if ((KAFKA_BROKERS >= 3)); then
+    emit VITRINE_KAFKA_REPLICATION 3
+    emit VITRINE_KAFKA_MIN_ISR 2
+  fi
+}
 kafka_reset() { rm -rf "$KAFKA_DIR"; }

@@ -23,8 +23,9 @@ import (
 // for a generation that ended is refused by the coordinator instead of
 // moving another member's offset back. Within a generation, a partition's
 // committed offset is the first offset whose delivery has not ended (or
-// the next to read): it only grows, and it is committed under the lock
-// that orders commits. A partition keeps only the offsets of its
+// the next to read): it only grows (unless the partition's log lost the
+// offset and reading starts again from its first message), and it is
+// committed under the lock that orders commits. A partition keeps only the offsets of its
 // deliveries in flight, so its memory is bounded by the deliveries the
 // workers hold, however far behind a slow job the others finish.
 type Consumer struct {
@@ -200,6 +201,23 @@ func (c *Consumer) startGeneration(gen *kafkago.Generation) {
 // read hands the messages of one partition to Receive, from offset (-1:
 // the first), until its generation ends.
 func (c *Consumer) read(ctx context.Context, p *partition, offset int64) {
+	for c.readFrom(ctx, p, offset) {
+		// The partition's log no longer holds the offset: its messages
+		// expired, or it lost them (a broker's disk wiped or replaced, an
+		// unclean leader election) and it started again from 0. Reading
+		// goes on from its first message: what it lost, the relay publishes
+		// again (Config.Redeliver), after the offset this consumer had; a
+		// reader left there would skip those until the log grew past it.
+		c.log.Warn("image job partition no longer holds its offset: reading from its first",
+			zap.Int("partition", p.id), zap.Int64("offset", offset))
+		c.rewind(p)
+		offset = kafkago.FirstOffset
+	}
+}
+
+// readFrom reads the partition from offset until its generation ends
+// (false) or the offset is out of the log's range (true).
+func (c *Consumer) readFrom(ctx context.Context, p *partition, offset int64) (outOfRange bool) {
 	r := kafkago.NewReader(kafkago.ReaderConfig{
 		Brokers:   c.cfg.Brokers,
 		Topic:     c.cfg.Topic,
@@ -211,6 +229,9 @@ func (c *Consumer) read(ctx context.Context, p *partition, offset int64) {
 		QueueCapacity:   1,
 		ReadLagInterval: -1,
 		Dialer:          &kafkago.Dialer{Timeout: c.cfg.DialTimeout},
+		// An offset past the log's end is an error, not a wait for the
+		// log to grow to it.
+		OffsetOutOfRangeError: true,
 	})
 	defer r.Close() //nolint:errcheck // a reader of one partition without a group: closing commits nothing
 	if offset < 0 {
@@ -224,10 +245,13 @@ func (c *Consumer) read(ctx context.Context, p *partition, offset int64) {
 		msg, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return false
+			}
+			if errors.Is(err, kafkago.OffsetOutOfRange) {
+				return true
 			}
 			if !c.pauseAfter(ctx, &failing, "read image jobs", zap.Int("partition", p.id), zap.Error(err)) {
-				return
+				return false
 			}
 			continue
 		}
@@ -235,9 +259,19 @@ func (c *Consumer) read(ctx context.Context, p *partition, offset int64) {
 		select {
 		case c.fetched <- fetched{msg: msg, part: p}:
 		case <-ctx.Done():
-			return // not handed out: the next owner reads it again
+			return false // not handed out: the next owner reads it again
 		}
 	}
+}
+
+// rewind lets a partition whose log started again commit offsets below
+// what it committed before.
+func (c *Consumer) rewind(p *partition) {
+	c.commitMu.Lock() // a commit under way would leave the old offset
+	defer c.commitMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p.next, p.committed = -1, -1
 }
 
 // pauseAfter is how the consumer's loops meet a failure: a warning when
@@ -375,7 +409,7 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 // commit commits, through the current generation, the target of each of
 // its partitions that moved past what was committed. Commits are made
 // under commitMu, and a partition's target never decreases, so committed
-// offsets only grow.
+// offsets only grow — but for a partition whose log started again (rewind).
 func (c *Consumer) commit(ctx context.Context) error {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()

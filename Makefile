@@ -33,7 +33,7 @@ run: build
 	VITRINE_ENV=$${VITRINE_ENV:-development} VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
 
 vet:
-	$(GO) vet -tags 'integration chaos soak importscale' ./...
+	$(GO) vet -tags 'integration chaos soak importscale faults' ./...
 
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka

@@ -39,7 +39,6 @@ package linearcheck
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"os"
 	"path/filepath"
@@ -309,9 +308,12 @@ var model = porcupine.Model{
 	},
 	Hash: func(s any) uint64 {
 		st := s.(state)
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%d\x00%s", st.Version, st.Value)
-		return h.Sum64()
+		h := uint64(14695981039346656037) // FNV-1a of the value, mixed with the version
+		for i := range len(st.Value) {
+			h ^= uint64(st.Value[i])
+			h *= 1099511628211
+		}
+		return h ^ uint64(st.Version)*0x9e3779b97f4a7c15
 	},
 	DescribeOperation: func(in, out any) string { return describe(in.(Input), out.(Output)) },
 	DescribeState:     func(s any) string { return s.(state).String() },
@@ -356,11 +358,15 @@ type Result struct {
 
 func (r Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s (reads %s stale at most; checked in %v): %d ops on %d products: %d reads, %d writes, %d cas (%d refused), %d creates, %d of unknown outcome, %d not found",
+	fmt.Fprintf(&b, "%s (reads %s stale at most; checked in %v): %d ops on %d product(s): %d reads, %d writes, %d cas (%d refused), %d creates, %d of unknown outcome, %d not found",
 		r.Verdict, r.Staleness, r.Took.Round(time.Millisecond), r.Ops, r.Keys, r.Reads, r.Writes, r.CAS, r.Refused, r.Creates, r.Unknown, r.NotFound)
 	switch r.Verdict {
 	case Violation:
-		fmt.Fprintf(&b, "\nno linearization of the histories of %d products: %s", len(r.Illegal), strings.Join(r.Illegal, ", "))
+		names := strings.Join(r.Illegal[:min(len(r.Illegal), 5)], ", ")
+		if len(r.Illegal) > 5 {
+			names += fmt.Sprintf(" and %d more", len(r.Illegal)-5)
+		}
+		fmt.Fprintf(&b, "\nno order of the operations explains the answers for %d of the products: %s", len(r.Illegal), names)
 		if r.HTML != "" {
 			fmt.Fprintf(&b, "\nvisualisation: %s", r.HTML)
 		}
@@ -540,7 +546,8 @@ func minimal(ops []porcupine.Operation, partials [][]porcupine.Operation) string
 		if op.Call > first {
 			break
 		}
-		if n++; n > 12 {
+		n++
+		if n > 12 {
 			b.WriteString("\n  …")
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -62,21 +63,23 @@ type registerRun struct {
 	failed    int    // requests with a definite failure (no effect): not in the history
 	firstFail string // the first of them
 	longest   time.Duration
+	sources   map[string]int // reads answered, by X-Vitrine-Source
 }
 
 // registerReport is what a register run did and what the check found.
 type registerReport struct {
 	Ops, Reads, Writes, CAS, Unknown, Refused int
 	Products, Failed                          int
-	Longest                                   time.Duration // the longest request that was answered
-	Staleness, Check                          time.Duration // the bound on reads, the check's own time
-	Verdict                                   string        // linearizable, violation or unknown
-	HTML                                      string        // the visualisation, on a violation
+	Longest                                   time.Duration  // the longest request that was answered
+	Staleness, Check                          time.Duration  // the bound on reads, the check's own time
+	Verdict                                   string         // linearizable, violation or unknown
+	HTML                                      string         // the visualisation, on a violation
+	Sources                                   map[string]int // reads answered, by X-Vitrine-Source (cache, grain, remote-grain, store)
 }
 
 func (r registerReport) String() string {
-	s := fmt.Sprintf("register: %s with reads %v stale at most (checked in %v): %d operations on %d products: %d reads, %d writes, %d cas (%d refused), %d writes of unknown outcome; %d requests failed (not recorded); longest request %v",
-		r.Verdict, r.Staleness, r.Check.Round(time.Millisecond), r.Ops, r.Products, r.Reads, r.Writes, r.CAS, r.Refused, r.Unknown,
+	s := fmt.Sprintf("register: %s with reads %v stale at most (checked in %v): %d operations on %d products: %d reads (answered from %v), %d writes, %d cas (%d refused), %d writes of unknown outcome; %d requests failed (not recorded); longest request %v",
+		r.Verdict, r.Staleness, r.Check.Round(time.Millisecond), r.Ops, r.Products, r.Reads, r.Sources, r.Writes, r.CAS, r.Refused, r.Unknown,
 		r.Failed, r.Longest.Round(time.Millisecond))
 	if r.HTML != "" {
 		s += "; visualisation " + r.HTML
@@ -101,8 +104,9 @@ func startRegister(t testing.TB, nodes []string, products, clients int, seed uin
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: clients, IdleConnTimeout: 30 * time.Second,
 		}},
-		nodes: nodes,
-		stop:  make(chan struct{}),
+		nodes:   nodes,
+		stop:    make(chan struct{}),
+		sources: map[string]int{},
 	}
 	t.Cleanup(r.halt)
 	for i := range products {
@@ -120,7 +124,7 @@ func startRegister(t testing.TB, nodes []string, products, clients int, seed uin
 		call.End(linearcheck.Output{Outcome: linearcheck.OK, Version: doc.Version}, doc.ID, "create on "+nodes[0])
 		r.products = append(r.products, doc.ID)
 	}
-	t.Logf("register: %d products, %d clients on %d node(s), seed %d (VITRINE_REGISTER_SEED replays a test's run)", products, clients, len(nodes), seed)
+	t.Logf("register: %d products, %d clients on %d node(s), seed %d (VITRINE_REGISTER_SEED replays its choices)", products, clients, len(nodes), seed)
 	for c := range clients {
 		rng := rand.New(rand.NewPCG(seed, uint64(c)))
 		r.clients.Go(func() { r.client(c, rng) })
@@ -175,7 +179,11 @@ func (r *registerRun) read(c int, node, product string) string {
 		out.Version, out.Value = r.decode(h, b, "GET "+product)
 		out.Outcome = linearcheck.OK
 		etag = h.Get("ETag")
-		note += ", " + h.Get("X-Vitrine-Source")
+		source := h.Get("X-Vitrine-Source")
+		note += ", " + source
+		r.mu.Lock()
+		r.sources[source]++
+		r.mu.Unlock()
 	case status == http.StatusNotFound:
 		out.Outcome = linearcheck.NotFound
 	default:
@@ -330,14 +338,16 @@ func (r *registerRun) check(staleness time.Duration, html string) (registerRepor
 	return registerReport{
 		Ops: res.Ops, Reads: res.Reads, Writes: res.Writes, CAS: res.CAS, Unknown: res.Unknown, Refused: res.Refused,
 		Products: res.Keys, Failed: r.failed, Longest: r.longest, Staleness: staleness, Check: res.Took,
-		Verdict: string(res.Verdict), HTML: res.HTML,
+		Verdict: string(res.Verdict), HTML: res.HTML, Sources: maps.Clone(r.sources),
 	}, res
 }
 
 // TestRegisterLinearizable: on one node, product writes and reads are
 // linearizable (δ = 0): every read sees every write acknowledged before it
-// was called. And the checker sees a stale read when there is one: the
-// same workload through a proxy that serves reads from a copy it keeps for
+// was called. Writes whose answers a proxy loses (some applied, some not)
+// are of unknown outcome, and the history still holds; without them it
+// would not. And the checker sees a stale read when there is one: the same
+// workload through a proxy that serves reads from a copy it keeps for
 // 300 ms fails at δ = 0 and passes at δ = 300 ms.
 func TestRegisterLinearizable(t *testing.T) {
 	seed := rand.Uint64()
@@ -353,6 +363,28 @@ func TestRegisterLinearizable(t *testing.T) {
 		t.Log(rep)
 		if rep.Writes+rep.CAS-rep.Refused < 100 || rep.Reads < 100 || rep.Refused == 0 {
 			t.Errorf("too few operations to prove anything: %v", rep)
+		}
+	})
+
+	t.Run("lost answers", func(t *testing.T) {
+		run := startRegister(t, []string{app.base, lossyProxy(t, app.base)}, 20, 8, seed)
+		time.Sleep(4 * time.Second)
+		rep := run.Stop()
+		t.Log(rep)
+		if rep.Unknown == 0 {
+			t.Fatalf("no write of unknown outcome: %v", rep)
+		}
+		// Counted as failed (no effect), the writes whose answers were
+		// lost leave values and versions that nothing explains.
+		var known []linearcheck.Op
+		for _, op := range run.rec.Ops() {
+			if op.Output.Outcome != linearcheck.Unknown {
+				known = append(known, op)
+			}
+		}
+		res, err := linearcheck.Check(known, 0, run.CheckTimeout, "")
+		if err != nil || res.Verdict != linearcheck.Violation {
+			t.Errorf("the history without its writes of unknown outcome passes: %v %v", err, res)
 		}
 	})
 
@@ -376,6 +408,36 @@ func TestRegisterLinearizable(t *testing.T) {
 			t.Errorf("reads at most %v stale fail the check at that bound: %v", ttl, res)
 		}
 	})
+}
+
+// lossyProxy passes requests to node, but loses the answers of some
+// PATCHes: a quarter of them it forwards and then answers 502 (the write
+// applied, its answer lost), a tenth it answers 504 without forwarding
+// (never applied).
+func lossyProxy(t testing.TB, node string) string {
+	t.Helper()
+	target, err := url.Parse(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPatch {
+			forward.ServeHTTP(w, req)
+			return
+		}
+		switch n := rand.IntN(20); {
+		case n < 5:
+			forward.ServeHTTP(httptest.NewRecorder(), req)
+			http.Error(w, "answer lost", http.StatusBadGateway)
+		case n < 7:
+			http.Error(w, "not sent", http.StatusGatewayTimeout)
+		default:
+			forward.ServeHTTP(w, req)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // staleProxy passes requests to node, but answers a product GET from the

@@ -1,0 +1,287 @@
+//go:build integration && faults
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/vitrine-dev/vitrine/actors"
+	"github.com/vitrine-dev/vitrine/persistence/redis"
+)
+
+// Network partitions between a vitrine node and its servers: a fault proxy
+// (toxiproxy, in-process, on loopback) stands between the node and one
+// server, and the test cuts the link in one of two ways: reset (every
+// byte that crosses resets the connection, and new connections are reset
+// as soon as they speak) or blackhole (every byte is dropped, connections
+// stay open: nothing tells either end, the harder case).
+
+// faultProxy is a toxiproxy proxy in front of one server.
+type faultProxy struct {
+	t      testing.TB
+	proxy  *toxiproxy.Proxy
+	toxics []string // the rules in force
+}
+
+// startFaultProxy listens on a free loopback port and forwards to upstream
+// (host:port). The proxy, and every rule it holds, is removed when the
+// test ends, whether it failed or not.
+func startFaultProxy(t testing.TB, name, upstream string) *faultProxy {
+	t.Helper()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	p := toxiproxy.NewProxy(srv, name, "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		t.Fatalf("start fault proxy %s: %v", name, err)
+	}
+	f := &faultProxy{t: t, proxy: p}
+	t.Cleanup(func() {
+		f.heal()
+		p.Stop()
+	})
+	return f
+}
+
+// addr is where the proxy listens.
+func (f *faultProxy) addr() string { return f.proxy.Listen }
+
+// partition cuts the link both ways: mode "reset" or "blackhole". It
+// applies to the connections open now and to those opened later.
+func (f *faultProxy) partition(mode string) {
+	f.t.Helper()
+	typ, attrs := "", ""
+	switch mode {
+	case "reset":
+		typ, attrs = "reset_peer", `{"timeout":0}`
+	case "blackhole":
+		typ, attrs = "timeout", `{"timeout":0}` // 0: never closes, drops everything
+	default:
+		f.t.Fatalf("partition mode %q", mode)
+	}
+	for _, stream := range []string{"upstream", "downstream"} {
+		name := mode + "_" + stream
+		rule := fmt.Sprintf(`{"name":%q,"type":%q,"stream":%q,"toxicity":1,"attributes":%s}`, name, typ, stream, attrs)
+		if _, err := f.proxy.Toxics.AddToxicJson(strings.NewReader(rule)); err != nil {
+			f.t.Fatalf("add %s: %v", name, err)
+		}
+		f.toxics = append(f.toxics, name)
+	}
+}
+
+// heal removes every rule: the link carries bytes again.
+func (f *faultProxy) heal() {
+	for _, name := range f.toxics {
+		if err := f.proxy.Toxics.RemoveToxic(context.Background(), name); err != nil {
+			f.t.Errorf("remove %s: %v", name, err)
+		}
+	}
+	f.toxics = nil
+}
+
+// proxied returns rawURL with its host:port replaced by the proxy's.
+func (f *faultProxy) proxied(t testing.TB, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = f.addr()
+	return u.String()
+}
+
+// hostPort is rawURL's host:port.
+func hostPort(t testing.TB, rawURL string) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Host
+}
+
+// partitionEnv is the environment of a cluster node on the test's own
+// servers: PostgreSQL, Redis and S3 (a cluster keeps its files there).
+func partitionEnv(svc *ownServices) map[string]string {
+	env := map[string]string{"VITRINE_S3_BUCKET": "vitrine-partition"}
+	for _, k := range []string{"VITRINE_POSTGRES_URL", "VITRINE_REDIS_URL", "VITRINE_S3_ENDPOINT", "VITRINE_S3_REGION",
+		"VITRINE_S3_ACCESS_KEY_ID", "VITRINE_S3_SECRET_ACCESS_KEY", "VITRINE_S3_PATH_STYLE"} {
+		env[k] = svc.vars[k]
+	}
+	return env
+}
+
+// read is one answer of GET /products/{id}.
+type read struct {
+	at      time.Time
+	took    time.Duration
+	status  int
+	version int64
+	source  string
+}
+
+func (a *testApp) readProduct(id string) read {
+	a.t.Helper()
+	start := time.Now()
+	r := a.do("GET", "/products/"+id, nil)
+	rd := read{at: start, took: time.Since(start), status: r.Status, source: r.Header.Get("X-Vitrine-Source")}
+	if r.Status == http.StatusOK {
+		rd.version, _ = productVersion(a.t, r.Body)
+	}
+	return rd
+}
+
+// TestPartitionRedis: node b of a two-node cluster reaches Redis through
+// the fault proxy, node a directly. b holds a product in its client-side
+// cache; the link between b and Redis is cut, the product is changed
+// through a (whose grain writes Redis, which cannot tell b), and b must
+// stop answering from its copy within redis.TrustBound of the cut. After
+// healing b answers from its cache again, the new version, never an older
+// one after it saw the newer.
+func TestPartitionRedis(t *testing.T) {
+	began := time.Now()
+	svc := startOwnServices(t, "postgres", "redis", "s3")
+	t.Logf("own servers up in %v", time.Since(began).Round(time.Millisecond))
+	env := partitionEnv(svc)
+	fp := startFaultProxy(t, "redis", hostPort(t, env["VITRINE_REDIS_URL"]))
+	m1, m2 := lowFreePort(t), lowFreePort(t)
+	env["VITRINE_CLUSTER_PEERS"] = fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d", m1, m2)
+	a := startApp(t, t.TempDir(), with(env, "VITRINE_CLUSTER_MANAGE_PORT", fmt.Sprint(m1)))
+	b := startApp(t, t.TempDir(), with(env, "VITRINE_CLUSTER_MANAGE_PORT", fmt.Sprint(m2),
+		"VITRINE_REDIS_URL", fp.proxied(t, env["VITRINE_REDIS_URL"])))
+	t.Cleanup(fp.heal) // before the nodes stop (cleanups run last first)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(a.node.Members(actors.ProductKind)) < 2 || len(b.node.Members(actors.ProductKind)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the two nodes did not see each other within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	for _, mode := range []string{"reset", "blackhole"} {
+		t.Run(mode, func(t *testing.T) {
+			// A product whose grain is on a, so that its writes reach
+			// Redis whatever happens to b's link.
+			var id string
+			for i := 0; id == "" && i < 64; i++ {
+				p := a.createProduct(fmt.Sprintf(`{"name":"Partition %s %d","price":"1.00","user_id":1}`, mode, i))
+				if a.node.Owns(p["id"].(string), actors.ProductKind) {
+					id = p["id"].(string)
+				}
+			}
+			if id == "" {
+				t.Fatal("no product of 64 has its grain on a")
+			}
+			// Warm b's copy: two reads from its cache in a row, the second
+			// from its memory (the first tracked the key).
+			warm := time.Now().Add(10 * time.Second)
+			var old int64
+			for n := 0; n < 2; {
+				r := b.readProduct(id)
+				if r.status != http.StatusOK {
+					t.Fatalf("read on b: %d", r.status)
+				}
+				if r.source == "cache" {
+					n++
+					old = r.version
+				} else {
+					n = 0
+				}
+				if time.Now().After(warm) {
+					t.Fatalf("b does not answer product %s from its cache (source %q)", id, r.source)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+
+			fp.partition(mode)
+			cut := time.Now()
+			w := a.doJSON("PATCH", "/products/"+id, `{"price":"2.00"}`, "Content-Type", "application/merge-patch+json")
+			if w.Status != http.StatusOK {
+				t.Fatalf("PATCH on a during the partition: %d %s", w.Status, w.Body)
+			}
+			acked := time.Now()
+			newer, _ := productVersion(t, w.Body)
+			if newer <= old {
+				t.Fatalf("PATCH answered version %d, b read %d before", newer, old)
+			}
+
+			// Poll b until it answers the new version, for TrustBound and
+			// a generous margin at most.
+			const margin = 3 * time.Second
+			var lastStale time.Time
+			staleAfterWrite, reads := 0, 0
+			var slowest time.Duration
+			for {
+				r := b.readProduct(id)
+				reads++
+				slowest = max(slowest, r.took)
+				if r.status != http.StatusOK {
+					t.Fatalf("read on b during the partition: %d", r.status)
+				}
+				if r.version > newer {
+					t.Fatalf("b read version %d, newer than the last write's %d", r.version, newer)
+				}
+				if r.version == newer {
+					t.Logf("%s: b answered the new version from %q %v after the cut", mode, r.source, time.Since(cut).Round(time.Millisecond))
+					break
+				}
+				if r.source != "cache" {
+					t.Fatalf("b answered version %d (older than %d) from %q", r.version, newer, r.source)
+				}
+				lastStale = time.Now()
+				if r.at.After(acked) {
+					staleAfterWrite++
+				}
+				if time.Since(cut) > redis.TrustBound+margin {
+					t.Fatalf("%s: b still answers its copy of version %d %v after the cut, past redis.TrustBound %v (and a margin of %v); the write of version %d was acknowledged %v after the cut",
+						mode, old, time.Since(cut).Round(time.Millisecond), redis.TrustBound, margin, newer, acked.Sub(cut).Round(time.Millisecond))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			stale := time.Duration(0)
+			if !lastStale.IsZero() {
+				stale = lastStale.Sub(cut)
+			}
+			t.Logf("%s: b answered its copy of version %d until %v after the cut (redis.TrustBound %v), %d times after the write was acknowledged (%v after the cut); %d reads, the slowest %v",
+				mode, old, stale.Round(time.Millisecond), redis.TrustBound, staleAfterWrite, acked.Sub(cut).Round(time.Millisecond), reads, slowest.Round(time.Millisecond))
+			if mode == "blackhole" && staleAfterWrite == 0 {
+				// Nothing tells b of a silent cut before its PING goes
+				// unanswered: had it stopped at once, this test would not
+				// have measured what it claims to.
+				t.Errorf("blackhole: b never answered its older copy after the write; the partition did not hold")
+			}
+
+			// Heal: b answers from its cache again, the new version, and
+			// never an older one once it has seen the newer.
+			fp.heal()
+			healed := time.Now()
+			for {
+				r := b.readProduct(id)
+				if r.status != http.StatusOK || r.version != newer {
+					t.Fatalf("after healing, b answered %d version %d from %q; it had read version %d", r.status, r.version, r.source, newer)
+				}
+				if r.source == "cache" {
+					t.Logf("%s: b answered from its cache again %v after healing", mode, time.Since(healed).Round(time.Millisecond))
+					break
+				}
+				if time.Since(healed) > 30*time.Second {
+					t.Fatalf("%s: b does not answer from its cache 30 s after healing (source %q)", mode, r.source)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for range 20 {
+				if r := b.readProduct(id); r.status != http.StatusOK || r.version != newer {
+					t.Fatalf("after healing, b answered %d version %d from %q; it had read version %d", r.status, r.version, r.source, newer)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}

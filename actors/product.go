@@ -6,6 +6,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,7 +53,7 @@ type ProductDeps struct {
 	Now func() time.Time
 	// IdleTimeout passivates a grain that received nothing for this long.
 	IdleTimeout time.Duration
-	// StoreTimeout bounds each store call.
+	// StoreTimeout bounds each store call; default DefaultStoreTimeout.
 	StoreTimeout time.Duration
 	// Metrics counts activations and passivations; nil: none.
 	Metrics *Metrics
@@ -68,6 +69,12 @@ type ProductDeps struct {
 	Events EventSink
 }
 
+// DefaultStoreTimeout bounds a grain's store call, and an upload's count
+// of the image backlog: a database that stopped answering (a partition
+// that drops packets, on a connection the pool holds open) costs a write
+// this long, then a 503.
+const DefaultStoreTimeout = 5 * time.Second
+
 // NewProductKind returns the cluster kind that activates product grains.
 func NewProductKind(deps ProductDeps) *pcluster.Kind {
 	if deps.Now == nil {
@@ -77,7 +84,7 @@ func NewProductKind(deps ProductDeps) *pcluster.Kind {
 		deps.IdleTimeout = 10 * time.Minute
 	}
 	if deps.StoreTimeout <= 0 {
-		deps.StoreTimeout = 5 * time.Second
+		deps.StoreTimeout = DefaultStoreTimeout
 	}
 	deps.tracer = tracerOf(deps.Tracer)
 	d := &deps
@@ -131,6 +138,18 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 		// reload and try once more on fresh state.
 		g.loaded = false
 		reply, err = g.apply(ctx, cmd)
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		// The store did not answer within StoreTimeout (a database that
+		// went silent): not a bug, a 503. A write may have been applied
+		// all the same (its commit sent, the answer lost): its outcome is
+		// unknown, and the grain reloads before its next command.
+		if isRead(cmd) {
+			err = catalog.Unavailable("the database", err)
+		} else {
+			err = outcomeUnknown(cmd.Op, g.id, err)
+			g.loaded = false
+		}
 	}
 	if err != nil {
 		if catalog.ErrorKind(err) == catalog.KindInternal || catalog.ErrorKind(err) == catalog.KindUnavailable {

@@ -110,7 +110,7 @@ var ErrOutcomeUnknown = errors.New("the write may or may not have been applied")
 // that the client reads the product before it decides to write again.
 func outcomeUnknown(op actorspb.ProductCommand_Op, id string, cause error) *catalog.Error {
 	return &catalog.Error{Kind: catalog.KindUnavailable, Code: "outcome_unknown",
-		Detail: fmt.Sprintf("the %s of product %s may or may not have been applied (the product actor's answer was lost); read the product before you try again",
+		Detail: fmt.Sprintf("the %s of product %s may or may not have been applied (its answer was lost: the product actor's, or the database's); read the product before you try again",
 			opName(op), id),
 		Err: fmt.Errorf("%w: %v product %s: %w", ErrOutcomeUnknown, op, id, cause)}
 }

@@ -90,8 +90,16 @@ func (u *Uploads) admit(ctx context.Context, productID string, owner int64) erro
 	if u.limits.MaxBacklog <= 0 && u.limits.MaxOwnerBacklog <= 0 {
 		return nil
 	}
-	total, owned, err := u.backlog.Backlog(ctx, doc.UserID)
+	// Counted within a store call's deadline, not the request's: a
+	// database that stopped answering answers the upload 503 as soon as
+	// it does a product write.
+	bctx, cancel := context.WithTimeout(ctx, DefaultStoreTimeout)
+	defer cancel()
+	total, owned, err := u.backlog.Backlog(bctx, doc.UserID)
 	if err != nil {
+		if bctx.Err() != nil && ctx.Err() == nil {
+			return catalog.Unavailable("the database", fmt.Errorf("count the image backlog: %w", err))
+		}
 		return err
 	}
 	if u.limits.MaxBacklog > 0 && total >= u.limits.MaxBacklog {

@@ -474,7 +474,7 @@ func TestPartitionPostgres(t *testing.T) {
 // writeUnavailableBound is the longest a product write or an upload took
 // to answer 503 while PostgreSQL did not answer: the deadline of a grain's
 // store call and of an upload's backlog count, which is also the pool's
-// connect timeout (postgres.Options.ConnectTimeout's default). An upload
-// whose backlog count got through just before the cut then waits for its
-// record too, twice this; the test does not time that case.
+// connect timeout (postgres.Options.ConnectTimeout's default). It counts
+// from a request's first call to the database: a call that got through
+// just before the cut comes on top, as the test does not time.
 const writeUnavailableBound = actors.DefaultStoreTimeout

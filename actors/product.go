@@ -75,6 +75,25 @@ type ProductDeps struct {
 // this long, then a 503.
 const DefaultStoreTimeout = 5 * time.Second
 
+// storeDeadline bounds the store calls a request makes outside a grain (an
+// upload's backlog count, a list's reads) by DefaultStoreTimeout rather
+// than the request's own timeout.
+func storeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, DefaultStoreTimeout)
+}
+
+// storeTimedOut is err of a store call made under sctx, storeDeadline's
+// context of ctx: when sctx's deadline ran out while the caller still
+// waited, the database did not answer in time, a 503 (not a bug, which a
+// bare context error would read as).
+func storeTimedOut(ctx, sctx context.Context, what string, err error) error {
+	var ce *catalog.Error
+	if err != nil && sctx.Err() != nil && ctx.Err() == nil && !errors.As(err, &ce) {
+		return catalog.Unavailable("the database", fmt.Errorf("%s: %w", what, err))
+	}
+	return err
+}
+
 // NewProductKind returns the cluster kind that activates product grains.
 func NewProductKind(deps ProductDeps) *pcluster.Kind {
 	if deps.Now == nil {

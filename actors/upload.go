@@ -93,14 +93,11 @@ func (u *Uploads) admit(ctx context.Context, productID string, owner int64) erro
 	// Counted within a store call's deadline, not the request's: a
 	// database that stopped answering answers the upload 503 as soon as
 	// it does a product write.
-	bctx, cancel := context.WithTimeout(ctx, DefaultStoreTimeout)
+	sctx, cancel := storeDeadline(ctx)
 	defer cancel()
-	total, owned, err := u.backlog.Backlog(bctx, doc.UserID)
+	total, owned, err := u.backlog.Backlog(sctx, doc.UserID)
 	if err != nil {
-		if bctx.Err() != nil && ctx.Err() == nil {
-			return catalog.Unavailable("the database", fmt.Errorf("count the image backlog: %w", err))
-		}
-		return err
+		return storeTimedOut(ctx, sctx, "count the image backlog", err)
 	}
 	if u.limits.MaxBacklog > 0 && total >= u.limits.MaxBacklog {
 		return &catalog.Error{Kind: catalog.KindUnavailable, Code: "backlog_full", RetryAfter: u.limits.RetryAfter,

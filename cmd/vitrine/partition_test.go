@@ -396,7 +396,7 @@ func (a *testApp) writes(t testing.TB, ids []string, seed int) []write {
 
 // TestPartitionPostgres: a node reaches PostgreSQL through the fault
 // proxy. While the link is cut (resets, then a silent blackhole), product
-// writes and uploads answer 503, a problem with Retry-After, within
+// writes, uploads and lists answer 503, a problem with Retry-After, within
 // writeUnavailableBound; products already rendered are still read (from
 // the cache); nothing hangs. After healing, writes succeed again.
 func TestPartitionPostgres(t *testing.T) {
@@ -445,6 +445,16 @@ func TestPartitionPostgres(t *testing.T) {
 						t.Errorf("%s: read of product %s during the partition: %d in %v from %q", mode, id, r.status, r.took.Round(time.Millisecond), r.source)
 					}
 				}
+				// A list reads the database: 503 within the bound too.
+				start := time.Now()
+				r, err := app.try("GET", "/products?limit=5&user_id=1", nil)
+				took := time.Since(start)
+				longest = max(longest, took)
+				t.Logf("%s, round %d: GET /products answered %d in %v", mode, k+1, r.Status, took.Round(time.Millisecond))
+				if err != nil || r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || took > writeUnavailableBound+2*time.Second {
+					t.Errorf("%s: GET /products during the partition: %d %v in %v, want 503 with Retry-After within %v (and a margin of 2 s)\n%s",
+						mode, r.Status, err, took.Round(time.Millisecond), writeUnavailableBound, r.Body)
+				}
 			}
 
 			fp.heal()
@@ -465,15 +475,16 @@ func TestPartitionPostgres(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 			recovered := time.Since(healed)
-			t.Logf("%s: the longest write answer during the partition %v (bound %v); writes succeeded again %v after healing (%d tries)",
+			t.Logf("%s: the longest answer during the partition (writes, uploads, lists) %v (bound %v); writes succeeded again %v after healing (%d tries)",
 				mode, longest.Round(time.Millisecond), writeUnavailableBound, recovered.Round(time.Millisecond), tries)
 		})
 	}
 }
 
-// writeUnavailableBound is the longest a product write or an upload took
-// to answer 503 while PostgreSQL did not answer: the deadline of a grain's
-// store call and of an upload's backlog count, which is also the pool's
+// writeUnavailableBound is the longest a product write, an upload or a
+// list may take to answer 503 while PostgreSQL does not answer: the
+// deadline of a grain's store call, of an upload's backlog count and of a
+// list's reads (actors.DefaultStoreTimeout), which is also the pool's
 // connect timeout (postgres.Options.ConnectTimeout's default). It counts
 // from a request's first call to the database: a call that got through
 // just before the cut comes on top, as the test does not time.

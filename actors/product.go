@@ -69,10 +69,10 @@ type ProductDeps struct {
 	Events EventSink
 }
 
-// DefaultStoreTimeout bounds a grain's store call, and an upload's count
-// of the image backlog: a database that stopped answering (a partition
-// that drops packets, on a connection the pool holds open) costs a write
-// this long, then a 503.
+// DefaultStoreTimeout bounds a grain's store call, an upload's count of
+// the image backlog and a list's reads: a database that stopped answering
+// (a partition that drops packets, on a connection the pool holds open)
+// costs a request this long, then a 503 (TestPartitionPostgres, cmd/vitrine).
 const DefaultStoreTimeout = 5 * time.Second
 
 // storeDeadline bounds the store calls a request makes outside a grain (an

@@ -56,6 +56,14 @@ test: test-deps vet validate-deploy vulncheck lint
 test-chaos: test-deps
 	$(GO) test -count=1 -tags 'integration chaos' -run '^TestChaos$$' -timeout 15m -v ./cmd/vitrine
 
+# Network partitions (cmd/vitrine/partition_test.go, about a minute):
+# servers of its own, and a fault proxy (toxiproxy, in-process) between a
+# node and Redis or PostgreSQL that resets or silently drops the link;
+# checks the bounds README's "Degraded dependencies" states.
+.PHONY: test-faults
+test-faults: test-deps
+	$(GO) test -count=1 -tags 'integration faults' -run '^TestPartition' -timeout 20m -v ./cmd/vitrine
+
 # Soak (cmd/vitrine/soak_test.go, about two minutes): 3,000 uploads through
 # one worker process on the real servers; its RSS, goroutines and file
 # descriptors after the last against after the first 300.

@@ -6,6 +6,7 @@ package actors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,7 +53,7 @@ type ProductDeps struct {
 	Now func() time.Time
 	// IdleTimeout passivates a grain that received nothing for this long.
 	IdleTimeout time.Duration
-	// StoreTimeout bounds each store call.
+	// StoreTimeout bounds each store call; default DefaultStoreTimeout.
 	StoreTimeout time.Duration
 	// Metrics counts activations and passivations; nil: none.
 	Metrics *Metrics
@@ -68,6 +69,31 @@ type ProductDeps struct {
 	Events EventSink
 }
 
+// DefaultStoreTimeout bounds a grain's store call, an upload's count of
+// the image backlog and a list's reads: a database that stopped answering
+// (a partition that drops packets, on a connection the pool holds open)
+// costs a request this long, then a 503 (TestPartitionPostgres, cmd/vitrine).
+const DefaultStoreTimeout = 5 * time.Second
+
+// storeDeadline bounds the store calls a request makes outside a grain (an
+// upload's backlog count, a list's reads) by DefaultStoreTimeout rather
+// than the request's own timeout.
+func storeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, DefaultStoreTimeout)
+}
+
+// storeTimedOut is err of a store call made under sctx, storeDeadline's
+// context of ctx: when sctx's deadline ran out while the caller still
+// waited, the database did not answer in time, a 503 (not a bug, which a
+// bare context error would read as).
+func storeTimedOut(ctx, sctx context.Context, what string, err error) error {
+	var ce *catalog.Error
+	if err != nil && sctx.Err() != nil && ctx.Err() == nil && !errors.As(err, &ce) {
+		return catalog.Unavailable("the database", fmt.Errorf("%s: %w", what, err))
+	}
+	return err
+}
+
 // NewProductKind returns the cluster kind that activates product grains.
 func NewProductKind(deps ProductDeps) *pcluster.Kind {
 	if deps.Now == nil {
@@ -77,7 +103,7 @@ func NewProductKind(deps ProductDeps) *pcluster.Kind {
 		deps.IdleTimeout = 10 * time.Minute
 	}
 	if deps.StoreTimeout <= 0 {
-		deps.StoreTimeout = 5 * time.Second
+		deps.StoreTimeout = DefaultStoreTimeout
 	}
 	deps.tracer = tracerOf(deps.Tracer)
 	d := &deps
@@ -131,6 +157,18 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 		// reload and try once more on fresh state.
 		g.loaded = false
 		reply, err = g.apply(ctx, cmd)
+	}
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		// The store did not answer within StoreTimeout (a database that
+		// went silent): not a bug, a 503. A write may have been applied
+		// all the same (its commit sent, the answer lost): its outcome is
+		// unknown, and the grain reloads before its next command.
+		if isRead(cmd) {
+			err = catalog.Unavailable("the database", err)
+		} else {
+			err = outcomeUnknown(cmd.Op, g.id, err)
+			g.loaded = false
+		}
 	}
 	if err != nil {
 		if catalog.ErrorKind(err) == catalog.KindInternal || catalog.ErrorKind(err) == catalog.KindUnavailable {

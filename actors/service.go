@@ -110,7 +110,7 @@ var ErrOutcomeUnknown = errors.New("the write may or may not have been applied")
 // that the client reads the product before it decides to write again.
 func outcomeUnknown(op actorspb.ProductCommand_Op, id string, cause error) *catalog.Error {
 	return &catalog.Error{Kind: catalog.KindUnavailable, Code: "outcome_unknown",
-		Detail: fmt.Sprintf("the %s of product %s may or may not have been applied (the product actor's answer was lost); read the product before you try again",
+		Detail: fmt.Sprintf("the %s of product %s may or may not have been applied (its answer was lost: the product actor's, or the database's); read the product before you try again",
 			opName(op), id),
 		Err: fmt.Errorf("%w: %v product %s: %w", ErrOutcomeUnknown, op, id, cause)}
 }
@@ -389,11 +389,14 @@ func (s *Service) write(ctx context.Context, id string, cmd *actorspb.ProductCom
 // cache, and the products the cache lacks in one read of the store,
 // rendered here. Those are not put in the cache: only a product's grain
 // writes it, so that it never holds a version older than one it has seen.
-// A product deleted since the ids were read is left out.
+// A product deleted since the ids were read is left out. Its store reads
+// answer within DefaultStoreTimeout, or the list is unavailable.
 func (s *Service) List(ctx context.Context, f catalog.ProductFilter) ([]Product, error) {
-	ids, err := s.reader.ListProductIDs(ctx, f)
+	sctx, cancel := storeDeadline(ctx)
+	defer cancel()
+	ids, err := s.reader.ListProductIDs(sctx, f)
 	if err != nil {
-		return nil, err
+		return nil, storeTimedOut(ctx, sctx, "list products", err)
 	}
 	out := make([]Product, len(ids))
 	var missing []string
@@ -408,9 +411,9 @@ func (s *Service) List(ctx context.Context, f catalog.ProductFilter) ([]Product,
 		missing = append(missing, id)
 	}
 	if len(missing) > 0 {
-		ps, err := s.reader.GetProducts(ctx, missing)
+		ps, err := s.reader.GetProducts(sctx, missing)
 		if err != nil {
-			return nil, err
+			return nil, storeTimedOut(ctx, sctx, "read products", err)
 		}
 		byID := make(map[string]*catalog.Product, len(ps))
 		for _, p := range ps {

@@ -90,9 +90,14 @@ func (u *Uploads) admit(ctx context.Context, productID string, owner int64) erro
 	if u.limits.MaxBacklog <= 0 && u.limits.MaxOwnerBacklog <= 0 {
 		return nil
 	}
-	total, owned, err := u.backlog.Backlog(ctx, doc.UserID)
+	// Counted within a store call's deadline, not the request's: a
+	// database that stopped answering answers the upload 503 as soon as
+	// it does a product write.
+	sctx, cancel := storeDeadline(ctx)
+	defer cancel()
+	total, owned, err := u.backlog.Backlog(sctx, doc.UserID)
 	if err != nil {
-		return err
+		return storeTimedOut(ctx, sctx, "count the image backlog", err)
 	}
 	if u.limits.MaxBacklog > 0 && total >= u.limits.MaxBacklog {
 		return &catalog.Error{Kind: catalog.KindUnavailable, Code: "backlog_full", RetryAfter: u.limits.RetryAfter,

@@ -57,6 +57,23 @@ type Options struct {
 // nothing to a product read often enough to be worth caching.
 const DefaultTTL = time.Minute
 
+// This node answers from its tracked copies only while Redis can tell it
+// of every change: a copy is dropped by Redis's invalidation, or with the
+// connection that would have carried it. When Redis stops answering the
+// node (a partition, even a silent one that drops packets without a reset),
+// invalidations stop arriving, and the copies go at the latest when
+// rueidis's PING on an idle connection goes unanswered: a tick of PingEvery
+// that still saw replies, the next one that sends PING, and AnswerWithin
+// for its answer.
+const (
+	PingEvery    = time.Second
+	AnswerWithin = time.Second
+	// TrustBound is the longest this node answers from its copies after
+	// Redis stopped reaching it (TestPartitionRedis, cmd/vitrine); its
+	// reads then miss, and go to the products' grains.
+	TrustBound = 2*PingEvery + AnswerWithin
+)
+
 func (o *Options) defaults() {
 	if o.Prefix == "" {
 		o.Prefix = "vitrine:product:"
@@ -168,7 +185,11 @@ func New(url string, opts Options) (*Cache, error) {
 	}
 	co.CacheSizeEachConn = opts.LocalBytes
 	co.Dialer.Timeout = time.Second
-	co.ConnWriteTimeout = time.Second
+	// rueidis watches the connection: past a PingEvery without a reply it
+	// sends PING, and a connection that leaves it unanswered for
+	// AnswerWithin is closed, this node's tracked copies with it (TrustBound).
+	co.Dialer.KeepAlive = PingEvery
+	co.ConnWriteTimeout = AnswerWithin
 	co.DisableRetry = true // a slow retry is worse than a miss here
 	co.ForceSingleClient = true
 	c := &Cache{opts: opts, set: rueidis.NewLuaScript(setScript), ttlArg: strconv.FormatInt(max(opts.TTL.Milliseconds(), 1), 10),

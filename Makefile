@@ -44,7 +44,7 @@ vet:
 # tests log; the whole -v output is kept in out/test.log.
 test: test-deps vet validate-deploy vulncheck lint
 	GO=$(GO) scripts/with-services scripts/gotest -count=1 -p 1 -tags integration -timeout 60m ./...
-	$(MAKE) test-contract test-clients test-chaos test-soak test-import
+	$(MAKE) test-contract test-clients test-chaos test-faults test-soak test-import
 
 # Chaos (cmd/vitrine/chaos_test.go, a few minutes, 10 at most): servers of
 # its own (own state directory and ports: the shared ones are never
@@ -56,13 +56,17 @@ test: test-deps vet validate-deploy vulncheck lint
 test-chaos: test-deps
 	$(GO) test -count=1 -tags 'integration chaos' -run '^TestChaos$$' -timeout 15m -v ./cmd/vitrine
 
-# Network partitions (cmd/vitrine/partition_test.go, about a minute):
-# servers of its own, and a fault proxy (toxiproxy, in-process) between a
-# node and Redis or PostgreSQL that resets or silently drops the link;
-# checks the bounds README's "Degraded dependencies" states.
+# Faults that lose data (a few minutes), each on servers of its own:
+# Kafka's (cmd/vitrine/kafkafaults_test.go: three brokers, a partition
+# leader SIGKILLed, a broker's disk wiped, messages expired by retention);
+# network partitions (partition_test.go: a fault proxy, toxiproxy
+# in-process, between a node and Redis or PostgreSQL that resets or
+# silently drops the link); product histories checked by Porcupine
+# (register_test.go). Each checks what README's "Delivery guarantees" and
+# "Degraded dependencies" state.
 .PHONY: test-faults
 test-faults: test-deps
-	$(GO) test -count=1 -tags 'integration faults' -run '^TestPartition' -timeout 20m -v ./cmd/vitrine
+	$(GO) test -count=1 -tags 'integration faults' -run '^(TestFaults|TestPartition|TestRegister)' -timeout 30m -v ./cmd/vitrine
 
 # Soak (cmd/vitrine/soak_test.go, about two minutes): 3,000 uploads through
 # one worker process on the real servers; its RSS, goroutines and file

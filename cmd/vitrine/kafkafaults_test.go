@@ -26,7 +26,8 @@ import (
 // KRaft controller too), two API nodes and two worker processes:
 //   - LeaderKilled: topics replicated three times (min ISR 2, acks=all);
 //     the leader of a partition is SIGKILLed mid-run and started again
-//     later; leaders move and no message is lost;
+//     later; leaders move and no message is lost; product reads and
+//     writes meanwhile are checked by Porcupine (startRegister);
 //   - WipedBroker: topics with one replica; the workers are stopped, jobs
 //     are published, and the broker holding some of them is SIGKILLed and
 //     its data directory deleted: its messages are gone, and the outbox
@@ -60,6 +61,10 @@ func TestFaultsKafka(t *testing.T) {
 		killAt := 5*time.Second + time.Duration(rng.Int64N(int64(10*time.Second)))
 		restartAfter := 5*time.Second + time.Duration(rng.Int64N(int64(5*time.Second)))
 		stop := fr.write()
+		// Product reads and writes on both API nodes, checked by Porcupine:
+		// reads at most a second stale across the nodes (Redis is up).
+		reg := startRegister(t, []string{fr.w.apis[0].base, fr.w.apis[1].base}, 10, 6, seed)
+		reg.Staleness = time.Second
 		loaded := fr.uploadsPaced(150, 30*time.Second)
 		time.Sleep(killAt)
 		partition := rng.IntN(fr.partitions())
@@ -72,6 +77,7 @@ func TestFaultsKafka(t *testing.T) {
 		svc.run("up", "kafka")
 		<-loaded
 		close(stop)
+		t.Logf("register: %v", reg.Stop())
 		fr.report(fault, 3*time.Minute, func() string {
 			return fmt.Sprintf("SIGKILL of broker %d, leader of partition %d, at %v; leader moved to broker %d after %v; broker restarted %v later; a new upload ready %v after the kill",
 				killed, partition, killAt.Round(time.Millisecond), moved.to, moved.after.Round(time.Millisecond), restartAfter.Round(time.Millisecond), (<-probe).Round(time.Millisecond))

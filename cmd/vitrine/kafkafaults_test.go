@@ -77,7 +77,7 @@ func TestFaultsKafka(t *testing.T) {
 		svc.run("up", "kafka")
 		<-loaded
 		close(stop)
-		t.Logf("register: %v", reg.Stop())
+		t.Logf("%v", reg.Stop())
 		fr.report(fault, 3*time.Minute, func() string {
 			return fmt.Sprintf("SIGKILL of broker %d, leader of partition %d, at %v; leader moved to broker %d after %v; broker restarted %v later; a new upload ready %v after the kill",
 				killed, partition, killAt.Round(time.Millisecond), moved.to, moved.after.Round(time.Millisecond), restartAfter.Round(time.Millisecond), (<-probe).Round(time.Millisecond))

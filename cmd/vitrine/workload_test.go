@@ -83,7 +83,10 @@ func (w *workload) try(a *testApp, method, path string, body io.Reader, header .
 	began := time.Now()
 	defer func() {
 		took := int64(time.Since(began))
-		for old := w.longest.Load(); took > old && !w.longest.CompareAndSwap(old, took); old = w.longest.Load() {
+		for old := w.longest.Load(); took > old; old = w.longest.Load() {
+			if w.longest.CompareAndSwap(old, took) {
+				break
+			}
 		}
 	}()
 	res, err := w.http.Do(req)

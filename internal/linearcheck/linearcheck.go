@@ -460,7 +460,7 @@ func Check(history []Op, staleness, timeout time.Duration, htmlPath string) (Res
 	}
 	var err error
 	if htmlPath != "" {
-		if err = os.MkdirAll(filepath.Dir(htmlPath), 0o755); err == nil {
+		if err = os.MkdirAll(filepath.Dir(htmlPath), 0o750); err == nil {
 			err = porcupine.VisualizePath(model, info, htmlPath)
 		}
 		if err == nil {

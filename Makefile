@@ -59,7 +59,10 @@ test-chaos: test-deps
 # Network partitions (cmd/vitrine/partition_test.go, about a minute):
 # servers of its own, and a fault proxy (toxiproxy, in-process) between a
 # node and Redis or PostgreSQL that resets or silently drops the link;
-# checks the bounds README's "Degraded dependencies" states.
+# checks the bounds README's "Degraded dependencies" states. And between
+# nodes (cmd/vitrine/netsplit_test.go, about a minute, root and ip): three
+# nodes in network namespaces of their own, one cut from the other two;
+# README's "A partition between nodes".
 .PHONY: test-faults
 test-faults: test-deps
 	$(GO) test -count=1 -tags 'integration faults' -run '^TestPartition' -timeout 20m -v ./cmd/vitrine

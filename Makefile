@@ -61,9 +61,11 @@ test-chaos: test-deps
 # leader SIGKILLed, a broker's disk wiped, messages expired by retention);
 # network partitions (partition_test.go: a fault proxy, toxiproxy
 # in-process, between a node and Redis or PostgreSQL that resets or
-# silently drops the link); product histories checked by Porcupine
-# (register_test.go). Each checks what README's "Delivery guarantees" and
-# "Degraded dependencies" state.
+# silently drops the link); a partition between nodes (netsplit_test.go,
+# root and ip: three nodes in network namespaces of their own, one cut
+# from the other two); product histories checked by Porcupine
+# (register_test.go). Each checks what README's "Delivery guarantees",
+# "Degraded dependencies" and "Running a cluster" state.
 .PHONY: test-faults
 test-faults: test-deps
 	$(GO) test -count=1 -tags 'integration faults' -run '^(TestFaults|TestPartition|TestRegister)' -timeout 30m -v ./cmd/vitrine

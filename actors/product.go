@@ -151,10 +151,19 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 	ctx, end := startSpan(ctx, g.deps.tracer, commandSpanName(cmd), trace.WithSpanKind(trace.SpanKindServer))
 	var err error
 	defer func() { end(&err) }()
+	remembered := g.loaded
 	reply, err := g.apply(ctx, cmd)
-	if catalog.IsVersionConflict(err) {
+	if catalog.IsVersionConflict(err) || remembered && staleRefusal(err) {
 		// Another writer won (a second node during a membership change):
-		// reload and try once more on fresh state.
+		// reload and try once more on fresh state. A refusal decided on
+		// the state in memory (an If-Match that does not match, an image
+		// or a product that does not exist) is decided again on the
+		// stored one: while the nodes' views of the membership disagree,
+		// a grain of this product on another node may have written since
+		// (TestPartitionNodes), and refusing a client that names the
+		// stored version would be wrong, as would telling a worker that
+		// an image uploaded through that grain is gone (it drops the job,
+		// and the image stays pending for good).
 		g.loaded = false
 		reply, err = g.apply(ctx, cmd)
 	}
@@ -181,6 +190,13 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 		return reply
 	}
 	return reply
+}
+
+// staleRefusal reports whether err refuses a command for what the grain
+// holds in memory: a precondition or a not-found.
+func staleRefusal(err error) bool {
+	k := catalog.ErrorKind(err)
+	return k == catalog.KindPrecondition || k == catalog.KindNotFound
 }
 
 func (g *productGrain) load(ctx context.Context) error {

@@ -254,6 +254,9 @@ func (n *Node) Address() string { return n.System.Address() }
 // (members are matched by address: providers name members in their own
 // ways).
 func (n *Node) IsMember() bool {
+	if n.fenced() {
+		return false
+	}
 	addr := n.System.Address()
 	for _, m := range n.Cluster.MemberList.Members().Members() {
 		if m.Address() == addr {
@@ -261,6 +264,13 @@ func (n *Node) IsMember() bool {
 		}
 	}
 	return false
+}
+
+// fenced reports whether the membership fenced this node off (see
+// staticProvider.fenceIfSmaller).
+func (n *Node) fenced() bool {
+	sp, ok := n.provider.(*staticProvider)
+	return ok && sp.fenced.Load()
 }
 
 // Members returns the addresses of the members hosting kind.

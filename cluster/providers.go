@@ -19,7 +19,7 @@ import (
 func newProvider(cfg Config, system *actor.ActorSystem, log *zap.Logger) (pcluster.ClusterProvider, func(), error) {
 	switch cfg.Provider {
 	case ProviderStatic:
-		return newStatic(cfg, system)
+		return newStatic(cfg, system, log)
 	case ProviderEtcd:
 		p, err := etcd.NewWithConfig(strings.TrimRight(cfg.EtcdPrefix, "/"), clientv3.Config{
 			Endpoints:   cfg.EtcdEndpoints,

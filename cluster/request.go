@@ -49,6 +49,9 @@ const (
 // breaks, when it leaves the membership, or when it refuses connections
 // while a request waits on it.
 func (n *Node) Request(ctx context.Context, identity, kind string, msg any, timeout time.Duration) (any, error) {
+	if n.fenced() {
+		return nil, fmt.Errorf("%w: this node is fenced off the membership until it restarts", ErrUnreachable)
+	}
 	owner := n.peers.owner(identity, kind)
 	if owner == "" {
 		return nil, fmt.Errorf("%w: no member hosts %s grains", ErrUnreachable, kind)
@@ -105,7 +108,7 @@ func (n *Node) Request(ctx context.Context, identity, kind string, msg any, time
 // Owns reports whether this node is where the cluster places identity of
 // kind now, in its own view of the membership.
 func (n *Node) Owns(identity, kind string) bool {
-	return n.peers.owner(identity, kind) == n.System.Address()
+	return !n.fenced() && n.peers.owner(identity, kind) == n.System.Address()
 }
 
 // reachable fails with ErrUnreachable when addr is known gone and still

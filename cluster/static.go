@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"go.uber.org/zap"
 )
 
 // staticRefresh is how often the static provider polls every peer.
@@ -25,6 +27,9 @@ type staticMember struct {
 	Host    string   `json:"host"`
 	Port    int32    `json:"port"`
 	Kinds   []string `json:"kinds"`
+	// Members is how many members the answering node sees (0 from a
+	// node of an earlier release).
+	Members int `json:"members,omitempty"`
 }
 
 // staticProvider is membership by a fixed list of peers, in the manner of
@@ -51,19 +56,25 @@ type staticProvider struct {
 	kick     chan struct{} // a poll now, please (room for one)
 	mu       sync.Mutex
 	known    map[string]bool // the member ids of the last poll
+	log      *zap.Logger
+	// fenced: this node was dropped from the other members' views (or
+	// dropped them) while cut off from them, and is the smaller side;
+	// protoactor never admits a member again under the identity it left
+	// with, so the views cannot agree until this process restarts.
+	fenced atomic.Bool
 }
 
 // memberHeader names the member that polls.
 const memberHeader = "X-Vitrine-Member"
 
 // newStatic listens on cfg.ManageAddr for the membership checks.
-func newStatic(cfg Config, system *actor.ActorSystem) (pcluster.ClusterProvider, func(), error) {
+func newStatic(cfg Config, system *actor.ActorSystem, log *zap.Logger) (*staticProvider, func(), error) {
 	ln, err := net.Listen("tcp", cfg.ManageAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("membership endpoint: listen on %s: %w", cfg.ManageAddr, err)
 	}
 	p := &staticProvider{name: cfg.Name, peers: cfg.Peers, ln: ln, system: system, stop: make(chan struct{}),
-		client: &http.Client{Timeout: staticRefresh}, self: system.ID, kick: make(chan struct{}, 1), known: map[string]bool{}}
+		client: &http.Client{Timeout: staticRefresh}, self: system.ID, kick: make(chan struct{}, 1), known: map[string]bool{}, log: log}
 	return p, func() { _ = p.Shutdown(false) }, nil
 }
 
@@ -73,14 +84,18 @@ func (p *staticProvider) StartMember(c *pcluster.Cluster) error {
 	if err != nil {
 		return err
 	}
-	self, err := json.Marshal(staticMember{Cluster: p.name, ID: p.system.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds()}) // #nosec G115 -- a TCP port fits
-	if err != nil {
-		return err
-	}
+	self := staticMember{Cluster: p.name, ID: p.system.ID, Host: host, Port: int32(port), Kinds: c.GetClusterKinds()} // #nosec G115 -- a TCP port fits
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_health", func(w http.ResponseWriter, r *http.Request) {
+		answer := self
+		answer.Members = c.MemberList.Length()
+		body, err := json.Marshal(answer)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(self)
+		_, _ = w.Write(body)
 		if id := r.Header.Get(memberHeader); id != "" && !p.knows(id) {
 			select {
 			case p.kick <- struct{}{}:
@@ -125,9 +140,10 @@ func (p *staticProvider) poll(c *pcluster.Cluster) {
 			cancel()
 		}()
 		for {
-			if members, ok := p.check(ctx); ok {
+			if members, answers, ok := p.check(ctx); ok {
 				p.remember(members)
 				c.MemberList.UpdateClusterTopology(members)
+				p.fenceIfSmaller(c, answers)
 			}
 			select {
 			case <-p.stop:
@@ -159,7 +175,7 @@ func (p *staticProvider) remember(members []*pcluster.Member) {
 // check asks every peer at once; ok is false when none answered (the
 // membership is then left as it was, as a partition of this node alone
 // should not empty it).
-func (p *staticProvider) check(ctx context.Context) (members []*pcluster.Member, ok bool) {
+func (p *staticProvider) check(ctx context.Context) (members []*pcluster.Member, answers []*staticMember, ok bool) {
 	found := make([]*staticMember, len(p.peers))
 	var wg sync.WaitGroup
 	for i, peer := range p.peers {
@@ -173,9 +189,37 @@ func (p *staticProvider) check(ctx context.Context) (members []*pcluster.Member,
 		ok = true
 		if m.Cluster == p.name {
 			members = append(members, &pcluster.Member{Id: m.ID, Host: m.Host, Port: m.Port, Kinds: m.Kinds})
+			answers = append(answers, m)
 		}
 	}
-	return members, ok
+	return members, answers, ok
+}
+
+// fenceIfSmaller fences this node when a peer it dropped answers again
+// under the same identity (a partition between the nodes healed):
+// protoactor blocks a member that left for good, on both sides, so the
+// views would disagree from then on, each side placing every product of
+// the other on itself. The side that sees fewer members (on a tie, the
+// one with the smaller id) yields: it stops hosting and sending to grains
+// and reports itself out of the membership (readiness 503) until it is
+// restarted, when it joins under a new identity.
+func (p *staticProvider) fenceIfSmaller(c *pcluster.Cluster, answers []*staticMember) {
+	if p.fenced.Load() {
+		return
+	}
+	blocked := c.GetBlockedMembers()
+	view := c.MemberList.Length()
+	for _, m := range answers {
+		if m.ID == p.self || !blocked.Contains(m.ID) || m.Members == 0 {
+			continue
+		}
+		if m.Members > view || m.Members == view && m.ID > p.self {
+			p.fenced.Store(true)
+			p.log.Error("this node was cut off from the other members and they dropped it (or it dropped them): it stops serving grains and reports not ready until it is restarted",
+				zap.String("member", p.self), zap.Int("members_seen", view), zap.String("peer", m.ID), zap.Int("peer_members_seen", m.Members))
+			return
+		}
+	}
 }
 
 // ask returns the member a peer says it is, or nil.

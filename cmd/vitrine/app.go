@@ -201,6 +201,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		return nil, fmt.Errorf("start cluster node: %w", err)
 	}
 	node.Store(a.node)
+	members := a.node
+	a.metrics.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vitrine_cluster_members",
+		Help: "Members hosting product grains in this node's view of the membership."},
+		func() float64 { return float64(len(members.Members(actors.ProductKind))) }))
 	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
 	service := actors.NewService(a.node, cache, a.db, newID, 5*time.Second, actorMetrics)
 

@@ -5,10 +5,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -58,6 +60,8 @@ type registerRun struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	clients  sync.WaitGroup
+
+	down sync.Map // node base URL → true: left alone (SetDown)
 
 	mu        sync.Mutex
 	failed    int    // requests with a definite failure (no effect): not in the history
@@ -150,7 +154,14 @@ func (r *registerRun) client(c int, rng *rand.Rand) {
 		case <-time.After(2*time.Millisecond + time.Duration(rng.Int64N(int64(8*time.Millisecond)))):
 		}
 		product := r.products[rng.IntN(len(r.products))]
-		node := r.nodes[rng.IntN(len(r.nodes))]
+		i := rng.IntN(len(r.nodes))
+		for k := 0; k < len(r.nodes); k++ {
+			if _, down := r.down.Load(r.nodes[(i+k)%len(r.nodes)]); !down {
+				i = (i + k) % len(r.nodes)
+				break
+			}
+		}
+		node := r.nodes[i]
 		value := fmt.Sprintf("c%d-%d", c, n)
 		switch k := rng.IntN(4); {
 		case k == 2:
@@ -162,6 +173,16 @@ func (r *registerRun) client(c int, rng *rand.Rand) {
 				etags[product] = etag
 			}
 		}
+	}
+}
+
+// SetDown makes the clients leave node alone (down) or use it again, as a
+// load balancer does with a node whose readiness fails.
+func (r *registerRun) SetDown(node string, down bool) {
+	if down {
+		r.down.Store(node, true)
+	} else {
+		r.down.Delete(node)
 	}
 }
 
@@ -206,7 +227,13 @@ func (r *registerRun) write(c int, node, product, value, etag string) {
 	status, h, b, err := r.send("PATCH", node+"/products/"+product, fmt.Sprintf(`{"description":%q}`, value), header...)
 	var out linearcheck.Output
 	note := node
+	var dial *net.OpError
 	switch {
+	case errors.As(err, &dial) && dial.Op == "dial":
+		// The connection was refused (a node restarting): the request
+		// was never sent, and has no effect.
+		r.fail(fmt.Sprintf("PATCH %s on %s: %v", product, node, err))
+		return
 	case err != nil:
 		out.Outcome, note = linearcheck.Unknown, fmt.Sprintf("%s: %v", node, err)
 	case status == http.StatusOK:

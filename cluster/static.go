@@ -3,12 +3,14 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -56,7 +58,11 @@ type staticProvider struct {
 	kick     chan struct{} // a poll now, please (room for one)
 	mu       sync.Mutex
 	known    map[string]bool // the member ids of the last poll
-	log      *zap.Logger
+	// last is each peer's last answer, and missed whether its last poll
+	// went unanswered, by peer address (the poll loop's alone).
+	last   map[string]*staticMember
+	missed map[string]bool
+	log    *zap.Logger
 	// fenced: this node was dropped from the other members' views (or
 	// dropped them) while cut off from them, and is the smaller side;
 	// protoactor never admits a member again under the identity it left
@@ -74,7 +80,8 @@ func newStatic(cfg Config, system *actor.ActorSystem, log *zap.Logger) (*staticP
 		return nil, nil, fmt.Errorf("membership endpoint: listen on %s: %w", cfg.ManageAddr, err)
 	}
 	p := &staticProvider{name: cfg.Name, peers: cfg.Peers, ln: ln, system: system, stop: make(chan struct{}),
-		client: &http.Client{Timeout: staticRefresh}, self: system.ID, kick: make(chan struct{}, 1), known: map[string]bool{}, log: log}
+		client: &http.Client{Timeout: staticRefresh}, self: system.ID, kick: make(chan struct{}, 1), known: map[string]bool{}, log: log,
+		last: map[string]*staticMember{}, missed: map[string]bool{}}
 	return p, func() { _ = p.Shutdown(false) }, nil
 }
 
@@ -174,19 +181,38 @@ func (p *staticProvider) remember(members []*pcluster.Member) {
 
 // check asks every peer at once; ok is false when none answered (the
 // membership is then left as it was, as a partition of this node alone
-// should not empty it).
+// should not empty it). A member that leaves one poll unanswered (a slow
+// answer, lost packets) stays for that poll: it is dropped at the second
+// in a row, or at once when its port refuses the connection (its process
+// is gone, or left), since protoactor never admits a dropped member again
+// under its identity.
 func (p *staticProvider) check(ctx context.Context) (members []*pcluster.Member, answers []*staticMember, ok bool) {
-	found := make([]*staticMember, len(p.peers))
+	type reply struct {
+		m       *staticMember
+		refused bool
+	}
+	found := make([]reply, len(p.peers))
 	var wg sync.WaitGroup
 	for i, peer := range p.peers {
-		wg.Go(func() { found[i] = p.ask(ctx, peer) })
+		wg.Go(func() {
+			m, refused := p.ask(ctx, peer)
+			found[i] = reply{m, refused}
+		})
 	}
 	wg.Wait()
-	for _, m := range found {
-		if m == nil {
+	for i, r := range found {
+		peer, m := p.peers[i], r.m
+		switch {
+		case m != nil:
+			ok = true
+			p.last[peer], p.missed[peer] = m, false
+		case !r.refused && !p.missed[peer] && p.last[peer] != nil:
+			p.missed[peer] = true
+			m = p.last[peer]
+		default:
+			delete(p.last, peer)
 			continue
 		}
-		ok = true
 		if m.Cluster == p.name {
 			members = append(members, &pcluster.Member{Id: m.ID, Host: m.Host, Port: m.Port, Kinds: m.Kinds})
 			answers = append(answers, m)
@@ -222,21 +248,22 @@ func (p *staticProvider) fenceIfSmaller(c *pcluster.Cluster, answers []*staticMe
 	}
 }
 
-// ask returns the member a peer says it is, or nil.
-func (p *staticProvider) ask(ctx context.Context, peer string) *staticMember {
+// ask returns the member a peer says it is, or nil; refused when its
+// port refused the connection.
+func (p *staticProvider) ask(ctx context.Context, peer string) (m *staticMember, refused bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+peer+"/_health", http.NoBody)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	req.Header.Set(memberHeader, p.self)
 	res, err := p.client.Do(req) // #nosec G704 -- the peers are the operator's VITRINE_CLUSTER_PEERS
 	if err != nil {
-		return nil
+		return nil, errors.Is(err, syscall.ECONNREFUSED)
 	}
 	defer res.Body.Close()
-	var m staticMember
-	if res.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&m) != nil || m.ID == "" {
-		return nil
+	var answer staticMember
+	if res.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&answer) != nil || answer.ID == "" {
+		return nil, false
 	}
-	return &m
+	return &answer, false
 }

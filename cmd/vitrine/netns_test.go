@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -306,7 +307,7 @@ func (f *forwarder) pipe(dst, src net.Conn) {
 				return
 			}
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			if tc, ok := dst.(*net.TCPConn); ok && tc.CloseWrite() == nil {
 				return
 			}

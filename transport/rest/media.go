@@ -44,7 +44,12 @@ func (s *Server) media(ctx *fasthttp.RequestCtx, _ principal) {
 	s.mediaObject(ctx, key, ct)
 }
 
-// mediaFile serves a file of the embedded file store.
+// mediaFile serves a file of the embedded file store with the HTTP
+// semantics the object store's files get (mediaObject): ETag (the file's
+// size and modification time: a variant's file is written once) and
+// Last-Modified, If-None-Match and If-Modified-Since (304), a single byte
+// range (206, or 416 outside the file; several ranges, or an If-Range that
+// does not match, get the whole file, as RFC 9110 allows), HEAD.
 func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 	path, err := s.deps.Files.Path(key)
 	if err != nil {
@@ -64,10 +69,117 @@ func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 		return
 	}
-	ctx.SetBodyStream(f, int(st.Size())) // fasthttp closes f
-	ctx.Response.Header.Set("Content-Type", ct)
-	ctx.Response.Header.Set("Cache-Control", cacheForever)
-	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	size, modified := st.Size(), st.ModTime()
+	etag := `"` + strconv.FormatInt(size, 16) + "-" + strconv.FormatInt(modified.UnixNano(), 16) + `"`
+	h := &ctx.Response.Header
+	h.Set("Cache-Control", cacheForever)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("ETag", etag)
+	h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
+	inm := string(ctx.Request.Header.Peek("If-None-Match"))
+	if (inm != "" && etagMatches(inm, etag)) || (inm == "" && notModifiedSince(ctx, modified)) {
+		_ = f.Close() // read-only
+		ctx.SetStatusCode(http.StatusNotModified)
+		return
+	}
+	start, n := int64(0), size
+	if r := string(ctx.Request.Header.Peek("Range")); r != "" && ifRangeHolds(ctx, etag, modified) {
+		from, length, ok := byteRange(r, size)
+		switch {
+		case ok && length == 0: // outside the file
+			_ = f.Close() // read-only
+			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			writeProblem(ctx, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable",
+				"the range asked for lies outside the file of "+strconv.FormatInt(size, 10)+" bytes", nil)
+			return
+		case ok:
+			start, n = from, length
+			ctx.SetStatusCode(http.StatusPartialContent)
+			h.Set("Content-Range", "bytes "+strconv.FormatInt(from, 10)+"-"+strconv.FormatInt(from+length-1, 10)+"/"+strconv.FormatInt(size, 10))
+		}
+	}
+	h.Set("Content-Type", ct)
+	h.Set("X-Content-Type-Options", "nosniff")
+	if start == 0 && n == size {
+		ctx.SetBodyStream(f, int(size)) // fasthttp closes f
+		return
+	}
+	ctx.SetBodyStream(&sectionFile{Reader: io.NewSectionReader(f, start, n), f: f}, int(n)) // fasthttp closes it
+}
+
+// sectionFile is a range of a file, closing the file when fasthttp closes it.
+type sectionFile struct {
+	io.Reader
+	f *os.File
+}
+
+func (s *sectionFile) Close() error { return s.f.Close() }
+
+// etagMatches reports whether an If-None-Match list names etag (weakly, as
+// RFC 9110 compares for If-None-Match), or is "*".
+func etagMatches(list, etag string) bool {
+	for _, e := range strings.Split(list, ",") {
+		e = strings.TrimPrefix(strings.TrimSpace(e), "W/")
+		if e == "*" || e == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// ifRangeHolds reports whether a Range may be answered: no If-Range, or
+// one naming the file's ETag (strongly) or its Last-Modified date.
+func ifRangeHolds(ctx *fasthttp.RequestCtx, etag string, modified time.Time) bool {
+	ir := strings.TrimSpace(string(ctx.Request.Header.Peek("If-Range")))
+	if ir == "" {
+		return true
+	}
+	if strings.HasPrefix(ir, `"`) {
+		return ir == etag
+	}
+	t, err := http.ParseTime(ir)
+	return err == nil && t.Equal(modified.UTC().Truncate(time.Second))
+}
+
+// byteRange parses a Range header of one byte range against a file of
+// size bytes: "a-b", "a-" or "-n". ok is false when it is not one such
+// range (the whole file is the answer); length is 0 when it lies outside
+// the file (416).
+func byteRange(header string, size int64) (start, length int64, ok bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(header), "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false
+	}
+	if first == "" { // the last n bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, false
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, true
+		}
+		n = min(n, size)
+		return size - n, n, true
+	}
+	from, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || from < 0 {
+		return 0, 0, false
+	}
+	to := size - 1
+	if last != "" {
+		if to, err = strconv.ParseInt(last, 10, 64); err != nil || to < from {
+			return 0, 0, false
+		}
+		to = min(to, size-1)
+	}
+	if from >= size {
+		return 0, 0, true
+	}
+	return from, to - from + 1, true
 }
 
 // mediaObject streams a variant from the object store, as a caching proxy

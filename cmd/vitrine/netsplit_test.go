@@ -112,18 +112,7 @@ func startNSCluster(t *testing.T, svc *ownServices, n int) *nsCluster {
 			"VITRINE_DATA_DIR", t.TempDir()))
 	}
 	for _, nd := range c.nodes {
-		deadline := time.Now().Add(90 * time.Second)
-		for !nd.ready() {
-			select {
-			case <-nd.done:
-				t.Fatalf("node %d exited while starting:\n%s", nd.idx, tailFile(nd.log, 30))
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d not ready after 90 s:\n%s", nd.idx, tailFile(nd.log, 30))
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		nd.waitReady(t, "starting")
 	}
 	if !c.waitViews(n, 30*time.Second) {
 		t.Fatalf("the nodes do not all see %d members: %v", n, c.views())
@@ -207,19 +196,26 @@ func (nd *nsNode) restart(t *testing.T) (stopped time.Duration) {
 	}
 	stopped = time.Since(began)
 	nd.start(t, nd.bin, nd.env)
+	nd.waitReady(t, "starting again")
+	return stopped
+}
+
+// waitReady waits up to 90 s for nd to be ready, failing the test if it
+// exits first (what it was doing: "starting", "starting again").
+func (nd *nsNode) waitReady(t *testing.T, doing string) {
+	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for !nd.ready() {
 		select {
 		case <-nd.done:
-			t.Fatalf("node %d exited while starting again:\n%s", nd.idx, tailFile(nd.log, 30))
+			t.Fatalf("node %d exited while %s:\n%s", nd.idx, doing, tailFile(nd.log, 30))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %d not ready 90 s after its restart:\n%s", nd.idx, tailFile(nd.log, 30))
+			t.Fatalf("node %d not ready 90 s after %s:\n%s", nd.idx, doing, tailFile(nd.log, 30))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return stopped
 }
 
 func (nd *nsNode) ready() bool { return nd.readyz("?deps=false") }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -60,14 +61,59 @@ type Image struct {
 	ProcessedAt *time.Time `json:"processed_at"`
 }
 
-// MarshalJSON renders the image with variants always an array.
+// MarshalJSON renders the image with variants always an array, and its
+// renditions.
 func (img Image) MarshalJSON() ([]byte, error) {
 	type plain Image
-	q := plain(img)
+	q := struct {
+		plain
+		Renditions []Rendition `json:"renditions"`
+	}{plain(img), img.Renditions()}
 	if q.Variants == nil {
 		q.Variants = []Variant{}
 	}
 	return json.Marshal(q)
+}
+
+// Rendition is one variant of an image in all its formats: one entry of a
+// srcset. URL is its negotiated URL (the variant's URLs without their
+// extension), which /media answers in the best format the client accepts.
+type Rendition struct {
+	Name    string            `json:"name"`
+	Width   int               `json:"width"`
+	Height  int               `json:"height"`
+	Fit     string            `json:"fit,omitempty"`
+	URL     string            `json:"url"`
+	Formats []RenditionFormat `json:"formats"`
+}
+
+// RenditionFormat is one file of a rendition.
+type RenditionFormat struct {
+	Format string `json:"format"`
+	URL    string `json:"url"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// Renditions groups the image's variants by name, in the order of their
+// first file; a variant file whose URL does not end in its format's
+// extension (never made so) is left out. The result is never nil.
+func (img *Image) Renditions() []Rendition {
+	out := []Rendition{}
+	at := map[string]int{}
+	for _, v := range img.Variants {
+		stem, ok := strings.CutSuffix(v.URL, "."+v.Format)
+		if !ok {
+			continue
+		}
+		i, seen := at[v.Name]
+		if !seen {
+			i = len(out)
+			at[v.Name] = i
+			out = append(out, Rendition{Name: v.Name, Width: v.Width, Height: v.Height, Fit: v.Fit, URL: stem})
+		}
+		out[i].Formats = append(out[i].Formats, RenditionFormat{Format: v.Format, URL: v.URL, Bytes: v.Bytes})
+	}
+	return out
 }
 
 // ImageError says why processing failed.
@@ -140,10 +186,17 @@ func focusKey(f *FocalPoint) string {
 // the attention crop, whose key is VariantKey's): a new focal point writes
 // beside the old crop, which keeps serving until the new one is recorded.
 func CropKey(productID, imageID string, recipeVersion int, name, ext string, focus *FocalPoint) string {
+	return VariantStem(productID, imageID, recipeVersion, name, focus) + "." + ext
+}
+
+// VariantStem is the blob key of a variant without its format's
+// extension: the key of the variant's negotiated URL, which /media
+// answers in the best format the client accepts.
+func VariantStem(productID, imageID string, recipeVersion int, name string, focus *FocalPoint) string {
 	if focus == nil {
-		return VariantKey(productID, imageID, recipeVersion, name, ext)
+		return VariantPrefix(productID, imageID, recipeVersion) + name
 	}
-	return VariantPrefix(productID, imageID, recipeVersion) + name + "-" + focusKey(focus) + "." + ext
+	return VariantPrefix(productID, imageID, recipeVersion) + name + "-" + focusKey(focus)
 }
 
 // CropsStale reports whether the image's cover variants were cropped

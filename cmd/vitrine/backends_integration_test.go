@@ -449,6 +449,7 @@ func TestRealBackendsMediaProxy(t *testing.T) {
 	}
 	img := app.waitImage(r.Header.Get("Location"), 2*time.Minute)
 	checkMediaSemantics(t, app, img["variants"].([]any)[0].(map[string]any)["url"].(string))
+	checkNegotiation(t, app, img)
 }
 
 // TestTracingFollowsAnUploadThroughKafka: the upload's trace crosses the

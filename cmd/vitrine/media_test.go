@@ -50,6 +50,12 @@ func checkMediaSemantics(t *testing.T, app *testApp, url string) {
 		full.Header.Get("Accept-Ranges") != "bytes" || full.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
 		t.Fatalf("GET %s: %d %v", url, full.Status, full.Header)
 	}
+	// The tags a CDN purges by: the image's and its product's.
+	_, rest, _ := strings.Cut(url, "/media/products/")
+	if ids := strings.Split(rest, "/"); len(ids) < 3 || full.Header.Get("Surrogate-Key") != "image-"+ids[1]+" product-"+ids[0] ||
+		full.Header.Get("Cache-Tag") != "image-"+ids[1]+",product-"+ids[0] {
+		t.Errorf("GET %s: Surrogate-Key %q, Cache-Tag %q; want the image's and the product's tags", url, full.Header.Get("Surrogate-Key"), full.Header.Get("Cache-Tag"))
+	}
 	size := len(full.Body)
 	tests := []struct {
 		name   string
@@ -94,5 +100,127 @@ func checkMediaSemantics(t *testing.T, app *testApp, url string) {
 	}
 	if r := app.fetch(strings.Replace(url, "/r2/", "/r9/", 1)); r.Status != http.StatusNotFound {
 		t.Errorf("a missing variant: %d, want 404", r.Status)
+	}
+}
+
+// TestMediaNegotiation: a variant's negotiated URL (its renditions' url)
+// answers the format the client accepts, on the local directory; on S3 in
+// TestRealBackendsMediaProxy.
+func TestMediaNegotiation(t *testing.T) {
+	app := startApp(t, t.TempDir(), nil)
+	p := app.createProduct(`{"name":"Negotiated","price":"1","user_id":1}`)
+	r := app.uploadFile(p["id"].(string), filepath.Join(corpusDir(t), "photo_mate_wood.jpg"), true)
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("upload: %d %s", r.Status, r.Body)
+	}
+	location := r.Header.Get("Location")
+	img := app.waitImage(location, 2*time.Minute)
+	checkNegotiation(t, app, img)
+	// The product's representation carries the renditions too.
+	prod := app.do("GET", "/products/"+p["id"].(string), nil).json(t)
+	if got := prod["primary_image"].(map[string]any)["renditions"]; fmt.Sprint(got) != fmt.Sprint(img["renditions"]) {
+		t.Errorf("the product's primary_image renditions %v differ from the image's %v", got, img["renditions"])
+	}
+	// Deleted: its negotiated URLs are gone with it.
+	url := img["renditions"].([]any)[0].(map[string]any)["url"].(string)
+	if d := app.do("DELETE", location, nil); d.Status != http.StatusNoContent {
+		t.Fatalf("delete the image: %d %s", d.Status, d.Body)
+	}
+	expectProblem(t, app.fetch(url), http.StatusNotFound, "the negotiated URL of a deleted image")
+}
+
+// checkNegotiation checks the renditions of a ready image made by the
+// default recipe (WebP and JPEG) and what their negotiated URLs answer.
+func checkNegotiation(t *testing.T, app *testApp, img map[string]any) {
+	t.Helper()
+	renditions, _ := img["renditions"].([]any)
+	var names []string
+	for _, r := range renditions {
+		names = append(names, r.(map[string]any)["name"].(string))
+	}
+	if strings.Join(names, ",") != "thumb,small,medium,large" {
+		t.Fatalf("renditions %v, want thumb, small, medium and large: %v", names, img["renditions"])
+	}
+	// Each rendition: its variants' sizes, its formats the variants' files,
+	// its url theirs without the extension.
+	byURL := map[string]map[string]any{}
+	for _, v := range img["variants"].([]any) {
+		byURL[v.(map[string]any)["url"].(string)] = v.(map[string]any)
+	}
+	medium := renditions[2].(map[string]any)
+	for _, r := range renditions {
+		r := r.(map[string]any)
+		var formats []string
+		for _, f := range r["formats"].([]any) {
+			f := f.(map[string]any)
+			v := byURL[f["url"].(string)]
+			if v == nil || v["name"] != r["name"] || v["format"] != f["format"] || v["bytes"] != f["bytes"] ||
+				v["width"] != r["width"] || v["height"] != r["height"] || f["url"] != r["url"].(string)+"."+f["format"].(string) {
+				t.Errorf("rendition %v: format %v does not match a variant (%v)", r["name"], f, v)
+			}
+			formats = append(formats, f["format"].(string))
+		}
+		if strings.Join(formats, ",") != "webp,jpeg" {
+			t.Errorf("rendition %v: formats %v, want webp and jpeg", r["name"], formats)
+		}
+	}
+	url := medium["url"].(string)
+	webp, jpeg := app.fetch(url+".webp"), app.fetch(url+".jpeg")
+	if webp.Status != http.StatusOK || jpeg.Status != http.StatusOK {
+		t.Fatalf("the medium files: %d, %d", webp.Status, jpeg.Status)
+	}
+	chrome := "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+	for _, c := range []struct {
+		name, accept string
+		want         response
+		format       string
+	}{
+		{"a browser naming webp", chrome, webp, "webp"},
+		{"no Accept", "", jpeg, "jpeg"},
+		{"curl", "*/*", jpeg, "jpeg"},
+		{"webp preferred by q", "image/jpeg;q=0.5,image/webp", webp, "webp"},
+		{"jpeg preferred by q", "image/webp;q=0.2,image/jpeg", jpeg, "jpeg"},
+		{"only formats vitrine cannot make", "image/png,image/gif", jpeg, "jpeg"},
+		{"huge", strings.Repeat("text/plain;q=0.1,", 400) + "image/webp", jpeg, "jpeg"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := app.do("GET", url, nil, "Accept", c.accept)
+			if got.Status != http.StatusOK || !bytes.Equal(got.Body, c.want.Body) {
+				t.Fatalf("%d, %d bytes; want 200 and the %s file (%d bytes): %s", got.Status, len(got.Body), c.format, len(c.want.Body), got.Body)
+			}
+			if got.Header.Get("Content-Type") != c.want.Header.Get("Content-Type") || got.Header.Get("Vary") != "Accept" ||
+				got.Header.Get("Content-Location") != url+"."+c.format || got.Header.Get("ETag") != c.want.Header.Get("ETag") {
+				t.Errorf("headers %v; want the %s file's, Vary: Accept and Content-Location %s", got.Header, c.format, url+"."+c.format)
+			}
+		})
+	}
+	// Conditional and range requests as on the file's own URL.
+	if got := app.do("GET", url, nil, "Accept", chrome, "If-None-Match", webp.Header.Get("ETag")); got.Status != http.StatusNotModified || got.Header.Get("Vary") != "Accept" {
+		t.Errorf("If-None-Match: %d %v; want 304 with Vary", got.Status, got.Header)
+	}
+	if got := app.do("GET", url, nil, "Accept", chrome, "Range", "bytes=0-9"); got.Status != http.StatusPartialContent || !bytes.Equal(got.Body, webp.Body[:10]) {
+		t.Errorf("Range: %d, %d bytes; want 206 and the webp file's first 10", got.Status, len(got.Body))
+	}
+	if got := app.do("HEAD", url, nil, "Accept", chrome); got.Status != http.StatusOK || len(got.Body) != 0 || got.Header.Get("Content-Type") != "image/webp" {
+		t.Errorf("HEAD: %d, %d bytes, %v", got.Status, len(got.Body), got.Header)
+	}
+	refused := expectProblem(t, app.do("GET", url, nil, "Accept", "image/jpeg;q=0, image/webp;q=0, image/avif;q=0"), http.StatusNotAcceptable, "every format refused")
+	if !strings.Contains(fmt.Sprint(refused["detail"]), "webp, jpeg") {
+		t.Errorf("406 detail %q does not name the formats served", refused["detail"])
+	}
+	// An Accept of 16 KiB puts the header over the server's limit.
+	expectProblem(t, app.do("GET", url, nil, "Accept", strings.Repeat("image/webp;q=0.5,", 16<<10/17+1)), http.StatusRequestHeaderFieldsTooLarge, "an Accept of 16 KiB")
+	// Negotiated URLs of nothing.
+	imageID, productID := img["id"].(string), img["product_id"].(string)
+	for _, path := range []string{
+		strings.Replace(url, "/medium", "/nosuch", 1),
+		strings.Replace(url, "/r2/", "/r9/", 1),
+		strings.Replace(url, imageID, "00000000-0000-4000-8000-000000000000", 1),
+		strings.Replace(url, productID, "00000000-0000-4000-8000-000000000000", 1),
+		strings.Replace(url, imageID, "not-an-id", 1),
+		strings.Replace(url, "/r2/medium", "/medium", 1),
+		strings.Replace(url, "/r2/medium", "/r2/x/medium", 1),
+	} {
+		expectProblem(t, app.do("GET", path, nil, "Accept", chrome), http.StatusNotFound, path)
 	}
 }

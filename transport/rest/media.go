@@ -31,6 +31,10 @@ type BlobStreamer interface {
 // embedded file store, or streamed from the object store.
 func (s *Server) media(ctx *fasthttp.RequestCtx, _ principal) {
 	key := pathID(ctx, "key")
+	if !strings.Contains(key[strings.LastIndexByte(key, '/')+1:], ".") {
+		s.mediaNegotiated(ctx, key)
+		return
+	}
 	ext := key[strings.LastIndexByte(key, '.')+1:]
 	ct, ok := mediaTypes[ext]
 	if !ok || !strings.HasPrefix(key, "products/") {
@@ -73,6 +77,7 @@ func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 	etag := `"` + strconv.FormatInt(size, 16) + "-" + strconv.FormatInt(modified.UnixNano(), 16) + `"`
 	h := &ctx.Response.Header
 	h.Set("Cache-Control", cacheForever)
+	setCacheTags(h, key)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("ETag", etag)
 	h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
@@ -215,6 +220,7 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 		return
 	}
 	h.Set("Cache-Control", cacheForever)
+	setCacheTags(h, key)
 	h.Set("Accept-Ranges", "bytes")
 	if st.ETag != "" {
 		h.Set("ETag", st.ETag)
@@ -242,6 +248,21 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 		return
 	}
 	ctx.SetBodyStream(&closeCancels{ReadCloser: st.Body, cancel: cancel}, int(st.Size)) // fasthttp closes it
+}
+
+// setCacheTags names the image and product a file of key
+// (products/{id}/{image}/...) belongs to, for CDNs that purge by tag:
+// Surrogate-Key (Fastly and others: space-separated) and Cache-Tag
+// (Cloudflare, Akamai: comma-separated). A receiver of image.deleted
+// purges image-{id}; of product.deleted, product-{id}.
+func setCacheTags(h *fasthttp.ResponseHeader, key string) {
+	parts := strings.SplitN(key, "/", 4)
+	if len(parts) < 4 {
+		return
+	}
+	product, image := "product-"+parts[1], "image-"+parts[2]
+	h.Set("Surrogate-Key", image+" "+product)
+	h.Set("Cache-Tag", image+","+product)
 }
 
 // notModifiedSince reports whether the request's If-Modified-Since (a valid

@@ -147,17 +147,25 @@ func (f *fixture) upload(productID string) *catalog.Image {
 
 func (f *fixture) wait(img *catalog.Image) *catalog.Image {
 	f.t.Helper()
+	return f.waitFor(img, "ready or failed", func(got *catalog.Image) bool {
+		return got.Status == catalog.StatusReady || got.Status == catalog.StatusFailed
+	})
+}
+
+// waitFor polls the image for 20 s at most until done holds.
+func (f *fixture) waitFor(img *catalog.Image, what string, done func(*catalog.Image) bool) *catalog.Image {
+	f.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got, _, err := f.service.Image(context.Background(), img.ProductID, img.ID)
 		if err != nil {
 			f.t.Fatal(err)
 		}
-		if got.Status == catalog.StatusReady || got.Status == catalog.StatusFailed {
+		if done(got) {
 			return got
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("image still %s", got.Status)
+			f.t.Fatalf("image %s, variants %+v; want it %s", got.Status, got.Variants, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

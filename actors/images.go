@@ -24,7 +24,11 @@ type Rendition struct {
 
 // Processed is what processing made of an original.
 type Processed struct {
-	Renditions    []Rendition
+	Renditions []Rendition
+	// Pending are the files still to be made when Processed is given to
+	// ProcessOptions.Early (slow formats: AVIF), without Data; the final
+	// Processed has them among Renditions.
+	Pending       []Rendition
 	Placeholder   string // blurhash
 	DominantColor string // #rrggbb
 	Animated      bool
@@ -46,6 +50,11 @@ type ProcessOptions struct {
 	// CoverOnly makes only the cover variants: an image whose focal point
 	// changed gets new crops, its other variants stand.
 	CoverOnly bool
+	// Early, when set, is given the renditions of every variant's fast
+	// formats as soon as they are made, with the slow ones still to come
+	// (Processed.Pending); an error from it ends processing with that
+	// error. Process then returns every rendition.
+	Early func(Processed) error
 }
 
 // Fetcher downloads an imported image. Its errors are *catalog.Error values

@@ -456,6 +456,10 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 		// nothing changes, the version stays.
 		return imageReply(&img)
 	}
+	// A ready image whose last slow formats were just recorded: the
+	// formats' event, not a second image.ready.
+	formatsLanded := n.Images[i].Status == catalog.StatusReady && n.Images[i].PendingFiles() &&
+		img.Status == catalog.StatusReady && !img.PendingFiles()
 	n.Images[i] = img
 	if err := g.deps.Store.SaveImage(ctx, n, &img); err != nil {
 		return nil, fmt.Errorf("save image %s of product %s: %w", img.ID, g.id, err)
@@ -463,7 +467,11 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	if err := g.setState(ctx, n); err != nil {
 		return nil, err
 	}
-	g.emitImage(ctx, &img)
+	if formatsLanded {
+		g.emit(ctx, catalog.EventImageFormatsReady, img.ID, g.p.Version, g.p.UpdatedAt, &img)
+	} else {
+		g.emitImage(ctx, &img)
+	}
 	return imageReply(&img)
 }
 

@@ -103,6 +103,10 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 		return w.deleted(ctx, job)
 	case err != nil:
 		return w.transient(ctx, d, nil, catalog.FailInternal, err)
+	case img.Status == catalog.StatusReady && img.PendingFiles():
+		// Its slow formats were not all made (the process stopped, a
+		// retry): make them now.
+		return w.complete(ctx, d, img)
 	case img.Status == catalog.StatusReady && img.CropsStale():
 		// Its focal point moved: new crops, the other variants stand.
 		return w.recrop(ctx, d, img)
@@ -133,11 +137,20 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 	}
 	started := w.deps.Now()
 	pctx, endProcess := startSpan(ctx, w.deps.tracer, "libvips process", trace.WithAttributes(attribute.Int("vitrine.original_bytes", len(data))))
-	res, err := w.deps.Processor.Process(pctx, data, ProcessOptions{Focus: img.FocalPoint})
+	var early earlyRecord
+	res, err := w.deps.Processor.Process(pctx, data, ProcessOptions{Focus: img.FocalPoint, Early: func(res Processed) error {
+		return w.recordEarly(ctx, d, img, res, &early)
+	}})
 	endProcess(&err)
 	w.processing = w.deps.Now().Sub(started)
+	if early.out != nil { // recording the fast formats did not succeed
+		return *early.out
+	}
 	if markErr := w.awaitMark(); markErr != nil {
 		return w.notMarked(ctx, d, img, markErr)
+	}
+	if early.variants != nil { // ready: the slow formats are what is left
+		return w.finishDeferred(ctx, d, img, res, err)
 	}
 	if err != nil {
 		var ce *catalog.Error
@@ -159,11 +172,17 @@ func (w *worker) process(ctx context.Context, d catalog.Delivery) outcome {
 // finish stores the renditions of a whole processing run and records the
 // image ready with them.
 func (w *worker) finish(ctx context.Context, d catalog.Delivery, img *catalog.Image, res Processed) outcome {
-	job := d.Job()
-	variants, err := w.store(ctx, job, res, img.FocalPoint)
+	variants, err := w.store(ctx, d.Job(), res, img.FocalPoint)
 	if err != nil {
 		return w.transient(ctx, d, img, catalog.FailStorageUnavailable, err)
 	}
+	return w.recordReady(ctx, d, img, res, variants)
+}
+
+// recordReady records the image ready with variants made by res, then
+// removes the files of the recipe that made its variants before.
+func (w *worker) recordReady(ctx context.Context, d catalog.Delivery, img *catalog.Image, res Processed, variants []catalog.Variant) outcome {
+	job := d.Job()
 	oldRecipe := img.RecipeVersion
 	now := w.deps.Now().UTC().Truncate(time.Microsecond)
 	img.Status, img.Error, img.Variants, img.ProcessedAt = catalog.StatusReady, nil, variants, &now
@@ -313,6 +332,18 @@ func (w *worker) recrop(ctx context.Context, d catalog.Delivery, img *catalog.Im
 	return outcome{result: "ready", detail: "new crops"}
 }
 
+// variantOf is the record of rendition o of the job's image, made by
+// recipeVersion (a cover one cropped around focus), and its file's key.
+func (w *worker) variantOf(job catalog.Job, recipeVersion int, o Rendition, focus *catalog.FocalPoint) (catalog.Variant, string) {
+	fit, crop := cmp.Or(o.Fit, catalog.FitInside), (*catalog.FocalPoint)(nil)
+	if fit == catalog.FitCover {
+		crop = focus
+	}
+	key := catalog.CropKey(job.ProductID, job.ImageID, recipeVersion, o.Name, o.Format, crop)
+	return catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
+		Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key), Fit: fit, FocalPoint: crop}, key
+}
+
 // store writes the renditions to the blob store, all at once (each
 // write waits for its file to be durable), and returns their variants in
 // order. A variant already stored (by an earlier run of this job that did
@@ -326,13 +357,8 @@ func (w *worker) store(ctx context.Context, job catalog.Job, res Processed, focu
 	errs := make([]error, len(res.Renditions))
 	var wg sync.WaitGroup
 	for i, o := range res.Renditions {
-		fit, crop := cmp.Or(o.Fit, catalog.FitInside), (*catalog.FocalPoint)(nil)
-		if fit == catalog.FitCover {
-			crop = focus
-		}
-		key := catalog.CropKey(job.ProductID, job.ImageID, res.RecipeVersion, o.Name, o.Format, crop)
-		variants[i] = catalog.Variant{Name: o.Name, Format: o.Format, Width: o.Width, Height: o.Height,
-			Bytes: int64(len(o.Data)), URL: w.deps.Blobs.URL(key), Fit: fit, FocalPoint: crop}
+		v, key := w.variantOf(job, res.RecipeVersion, o, focus)
+		variants[i] = v
 		wg.Go(func() {
 			written, err := w.deps.Blobs.Create(ctx, key, o.Data, o.ContentType)
 			errs[i] = err

@@ -149,7 +149,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	workers := b.workers()
 	name := "images-" + r.name
 	s := &report.Scenario{Name: name, Unit: "images/s", Errors: map[string]uint64{},
-		Description: fmt.Sprintf("%d raw-body uploads of a %dx%d JPEG (Q92, %.1f MiB) to a vitrine with the %s recipe (%d outputs) and %d workers, timed from the first upload to the last image seen ready; %d rounds, alternating with the libvips floor (floor-%s: %d images at a time in one process) and vitrine's pipeline without the service (ProcessImage, same process and concurrency). Throughput is the median round; latency is that of single uploads on the idle node (upload sent → ready seen, polled every millisecond from 3/4 of the expected time on), each paired with ProcessImage of the same photo alone just before.",
+		Description: fmt.Sprintf("%d raw-body uploads of a %dx%d JPEG (Q92, %.1f MiB) to a vitrine with the %s recipe (%d outputs) and %d workers, timed from the first upload to the last image seen complete (ready with every format made); %d rounds, alternating with the libvips floor (floor-%s: %d images at a time in one process) and vitrine's pipeline without the service (ProcessImage, same process and concurrency). Throughput is the median round; latency is that of single uploads on the idle node (upload sent → ready seen, and → complete, polled every millisecond from 3/4 of the expected time on), each paired with ProcessImage of the same photo alone just before.",
 			b.o.imagesUploads, made.Width, made.Height, float64(len(body))/(1<<20), r.name, r.recipe.Outputs(), workers, b.o.imagesRounds, r.name, workers)}
 	recipeFile := filepath.Join(b.tmp, "recipe-"+r.name+".json")
 	rj, err := json.Marshal(r.recipe)
@@ -203,7 +203,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	if err != nil {
 		return nil, err
 	}
-	if err := scenario.WaitReady(ctx, c, loc, 5*time.Millisecond, time.Now().Add(5*time.Minute)); err != nil {
+	if err := scenario.WaitComplete(ctx, c, loc, 5*time.Millisecond, time.Now().Add(5*time.Minute)); err != nil {
 		return nil, err
 	}
 	ids = ids[1:]
@@ -287,8 +287,8 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	// Idle latency: single uploads, each paired with the same pipeline
 	// in-process on one image just before (the pure processing time), so
 	// that both see the same load from the rest of the machine.
-	process, ir := &hist.Histogram{}, &scenario.IdleResult{UploadToReady: &hist.Histogram{}, AcceptToReady: &hist.Histogram{}, Accept: &hist.Histogram{}}
-	var diffs, jobDiffs []float64 // upload → ready, 202 → ready, less the pipeline alone
+	process, ir := &hist.Histogram{}, scenario.NewIdleResult()
+	var diffs, jobDiffs []float64 // upload → complete, 202 → complete, less the pipeline alone
 	req.Mode, req.Count, req.Concurrency = floor.ModeProcess, 1, 1
 	for i := range b.o.imagesIdle {
 		pr, err := child.Do(req)
@@ -302,8 +302,8 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 		}
 		process.Record(pr.PerImage[0])
 		ir.Merge(one)
-		diffs = append(diffs, report.Ms(one.UploadToReady.Max()-pr.PerImage[0]))
-		jobDiffs = append(jobDiffs, report.Ms(one.AcceptToReady.Max()-pr.PerImage[0]))
+		diffs = append(diffs, report.Ms(one.UploadToComplete.Max()-pr.PerImage[0]))
+		jobDiffs = append(jobDiffs, report.Ms(one.AcceptToComplete.Max()-pr.PerImage[0]))
 	}
 	slices.Sort(diffs)
 	slices.Sort(jobDiffs)
@@ -312,6 +312,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 		Latency: report.LatencyOf(ir.UploadToReady), Errors: map[string]uint64{}, Status: map[string]uint64{},
 		ByOp: map[string]report.OpStats{
 			"upload → ready":          {Count: ir.UploadToReady.Count(), Latency: report.LatencyOf(ir.UploadToReady)},
+			"upload → complete":       {Count: ir.UploadToComplete.Count(), Latency: report.LatencyOf(ir.UploadToComplete)},
 			"202 → ready":             {Count: ir.AcceptToReady.Count(), Latency: report.LatencyOf(ir.AcceptToReady)},
 			"upload → 202":            {Count: ir.Accept.Count(), Latency: report.LatencyOf(ir.Accept)},
 			"ProcessImage in-process": {Count: process.Count(), Latency: report.LatencyOf(process)},
@@ -319,8 +320,9 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 		Timeline: []report.Point{}, Percentiles: report.PercentilesOf(ir.UploadToReady)}
 	s.Phases = append(s.Phases, idlePh)
 	added, jobAdded := median(diffs), median(jobDiffs)
-	b.bar.Done(name+" idle", fmt.Sprintf("upload → ready p50 %.1f p99 %.1f ms; ProcessImage alone p50 %.1f ms; the service adds %.1f ms (median of %d pairs, %.1f to %.1f), %.1f ms after the 202",
-		report.Ms(ir.UploadToReady.Quantile(0.5)), report.Ms(ir.UploadToReady.Quantile(0.99)), report.Ms(process.Quantile(0.5)), added, len(diffs), diffs[0], diffs[len(diffs)-1], jobAdded))
+	b.bar.Done(name+" idle", fmt.Sprintf("upload → ready p50 %.1f p99 %.1f ms, → complete p50 %.1f ms; ProcessImage alone p50 %.1f ms; the service adds %.1f ms to complete (median of %d pairs, %.1f to %.1f), %.1f ms after the 202",
+		report.Ms(ir.UploadToReady.Quantile(0.5)), report.Ms(ir.UploadToReady.Quantile(0.99)), report.Ms(ir.UploadToComplete.Quantile(0.5)),
+		report.Ms(process.Quantile(0.5)), added, len(diffs), diffs[0], diffs[len(diffs)-1], jobAdded))
 
 	// Medians over the rounds, and their ratios.
 	med := func(f func(imageRound) float64) (m, lo, hi float64) {
@@ -355,22 +357,23 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	s.Ratio = &ratio
 	s.Extra = map[string]any{
 		"recipe": r.recipe, "outputs": r.recipe.Outputs(), "workers": workers, "photo": map[string]any{"width": made.Width, "height": made.Height, "bytes": len(body), "from": filepath.Base(b.photoSrc.large), "scale": roundTo(scale, 4), "quality": 92},
-		"images_per_s":             map[string]float64{"median": report.Round2(vIPS), "min": vIPSlo, "max": vIPShi},
-		"cpu_ms_per_image":         map[string]float64{"median": report.Round2(vCPU), "min": vCPUlo, "max": vCPUhi},
-		"floor_cpu_ms_per_image":   report.Round2(fCPU),
-		"cpu_ratio":                roundTo(cpuRatio, 3),
-		"cpu_ratio_min":            roundTo(cpuRatioLo, 3),
-		"cpu_ratio_max":            roundTo(cpuRatioHi, 3),
-		"process_images_per_s":     report.Round2(pIPS),
-		"process_cpu_ms_per_image": report.Round2(pCPU),
-		"idle_upload_to_ready_ms":  map[string]float64{"p50": idlePh.Latency.P50, "p99": idlePh.Latency.P99},
-		"idle_process_ms":          map[string]float64{"p50": report.Ms(process.Quantile(0.5)), "p99": report.Ms(process.Quantile(0.99))},
-		"idle_added_ms":            added,
-		"idle_added_ms_min":        diffs[0],
-		"idle_added_ms_max":        diffs[len(diffs)-1],
-		"idle_added_after_202_ms":  jobAdded,
-		"idle_upload_to_202_ms":    map[string]float64{"p50": report.Ms(ir.Accept.Quantile(0.5)), "p99": report.Ms(ir.Accept.Quantile(0.99))},
-		"rounds":                   rounds,
+		"images_per_s":               map[string]float64{"median": report.Round2(vIPS), "min": vIPSlo, "max": vIPShi},
+		"cpu_ms_per_image":           map[string]float64{"median": report.Round2(vCPU), "min": vCPUlo, "max": vCPUhi},
+		"floor_cpu_ms_per_image":     report.Round2(fCPU),
+		"cpu_ratio":                  roundTo(cpuRatio, 3),
+		"cpu_ratio_min":              roundTo(cpuRatioLo, 3),
+		"cpu_ratio_max":              roundTo(cpuRatioHi, 3),
+		"process_images_per_s":       report.Round2(pIPS),
+		"process_cpu_ms_per_image":   report.Round2(pCPU),
+		"idle_upload_to_ready_ms":    map[string]float64{"p50": idlePh.Latency.P50, "p99": idlePh.Latency.P99},
+		"idle_upload_to_complete_ms": map[string]float64{"p50": report.Ms(ir.UploadToComplete.Quantile(0.5)), "p99": report.Ms(ir.UploadToComplete.Quantile(0.99))},
+		"idle_process_ms":            map[string]float64{"p50": report.Ms(process.Quantile(0.5)), "p99": report.Ms(process.Quantile(0.99))},
+		"idle_added_ms":              added,
+		"idle_added_ms_min":          diffs[0],
+		"idle_added_ms_max":          diffs[len(diffs)-1],
+		"idle_added_after_202_ms":    jobAdded,
+		"idle_upload_to_202_ms":      map[string]float64{"p50": report.Ms(ir.Accept.Quantile(0.5)), "p99": report.Ms(ir.Accept.Quantile(0.99))},
+		"rounds":                     rounds,
 	}
 	return s, nil
 }

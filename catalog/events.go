@@ -20,6 +20,10 @@ const (
 	EventImageProcessing EventType = "image.processing"
 	EventImageReady      EventType = "image.ready"
 	EventImageFailed     EventType = "image.failed"
+	// EventImageFormatsReady: the slow formats of a ready image (AVIF) were
+	// made, or failed: no variant file is pending any more; its data is
+	// the image.
+	EventImageFormatsReady EventType = "image.formats_ready"
 	// EventImageDeleted: an image was removed; its data is {"id", "product_id"}.
 	EventImageDeleted EventType = "image.deleted"
 	// EventImageUpdated: an image's alt text or place changed (the places
@@ -36,7 +40,7 @@ const (
 func EventTypes() []EventType {
 	return []EventType{EventProductCreated, EventProductUpdated, EventProductDeleted,
 		EventImagePending, EventImageProcessing, EventImageReady, EventImageFailed,
-		EventImageDeleted, EventImageUpdated, EventImagesReordered}
+		EventImageFormatsReady, EventImageDeleted, EventImageUpdated, EventImagesReordered}
 }
 
 // ImageEvent is the event type of an image that reached status.

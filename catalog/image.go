@@ -69,8 +69,12 @@ func (img Image) MarshalJSON() ([]byte, error) {
 		plain
 		Renditions []Rendition `json:"renditions"`
 	}{plain(img), img.Renditions()}
-	if q.Variants == nil {
-		q.Variants = []Variant{}
+	q.Variants = make([]Variant, len(img.Variants))
+	for i, v := range img.Variants {
+		if v.Status == "" {
+			v.Status = FileReady
+		}
+		q.Variants[i] = v
 	}
 	return json.Marshal(q)
 }
@@ -87,9 +91,11 @@ type Rendition struct {
 	Formats []RenditionFormat `json:"formats"`
 }
 
-// RenditionFormat is one file of a rendition.
+// RenditionFormat is one file of a rendition, with its status (a
+// Variant's): the negotiated URL serves only ready files.
 type RenditionFormat struct {
 	Format string `json:"format"`
+	Status string `json:"status"`
 	URL    string `json:"url"`
 	Bytes  int64  `json:"bytes"`
 }
@@ -111,7 +117,11 @@ func (img *Image) Renditions() []Rendition {
 			at[v.Name] = i
 			out = append(out, Rendition{Name: v.Name, Width: v.Width, Height: v.Height, Fit: v.Fit, URL: stem})
 		}
-		out[i].Formats = append(out[i].Formats, RenditionFormat{Format: v.Format, URL: v.URL, Bytes: v.Bytes})
+		status := v.Status
+		if status == "" {
+			status = FileReady
+		}
+		out[i].Formats = append(out[i].Formats, RenditionFormat{Format: v.Format, Status: status, URL: v.URL, Bytes: v.Bytes})
 	}
 	return out
 }
@@ -152,6 +162,32 @@ type Variant struct {
 	// FocalPoint is the point a cover variant was cropped around (nil:
 	// libvips' attention strategy chose the crop).
 	FocalPoint *FocalPoint `json:"focal_point,omitempty"`
+	// Status is whether the file is there: FileReady (also "", as
+	// recorded before formats had a status of their own), FilePending (a
+	// slow format still being made after the image became ready: Bytes is
+	// 0 and URL answers 404 until then) or FileFailed.
+	Status string `json:"status,omitempty"`
+}
+
+// The statuses of a variant's file.
+const (
+	FileReady   = "ready"
+	FilePending = "pending"
+	FileFailed  = "failed"
+)
+
+// Ready reports whether the variant's file is there to serve.
+func (v *Variant) Ready() bool { return v.Status == "" || v.Status == FileReady }
+
+// PendingFiles reports whether some variant file of the image is still
+// being made (a slow format of a ready image).
+func (img *Image) PendingFiles() bool {
+	for i := range img.Variants {
+		if img.Variants[i].Status == FilePending {
+			return true
+		}
+	}
+	return false
 }
 
 // The fits of variants.

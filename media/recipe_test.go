@@ -17,11 +17,11 @@ func TestDefaultRecipe(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if r.Version != 2 || media.DefaultRecipeVersion != 2 {
-		t.Errorf("version = %d, want 2", r.Version)
+	if r.Version != 3 || media.DefaultRecipeVersion != 3 {
+		t.Errorf("version = %d, want 3", r.Version)
 	}
-	if r.Outputs() != 8 {
-		t.Errorf("outputs = %d, want 8", r.Outputs())
+	if r.Outputs() != 12 {
+		t.Errorf("outputs = %d, want 12", r.Outputs())
 	}
 	boxes := map[string]int{"thumb": 200, "small": 400, "medium": 800, "large": 1600}
 	for i, v := range r.Variants {
@@ -32,9 +32,15 @@ func TestDefaultRecipe(t *testing.T) {
 		if boxes[v.Name] != v.Width || v.Width != v.Height || v.Fit != fit {
 			t.Errorf("variant %d %+v", i, v)
 		}
-		if len(v.Formats) != 2 || v.Formats[0] != (media.Encoding{Format: media.FormatWebP, Quality: 80}) ||
-			v.Formats[1] != (media.Encoding{Format: media.FormatJPEG, Quality: 82}) {
+		if len(v.Formats) != 3 || v.Formats[0] != (media.Encoding{Format: media.FormatWebP, Quality: 80}) ||
+			v.Formats[1] != (media.Encoding{Format: media.FormatJPEG, Quality: 82}) ||
+			v.Formats[2] != (media.Encoding{Format: media.FormatAVIF, Quality: 55}) {
 			t.Errorf("variant %s formats %+v", v.Name, v.Formats)
+		}
+		for _, e := range v.Formats {
+			if v.Deferred(e) != (e.Format == media.FormatAVIF) {
+				t.Errorf("variant %s: %s deferred %v", v.Name, e.Format, v.Deferred(e))
+			}
 		}
 	}
 	// The recipe is data: it survives JSON, through ParseRecipe too.
@@ -197,5 +203,17 @@ func TestHeaderDisplaySize(t *testing.T) {
 		if swapped != (w == 20 && h == 30) || !swapped != (w == 30 && h == 20) {
 			t.Errorf("orientation %d: %dx%d", o, w, h)
 		}
+	}
+}
+
+// TestDeferred: AVIF waits for the image to be ready only when the variant
+// has another format to serve meanwhile.
+func TestDeferred(t *testing.T) {
+	avif, webp := media.Encoding{Format: media.FormatAVIF, Quality: 50}, media.Encoding{Format: media.FormatWebP, Quality: 80}
+	if v := (media.Variant{Formats: []media.Encoding{avif}}); v.Deferred(avif) {
+		t.Error("an AVIF-only variant defers its only format")
+	}
+	if v := (media.Variant{Formats: []media.Encoding{avif, webp}}); !v.Deferred(avif) || v.Deferred(webp) {
+		t.Error("AVIF beside WebP: AVIF deferred, WebP not")
 	}
 }

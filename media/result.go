@@ -61,4 +61,11 @@ type Options struct {
 	// CoverOnly makes only the cover variants: their crops are made again
 	// while the others stand.
 	CoverOnly bool
+	// Early, when set, is called once every variant's other formats are
+	// made, before its deferred ones (Variant.Deferred: AVIF) are encoded,
+	// with a Result of those outputs only (and the placeholder and
+	// colour); an error from it ends processing with that error. The
+	// final Result then holds every output. Without Early, each variant's
+	// formats are made one after the other, deferred or not.
+	Early func(Result) error
 }

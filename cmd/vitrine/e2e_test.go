@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/catalog"
+	"github.com/vitrine-dev/vitrine/media"
 )
 
 func TestProductsEndToEnd(t *testing.T) { testProducts(t, nil) }
@@ -221,7 +222,7 @@ func testImages(t *testing.T, env map[string]string) {
 		if dc, _ := img["dominant_color"].(string); len(dc) != 7 || dc[0] != '#' {
 			t.Errorf("%s: dominant_color %q", c.file, dc)
 		}
-		if img["recipe_version"] != 2.0 || img["animated"] != false {
+		if img["recipe_version"] != float64(media.DefaultRecipeVersion) || img["animated"] != false {
 			t.Errorf("%s: recipe_version %v animated %v", c.file, img["recipe_version"], img["animated"])
 		}
 		variants := img["variants"].([]any)
@@ -241,7 +242,7 @@ func testImages(t *testing.T, env map[string]string) {
 			if err != nil {
 				t.Fatalf("%s %s.%s: the variant does not decode: %v", c.file, name, format, err)
 			}
-			wantCT := map[string]string{"webp": "image/webp", "jpeg": "image/jpeg"}[format]
+			wantCT := map[string]string{"webp": "image/webp", "jpeg": "image/jpeg", "avif": "image/avif"}[format]
 			if h.ContentType != wantCT || r.Header.Get("Content-Type") != wantCT {
 				t.Errorf("%s %s.%s: content %q, header %q", c.file, name, format, h.ContentType, r.Header.Get("Content-Type"))
 			}
@@ -263,7 +264,7 @@ func testImages(t *testing.T, env map[string]string) {
 				t.Errorf("%s %s.%s keeps metadata: %v", c.file, name, format, tags)
 			}
 			if app.blobs != nil { // the proxy streams the stored bytes
-				key := catalog.VariantKey(id, img["id"].(string), 2, name, format)
+				key := catalog.VariantKey(id, img["id"].(string), media.DefaultRecipeVersion, name, format)
 				if !bytes.Equal(r.Body, app.storedBlob(key)) {
 					t.Errorf("%s %s.%s: GET %s is not the object %s", c.file, name, format, v["url"], key)
 				}
@@ -279,11 +280,12 @@ func testImages(t *testing.T, env map[string]string) {
 			if status := app.anonymousBucketGet(original); status != http.StatusForbidden {
 				t.Errorf("%s: the original in the bucket answers %d to an anonymous GET, want 403", c.file, status)
 			}
-			if status := app.anonymousBucketGet(catalog.VariantKey(id, img["id"].(string), 2, "large", "jpeg")); status != http.StatusForbidden {
+			if status := app.anonymousBucketGet(catalog.VariantKey(id, img["id"].(string), media.DefaultRecipeVersion, "large", "jpeg")); status != http.StatusForbidden {
 				t.Errorf("%s: a variant in the bucket answers %d to an anonymous GET, want 403 (vitrine serves it)", c.file, status)
 			}
 		}
-		for _, want := range []string{"thumb.webp", "thumb.jpeg", "small.webp", "small.jpeg", "medium.webp", "medium.jpeg", "large.webp", "large.jpeg"} {
+		for _, want := range []string{"thumb.webp", "thumb.jpeg", "thumb.avif", "small.webp", "small.jpeg", "small.avif",
+			"medium.webp", "medium.jpeg", "medium.avif", "large.webp", "large.jpeg", "large.avif"} {
 			if !seen[want] {
 				t.Errorf("%s: no %s variant in %v", c.file, want, seen)
 			}

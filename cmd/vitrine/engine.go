@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -68,19 +69,75 @@ func (e *engine) Probe(data []byte) (actors.Header, error) {
 	return actors.Header{ContentType: h.Format.ContentType(), Width: w, Height: ht, Frames: h.Frames}, nil
 }
 
-// Process runs the recipe.
+// Process runs the recipe; with opts.Early, the slow formats after it.
 func (e *engine) Process(ctx context.Context, data []byte, opts actors.ProcessOptions) (actors.Processed, error) {
-	r, err := e.rt.ProcessImageWith(ctx, data, e.recipe, media.Options{Focus: opts.Focus, CoverOnly: opts.CoverOnly})
+	mopts := media.Options{Focus: opts.Focus, CoverOnly: opts.CoverOnly}
+	observed := 0
+	if opts.Early != nil {
+		mopts.Early = func(r media.Result) error {
+			e.metrics.observe(r.Outputs)
+			observed = len(r.Outputs)
+			res := e.processed(r)
+			res.Pending = e.pending(r.Outputs)
+			return opts.Early(res)
+		}
+	}
+	r, err := e.rt.ProcessImageWith(ctx, data, e.recipe, mopts)
 	if err != nil {
 		return actors.Processed{}, err
 	}
-	e.metrics.observe(r.Outputs)
+	if observed == 0 {
+		e.metrics.observe(r.Outputs)
+	} else {
+		var late []media.Output
+		for _, o := range r.Outputs {
+			if v := e.variant(o.Name); v != nil && v.Deferred(media.Encoding{Format: o.Format}) {
+				late = append(late, o)
+			}
+		}
+		e.metrics.observe(late)
+	}
+	return e.processed(r), nil
+}
+
+// processed is the worker's view of a result.
+func (e *engine) processed(r media.Result) actors.Processed {
 	res := actors.Processed{RecipeVersion: e.recipe.Version, Placeholder: r.Placeholder, DominantColor: r.DominantColor,
 		Animated: r.Animated, Renditions: make([]actors.Rendition, len(r.Outputs))}
 	for i, o := range r.Outputs {
 		res.Renditions[i] = actors.Rendition{Name: o.Name, Fit: string(o.Fit), Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}
 	}
-	return res, nil
+	return res
+}
+
+// pending lists the deferred files of the variants made so far (outputs
+// of ProcessImageWith's Early), sized as the variant's other files.
+func (e *engine) pending(early []media.Output) []actors.Rendition {
+	var out []actors.Rendition
+	for _, v := range e.recipe.Variants {
+		i := slices.IndexFunc(early, func(o media.Output) bool { return o.Name == v.Name })
+		if i < 0 {
+			continue
+		}
+		for _, enc := range v.Formats {
+			if v.Deferred(enc) {
+				o := early[i]
+				out = append(out, actors.Rendition{Name: v.Name, Fit: string(o.Fit), Format: enc.Format.Name(),
+					ContentType: enc.Format.ContentType(), Width: o.Width, Height: o.Height})
+			}
+		}
+	}
+	return out
+}
+
+// variant is the recipe's variant of that name (nil when none).
+func (e *engine) variant(name string) *media.Variant {
+	for i := range e.recipe.Variants {
+		if e.recipe.Variants[i].Name == name {
+			return &e.recipe.Variants[i]
+		}
+	}
+	return nil
 }
 
 // Collector is the engine's metrics.

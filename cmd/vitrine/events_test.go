@@ -176,14 +176,25 @@ func TestEventStream(t *testing.T) {
 	if data["status"] != "ready" || len(data["variants"].([]any)) == 0 || data["placeholder"] == "" {
 		t.Errorf("image.ready carries %v, want the ready image", data)
 	}
+	// Ready with its AVIF files still to come; then they land.
+	if got := fileStatuses(data); got["webp"] != "ready" || got["jpeg"] != "ready" || got["avif"] != "pending" {
+		t.Errorf("image.ready: files %v, want webp and jpeg ready, avif pending", got)
+	}
+	landed := s.next()
+	if landed.Type != "image.formats_ready" || landed.ID != "5" {
+		t.Fatalf("after image.ready: %+v, want image.formats_ready #5", landed)
+	}
+	if got := fileStatuses(landed.Data["data"].(map[string]any)); got["avif"] != "ready" || len(got) != 3 {
+		t.Errorf("image.formats_ready: files %v, want all ready", got)
+	}
 	if r := app.do("PATCH", "/products/"+id, strings.NewReader(`{"name":"Renamed"}`), "Content-Type", "application/merge-patch+json"); r.Status != http.StatusOK {
 		t.Fatalf("patch: %d %s", r.Status, r.Body)
 	}
 	upd := s.next()
-	if upd.Type != "product.updated" || upd.ID != "5" {
+	if upd.Type != "product.updated" || upd.ID != "6" {
 		t.Fatalf("after the patch: %+v", upd)
 	}
-	if d, _ := upd.Data["data"].(map[string]any); d["name"] != "Renamed" || d["etag"] != `"`+id+`.5"` {
+	if d, _ := upd.Data["data"].(map[string]any); d["name"] != "Renamed" || d["etag"] != `"`+id+`.6"` {
 		t.Errorf("product.updated carries %v", upd.Data["data"])
 	}
 	s.res.Body.Close()
@@ -195,8 +206,8 @@ func TestEventStream(t *testing.T) {
 			t.Fatalf("patch: %d %s", r.Status, r.Body)
 		}
 	}
-	s = app.openStream(id, "5")
-	for want := 6; want <= 8; want++ {
+	s = app.openStream(id, "6")
+	for want := 7; want <= 9; want++ {
 		if e := s.next(); e.ID != strconv.Itoa(want) || e.Type != "product.updated" {
 			t.Fatalf("resumed stream: %+v, want #%d", e, want)
 		}
@@ -204,30 +215,30 @@ func TestEventStream(t *testing.T) {
 	if r := app.do("POST", "/products/"+id+"/images/"+imageID+"/reprocess", nil); r.Status != http.StatusAccepted {
 		t.Fatalf("reprocess: %d %s", r.Status, r.Body)
 	}
-	if e := s.next(); e.ID != "9" || e.Type != "image.pending" {
-		t.Fatalf("after a reprocess: %+v, want image.pending #9", e)
+	if e := s.next(); e.ID != "10" || e.Type != "image.pending" {
+		t.Fatalf("after a reprocess: %+v, want image.pending #10", e)
 	}
-	s.expect("image.ready")
+	s.expect("image.formats_ready")
 
 	// The same events, without a stream: a poll that ends.
-	r = app.do("GET", "/products/"+id+"/events", nil, "Last-Event-ID", "7")
+	r = app.do("GET", "/products/"+id+"/events", nil, "Last-Event-ID", "8")
 	if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("poll: %d %s %s", r.Status, r.Header.Get("Content-Type"), r.Body)
 	}
-	if got := strings.Count(string(r.Body), "\nevent: "); got != 4 {
-		t.Errorf("poll after #7 has %d events, want #8…#11:\n%s", got, r.Body)
+	if got := strings.Count(string(r.Body), "\nevent: "); got != 5 {
+		t.Errorf("poll after #8 has %d events, want #9…#13:\n%s", got, r.Body)
 	}
 	// An id this product never gave: reload.
 	reset := app.openStream(id, "999").next()
-	if reset.Type != "stream.reset" || reset.ID != "11" {
-		t.Errorf("resume from a future id: %+v, want stream.reset #11", reset)
+	if reset.Type != "stream.reset" || reset.ID != "13" {
+		t.Errorf("resume from a future id: %+v, want stream.reset #13", reset)
 	}
 
 	// Deletion ends the stream after product.deleted.
 	if r := app.do("DELETE", "/products/"+id, nil); r.Status != http.StatusNoContent {
 		t.Fatalf("delete: %d", r.Status)
 	}
-	if e := s.next(); e.Type != "product.deleted" || e.ID != "12" {
+	if e := s.next(); e.Type != "product.deleted" || e.ID != "14" {
 		t.Fatalf("after the delete: %+v", e)
 	}
 	select {
@@ -239,7 +250,7 @@ func TestEventStream(t *testing.T) {
 		t.Fatal("the stream stayed open after product.deleted")
 	}
 	// A resume after the deletion still gets it; a new stream is a 404.
-	if e := app.openStream(id, "11").next(); e.Type != "product.deleted" {
+	if e := app.openStream(id, "13").next(); e.Type != "product.deleted" {
 		t.Errorf("resume after the deletion: %+v", e)
 	}
 	expectProblem(t, app.do("GET", "/products/"+id+"/events", nil, "Accept", "text/event-stream"), http.StatusNotFound, "events of a deleted product")
@@ -322,4 +333,19 @@ func TestStalledSubscriberDropped(t *testing.T) {
 	if grew := int64(heap()) - int64(before); grew > 48<<20 {
 		t.Errorf("heap grew by %d MiB while a subscriber stalled", grew>>20)
 	}
+}
+
+// fileStatuses maps each format of an image document's variants to its
+// files' status ("mixed" when they differ).
+func fileStatuses(img map[string]any) map[string]string {
+	out := map[string]string{}
+	for _, v := range img["variants"].([]any) {
+		v := v.(map[string]any)
+		f, st := v["format"].(string), v["status"].(string)
+		if old, ok := out[f]; ok && old != st {
+			st = "mixed"
+		}
+		out[f] = st
+	}
+	return out
 }

@@ -21,8 +21,9 @@ import (
 	"github.com/vitrine-dev/vitrine/catalog"
 )
 
-// The variants of the default recipe (version 2).
-var recipeVariants = []string{"thumb.webp", "thumb.jpeg", "small.webp", "small.jpeg", "medium.webp", "medium.jpeg", "large.webp", "large.jpeg"}
+// The variants of the default recipe (version 3).
+var recipeVariants = []string{"thumb.webp", "thumb.jpeg", "thumb.avif", "small.webp", "small.jpeg", "small.avif",
+	"medium.webp", "medium.jpeg", "medium.avif", "large.webp", "large.jpeg", "large.avif"}
 
 // settle waits until no job is queued or running anywhere in the app.
 func (a *testApp) settle(within time.Duration) {

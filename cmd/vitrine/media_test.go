@@ -98,7 +98,7 @@ func checkMediaSemantics(t *testing.T, app *testApp, url string) {
 		head.Header.Get("ETag") != full.Header.Get("ETag") || head.Header.Get("Content-Type") != full.Header.Get("Content-Type") {
 		t.Errorf("HEAD: %d, %d bytes, %v", head.Status, len(head.Body), head.Header)
 	}
-	if r := app.fetch(strings.Replace(url, "/r2/", "/r9/", 1)); r.Status != http.StatusNotFound {
+	if r := app.fetch(strings.Replace(url, "/r3/", "/r9/", 1)); r.Status != http.StatusNotFound {
 		t.Errorf("a missing variant: %d, want 404", r.Status)
 	}
 }
@@ -130,7 +130,8 @@ func TestMediaNegotiation(t *testing.T) {
 }
 
 // checkNegotiation checks the renditions of a ready image made by the
-// default recipe (WebP and JPEG) and what their negotiated URLs answer.
+// default recipe (WebP, JPEG and AVIF, all made) and what their negotiated
+// URLs answer.
 func checkNegotiation(t *testing.T, app *testApp, img map[string]any) {
 	t.Helper()
 	renditions, _ := img["renditions"].([]any)
@@ -160,14 +161,14 @@ func checkNegotiation(t *testing.T, app *testApp, img map[string]any) {
 			}
 			formats = append(formats, f["format"].(string))
 		}
-		if strings.Join(formats, ",") != "webp,jpeg" {
-			t.Errorf("rendition %v: formats %v, want webp and jpeg", r["name"], formats)
+		if strings.Join(formats, ",") != "webp,jpeg,avif" {
+			t.Errorf("rendition %v: formats %v, want webp, jpeg and avif", r["name"], formats)
 		}
 	}
 	url := medium["url"].(string)
-	webp, jpeg := app.fetch(url+".webp"), app.fetch(url+".jpeg")
-	if webp.Status != http.StatusOK || jpeg.Status != http.StatusOK {
-		t.Fatalf("the medium files: %d, %d", webp.Status, jpeg.Status)
+	webp, jpeg, avif := app.fetch(url+".webp"), app.fetch(url+".jpeg"), app.fetch(url+".avif")
+	if webp.Status != http.StatusOK || jpeg.Status != http.StatusOK || avif.Status != http.StatusOK {
+		t.Fatalf("the medium files: %d, %d, %d", webp.Status, jpeg.Status, avif.Status)
 	}
 	chrome := "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 	for _, c := range []struct {
@@ -175,7 +176,9 @@ func checkNegotiation(t *testing.T, app *testApp, img map[string]any) {
 		want         response
 		format       string
 	}{
-		{"a browser naming webp", chrome, webp, "webp"},
+		{"a browser naming avif", chrome, avif, "avif"},
+		{"a browser naming webp", "image/webp,image/*,*/*;q=0.8", webp, "webp"},
+		{"avif refused", "image/avif;q=0,image/webp", webp, "webp"},
 		{"no Accept", "", jpeg, "jpeg"},
 		{"curl", "*/*", jpeg, "jpeg"},
 		{"webp preferred by q", "image/jpeg;q=0.5,image/webp", webp, "webp"},
@@ -195,17 +198,20 @@ func checkNegotiation(t *testing.T, app *testApp, img map[string]any) {
 		})
 	}
 	// Conditional and range requests as on the file's own URL.
-	if got := app.do("GET", url, nil, "Accept", chrome, "If-None-Match", webp.Header.Get("ETag")); got.Status != http.StatusNotModified || got.Header.Get("Vary") != "Accept" {
+	if got := app.do("GET", url, nil, "Accept", chrome, "If-None-Match", avif.Header.Get("ETag")); got.Status != http.StatusNotModified || got.Header.Get("Vary") != "Accept" {
 		t.Errorf("If-None-Match: %d %v; want 304 with Vary", got.Status, got.Header)
 	}
-	if got := app.do("GET", url, nil, "Accept", chrome, "Range", "bytes=0-9"); got.Status != http.StatusPartialContent || !bytes.Equal(got.Body, webp.Body[:10]) {
-		t.Errorf("Range: %d, %d bytes; want 206 and the webp file's first 10", got.Status, len(got.Body))
+	if got := app.do("GET", url, nil, "Accept", chrome, "Range", "bytes=0-9"); got.Status != http.StatusPartialContent || !bytes.Equal(got.Body, avif.Body[:10]) {
+		t.Errorf("Range: %d, %d bytes; want 206 and the avif file's first 10", got.Status, len(got.Body))
 	}
-	if got := app.do("HEAD", url, nil, "Accept", chrome); got.Status != http.StatusOK || len(got.Body) != 0 || got.Header.Get("Content-Type") != "image/webp" {
+	if got := app.do("HEAD", url, nil, "Accept", chrome); got.Status != http.StatusOK || len(got.Body) != 0 || got.Header.Get("Content-Type") != "image/avif" {
 		t.Errorf("HEAD: %d, %d bytes, %v", got.Status, len(got.Body), got.Header)
 	}
+	if got := app.do("GET", url, nil, "Accept", chrome); got.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Errorf("Cache-Control %q with every format made; want the immutable one", got.Header.Get("Cache-Control"))
+	}
 	refused := expectProblem(t, app.do("GET", url, nil, "Accept", "image/jpeg;q=0, image/webp;q=0, image/avif;q=0"), http.StatusNotAcceptable, "every format refused")
-	if !strings.Contains(fmt.Sprint(refused["detail"]), "webp, jpeg") {
+	if !strings.Contains(fmt.Sprint(refused["detail"]), "avif, webp, jpeg") {
 		t.Errorf("406 detail %q does not name the formats served", refused["detail"])
 	}
 	// An Accept of 16 KiB puts the header over the server's limit.
@@ -214,12 +220,12 @@ func checkNegotiation(t *testing.T, app *testApp, img map[string]any) {
 	imageID, productID := img["id"].(string), img["product_id"].(string)
 	for _, path := range []string{
 		strings.Replace(url, "/medium", "/nosuch", 1),
-		strings.Replace(url, "/r2/", "/r9/", 1),
+		strings.Replace(url, "/r3/", "/r9/", 1),
 		strings.Replace(url, imageID, "00000000-0000-4000-8000-000000000000", 1),
 		strings.Replace(url, productID, "00000000-0000-4000-8000-000000000000", 1),
 		strings.Replace(url, imageID, "not-an-id", 1),
-		strings.Replace(url, "/r2/medium", "/medium", 1),
-		strings.Replace(url, "/r2/medium", "/r2/x/medium", 1),
+		strings.Replace(url, "/r3/medium", "/medium", 1),
+		strings.Replace(url, "/r3/medium", "/r3/x/medium", 1),
 	} {
 		expectProblem(t, app.do("GET", path, nil, "Accept", chrome), http.StatusNotFound, path)
 	}

@@ -47,7 +47,7 @@ func BenchmarkVariantSource(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := encode(context.Background(), img, v); err != nil {
+				if _, _, err := encode(context.Background(), img, v, false); err != nil {
 					b.Fatal(err)
 				}
 				img.close()

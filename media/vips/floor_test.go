@@ -20,10 +20,10 @@ func TestFloor(t *testing.T) {
 		format media.Format
 		w, h   int
 	}{
-		{"thumb", media.FormatWebP, 200, 200}, {"thumb", media.FormatJPEG, 200, 200},
-		{"small", media.FormatWebP, 400, 300}, {"small", media.FormatJPEG, 400, 300},
-		{"medium", media.FormatWebP, 800, 600}, {"medium", media.FormatJPEG, 800, 600},
-		{"large", media.FormatWebP, 1600, 1200}, {"large", media.FormatJPEG, 1600, 1200},
+		{"thumb", media.FormatWebP, 200, 200}, {"thumb", media.FormatJPEG, 200, 200}, {"thumb", media.FormatAVIF, 200, 200},
+		{"small", media.FormatWebP, 400, 300}, {"small", media.FormatJPEG, 400, 300}, {"small", media.FormatAVIF, 400, 300},
+		{"medium", media.FormatWebP, 800, 600}, {"medium", media.FormatJPEG, 800, 600}, {"medium", media.FormatAVIF, 800, 600},
+		{"large", media.FormatWebP, 1600, 1200}, {"large", media.FormatJPEG, 1600, 1200}, {"large", media.FormatAVIF, 1600, 1200},
 	}
 	if len(outs) != len(want) {
 		t.Fatalf("%d outputs, want %d", len(outs), len(want))

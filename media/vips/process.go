@@ -105,6 +105,14 @@ func (rt *Runtime) ProcessImageWith(ctx context.Context, data []byte, recipe med
 		return media.Result{Width: w, Height: ht, Frames: h.Frames}, nil
 	}
 	byVariant := make([][]media.Output, len(recipe.Variants))
+	// With opts.Early, each variant's metadata-free image is kept for
+	// its deferred formats, encoded after Early.
+	deferred := make([]*vimage, len(recipe.Variants))
+	defer func() {
+		for _, d := range deferred {
+			d.close()
+		}
+	}()
 	var base *vimage // the current uncropped result
 	defer func() { base.close() }()
 	for k, i := range order {
@@ -139,7 +147,7 @@ func (rt *Runtime) ProcessImageWith(ctx context.Context, data []byte, recipe med
 				return media.Result{}, err
 			}
 		}
-		byVariant[i], err = encode(ctx, img, v)
+		byVariant[i], deferred[i], err = encode(ctx, img, v, opts.Early != nil)
 		if img != base {
 			img.close()
 		}
@@ -159,7 +167,44 @@ func (rt *Runtime) ProcessImageWith(ctx context.Context, data []byte, recipe med
 	if res.Placeholder, res.DominantColor, err = placeholder(base); err != nil {
 		return media.Result{}, fmt.Errorf("vips: process: placeholder: %w", err)
 	}
+	if opts.Early == nil {
+		return res, nil
+	}
+	if err := opts.Early(res); err != nil {
+		return media.Result{}, err
+	}
+	base.close() // only the kept images are needed now
+	for i, bare := range deferred {
+		if bare == nil {
+			continue
+		}
+		v := recipe.Variants[i]
+		for _, e := range v.Formats {
+			if !v.Deferred(e) {
+				continue
+			}
+			o, err := encodeFormat(ctx, bare, v, e)
+			if err != nil {
+				return media.Result{}, err
+			}
+			byVariant[i] = append(byVariant[i], o)
+		}
+		bare.close()
+		// Each variant's encodings in the recipe's order.
+		slices.SortStableFunc(byVariant[i], func(a, b media.Output) int {
+			return formatIndex(v, a.Format) - formatIndex(v, b.Format)
+		})
+	}
+	res.Outputs = res.Outputs[:0:0]
+	for _, o := range byVariant {
+		res.Outputs = append(res.Outputs, o...)
+	}
 	return res, nil
+}
+
+// formatIndex is the place of format f among the variant's encodings.
+func formatIndex(v media.Variant, f media.Format) int {
+	return slices.IndexFunc(v.Formats, func(e media.Encoding) bool { return e.Format == f })
 }
 
 // placeholder computes the BlurHash and mean colour of img, an upright
@@ -325,28 +370,50 @@ func cropAround(ctx context.Context, in *vimage, width, height int, focus *catal
 }
 
 // encode writes img in each of the variant's formats, without metadata.
-func encode(ctx context.Context, img *vimage, v media.Variant) ([]media.Output, error) {
+//
+// With early, the variant's deferred formats (Variant.Deferred) are left
+// out and the metadata-free image is returned for them (nil when it has
+// none); the caller encodes them with encodeFormat and closes it.
+func encode(ctx context.Context, img *vimage, v media.Variant, early bool) (_ []media.Output, kept *vimage, _ error) {
 	bare, err := strip(img)
 	if err != nil {
-		return nil, fmt.Errorf("vips: process: strip metadata: %w", err)
+		return nil, nil, fmt.Errorf("vips: process: strip metadata: %w", err)
 	}
-	defer bare.close()
+	defer func() {
+		if kept != bare {
+			bare.close()
+		}
+	}()
 	outs := make([]media.Output, 0, len(v.Formats))
 	for _, e := range v.Formats {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("vips: process: before %s %s: %w", v.Name, e.Format, context.Cause(ctx))
+		if early && v.Deferred(e) {
+			kept = bare
+			continue
 		}
-		start := time.Now()
-		data, w, h, err := encodeOne(bare, e)
+		o, err := encodeFormat(ctx, bare, v, e)
 		if err != nil {
-			return nil, fmt.Errorf("vips: process: encode %s as %s: %w", v.Name, e.Format, err)
+			kept = nil
+			return nil, nil, err
 		}
-		outs = append(outs, media.Output{
-			Name: v.Name, Format: e.Format, ContentType: e.Format.ContentType(), Fit: cmp.Or(v.Fit, media.FitInside),
-			Width: w, Height: h, Data: data, Took: time.Since(start),
-		})
+		outs = append(outs, o)
 	}
-	return outs, nil
+	return outs, kept, nil
+}
+
+// encodeFormat saves a metadata-free image of variant v in encoding e.
+func encodeFormat(ctx context.Context, bare *vimage, v media.Variant, e media.Encoding) (media.Output, error) {
+	if err := ctx.Err(); err != nil {
+		return media.Output{}, fmt.Errorf("vips: process: before %s %s: %w", v.Name, e.Format, context.Cause(ctx))
+	}
+	start := time.Now()
+	data, w, h, err := encodeOne(bare, e)
+	if err != nil {
+		return media.Output{}, fmt.Errorf("vips: process: encode %s as %s: %w", v.Name, e.Format, err)
+	}
+	return media.Output{
+		Name: v.Name, Format: e.Format, ContentType: e.Format.ContentType(), Fit: cmp.Or(v.Fit, media.FitInside),
+		Width: w, Height: h, Data: data, Took: time.Since(start),
+	}, nil
 }
 
 // encodeOne saves a metadata-free image in one encoding.

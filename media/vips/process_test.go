@@ -239,7 +239,7 @@ func TestProcessConcurrent(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				outs, err := testRuntime.Process(context.Background(), corpustest.Read(t, f), media.DefaultRecipe())
-				if err == nil && len(outs) != 8 {
+				if err == nil && len(outs) != media.DefaultRecipe().Outputs() {
 					err = fmt.Errorf("%d outputs", len(outs))
 				}
 				if err != nil {
@@ -252,5 +252,51 @@ func TestProcessConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestProcessEarly: with Early, every variant's fallback formats come
+// first (AVIF left out), then the AVIF files, and the final outputs are
+// those of processing without Early, in the recipe's order; an error of
+// Early ends processing with it.
+func TestProcessEarly(t *testing.T) {
+	data := corpustest.Read(t, "photo_mate_twowings.jpg")
+	recipe := media.DefaultRecipe()
+	plain, err := testRuntime.ProcessImage(context.Background(), data, recipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var early []string
+	res, err := testRuntime.ProcessImageWith(context.Background(), data, recipe, media.Options{Early: func(r media.Result) error {
+		for _, o := range r.Outputs {
+			early = append(early, o.Name+"."+o.Format.Name())
+		}
+		if r.Placeholder != plain.Placeholder || r.DominantColor != plain.DominantColor {
+			t.Errorf("early placeholder %q %q, want %q %q", r.Placeholder, r.DominantColor, plain.Placeholder, plain.DominantColor)
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[thumb.webp thumb.jpeg small.webp small.jpeg medium.webp medium.jpeg large.webp large.jpeg]"
+	if fmt.Sprint(early) != want {
+		t.Errorf("early outputs %v, want %s", early, want)
+	}
+	if len(res.Outputs) != len(plain.Outputs) {
+		t.Fatalf("%d outputs, want %d", len(res.Outputs), len(plain.Outputs))
+	}
+	for i, o := range res.Outputs {
+		p := plain.Outputs[i]
+		if o.Name != p.Name || o.Format != p.Format || o.Width != p.Width || o.Height != p.Height {
+			t.Errorf("output %d: %s.%s %dx%d, want %s.%s %dx%d", i, o.Name, o.Format, o.Width, o.Height, p.Name, p.Format, p.Width, p.Height)
+		}
+		if d := inspect(t, o.Data); d.format != o.Format || d.width != o.Width || d.height != o.Height {
+			t.Errorf("%s.%s decodes as %s %dx%d", o.Name, o.Format, d.format, d.width, d.height)
+		}
+	}
+	stop := errors.New("stop")
+	if _, err := testRuntime.ProcessImageWith(context.Background(), data, recipe, media.Options{Early: func(media.Result) error { return stop }}); !errors.Is(err, stop) {
+		t.Errorf("an error of Early: %v, want it returned", err)
 	}
 }

@@ -53,6 +53,9 @@ func exportRowOf(body []byte) (exportRow, error) {
 		url := img.SourceURL
 		best := -1
 		for i, v := range img.Variants {
+			if !v.Ready() {
+				continue
+			}
 			if best < 0 || v.Width > img.Variants[best].Width || (v.Width == img.Variants[best].Width && v.Format == "jpeg") {
 				best = i
 			}

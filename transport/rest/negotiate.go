@@ -22,9 +22,10 @@ const maxAcceptRanges = 64
 
 // mediaNegotiated answers a variant's negotiated URL (its file keys
 // without the extension, products/{id}/{image}/r{n}/{variant}) with the
-// file of the best format the client accepts among the variant's recorded
+// file of the best format the client accepts among the variant's ready
 // files (see negotiateFormat), as the file's own URL answers it, plus
-// Vary: Accept and Content-Location naming that file.
+// Vary: Accept and Content-Location naming that file; while a format is
+// pending, for a minute only (cacheWhilePending).
 func (s *Server) mediaNegotiated(ctx *fasthttp.RequestCtx, stem string) {
 	parts := strings.Split(stem, "/")
 	if len(parts) != 5 || parts[0] != "products" || !strings.HasPrefix(parts[3], "r") {
@@ -42,11 +43,17 @@ func (s *Server) mediaNegotiated(ctx *fasthttp.RequestCtx, stem string) {
 	}
 	have := map[string]catalog.Variant{}
 	var formats []string
+	pending := false
 	for _, v := range img.Variants {
-		if catalog.VariantStem(img.ProductID, img.ID, img.RecipeVersion, v.Name, v.FocalPoint) == stem {
-			have[v.Format] = v
-			formats = append(formats, v.Format)
+		if catalog.VariantStem(img.ProductID, img.ID, img.RecipeVersion, v.Name, v.FocalPoint) != stem {
+			continue
 		}
+		if !v.Ready() {
+			pending = pending || v.Status == catalog.FilePending
+			continue
+		}
+		have[v.Format] = v
+		formats = append(formats, v.Format)
 	}
 	if len(formats) == 0 {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
@@ -66,10 +73,19 @@ func (s *Server) mediaNegotiated(ctx *fasthttp.RequestCtx, stem string) {
 	ct := mediaTypes[format]
 	if s.deps.Files != nil {
 		s.mediaFile(ctx, key, ct)
-		return
+	} else {
+		s.mediaObject(ctx, key, ct)
 	}
-	s.mediaObject(ctx, key, ct)
+	if pending && ctx.Response.StatusCode() < http.StatusBadRequest {
+		// A better format may land soon: caches ask again after a minute
+		// rather than keep this answer for a year.
+		h.Set("Cache-Control", cacheWhilePending)
+	}
 }
+
+// cacheWhilePending is the Cache-Control of a negotiated answer while one
+// of the variant's formats is still being made.
+const cacheWhilePending = "public, max-age=60"
 
 // rank is a format's place in preference (unknown formats last).
 func rank(format string) int {

@@ -1,8 +1,16 @@
 package rest
 
 import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/catalog"
 )
 
 func TestNegotiateFormat(t *testing.T) {
@@ -64,5 +72,55 @@ func TestNegotiateBoundsRanges(t *testing.T) {
 	}
 	if n := len(parseAccept(strings.Repeat("a/b,", 10000))); n != maxAcceptRanges {
 		t.Fatalf("parseAccept kept %d ranges; want %d", n, maxAcceptRanges)
+	}
+}
+
+// dirFiles is a Files over a directory.
+type dirFiles string
+
+func (d dirFiles) Path(key string) (string, error) { return filepath.Join(string(d), key), nil }
+
+// TestNegotiatedWhilePending: a pending format is never served, and the
+// answer is cached for a minute only while a format is pending.
+func TestNegotiatedWhilePending(t *testing.T) {
+	dir := t.TempDir()
+	img := &catalog.Image{ID: "i1", ProductID: "p1", RecipeVersion: 3}
+	for _, f := range []string{"webp", "jpeg", "avif"} {
+		key := catalog.VariantKey("p1", "i1", 3, "thumb", f)
+		img.Variants = append(img.Variants, catalog.Variant{Name: "thumb", Format: f, Width: 2, Height: 2, Bytes: 4, URL: "/media/" + key})
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, key)), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, key), []byte(f), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img.Variants[2].Status, img.Variants[2].Bytes = catalog.FilePending, 0
+	products := &stubProducts{image: img}
+	c := serve(t, New(Config{}, Deps{Products: products, Files: dirFiles(dir)}, zap.NewNop()))
+	get := func() (string, http.Header) {
+		req, _ := http.NewRequest("GET", "http://vitrine/media/products/p1/i1/r3/thumb", http.NoBody)
+		req.Header.Set("Accept", "image/avif,image/webp,*/*")
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%d %s", res.StatusCode, body)
+		}
+		return string(body), res.Header
+	}
+	if body, h := get(); body != "webp" || h.Get("Cache-Control") != cacheWhilePending || h.Get("Vary") != "Accept" {
+		t.Errorf("AVIF pending: %q, Cache-Control %q; want the webp file for %s", body, h.Get("Cache-Control"), cacheWhilePending)
+	}
+	img.Variants[2].Status = catalog.FileReady
+	if body, h := get(); body != "avif" || h.Get("Cache-Control") != cacheForever {
+		t.Errorf("AVIF ready: %q, Cache-Control %q; want the avif file for %s", body, h.Get("Cache-Control"), cacheForever)
+	}
+	img.Variants[2].Status = catalog.FileFailed
+	if body, h := get(); body != "webp" || h.Get("Cache-Control") != cacheForever {
+		t.Errorf("AVIF failed: %q, Cache-Control %q; want the webp file for good", body, h.Get("Cache-Control"))
 	}
 }

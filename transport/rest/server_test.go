@@ -27,6 +27,7 @@ type stubProducts struct {
 	filter catalog.ProductFilter
 	page   []actors.Product // what List returns
 	panic  bool
+	image  *catalog.Image // what Image returns (nil: not found)
 }
 
 func (s *stubProducts) Get(_ context.Context, id string) (actors.Product, error) {
@@ -52,8 +53,12 @@ func (s *stubProducts) List(_ context.Context, f catalog.ProductFilter) ([]actor
 	s.filter = f
 	return s.page, nil
 }
-func (s *stubProducts) Image(context.Context, string, string) (*catalog.Image, []byte, error) {
-	return nil, nil, catalog.NotFound("no")
+func (s *stubProducts) Image(_ context.Context, productID, imageID string) (*catalog.Image, []byte, error) {
+	if s.image == nil || s.image.ProductID != productID || s.image.ID != imageID {
+		return nil, nil, catalog.NotFound("no")
+	}
+	img := *s.image
+	return &img, nil, nil
 }
 
 func serve(t *testing.T, s *Server) *http.Client {

@@ -34,7 +34,17 @@ func UploadRaw(c *httpc.Client, x *httpc.Exchange, productID string, body []byte
 // WaitReady polls the image at location every poll until it is ready; an
 // image that failed, or still unfinished at deadline, is an error.
 func WaitReady(ctx context.Context, c *httpc.Client, location string, poll time.Duration, deadline time.Time) error {
-	status, code := pollImage(ctx, c, location, poll, deadline)
+	return wait(ctx, c, location, poll, deadline, false)
+}
+
+// WaitComplete is WaitReady until the image is ready with every file made
+// (none pending: its slow formats too).
+func WaitComplete(ctx context.Context, c *httpc.Client, location string, poll time.Duration, deadline time.Time) error {
+	return wait(ctx, c, location, poll, deadline, true)
+}
+
+func wait(ctx context.Context, c *httpc.Client, location string, poll time.Duration, deadline time.Time, complete bool) error {
+	status, code := pollImage(ctx, c, location, poll, deadline, complete)
 	if status == "ready" {
 		return nil
 	}
@@ -47,8 +57,8 @@ func WaitReady(ctx context.Context, c *httpc.Client, location string, poll time.
 // BurstResult is a burst of uploads of one photo.
 type BurstResult struct {
 	Images  int
-	Elapsed time.Duration   // first POST sent → last image seen ready
-	ToReady *hist.Histogram // POST sent → image seen ready, ns
+	Elapsed time.Duration   // first POST sent → last image seen complete
+	ToReady *hist.Histogram // POST sent → image seen complete, ns
 }
 
 // ImagesPerSec is the burst's throughput.
@@ -61,7 +71,8 @@ func (r *BurstResult) ImagesPerSec() float64 {
 
 // Burst uploads body once to each product of ids (so that no upload is a
 // duplicate), concurrency POSTs at a time, and waits until every image is
-// ready. One poller follows the images in upload order, polling only the
+// complete (ready with every file made: the whole work of each, which its
+// CPU time pays for). One poller follows the images in upload order, polling only the
 // oldest unfinished one every poll: the queue hands jobs out in that order,
 // so the last image is seen ready within a poll of its readiness, and the
 // polling costs vitrine almost nothing. An image's time to ready is thus
@@ -116,7 +127,7 @@ func Burst(ctx context.Context, c *httpc.Client, ids []string, body []byte, conc
 		if s.err != nil {
 			return nil, s.err
 		}
-		if err := WaitReady(ctx, c, s.loc, poll, deadline); err != nil {
+		if err := WaitComplete(ctx, c, s.loc, poll, deadline); err != nil {
 			return nil, err
 		}
 		last = time.Now()
@@ -130,7 +141,15 @@ func Burst(ctx context.Context, c *httpc.Client, ids []string, body []byte, conc
 type IdleResult struct {
 	UploadToReady *hist.Histogram // POST sent → ready seen, ns
 	AcceptToReady *hist.Histogram // 202 received → ready seen, ns
-	Accept        *hist.Histogram // POST sent → 202, ns
+	// POST sent, 202 received → complete seen (every file made), ns.
+	UploadToComplete, AcceptToComplete *hist.Histogram
+	Accept                             *hist.Histogram // POST sent → 202, ns
+}
+
+// NewIdleResult is an empty IdleResult.
+func NewIdleResult() *IdleResult {
+	return &IdleResult{UploadToReady: &hist.Histogram{}, AcceptToReady: &hist.Histogram{},
+		UploadToComplete: &hist.Histogram{}, AcceptToComplete: &hist.Histogram{}, Accept: &hist.Histogram{}}
 }
 
 // Idle uploads body to each product of ids, one at a time with a pause
@@ -138,7 +157,7 @@ type IdleResult struct {
 // starts quiet of the 202 (3/4 of the time the image is expected to take),
 // so that the polls do not compete with the processing they wait for.
 func Idle(ctx context.Context, c *httpc.Client, ids []string, body []byte, pause, quiet, poll, timeout time.Duration) (*IdleResult, error) {
-	res := &IdleResult{UploadToReady: &hist.Histogram{}, AcceptToReady: &hist.Histogram{}, Accept: &hist.Histogram{}}
+	res := NewIdleResult()
 	var x httpc.Exchange
 	for _, id := range ids {
 		select {
@@ -161,9 +180,15 @@ func Idle(ctx context.Context, c *httpc.Client, ids []string, body []byte, pause
 			return nil, err
 		}
 		t2 := time.Now()
+		if err := WaitComplete(ctx, c, loc, poll, t1.Add(timeout)); err != nil {
+			return nil, err
+		}
+		t3 := time.Now()
 		res.Accept.Record(int64(t1.Sub(t0)))
 		res.AcceptToReady.Record(int64(t2.Sub(t1)))
 		res.UploadToReady.Record(int64(t2.Sub(t0)))
+		res.AcceptToComplete.Record(int64(t3.Sub(t1)))
+		res.UploadToComplete.Record(int64(t3.Sub(t0)))
 	}
 	return res, nil
 }
@@ -172,5 +197,7 @@ func Idle(ctx context.Context, c *httpc.Client, ids []string, body []byte, pause
 func (r *IdleResult) Merge(o *IdleResult) {
 	r.UploadToReady.Merge(o.UploadToReady)
 	r.AcceptToReady.Merge(o.AcceptToReady)
+	r.UploadToComplete.Merge(o.UploadToComplete)
+	r.AcceptToComplete.Merge(o.AcceptToComplete)
 	r.Accept.Merge(o.Accept)
 }

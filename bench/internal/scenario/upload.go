@@ -145,7 +145,7 @@ func Upload(ctx context.Context, c *httpc.Client, ids []string, photos []Photo, 
 				fail("no-location")
 				return
 			}
-			status, code := pollImage(ctx, c, location, poll, deadline)
+			status, code := pollImage(ctx, c, location, poll, deadline, false)
 			readyAt := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
@@ -188,7 +188,10 @@ func Upload(ctx context.Context, c *httpc.Client, ids []string, photos []Photo, 
 
 // pollImage GETs the image at location until its status is ready or
 // failed; "timeout" after deadline.
-func pollImage(ctx context.Context, c *httpc.Client, location string, every time.Duration, deadline time.Time) (status, code string) {
+//
+// With complete, a ready image counts only once none of its variant files
+// is pending (its slow formats, AVIF, made too).
+func pollImage(ctx context.Context, c *httpc.Client, location string, every time.Duration, deadline time.Time, complete bool) (status, code string) {
 	if u, err := url.Parse(location); err == nil && u.IsAbs() {
 		location = u.RequestURI()
 	}
@@ -201,12 +204,19 @@ func pollImage(ctx context.Context, c *httpc.Client, location string, every time
 				Error  *struct {
 					Code string `json:"code"`
 				} `json:"error"`
+				Variants []struct {
+					Status string `json:"status"`
+				} `json:"variants"`
 			}
 			if json.Unmarshal(x.Resp.Body(), &img) == nil {
-				switch img.Status {
-				case "ready":
+				pending := false
+				for _, v := range img.Variants {
+					pending = pending || v.Status == "pending"
+				}
+				switch {
+				case img.Status == "ready" && (!complete || !pending):
 					return "ready", ""
-				case "failed":
+				case img.Status == "failed":
 					if img.Error != nil {
 						return "failed", img.Error.Code
 					}

@@ -194,8 +194,8 @@ bench-cluster: test-deps build
 image:
 	@scripts/image
 
-# vitrine as operators run it (scripts/test-deploy, about 4 minutes warm,
-# about 20 cold): the image alone (read-only, non-root, healthy, one product
+# vitrine as operators run it (scripts/test-deploy, about 2 minutes warm,
+# about 16 cold): the image alone (read-only, non-root, healthy, one product
 # and one upload), then docker-compose.yml with every backend (stand-ins
 # from Debian packages where no registry answers: deploy/compose.local.yml),
 # the walk-through through the load balancer, --scale api=3 --scale

@@ -184,3 +184,22 @@ bench-full: test-deps
 # bench/out/cluster.json. Same as make bench BENCH_FLAGS='-cluster N'.
 bench-cluster: test-deps build
 	$(GO) run ./bench -cluster $(CLUSTER_NODES) $(BENCH_FLAGS)
+
+# The container image (scripts/image): deploy/Dockerfile built as
+# vitrine:local on the engine DOCKER_HOST names, else on vitrine's own
+# (scripts/dockerd: Debian's docker.io, no iptables, layers kept in
+# /var/lib/vitrine-docker). Where no registry answers, its FROM images are
+# built locally first (debootstrap, the host's Go). Prints the image's size.
+.PHONY: image test-deploy
+image:
+	@scripts/image
+
+# vitrine as operators run it (scripts/test-deploy, about 2 minutes warm,
+# about 16 cold): the image alone (read-only, non-root, healthy, one product
+# and one upload), then docker-compose.yml with every backend (stand-ins
+# from Debian packages where no registry answers: deploy/compose.local.yml),
+# the walk-through through the load balancer, --scale api=3 --scale
+# worker=2, an api and a worker killed mid-load (no acknowledged write lost,
+# every accepted upload ready), down -v, the engine stopped; figures printed.
+test-deploy:
+	@scripts/test-deploy

@@ -68,6 +68,12 @@ func commands() []command {
 				fmt.Fprintln(stdout, webhook.NewSecret())
 				return nil
 			}},
+		{"healthcheck", "", "check that this process is healthy (the container image's HEALTHCHECK)", "Asks the vitrine in this container or host whether it is healthy, and exits 1 with the reason when it is not.",
+			func() string {
+				return "An API node (VITRINE_ROLE api or all) must answer GET /readyz with 200 on VITRINE_ADDR.\n" +
+					"A worker (VITRINE_ROLE=worker) must serve /metrics on VITRINE_METRICS_ADDR and see at least\n" +
+					"one API node in its cluster (vitrine_cluster_members >= 1).\n"
+			}, healthcheck},
 		{"version", "", "print the version", "Prints the version of this build.", func() string { return "" },
 			func(_ context.Context, _ []string, _ func(string) string, stdout, _ io.Writer) error {
 				fmt.Fprintf(stdout, "vitrine %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)

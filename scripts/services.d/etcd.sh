@@ -6,6 +6,9 @@
 ETCD_PORT=${VITRINE_SERVICES_ETCD_PORT:-22379}
 ETCD_PEER_PORT=${VITRINE_SERVICES_ETCD_PEER_PORT:-22380}
 ETCD_DIR=$STATE/etcd
+# The release Debian 12 ships (etcd-server); docker-compose.yml names the
+# same (quay.io/coreos/etcd:v$ETCD_VERSION), scripts/validate-deploy checks it.
+ETCD_VERSION=3.4.23
 
 etcd_pid() {
   local pid
@@ -71,7 +74,11 @@ etcd_packages() {
   command -v curl >/dev/null 2>&1 || printf '%s\n' curl ca-certificates
   return 0
 }
-etcd_fetch() { :; }
+etcd_fetch() {
+  local v
+  v=$(etcd --version 2>/dev/null | sed -n 's/^etcd Version: //p')
+  [[ $v == "$ETCD_VERSION" ]] || log "etcd: warning: the installed etcd is $v, not $ETCD_VERSION (docker-compose.yml's)"
+}
 etcd_port() { echo "$ETCD_PORT"; }
 etcd_port_var() { echo VITRINE_SERVICES_ETCD_PORT; }
 etcd_check_ports() {

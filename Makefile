@@ -33,7 +33,7 @@ run: build
 	VITRINE_ENV=$${VITRINE_ENV:-development} VITRINE_LOG_FORMAT=$${VITRINE_LOG_FORMAT:-console} ./$(BIN) serve
 
 vet:
-	$(GO) vet -tags 'integration chaos soak importscale faults' ./...
+	$(GO) vet -tags 'integration chaos soak importscale faults kube' ./...
 
 # Every test: unit tests, conformance suites, end-to-end tests over HTTP on
 # the embedded default, and the same against real PostgreSQL, Redis, Kafka
@@ -184,3 +184,15 @@ bench-full: test-deps
 # bench/out/cluster.json. Same as make bench BENCH_FLAGS='-cluster N'.
 bench-cluster: test-deps build
 	$(GO) run ./bench -cluster $(CLUSTER_NODES) $(BENCH_FLAGS)
+
+# Kubernetes (cmd/vitrine/kube_integration_test.go, a few minutes; root): a
+# kube-apiserver built from k8s.io/kubernetes (scripts/services up kube:
+# once about 10 minutes to build) on an etcd of its own, on 127.0.0.1 only,
+# stopped afterwards. deploy/k8s applied (server-side dry run, then for
+# real); three vitrine processes on protoactor's Kubernetes provider, each
+# as a pod (the test plays the kubelet), with the ServiceAccount's token and
+# deploy/k8s's RBAC: members, a lost pod, a new pod, a graceful leave; the
+# Role without each of its verbs in turn.
+.PHONY: test-kube
+test-kube: test-deps
+	scripts/with-services scripts/with-kube $(GO) test -count=1 -tags 'integration kube' -run '^TestKube' -timeout 20m -v ./cmd/vitrine

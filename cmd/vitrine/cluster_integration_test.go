@@ -325,6 +325,11 @@ func startClusterUnderLoad(t *testing.T, products, patchers int, extra ...string
 	for range 3 {
 		c.add()
 	}
+	return loadOn(t, c, products, patchers)
+}
+
+// loadOn sends the mixed load to the nodes of c until stop.
+func loadOn(t *testing.T, c *testCluster, products, patchers int) *clusterUnderLoad {
 	stats := newLoadStats()
 	l := newLB(c, stats)
 	load := newMixedLoad(t, l, products)

@@ -153,6 +153,7 @@ type kubePods struct {
 	base string // the pod IPs: base + node index
 	mu   sync.Mutex
 	pods map[*clusterNode]*kubePod
+	last int // the last node index given
 }
 
 type kubePod struct {
@@ -181,7 +182,10 @@ func newKubeCluster(t *testing.T, api *kubeAPI) *kubePods {
 		}
 		extra = append(extra, k, v)
 	}
-	extra = append(extra, "VITRINE_ROLE", "api", "VITRINE_METRICS", "public")
+	// Both roles in each process (the api Deployment's pods take
+	// VITRINE_ROLE=api and leave image jobs to the worker Deployment's),
+	// so that the uploads of the load are processed, as in the etcd tests.
+	extra = append(extra, "VITRINE_METRICS", "public")
 	kp := &kubePods{t: t, api: api, c: newNodeSet(t, extra...), pods: map[*clusterNode]*kubePod{},
 		base: fmt.Sprintf("127.%d.%d.", 100+rand.IntN(100), rand.IntN(250))}
 	kp.c.listMembers = kp.members
@@ -316,15 +320,24 @@ func (kp *kubePods) deletePod(name string) {
 func (kp *kubePods) add(name string) *clusterNode {
 	c := kp.c
 	c.t.Helper()
-	c.mu.Lock()
-	n := &clusterNode{idx: len(c.nodes) + 1, addr: freePort(c.t), dir: c.t.TempDir()}
-	c.nodes = append(c.nodes, n)
-	c.mu.Unlock()
-	n.url = "http://" + n.addr
-	n.log = filepath.Join(n.dir, "node.log")
+	n := kp.newNode()
 	p := kp.addPod(n, name)
 	c.start(n)
 	kp.setStatus(p, true)
+	return n
+}
+
+// newNode is one more node of the set, not started, with an index (and so
+// a pod IP) none had before.
+func (kp *kubePods) newNode() *clusterNode {
+	c := kp.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kp.last++
+	n := &clusterNode{idx: kp.last, addr: freePort(c.t), dir: c.t.TempDir()}
+	n.url = "http://" + n.addr
+	n.log = filepath.Join(n.dir, "node.log")
+	c.nodes = append(c.nodes, n)
 	return n
 }
 
@@ -593,16 +606,10 @@ func TestKubeRBAC(t *testing.T) {
 			setVerbs(t, api, slices.DeleteFunc(slices.Clone(verbs), func(v string) bool { return v == verb }))
 			waitCanI(t, verb, "no")
 			name := "vitrine-rbac-no-" + verb
-			c := kp.c
-			c.mu.Lock()
-			n := &clusterNode{idx: len(c.nodes) + 1, addr: freePort(t), dir: t.TempDir()}
-			c.nodes = append(c.nodes, n)
-			c.mu.Unlock()
-			n.url = "http://" + n.addr
-			n.log = filepath.Join(n.dir, "node.log")
+			n := kp.newNode()
 			p := kp.addPod(n, name)
 			kp.setStatus(p, true) // ready at once: only RBAC may keep it out
-			c.launch(n)
+			kp.c.launch(n)
 			defer func() { n.kill(); kp.deletePod(name) }()
 			// It stops at once, saying why.
 			select {

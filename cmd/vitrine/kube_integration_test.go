@@ -194,8 +194,32 @@ func newKubeCluster(t *testing.T, api *kubeAPI) *kubePods {
 		for _, p := range kp.pods {
 			kp.deletePod(p.name)
 		}
+		kp.keepLogs()
 	})
 	return kp
+}
+
+// keepLogs copies the nodes' logs to out/kube/TEST/ when the test failed
+// (its temporary directories go).
+func (kp *kubePods) keepLogs() {
+	if !kp.t.Failed() {
+		return
+	}
+	dir := filepath.Join("..", "..", "out", "kube", kp.t.Name())
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		kp.t.Log(err)
+		return
+	}
+	for n, p := range kp.pods {
+		b, err := os.ReadFile(n.log)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, p.name+".log"), b, 0o600)
+		}
+		if err != nil {
+			kp.t.Log(err)
+		}
+	}
+	kp.t.Logf("the nodes' logs are in out/kube/%s/", kp.t.Name())
 }
 
 // serviceAccountToken asks the API server for a token of the vitrine

@@ -596,9 +596,8 @@ func crossNode(t *testing.T, c *testCluster) {
 func TestKubeRBAC(t *testing.T) {
 	api := newKubeAPI(t)
 	kp := newKubeCluster(t, api)
-	ctx := context.Background()
 	roles := api.cs.RbacV1().Roles(kubeNS)
-	role, err := roles.Get(ctx, kubeRole, metav1.GetOptions{})
+	role, err := roles.Get(context.Background(), kubeRole, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -652,7 +651,7 @@ func TestKubeRBAC(t *testing.T) {
 				line = line[:j]
 			}
 			t.Logf("without %q the node exits with %d: %s", verb, code, line)
-			pod, err := api.cs.CoreV1().Pods(kubeNS).Get(ctx, name, metav1.GetOptions{})
+			pod, err := api.cs.CoreV1().Pods(kubeNS).Get(context.Background(), name, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}

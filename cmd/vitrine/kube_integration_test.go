@@ -519,6 +519,9 @@ func TestKubeCluster(t *testing.T) {
 	if recovery > actors.Failover {
 		t.Errorf("the lost pod's products recovered after %s, want within actors.Failover (%s)", recovery, actors.Failover)
 	}
+	if stats.longest > failFastBound {
+		t.Errorf("the longest request took %s, over the fail-fast bound %s", stats.longest, failFastBound)
+	}
 	for _, r := range stats.results {
 		switch {
 		case r.err != nil && r.node == victim.idx && r.started.Before(killedAt):

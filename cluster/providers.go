@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -12,7 +14,65 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/k8s"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
+
+// The namespace file of a pod's ServiceAccount volume, where protoactor's
+// Kubernetes provider reads its namespace (its pod's name is the hostname).
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// podVerbs are what protoactor's Kubernetes provider does with pods: get
+// and patch (its labels) its own, watch those of its namespace. It lists
+// none (deploy/k8s/rbac.yaml grants exactly these).
+var podVerbs = []string{"get", "watch", "patch"}
+
+// checkPodAccess asks the API server whether this pod's ServiceAccount
+// may do what the provider does, and refuses to start when it may not:
+// without it the provider retries for ever, registering in a tight loop
+// (get, patch) or watching every 5 s with an error that does not say
+// "forbidden" (watch), and the node is never a member. When the API server
+// cannot be asked, the start goes on (the provider retries).
+func checkPodAccess(rc *rest.Config, log *zap.Logger) error {
+	b, err := os.ReadFile(serviceAccountNamespace)
+	if err != nil {
+		return fmt.Errorf("kubernetes provider: the pod's namespace (is this a pod with a service account?): %w", err)
+	}
+	ns := strings.TrimSpace(string(b))
+	pod, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("kubernetes provider: the pod's name (its hostname): %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("kubernetes provider: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var denied []string
+	for _, verb := range podVerbs {
+		attrs := &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Resource: "pods"}
+		if verb != "watch" {
+			attrs.Name = pod
+		}
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: attrs}}
+		res, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			log.Warn("kubernetes provider: cannot check the service account's access to pods; starting anyway", zap.Error(err))
+			return nil
+		}
+		if !res.Status.Allowed {
+			denied = append(denied, verb)
+		}
+	}
+	if len(denied) > 0 {
+		return fmt.Errorf("kubernetes provider: this pod's service account may not %s pods in namespace %q; cluster membership needs get, watch and patch on pods (deploy/k8s/rbac.yaml)",
+			strings.Join(denied, ", "), ns)
+	}
+	return nil
+}
 
 // newProvider builds the membership provider cfg names, and a function
 // that releases what the provider's own Shutdown leaves open.
@@ -33,9 +93,17 @@ func newProvider(cfg Config, system *actor.ActorSystem, log *zap.Logger) (pclust
 		// it: its connection lives as long as the process.
 		return p, func() {}, nil
 	case ProviderKubernetes:
-		p, err := k8s.New()
+		// What k8s.New() does, with the permissions checked in between.
+		rc, err := rest.InClusterConfig()
 		if err != nil {
 			return nil, nil, fmt.Errorf("kubernetes provider (is this a pod with a service account?): %w", err)
+		}
+		if err := checkPodAccess(rc, log); err != nil {
+			return nil, nil, err
+		}
+		p, err := k8s.NewWithConfig(rc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("kubernetes provider: %w", err)
 		}
 		return p, func() {}, nil
 	default:

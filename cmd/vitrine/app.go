@@ -196,7 +196,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			},
 			Events: a.eventSink}))
 	}
-	a.node, err = cluster.Start(cfg.clusterConfig(), log.Named("cluster"), kinds...)
+	a.node, err = cluster.Start(cfg.clusterConfig(), log.Named("cluster"), kinds...) //nolint:contextcheck // the membership lasts until Close, not for Start's context
 	if err != nil {
 		return nil, fmt.Errorf("start cluster node: %w", err)
 	}

@@ -70,6 +70,12 @@ type testCluster struct {
 	mu    sync.Mutex
 	nodes []*clusterNode
 	etcd  *clientv3.Client
+	// listMembers, when set, reads the membership instead of etcd (the
+	// Kubernetes test reads the pods' labels); prepare, when set, adapts
+	// a node's command before it starts (the Kubernetes test runs it as
+	// in a pod).
+	listMembers func() []*pcluster.Member
+	prepare     func(n *clusterNode, cmd *exec.Cmd)
 }
 
 type clusterNode struct {
@@ -86,11 +92,25 @@ type clusterNode struct {
 
 func newTestCluster(t *testing.T, extra ...string) *testCluster {
 	t.Helper()
-	env := backendEnv(t)
 	endpoints := requireEnv(t, "VITRINE_ETCD_ENDPOINTS")
 	name := fmt.Sprintf("t-%x", rand.Uint64())
-	env = with(env, append([]string{"VITRINE_CLUSTER_PROVIDER", "etcd", "VITRINE_ETCD_ENDPOINTS", endpoints,
-		"VITRINE_CLUSTER_NAME", name, "VITRINE_WORKERS", "1", "VITRINE_LOG_FORMAT", "json",
+	c := newNodeSet(t, append([]string{"VITRINE_CLUSTER_PROVIDER", "etcd", "VITRINE_ETCD_ENDPOINTS", endpoints,
+		"VITRINE_CLUSTER_NAME", name}, extra...)...)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.name, c.etcd = name, cli
+	t.Cleanup(func() { cli.Close() })
+	return c
+}
+
+// newNodeSet is a cluster of no node yet on the real servers, its
+// membership set by extra (VITRINE_CLUSTER_PROVIDER and what it needs).
+func newNodeSet(t *testing.T, extra ...string) *testCluster {
+	t.Helper()
+	env := backendEnv(t)
+	env = with(env, append([]string{"VITRINE_WORKERS", "1", "VITRINE_LOG_FORMAT", "json",
 		"VITRINE_SHUTDOWN_DRAIN", "1s", "VITRINE_SHUTDOWN_TIMEOUT", "30s",
 		// Loopback nodes in development mode: the load writes without keys
 		// and without rate or backlog limits (access has tests of its own).
@@ -98,16 +118,11 @@ func newTestCluster(t *testing.T, extra ...string) *testCluster {
 		// The jobs of a node SIGKILLed mid-job run again once their claim
 		// runs out: the time limit and 30 s.
 		"VITRINE_JOB_TIMEOUT", "20s"}, extra...)...)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: strings.Split(endpoints, ","), DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &testCluster{t: t, bin: sharedBinary(t), env: env, name: name, etcd: cli}
+	c := &testCluster{t: t, bin: sharedBinary(t), env: env, name: env["VITRINE_CLUSTER_NAME"]}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
 			n.kill()
 		}
-		cli.Close()
 	})
 	return c
 }
@@ -128,22 +143,7 @@ func (c *testCluster) add() *clusterNode {
 // start (re)starts n's process on its address and waits for readiness.
 func (c *testCluster) start(n *clusterNode) {
 	c.t.Helper()
-	cmd := exec.Command(c.bin, "serve")
-	cmd.Env = os.Environ()
-	for k, v := range with(c.env, "VITRINE_ADDR", n.addr, "VITRINE_DATA_DIR", n.dir) {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	f, err := os.OpenFile(n.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	f.Close()
-	n.cmd, n.done = cmd, make(chan struct{})
-	go func(done chan struct{}) { cmd.Wait(); close(done) }(n.done)
+	c.launch(n)
 	deadline := time.Now().Add(90 * time.Second)
 	for !n.ready() {
 		select {
@@ -157,6 +157,30 @@ func (c *testCluster) start(n *clusterNode) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	n.up.Store(true)
+}
+
+// launch (re)starts n's process without waiting for it.
+func (c *testCluster) launch(n *clusterNode) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, "serve")
+	cmd.Env = os.Environ()
+	for k, v := range with(c.env, "VITRINE_ADDR", n.addr, "VITRINE_DATA_DIR", n.dir) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if c.prepare != nil {
+		c.prepare(n, cmd)
+	}
+	f, err := os.OpenFile(n.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	f.Close()
+	n.cmd, n.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(n.done)
 }
 
 func (n *clusterNode) ready() bool {
@@ -234,6 +258,9 @@ func (c *testCluster) watchReadiness(ctx context.Context) {
 // provider writes them.
 func (c *testCluster) members() []*pcluster.Member {
 	c.t.Helper()
+	if c.listMembers != nil {
+		return c.listMembers()
+	}
 	res, err := c.etcd.Get(context.Background(), "/vitrine/"+c.name+"/", clientv3.WithPrefix())
 	if err != nil {
 		c.t.Fatalf("read members from etcd: %v", err)

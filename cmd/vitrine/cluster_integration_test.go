@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -279,10 +280,11 @@ func (m *mixedLoad) verify(t *testing.T, pgURL string) (accepted, ready int) {
 			r := m.lb.do("GET", loc, nil)
 			var img struct {
 				Status   string `json:"status"`
-				Variants []struct{ Name, Format string }
+				Variants []struct{ Name, Format, Status string }
 			}
 			_ = json.Unmarshal(r.body, &img) // a body that does not decode is not ready
-			if img.Status == "ready" {
+			pending := slices.ContainsFunc(img.Variants, func(v struct{ Name, Format, Status string }) bool { return v.Status == "pending" })
+			if img.Status == "ready" && !pending { // its job done, AVIF too
 				ready++
 				seen := map[string]bool{}
 				for _, v := range img.Variants {
@@ -325,6 +327,11 @@ func startClusterUnderLoad(t *testing.T, products, patchers int, extra ...string
 	for range 3 {
 		c.add()
 	}
+	return loadOn(t, c, products, patchers)
+}
+
+// loadOn sends the mixed load to the nodes of c until stop.
+func loadOn(t *testing.T, c *testCluster, products, patchers int) *clusterUnderLoad {
 	stats := newLoadStats()
 	l := newLB(c, stats)
 	load := newMixedLoad(t, l, products)

@@ -260,8 +260,8 @@ func (w *workload) drain(limit time.Duration) {
 		}
 		open := 0
 		for id := range w.images {
-			if s := w.status[id]["status"]; s != "ready" && s != "failed" {
-				open++
+			if s := w.status[id]["status"]; (s != "ready" && s != "failed") || (s == "ready" && filesPending(w.status[id])) {
+				open++ // its job still under way (AVIF too)
 			}
 		}
 		if open == 0 {

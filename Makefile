@@ -45,6 +45,8 @@ vet:
 test: test-deps vet validate-deploy vulncheck lint
 	GO=$(GO) scripts/with-services scripts/gotest -count=1 -p 1 -tags integration -timeout 60m ./...
 	$(MAKE) test-contract test-clients test-chaos test-faults test-soak test-import
+	$(MAKE) test-kube KUBE_RUN='$(KUBE_CI_RUN)'
+	$(MAKE) test-deploy
 
 # Chaos (cmd/vitrine/chaos_test.go, a few minutes, 10 at most): servers of
 # its own (own state directory and ports: the shared ones are never

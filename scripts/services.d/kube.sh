@@ -110,11 +110,19 @@ kube_api() {
     -H "Authorization: Bearer $(cat "$KUBE_DIR/pki/admin.token")" "https://127.0.0.1:$KUBE_PORT$1" 2>/dev/null || true
 }
 
+# kube_alive PIDFILE: its process is alive. (Not pid_matches: while a
+# process just launched execs its program, its command line can read empty,
+# and a check that fell there took a starting kube-apiserver for dead.)
+kube_alive() {
+  local pid
+  pid=$(read_pidfile "$1")
+  [[ -n $pid ]] && pid_alive "$pid"
+}
+
 kube_wait() {
   local deadline=$((SECONDS + TIMEOUT * 2)) pid
   while :; do
-    pid=$(kube_pid)
-    if [[ -z $pid || -z $(kube_etcd_pid) ]]; then
+    if ! kube_alive "$KUBE_DIR/pid" || ! kube_alive "$KUBE_DIR/etcd.pid"; then
       tail_log "$KUBE_DIR/etcd.log"
       tail_log "$KUBE_DIR/kube-apiserver.log"
       die "kube: etcd or kube-apiserver exited while starting (logs: $KUBE_DIR)"
@@ -127,6 +135,7 @@ kube_wait() {
     fi
     sleep 0.2
   done
+  pid=$(kube_pid)
   check_owner kube "$KUBE_PORT" "$pid" VITRINE_SERVICES_KUBE_PORT
   check_owner kube "$KUBE_ETCD_PORT" "$(kube_etcd_pid)" VITRINE_SERVICES_KUBE_ETCD_PORT
   kube_kubeconfig

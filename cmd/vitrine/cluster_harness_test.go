@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -475,4 +477,44 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	i := int(p / 100 * float64(len(ds)-1))
 	return ds[i]
+}
+
+// recoveryAfter is how long after killedAt every product of owned (those
+// the dead node hosted) took an acknowledged write again: for each, its
+// first write started after the kill and acknowledged.
+func recoveryAfter(load *mixedLoad, owned map[string]bool, killedAt time.Time) time.Duration {
+	var recovery time.Duration
+	for id, wl := range load.logs {
+		if !owned[id] {
+			continue
+		}
+		for _, e := range wl.entries {
+			if e.started.After(killedAt) && e.acked {
+				recovery = max(recovery, e.done.Sub(killedAt))
+				break
+			}
+		}
+	}
+	return recovery
+}
+
+// membersSeen is the cluster size a node at url reports in /metrics
+// (vitrine_cluster_members), or -1 when it does not answer.
+func membersSeen(url string) int {
+	client := http.Client{Timeout: time.Second}
+	res, err := client.Get(url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "vitrine_cluster_members "); ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return int(f)
+			}
+		}
+	}
+	return -1
 }

@@ -378,20 +378,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	time.Sleep(7 * time.Second)
 	run.stop()
 
-	// Recovery: for each product of the dead node, the first write that
-	// started after the kill and was acknowledged.
-	var recovery time.Duration
-	for id, wl := range load.logs {
-		if !ownedByVictim[id] {
-			continue
-		}
-		for _, e := range wl.entries {
-			if e.started.After(killedAt) && e.acked {
-				recovery = max(recovery, e.done.Sub(killedAt))
-				break
-			}
-		}
-	}
+	recovery := recoveryAfter(load, ownedByVictim, killedAt)
 	stats.report(t, "three nodes, one SIGKILLed and restarted")
 	t.Logf("load balancer: %d connections refused and sent to another node", l.retries.Load())
 	t.Logf("recovery: every product of the dead node took an acknowledged write again within %s of the kill", recovery.Round(time.Millisecond))

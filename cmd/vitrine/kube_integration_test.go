@@ -16,7 +16,6 @@ package main
 // rest.InClusterConfig, as in a pod. Needs root (namespaces).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -400,24 +399,7 @@ func (kp *kubePods) members() []*pcluster.Member {
 
 // view is how many members node n sees (vitrine_cluster_members), -1
 // when it does not answer.
-func (n *clusterNode) view() int {
-	client := http.Client{Timeout: time.Second}
-	res, err := client.Get(n.url + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "vitrine_cluster_members "); ok {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				return int(f)
-			}
-		}
-	}
-	return -1
-}
+func (n *clusterNode) view() int { return membersSeen(n.url) }
 
 // waitViews waits until every node in nodes sees want members, and
 // returns how long that took.
@@ -502,18 +484,7 @@ func TestKubeCluster(t *testing.T) {
 	t.Logf("a new pod joined: every node sees 3 members %s after it turned ready", joinTook.Round(time.Millisecond))
 	time.Sleep(6 * time.Second)
 	run.stop()
-	var recovery time.Duration
-	for id, wl := range load.logs {
-		if !ownedByVictim[id] {
-			continue
-		}
-		for _, e := range wl.entries {
-			if e.started.After(killedAt) && e.acked {
-				recovery = max(recovery, e.done.Sub(killedAt))
-				break
-			}
-		}
-	}
+	recovery := recoveryAfter(load, ownedByVictim, killedAt)
 	stats.report(t, "three pods, one lost and a new one joining")
 	t.Logf("recovery: every product of the lost pod took an acknowledged write again within %s of the kill", recovery.Round(time.Millisecond))
 	if recovery > actors.Failover {

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -236,25 +235,7 @@ func (nd *nsNode) readyz(query string) bool {
 
 // view is how many members node nd sees (vitrine_cluster_members), or
 // -1 when it does not answer.
-func (nd *nsNode) view() int {
-	client := http.Client{Timeout: time.Second}
-	res, err := client.Get(nd.url + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "vitrine_cluster_members "); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err == nil {
-				return int(n)
-			}
-		}
-	}
-	return -1
-}
+func (nd *nsNode) view() int { return membersSeen(nd.url) }
 
 func (c *nsCluster) views() []int {
 	var out []int

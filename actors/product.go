@@ -67,6 +67,8 @@ type ProductDeps struct {
 	Owns func(id string) bool
 	// Events hears of every change, once it is stored; nil: nobody.
 	Events EventSink
+	// Renders makes files on demand (RENDER); nil: this node makes none.
+	Renders *RenderPool
 }
 
 // DefaultStoreTimeout bounds a grain's store call, an upload's count of
@@ -120,6 +122,8 @@ type productGrain struct {
 	loaded bool
 	p      *catalog.Product // nil when the product does not exist
 	body   []byte           // rendered p
+	// renders are the requests waiting for each render under way, by key.
+	renders map[string][]*actor.PID
 }
 
 func (g *productGrain) Receive(c actor.Context) {
@@ -132,6 +136,8 @@ func (g *productGrain) Receive(c actor.Context) {
 		g.deps.Metrics.passivated()
 	case *actor.ReceiveTimeout:
 		c.Poison(c.Self())
+	case *renderDone:
+		g.rendered(c, m)
 	case *actorspb.ProductCommand:
 		if g.deps.Owns != nil && !g.deps.Owns(g.id) {
 			// Not processed: the caller sees a dead letter, forgets this
@@ -139,6 +145,10 @@ func (g *productGrain) Receive(c actor.Context) {
 			// product would serve different states.
 			c.Respond(&actor.DeadLetterResponse{Target: c.Self()})
 			c.Poison(c.Self())
+			return
+		}
+		if m.Op == actorspb.ProductCommand_RENDER {
+			g.render(c, m)
 			return
 		}
 		c.Respond(g.handle(m))

@@ -68,4 +68,7 @@ type Options struct {
 	// final Result then holds every output. Without Early, each variant's
 	// formats are made one after the other, deferred or not.
 	Early func(Result) error
+	// NoPlaceholder skips the placeholder and dominant colour (a render
+	// made on demand needs neither).
+	NoPlaceholder bool
 }

@@ -40,6 +40,7 @@ const (
 	ProductCommand_DELETE_IMAGE ProductCommand_Op = 9  // image_id: the image and its files are removed
 	ProductCommand_PATCH_IMAGE  ProductCommand_Op = 10 // image_id; body: RFC 7396 merge patch of the image's gallery fields
 	ProductCommand_ORDER_IMAGES ProductCommand_Op = 11 // body: {"image_ids": [...]}, the gallery's whole order
+	ProductCommand_RENDER       ProductCommand_Op = 12 // image_id; body: catalog.Render JSON: the file made on demand (once for the cluster: the grain joins concurrent requests); reply body: catalog.RenderResult JSON
 )
 
 // Enum value maps for ProductCommand_Op.
@@ -57,6 +58,7 @@ var (
 		9:  "DELETE_IMAGE",
 		10: "PATCH_IMAGE",
 		11: "ORDER_IMAGES",
+		12: "RENDER",
 	}
 	ProductCommand_Op_value = map[string]int32{
 		"GET":          0,
@@ -71,6 +73,7 @@ var (
 		"DELETE_IMAGE": 9,
 		"PATCH_IMAGE":  10,
 		"ORDER_IMAGES": 11,
+		"RENDER":       12,
 	}
 )
 
@@ -399,7 +402,7 @@ var File_actors_actorspb_product_proto protoreflect.FileDescriptor
 
 const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\n" +
-	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\x8d\x03\n" +
+	"\x1dactors/actorspb/product.proto\x12\x0evitrine.actors\"\x99\x03\n" +
 	"\x0eProductCommand\x121\n" +
 	"\x02op\x18\x01 \x01(\x0e2!.vitrine.actors.ProductCommand.OpR\x02op\x12\x12\n" +
 	"\x04body\x18\x02 \x01(\fR\x04body\x12\x19\n" +
@@ -407,7 +410,7 @@ const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\bimage_id\x18\x04 \x01(\tR\aimageId\x12\x14\n" +
 	"\x05owner\x18\x05 \x01(\x03R\x05owner\x12 \n" +
 	"\vtraceparent\x18\x06 \x01(\tR\vtraceparent\x12\x14\n" +
-	"\x05force\x18\a \x01(\bR\x05force\"\xaf\x01\n" +
+	"\x05force\x18\a \x01(\bR\x05force\"\xbb\x01\n" +
 	"\x02Op\x12\a\n" +
 	"\x03GET\x10\x00\x12\n" +
 	"\n" +
@@ -424,7 +427,9 @@ const file_actors_actorspb_product_proto_rawDesc = "" +
 	"\fDELETE_IMAGE\x10\t\x12\x0f\n" +
 	"\vPATCH_IMAGE\x10\n" +
 	"\x12\x10\n" +
-	"\fORDER_IMAGES\x10\v\"\x81\x01\n" +
+	"\fORDER_IMAGES\x10\v\x12\n" +
+	"\n" +
+	"\x06RENDER\x10\f\"\x81\x01\n" +
 	"\fProductReply\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x12\n" +
 	"\x04etag\x18\x02 \x01(\tR\x04etag\x12-\n" +

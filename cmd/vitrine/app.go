@@ -46,6 +46,7 @@ import (
 type imageEngine interface {
 	actors.Prober
 	actors.Processor
+	actors.Renderer
 }
 
 // database is the store, embedded or PostgreSQL, as its consumers name it:
@@ -78,6 +79,8 @@ type App struct {
 	cache  *redis.Cache
 	node   *cluster.Node
 	pool   *actors.ImagePool
+	// renders makes files on demand for this node's grains; nil: none.
+	renders *actors.RenderPool
 	server *rest.Server
 	ln     net.Listener
 	served chan error
@@ -189,7 +192,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 				func() float64 { return float64(sink.Failed()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vitrine_events_lost_total", Help: "Events of stored changes that never reached the event log (live streams of their products sent stream.reset)."},
 				func() float64 { return float64(sink.Lost()) }))
+		if cfg.RenderWorkers > 0 {
+			a.renders = actors.NewRenderPool(actors.RenderDeps{Blobs: blobs, Renderer: engine, Widths: cfg.renderWidths(),
+				Workers: cfg.RenderWorkers, Queue: cfg.RenderQueue, Timeout: cfg.JobTimeout, Log: log.Named("render"), Registerer: a.metrics})
+		}
 		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"), Metrics: actorMetrics, Tracer: tracer,
+			Renders: a.renders,
 			Owns: func(id string) bool {
 				n := node.Load()
 				return n == nil || n.Owns(id, actors.ProductKind)
@@ -257,6 +265,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 		restCfg := cfg.Access.rest(cfg.MaxUploadBytes, cfg.RequestTimeout, cfg.MetricsAccess)
 		cfg.Events.rest(&restCfg)
 		restCfg.MediaURL = blobs.URL("products/")
+		restCfg.RenderWidths = cfg.renderWidths()
+		restCfg.SigningKeys, _ = signingKeys(cfg.MediaSigningKeys) // validated with the configuration
 		restCfg.MaxImportBytes, restCfg.MaxImportRows = cfg.MaxImportBytes, cfg.MaxImportRows
 		uploads := actors.NewUploads(service, engine, blobs, a.db, limits, time.Now)
 		// Imports are applied by every API node, one import per node at a
@@ -280,6 +290,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 				Events:      events,
 				Webhooks:    events,
 				Blobs:       streamer,
+				Renders:     renders(service, a.renders),
 				Checks:      checks,
 				NewID:       newID,
 				Metrics:     a.metrics,
@@ -530,6 +541,9 @@ func (a *App) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if a.renders != nil { // the server no longer waits on any
+		a.renders.Close()
+	}
 	if a.webhooks != nil {
 		a.webhooks.Close()
 	}
@@ -562,4 +576,17 @@ func (a *App) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// renders is the front door's on-demand renders: none without a pool.
+func renders(service *actors.Service, pool *actors.RenderPool) rest.Renders {
+	if pool == nil {
+		return nil
+	}
+	return service
+}
+
+// renderWidths is the configured ladder of on-demand widths.
+func (c Config) renderWidths() catalog.Widths {
+	return catalog.Widths{Step: c.RenderWidthStep, Max: c.RenderMaxWidth}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vitrine-dev/vitrine/media"
 	"github.com/vitrine-dev/vitrine/transport/urlfetch"
 )
 
@@ -40,6 +42,13 @@ type Config struct {
 	CacheEntries    int
 	FetchAllow      string
 	RecipeFile      string
+	// On-demand renders: their workers and queue on each API node, the
+	// width ladder, and the keys URLs are signed with (none: unsigned).
+	RenderWorkers    int
+	RenderQueue      int
+	RenderWidthStep  int
+	RenderMaxWidth   int
+	MediaSigningKeys string
 	PprofAddr       string
 	MetricsAccess   string
 	MetricsAddr     string
@@ -121,6 +130,11 @@ func (c *Config) settings() []setting {
 		{"metrics", "VITRINE_METRICS", "admin", "who may read /metrics on the main port: admin (a key with the admin scope), public, or off", oneOf(&c.MetricsAccess, "admin", "public", "off")},
 		{"metrics-addr", "VITRINE_METRICS_ADDR", "", "address of a separate listener serving /metrics without a key, e.g. 127.0.0.1:9464 (empty: off)", str(&c.MetricsAddr)},
 		{"recipe-file", "VITRINE_RECIPE_FILE", "", "JSON recipe of the image variants (default: the built-in recipe)", str(&c.RecipeFile)},
+		{"render-workers", "VITRINE_RENDER_WORKERS", "1", "files made on demand at once on each API node, apart from the image job workers (0: none made; those URLs answer 404)", num(&c.RenderWorkers, 0)},
+		{"render-queue", "VITRINE_RENDER_QUEUE", "16", "files made on demand that may wait for a render worker on each API node; past it, 503 with Retry-After", num(&c.RenderQueue, 1)},
+		{"render-width-step", "VITRINE_RENDER_WIDTH_STEP", "16", "on-demand widths snap up to a multiple of this (pixels)", num(&c.RenderWidthStep, 1)},
+		{"render-max-width", "VITRINE_RENDER_MAX_WIDTH", "2048", "widest file made on demand (pixels, at most 16383); wider requests get 400", num(&c.RenderMaxWidth, 1)},
+		{"media-signing-key", "VITRINE_MEDIA_SIGNING_KEY", "", "comma-separated hex keys (16 bytes or more each) on-demand URLs must be signed with, any one of them (a rotation lists the new and the old); empty: unsigned URLs", str(&c.MediaSigningKeys)},
 		{"gc-interval", "VITRINE_GC_INTERVAL", "1h", "how often one API node sweeps orphan files, those of images that do not exist (0: never; vitrine gc sweeps by hand)", setDrain(&c.GCInterval)},
 		{"gc-grace", "VITRINE_GC_GRACE", "1h", "how old an orphan file must be to be swept (longer than an upload or a job takes)", dur(&c.GCGrace)},
 		{"postgres-url", "VITRINE_POSTGRES_URL", "", "PostgreSQL URL (unset: embedded SQLite)", str(&c.PostgresURL)},
@@ -289,6 +303,13 @@ func (c *Config) validate() error {
 	if _, err := urlfetch.ParseAllow(splitList(c.FetchAllow)); err != nil {
 		return fmt.Errorf("VITRINE_FETCH_ALLOW (--fetch-allow): %w", err)
 	}
+	if c.RenderMaxWidth > media.MaxVariantSide || c.RenderWidthStep > c.RenderMaxWidth {
+		return fmt.Errorf("VITRINE_RENDER_MAX_WIDTH (--render-max-width) must be at most %d and VITRINE_RENDER_WIDTH_STEP at most it, got %d and %d",
+			media.MaxVariantSide, c.RenderMaxWidth, c.RenderWidthStep)
+	}
+	if _, err := signingKeys(c.MediaSigningKeys); err != nil {
+		return err
+	}
 	if err := c.validateCluster(); err != nil {
 		return err
 	}
@@ -377,7 +398,8 @@ func mask(secret string) string {
 // fields lists the configuration for the start-up log line, secrets masked.
 func (c Config) fields() map[string]any {
 	return map[string]any{
-		"fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "pprof_addr": c.PprofAddr, "metrics": c.MetricsAccess, "metrics_addr": c.MetricsAddr,
+		"fetch_allow": c.FetchAllow, "recipe_file": c.RecipeFile, "render_workers": c.RenderWorkers, "render_queue": c.RenderQueue,
+		"render_width_step": c.RenderWidthStep, "render_max_width": c.RenderMaxWidth, "media_signing_key": mask(c.MediaSigningKeys), "pprof_addr": c.PprofAddr, "metrics": c.MetricsAccess, "metrics_addr": c.MetricsAddr,
 		"postgres_url": maskURL(c.PostgresURL), "redis_url": maskURL(c.RedisURL),
 		"kafka_brokers": c.KafkaBrokers, "kafka_topic": c.KafkaTopic, "kafka_partitions": c.KafkaPartitions, "kafka_replication": c.KafkaReplication, "kafka_min_isr": c.KafkaMinISR, "kafka_redeliver": c.KafkaRedeliver.String(),
 		"s3_endpoint": c.S3Endpoint, "s3_bucket": c.S3Bucket, "s3_region": c.S3Region,
@@ -395,4 +417,18 @@ func (c Config) fields() map[string]any {
 		"shutdown_drain": c.ShutdownDrain.String(), "gc_interval": c.GCInterval.String(), "gc_grace": c.GCGrace.String(),
 		"access": c.Access.fields(), "events": c.Events.fields(),
 	}
+}
+
+// signingKeys decodes VITRINE_MEDIA_SIGNING_KEY: comma-separated hex keys
+// of 16 bytes or more.
+func signingKeys(list string) ([][]byte, error) {
+	var keys [][]byte
+	for _, k := range splitList(list) {
+		b, err := hex.DecodeString(k)
+		if err != nil || len(b) < 16 {
+			return nil, fmt.Errorf("VITRINE_MEDIA_SIGNING_KEY (--media-signing-key) must list hex keys of 16 bytes (32 hex digits) or more; make one with: openssl rand -hex 32")
+		}
+		keys = append(keys, b)
+	}
+	return keys, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vitrine-dev/vitrine/actors"
+	"github.com/vitrine-dev/vitrine/catalog"
 	"github.com/vitrine-dev/vitrine/media"
 	"github.com/vitrine-dev/vitrine/media/vips"
 )
@@ -145,3 +146,46 @@ func (e *engine) Collector() prometheus.Collector { return e.metrics }
 
 // Shutdown stops libvips.
 func (e *engine) Shutdown() { e.rt.Shutdown() }
+
+// Render makes one file on demand from an original: r's width (the
+// image's own aspect ratio, or a cover crop of r's ratio around focus),
+// in r's format at the quality the recipe gives that format (the default
+// recipe's when the recipe has none), by the same pipeline as the recipe's
+// variants: strict decoding, sRGB, no metadata, never enlarged.
+func (e *engine) Render(ctx context.Context, data []byte, r catalog.Render, focus *catalog.FocalPoint) (actors.Rendition, error) {
+	f, err := media.ParseFormat(r.Format)
+	if err != nil || !slices.Contains(catalog.RenderFormats, r.Format) {
+		return actors.Rendition{}, catalog.Errorf(catalog.KindInvalid, "invalid_format", "format %q is not made on demand", r.Format)
+	}
+	v := media.Variant{Name: "od", Width: r.Width, Height: media.MaxVariantSide, Fit: media.FitInside,
+		Formats: []media.Encoding{{Format: f, Quality: e.quality(f)}}}
+	if r.Cropped() {
+		v.Height, v.Fit = max(1, min(media.MaxVariantSide, (r.Width*r.AspectY+r.AspectX/2)/r.AspectX)), media.FitCover
+	}
+	res, err := e.rt.ProcessImageWith(ctx, data, media.Recipe{Version: e.recipe.Version, Variants: []media.Variant{v}},
+		media.Options{Focus: focus, NoPlaceholder: true})
+	if err != nil {
+		return actors.Rendition{}, err
+	}
+	if len(res.Outputs) != 1 {
+		return actors.Rendition{}, fmt.Errorf("render: %d outputs, not 1", len(res.Outputs))
+	}
+	o := res.Outputs[0]
+	e.metrics.observe(res.Outputs)
+	return actors.Rendition{Name: "od", Fit: string(o.Fit), Format: o.Format.Name(), ContentType: o.ContentType, Width: o.Width, Height: o.Height, Data: o.Data}, nil
+}
+
+// quality is the recipe's quality for format f: that of its first
+// variant with f, else the default recipe's.
+func (e *engine) quality(f media.Format) int {
+	for _, r := range []media.Recipe{e.recipe, media.DefaultRecipe()} {
+		for _, v := range r.Variants {
+			for _, enc := range v.Formats {
+				if enc.Format == f {
+					return enc.Quality
+				}
+			}
+		}
+	}
+	return 80
+}

@@ -164,8 +164,10 @@ func (rt *Runtime) ProcessImageWith(ctx context.Context, data []byte, recipe med
 	if err := ctx.Err(); err != nil {
 		return media.Result{}, fmt.Errorf("vips: process: before the placeholder: %w", context.Cause(ctx))
 	}
-	if res.Placeholder, res.DominantColor, err = placeholder(base); err != nil {
-		return media.Result{}, fmt.Errorf("vips: process: placeholder: %w", err)
+	if !opts.NoPlaceholder {
+		if res.Placeholder, res.DominantColor, err = placeholder(base); err != nil {
+			return media.Result{}, fmt.Errorf("vips: process: placeholder: %w", err)
+		}
 	}
 	if opts.Early == nil {
 		return res, nil

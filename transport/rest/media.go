@@ -31,6 +31,10 @@ type BlobStreamer interface {
 // embedded file store, or streamed from the object store.
 func (s *Server) media(ctx *fasthttp.RequestCtx, _ principal) {
 	key := pathID(ctx, "key")
+	if onDemandPath(key) {
+		s.mediaOnDemand(ctx, key)
+		return
+	}
 	if !strings.Contains(key[strings.LastIndexByte(key, '/')+1:], ".") {
 		s.mediaNegotiated(ctx, key)
 		return
@@ -41,11 +45,19 @@ func (s *Server) media(ctx *fasthttp.RequestCtx, _ principal) {
 		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 		return
 	}
-	if s.deps.Files != nil {
-		s.mediaFile(ctx, key, ct)
-		return
+	if !s.serveStored(ctx, key, ct, cacheForever) {
+		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
 	}
-	s.mediaObject(ctx, key, ct)
+}
+
+// serveStored answers with the stored file of key, from the embedded file
+// store or the object store, with cacheControl; it reports false, having
+// written nothing, when there is no such file.
+func (s *Server) serveStored(ctx *fasthttp.RequestCtx, key, ct, cacheControl string) bool {
+	if s.deps.Files != nil {
+		return s.mediaFile(ctx, key, ct, cacheControl)
+	}
+	return s.mediaObject(ctx, key, ct, cacheControl)
 }
 
 // mediaFile serves a file of the embedded file store with the HTTP
@@ -54,29 +66,26 @@ func (s *Server) media(ctx *fasthttp.RequestCtx, _ principal) {
 // Last-Modified, If-None-Match and If-Modified-Since (304), a single byte
 // range (206, or 416 outside the file; several ranges, or an If-Range that
 // does not match, get the whole file, as RFC 9110 allows), HEAD.
-func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
+func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct, cacheControl string) bool {
 	path, err := s.deps.Files.Path(key)
 	if err != nil {
-		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
-		return
+		return false
 	}
 	// Opened per request, not through a cache of open files, so a deleted
 	// file is gone at once.
 	f, err := os.Open(path) // #nosec G304 -- Files.Path (localfs) checked key with catalog.ValidBlobKey: a file inside the store's directory
 	if err != nil {
-		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
-		return
+		return false
 	}
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
 		_ = f.Close() // read-only
-		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
-		return
+		return false
 	}
 	size, modified := st.Size(), st.ModTime()
 	etag := `"` + strconv.FormatInt(size, 16) + "-" + strconv.FormatInt(modified.UnixNano(), 16) + `"`
 	h := &ctx.Response.Header
-	h.Set("Cache-Control", cacheForever)
+	h.Set("Cache-Control", cacheControl)
 	setCacheTags(h, key)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("ETag", etag)
@@ -85,7 +94,7 @@ func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 	if (inm != "" && etagMatches(inm, etag)) || (inm == "" && notModifiedSince(ctx, modified)) {
 		_ = f.Close() // read-only
 		ctx.SetStatusCode(http.StatusNotModified)
-		return
+		return true
 	}
 	start, n := int64(0), size
 	if r := string(ctx.Request.Header.Peek("Range")); r != "" && ifRangeHolds(ctx, etag, modified) {
@@ -96,7 +105,7 @@ func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
 			writeProblem(ctx, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable",
 				"the range asked for lies outside the file of "+strconv.FormatInt(size, 10)+" bytes", nil)
-			return
+			return true
 		case ok:
 			start, n = from, length
 			ctx.SetStatusCode(http.StatusPartialContent)
@@ -107,9 +116,10 @@ func (s *Server) mediaFile(ctx *fasthttp.RequestCtx, key, ct string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if start == 0 && n == size {
 		ctx.SetBodyStream(f, int(size)) // fasthttp closes f
-		return
+		return true
 	}
 	ctx.SetBodyStream(&sectionFile{Reader: io.NewSectionReader(f, start, n), f: f}, int(n)) // fasthttp closes it
+	return true
 }
 
 // sectionFile is a range of a file, closing the file when fasthttp closes it.
@@ -193,7 +203,7 @@ func byteRange(header string, size int64) (start, length int64, ok bool) {
 // store, If-Modified-Since here (at the second, as HTTP dates are). An
 // If-Range makes the whole file the answer (allowed by RFC 9110), as the
 // store cannot check it.
-func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
+func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct, cacheControl string) bool {
 	req := catalog.BlobRequest{HeadOnly: ctx.IsHead(), IfNoneMatch: string(ctx.Request.Header.Peek("If-None-Match"))}
 	if len(ctx.Request.Header.Peek("If-Range")) == 0 {
 		req.Range = string(ctx.Request.Header.Peek("Range"))
@@ -205,11 +215,10 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 	if err != nil {
 		cancel()
 		if catalog.IsNotFound(err) {
-			writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
-			return
+			return false
 		}
 		writeError(ctx, err)
-		return
+		return true
 	}
 	h := &ctx.Response.Header
 	if st.Unsatisfiable {
@@ -217,9 +226,9 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 		h.Set("Content-Range", "bytes */"+strconv.FormatInt(st.Total, 10))
 		writeProblem(ctx, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable",
 			"the range asked for lies outside the file of "+strconv.FormatInt(st.Total, 10)+" bytes", nil)
-		return
+		return true
 	}
-	h.Set("Cache-Control", cacheForever)
+	h.Set("Cache-Control", cacheControl)
 	setCacheTags(h, key)
 	h.Set("Accept-Ranges", "bytes")
 	if st.ETag != "" {
@@ -234,7 +243,7 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 		}
 		cancel()
 		ctx.SetStatusCode(http.StatusNotModified)
-		return
+		return true
 	}
 	h.Set("Content-Type", ct)
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -245,9 +254,10 @@ func (s *Server) mediaObject(ctx *fasthttp.RequestCtx, key, ct string) {
 	if st.Body == nil { // HEAD
 		cancel()
 		h.SetContentLength(int(st.Size))
-		return
+		return true
 	}
 	ctx.SetBodyStream(&closeCancels{ReadCloser: st.Body, cancel: cancel}, int(st.Size)) // fasthttp closes it
+	return true
 }
 
 // setCacheTags names the image and product a file of key

@@ -71,10 +71,9 @@ func (s *Server) mediaNegotiated(ctx *fasthttp.RequestCtx, stem string) {
 	h.Set("Content-Location", have[format].URL)
 	key := stem + "." + format
 	ct := mediaTypes[format]
-	if s.deps.Files != nil {
-		s.mediaFile(ctx, key, ct)
-	} else {
-		s.mediaObject(ctx, key, ct)
+	if !s.serveStored(ctx, key, ct, cacheForever) {
+		writeProblem(ctx, http.StatusNotFound, "not_found", "no such file", nil)
+		return
 	}
 	if pending && ctx.Response.StatusCode() < http.StatusBadRequest {
 		// A better format may land soon: caches ask again after a minute

@@ -142,6 +142,12 @@ type Config struct {
 	// MediaURL is where variant files are served from (VITRINE_PUBLIC_URL,
 	// or this server's /media): the admin page may show images from there.
 	MediaURL string
+	// RenderWidths is the ladder on-demand widths snap to (default
+	// catalog.DefaultWidths); SigningKeys, when set, are the keys an
+	// on-demand URL must be signed with (any one of them: a rotation
+	// accepts the old and the new).
+	RenderWidths catalog.Widths
+	SigningKeys  [][]byte
 
 	// EventsHeartbeat is how often an idle event stream sends a comment
 	// (15 s); EventsBuffer how many events a subscriber may fall behind
@@ -162,6 +168,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.RenderWidths.Step <= 0 || c.RenderWidths.Max <= 0 {
+		c.RenderWidths = catalog.DefaultWidths
+	}
 	setDefault := func(p *int, v int) {
 		if *p <= 0 {
 			*p = v
@@ -221,6 +230,9 @@ type Deps struct {
 	// not served (a CDN in front of object storage serves the files).
 	Files Files
 	Blobs BlobStreamer
+	// Renders makes files on demand (GET /media/products/{id}/{image}/w320);
+	// nil: those URLs answer 404.
+	Renders Renders
 	// Events are products' events, streamed by GET /products/{id}/events;
 	// nil: that route answers 503.
 	Events Events

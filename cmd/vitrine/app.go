@@ -73,18 +73,18 @@ var (
 
 // App is a running vitrine: the one process that tests start and stop too.
 type App struct {
-	cfg    Config
-	log    *zap.Logger
-	db     database
-	cache  *redis.Cache
-	node   *cluster.Node
-	pool   *actors.ImagePool
+	cfg   Config
+	log   *zap.Logger
+	db    database
+	cache *redis.Cache
+	node  *cluster.Node
+	pool  *actors.ImagePool
 	// renders makes files on demand for this node's grains; nil: none.
 	renders *actors.RenderPool
-	server *rest.Server
-	ln     net.Listener
-	served chan error
-	pprof  *http.Server
+	server  *rest.Server
+	ln      net.Listener
+	served  chan error
+	pprof   *http.Server
 	// metrics is the process's metric registry; metricsSrv serves it on
 	// VITRINE_METRICS_ADDR.
 	metrics    *prometheus.Registry

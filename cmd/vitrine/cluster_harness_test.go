@@ -501,6 +501,13 @@ func recoveryAfter(load *mixedLoad, owned map[string]bool, killedAt time.Time) t
 // membersSeen is the cluster size a node at url reports in /metrics
 // (vitrine_cluster_members), or -1 when it does not answer.
 func membersSeen(url string) int {
+	return int(metricSeen(url, "vitrine_cluster_members"))
+}
+
+// metricSeen is the value of one sample a node at url reports in /metrics
+// (series: the name with its labels, as the exposition writes them), or
+// -1 when it does not answer or has no such sample.
+func metricSeen(url, series string) float64 {
 	client := http.Client{Timeout: time.Second}
 	res, err := client.Get(url + "/metrics")
 	if err != nil {
@@ -510,9 +517,9 @@ func membersSeen(url string) int {
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "vitrine_cluster_members "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				return int(f)
+				return f
 			}
 		}
 	}

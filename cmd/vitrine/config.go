@@ -49,9 +49,9 @@ type Config struct {
 	RenderWidthStep  int
 	RenderMaxWidth   int
 	MediaSigningKeys string
-	PprofAddr       string
-	MetricsAccess   string
-	MetricsAddr     string
+	PprofAddr        string
+	MetricsAccess    string
+	MetricsAddr      string
 	// GCInterval is how often orphan files are swept (0: never); GCGrace
 	// how old an orphan must be to go.
 	GCInterval time.Duration

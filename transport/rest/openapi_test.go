@@ -36,12 +36,33 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Errorf("openapi version = %q, want 3.1.0", doc.OpenAPI)
 	}
 	var documented []string
+	ids := map[string]bool{}
+	servedBy := map[string]string{}
 	for path, ops := range doc.Paths {
-		for method := range ops {
+		for method, raw := range ops {
 			if method == "parameters" {
 				continue
 			}
+			var op struct {
+				OperationID string `json:"operationId"`
+				ServedBy    string `json:"x-served-by"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatalf("%s %s: %v", method, path, err)
+			}
+			ids[op.OperationID] = true
+			if op.ServedBy != "" {
+				// A shape of another route's path (the on-demand URLs
+				// of /media/{key}), documented on its own.
+				servedBy[path] = op.ServedBy
+				continue
+			}
 			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	for path, by := range servedBy {
+		if !ids[by] || !strings.HasPrefix(path, "/media/") || by != "getMedia" {
+			t.Errorf("%s is served by %q: want getMedia, the route of /media/{key}", path, by)
 		}
 	}
 	sort.Strings(routes)

@@ -106,7 +106,8 @@ type RenderResult struct {
 // RenderTarget is render r of the image as it is made: its ratio in lowest
 // terms, its width on the ladder w and within the image (Widths.Snap), and
 // its blob key. Errors: KindInvalid for a width, ratio or format out of
-// bounds; KindNotFound while the image is not ready.
+// bounds; KindNotFound while the image is not ready (pending or
+// processing for the first time, or failed).
 func (img *Image) RenderTarget(w Widths, r Render) (Render, string, error) {
 	if !slices.Contains(RenderFormats, r.Format) {
 		return r, "", Errorf(KindInvalid, "invalid_format", "files are made on demand as avif, webp or jpeg, not %q", r.Format)
@@ -118,7 +119,11 @@ func (img *Image) RenderTarget(w Widths, r Render) (Render, string, error) {
 		}
 		r.AspectX, r.AspectY = x, y
 	}
-	if img.Status != StatusReady || img.Original.Width < 1 || img.Original.Height < 1 {
+	// An image being processed again keeps its variants until the new
+	// ones are recorded, and so its renders: they go with the old
+	// variants if the recipe version changes.
+	again := (img.Status == StatusPending || img.Status == StatusProcessing) && img.RecipeVersion > 0 && len(img.Variants) > 0
+	if (img.Status != StatusReady && !again) || img.Original.Width < 1 || img.Original.Height < 1 {
 		return r, "", Errorf(KindNotFound, "image_not_ready", "image %s is %s: files are made on demand of ready images only", img.ID, img.Status)
 	}
 	width, err := w.Snap(r.Width, img.Original.Width, img.Original.Height, r.AspectX, r.AspectY)

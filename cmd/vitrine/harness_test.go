@@ -172,6 +172,14 @@ func startAppWithLog(t testing.TB, dir string, env map[string]string, log *zap.L
 // tracing off).
 func startAppWith(t testing.TB, dir string, env map[string]string, log *zap.Logger, tracer trace.TracerProvider) *testApp {
 	t.Helper()
+	return startAppEngine(t, dir, env, log, tracer, testEngine)
+}
+
+// startAppEngine starts a vitrine on an engine of its own (the process's
+// libvips runtime with another recipe: VITRINE_RECIPE_FILE is read when
+// the engine starts, once per test process).
+func startAppEngine(t testing.TB, dir string, env map[string]string, log *zap.Logger, tracer trace.TracerProvider, eng *engine) *testApp {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
 	}
@@ -186,7 +194,7 @@ func startAppWith(t testing.TB, dir string, env map[string]string, log *zap.Logg
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := Start(context.Background(), cfg, log, testEngine, tracer)
+	app, err := Start(context.Background(), cfg, log, eng, tracer)
 	if err != nil {
 		t.Fatalf("start vitrine: %v", err)
 	}

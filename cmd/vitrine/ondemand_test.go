@@ -5,12 +5,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
+
+	"github.com/vitrine-dev/vitrine/media"
 
 	"github.com/vitrine-dev/vitrine/transport/rest"
 )
@@ -280,5 +285,64 @@ func TestOnDemandSigned(t *testing.T) {
 	img := app.do("GET", "/products/"+productID+"/images/"+imageID, nil).json(t)
 	if u := img["variants"].([]any)[0].(map[string]any)["url"].(string); app.fetch(u).Status != http.StatusOK {
 		t.Errorf("a recipe variant %s with signing on: not served", u)
+	}
+}
+
+// TestOnDemandNewRecipe: renders live beside their recipe version's
+// variants: processing the image with a new recipe version removes them
+// with the old variants, and the same URL then makes a new file; a new
+// focal point names new crops.
+func TestOnDemandNewRecipe(t *testing.T) {
+	dir := t.TempDir()
+	app := startApp(t, dir, nil)
+	productID, imageID, location := readyLamp(t, app)
+	base := "/media/products/" + productID + "/" + imageID + "/"
+	old := app.fetch(base + "w320.webp")
+	if old.Status != http.StatusOK || !strings.Contains(old.Header.Get("Content-Location"), "/r3/od/w320.webp") {
+		t.Fatalf("w320.webp: %d %v", old.Status, old.Header)
+	}
+	oldFile := filepath.Join(dir, "files", "products", productID, imageID, "r3", "od", "w320.webp")
+	if _, err := os.Stat(oldFile); err != nil {
+		t.Fatalf("the render is not stored where expected: %v", err)
+	}
+	// A new focal point: the crop's URL names a new file at once.
+	before := app.fetch(base + "ar1x1/w200.webp").Header.Get("Content-Location")
+	if r := app.doJSON("PATCH", location, `{"focal_point":{"x":0.1,"y":0.9}}`); r.Status != http.StatusOK {
+		t.Fatalf("patch the focal point: %d %s", r.Status, r.Body)
+	}
+	crop := app.fetch(base + "ar1x1/w200.webp")
+	if after := crop.Header.Get("Content-Location"); crop.Status != http.StatusOK || after == before || !strings.Contains(after, "-f1000-9000.webp") {
+		t.Errorf("the crop after a new focal point: %d, Content-Location %q (before %q)", crop.Status, after, before)
+	}
+	app.waitImage(location, time.Minute)
+	app.stop()
+
+	r4, err := media.ParseRecipe([]byte(`{"version":4,"variants":[{"name":"medium","width":800,"height":800,"formats":[{"format":"webp","quality":80}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := *testEngine
+	eng.recipe = r4
+	app = startAppEngine(t, dir, nil, zap.NewNop(), nil, &eng)
+	if r := app.do("POST", location+"/reprocess", nil); r.Status != http.StatusAccepted {
+		t.Fatalf("reprocess: %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for app.do("GET", location, nil).json(t)["recipe_version"] != float64(4) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the image was not processed with recipe 4: %s", app.do("GET", location, nil).Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The old version's files go right after the new one is recorded.
+	for _, err := os.Stat(oldFile); !os.IsNotExist(err); _, err = os.Stat(oldFile) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the render of recipe 3 is still stored after recipe 4 (%v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	again := app.fetch(base + "w320.webp")
+	if again.Status != http.StatusOK || !strings.Contains(again.Header.Get("Content-Location"), "/r4/od/w320.webp") {
+		t.Errorf("w320.webp after recipe 4: %d %v", again.Status, again.Header)
 	}
 }

@@ -326,6 +326,17 @@ func (w *worker) recrop(ctx context.Context, d catalog.Delivery, img *catalog.Im
 		}
 		return giveUp(catalog.FailStorageUnavailable, err)
 	}
+	// The crops made on demand around the old focus: their URLs name new
+	// files now.
+	prefix := catalog.RenderCropPrefix(job.ProductID, job.ImageID, img.RecipeVersion)
+	if err := w.deps.Blobs.List(ctx, prefix, func(b catalog.BlobInfo) error {
+		if catalog.StaleRenderCrop(b.Key, img.FocalPoint) {
+			old = append(old, b.Key)
+		}
+		return nil
+	}); err != nil {
+		w.deps.Log.Warn("list the crops made on demand", zap.String("image_id", job.ImageID), zap.Error(err))
+	}
 	if err := w.deps.Blobs.Delete(ctx, old); err != nil {
 		w.deps.Log.Warn("delete old crops", zap.String("image_id", job.ImageID), zap.Strings("keys", old), zap.Error(err))
 	}

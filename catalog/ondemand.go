@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Widths is the ladder of widths made on demand: every Step pixels from
@@ -136,4 +137,22 @@ func (img *Image) RenderTarget(w Widths, r Render) (Render, string, error) {
 		focus = img.FocalPoint
 	}
 	return r, RenderKey(img.ProductID, img.ID, img.RecipeVersion, r, focus), nil
+}
+
+// RenderCropPrefix is the blob key prefix of an image's on-demand crops
+// made under a recipe version.
+func RenderCropPrefix(productID, imageID string, recipeVersion int) string {
+	return VariantPrefix(productID, imageID, recipeVersion) + "od/ar"
+}
+
+// StaleRenderCrop reports whether key, an on-demand crop's (under
+// RenderCropPrefix), was cropped around another focus than focus: its URL
+// now names another file, and it can go.
+func StaleRenderCrop(key string, focus *FocalPoint) bool {
+	name := key[strings.LastIndexByte(key, '/')+1:]
+	stem, _, _ := strings.Cut(name, ".")
+	if focus == nil {
+		return strings.Contains(stem, "-f")
+	}
+	return !strings.HasSuffix(stem, "-"+focusKey(focus))
 }

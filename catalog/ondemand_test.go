@@ -74,3 +74,22 @@ func TestReduceAndKey(t *testing.T) {
 		t.Errorf("a pending image: %v; want not found", err)
 	}
 }
+
+func TestStaleRenderCrop(t *testing.T) {
+	f := &FocalPoint{X: 0.25, Y: 0.5}
+	for _, c := range []struct {
+		key   string
+		focus *FocalPoint
+		stale bool
+	}{
+		{"products/p/i/r3/od/ar1x1-w304.webp", nil, false},
+		{"products/p/i/r3/od/ar1x1-w304.webp", f, true},
+		{"products/p/i/r3/od/ar1x1-w304-f2500-5000.webp", f, false},
+		{"products/p/i/r3/od/ar1x1-w304-f2500-5000.webp", nil, true},
+		{"products/p/i/r3/od/ar1x1-w304-f1000-5000.webp", f, true},
+	} {
+		if got := StaleRenderCrop(c.key, c.focus); got != c.stale {
+			t.Errorf("StaleRenderCrop(%s, %v) = %v", c.key, c.focus, got)
+		}
+	}
+}

@@ -314,7 +314,16 @@ func TestOnDemandNewRecipe(t *testing.T) {
 	if after := crop.Header.Get("Content-Location"); crop.Status != http.StatusOK || after == before || !strings.Contains(after, "-f1000-9000.webp") {
 		t.Errorf("the crop after a new focal point: %d, Content-Location %q (before %q)", crop.Status, after, before)
 	}
-	app.waitImage(location, time.Minute)
+	// The old crop goes once the image's new crops are made.
+	_, rel, _ := strings.Cut(before, "/media/")
+	oldCrop := filepath.Join(dir, "files", filepath.FromSlash(rel))
+	deadline := time.Now().Add(time.Minute)
+	for _, err := os.Stat(oldCrop); !os.IsNotExist(err); _, err = os.Stat(oldCrop) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the crop %s made around the old focus is still stored (%v)", oldCrop, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	app.stop()
 
 	r4, err := media.ParseRecipe([]byte(`{"version":4,"variants":[{"name":"medium","width":800,"height":800,"formats":[{"format":"webp","quality":80}]}]}`))
@@ -327,7 +336,7 @@ func TestOnDemandNewRecipe(t *testing.T) {
 	if r := app.do("POST", location+"/reprocess", nil); r.Status != http.StatusAccepted {
 		t.Fatalf("reprocess: %d %s", r.Status, r.Body)
 	}
-	deadline := time.Now().Add(time.Minute)
+	deadline = time.Now().Add(time.Minute)
 	for app.do("GET", location, nil).json(t)["recipe_version"] != float64(4) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the image was not processed with recipe 4: %s", app.do("GET", location, nil).Body)

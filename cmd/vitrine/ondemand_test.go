@@ -288,8 +288,8 @@ func TestOnDemandSigned(t *testing.T) {
 	}
 }
 
-// TestOnDemandNewRecipe: renders live beside their recipe version's
-// variants: processing the image with a new recipe version removes them
+// TestOnDemandNewRecipe: renders are stored (a restart serves them, making
+// nothing) beside their recipe version's variants: processing the image with a new recipe version removes them
 // with the old variants, and the same URL then makes a new file; a new
 // focal point names new crops.
 func TestOnDemandNewRecipe(t *testing.T) {
@@ -333,6 +333,11 @@ func TestOnDemandNewRecipe(t *testing.T) {
 	eng := *testEngine
 	eng.recipe = r4
 	app = startAppEngine(t, dir, nil, zap.NewNop(), nil, &eng)
+	// Stored: after the restart the same file is served, nothing made.
+	if r := app.fetch(base + "w320.webp"); r.Status != http.StatusOK || !bytes.Equal(r.Body, old.Body) || rendersCounted(t, app, "made") != 0 {
+		t.Errorf("w320.webp after a restart: %d, %d bytes (%d before), %d renders made; want the stored file, none made",
+			r.Status, len(r.Body), len(old.Body), rendersCounted(t, app, "made"))
+	}
 	if r := app.do("POST", location+"/reprocess", nil); r.Status != http.StatusAccepted {
 		t.Fatalf("reprocess: %d %s", r.Status, r.Body)
 	}

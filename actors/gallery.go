@@ -32,7 +32,7 @@ func (g *productGrain) deleteImage(ctx context.Context, imageID string) (*actors
 	n := g.next()
 	n.Images = slices.Delete(n.Images, i, i+1)
 	catalog.Renumber(n.Images)
-	if err := g.deps.Store.DeleteImage(ctx, n, imageID); err != nil {
+	if err := g.stored(g.deps.Store.DeleteImage(ctx, n, imageID)); err != nil {
 		return nil, fmt.Errorf("delete image %s of product %s: %w", imageID, g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {
@@ -91,7 +91,7 @@ func (g *productGrain) patchImage(ctx context.Context, imageID string, body []by
 		}
 	}
 	n.Images = catalog.Move(n.Images, i, to)
-	if err := g.deps.Store.SaveGallery(ctx, n, requeue); err != nil {
+	if err := g.stored(g.deps.Store.SaveGallery(ctx, n, requeue)); err != nil {
 		return nil, fmt.Errorf("save the gallery of product %s: %w", g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {
@@ -116,7 +116,7 @@ func (g *productGrain) orderImages(ctx context.Context, body []byte) (*actorspb.
 		n.Images[j] = g.p.Images[g.imageIndex(id)]
 	}
 	catalog.Renumber(n.Images)
-	if err := g.deps.Store.SaveGallery(ctx, n, nil); err != nil {
+	if err := g.stored(g.deps.Store.SaveGallery(ctx, n, nil)); err != nil {
 		return nil, fmt.Errorf("save the gallery of product %s: %w", g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {

@@ -163,7 +163,10 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 	defer func() { end(&err) }()
 	remembered := g.loaded
 	reply, err := g.apply(ctx, cmd)
-	if catalog.IsVersionConflict(err) || remembered && staleRefusal(err) {
+	// Not loaded after the command: the store refused one of its writes
+	// for a product that is not as the grain held it (see stored), even
+	// when the grain had just loaded it: another grain wrote in between.
+	if catalog.IsVersionConflict(err) || (remembered || !g.loaded) && staleRefusal(err) {
 		// Another writer won (a second node during a membership change):
 		// reload and try once more on fresh state. A refusal decided on
 		// the state in memory (an If-Match that does not match, an image
@@ -200,6 +203,26 @@ func (g *productGrain) handle(cmd *actorspb.ProductCommand) *actorspb.ProductRep
 		return reply
 	}
 	return reply
+}
+
+// stored is err, the outcome of a store write of the grain's product. A
+// write the store refuses because the product is not as the grain holds
+// it (gone, or at another version) came after another grain's: while the
+// nodes' views of the membership disagree (a node joined and the
+// product's old owner has not seen it yet), two nodes may each place the
+// product on themselves, and one's grain may load the product just before
+// the other's deletes it. The state in memory is then wrong: it is
+// forgotten, the grain reloads it before its next command, and handle
+// decides this one again on the stored state. Kept, a product the other
+// grain deleted would be answered from memory to every read that reaches
+// this grain, and every read does (the cache holds the product's
+// deletion): a DELETE answered 204, then GET 200 until the grain stops
+// (TestGrainForgetsAProductAnotherGrainDeleted).
+func (g *productGrain) stored(err error) error {
+	if catalog.IsNotFound(err) || catalog.IsVersionConflict(err) {
+		g.loaded = false
+	}
+	return err
 }
 
 // staleRefusal reports whether err refuses a command for what the grain
@@ -328,7 +351,7 @@ func (g *productGrain) create(ctx context.Context, body []byte, owner int64) (*a
 	now := g.deps.Now().UTC().Truncate(time.Microsecond)
 	p := &catalog.Product{ID: g.id, CreatedAt: now, UpdatedAt: now, Version: 1, Images: []catalog.Image{}}
 	p.Apply(in)
-	if err := g.deps.Store.CreateProduct(ctx, p); err != nil {
+	if err := g.stored(g.deps.Store.CreateProduct(ctx, p)); err != nil {
 		return nil, fmt.Errorf("create product %s: %w", g.id, err)
 	}
 	if err := g.setState(ctx, p); err != nil {
@@ -365,7 +388,7 @@ func (g *productGrain) update(ctx context.Context, in catalog.ProductInput, owne
 	}
 	n := g.next()
 	n.Apply(in)
-	if err := g.deps.Store.UpdateProduct(ctx, n); err != nil {
+	if err := g.stored(g.deps.Store.UpdateProduct(ctx, n)); err != nil {
 		return nil, fmt.Errorf("update product %s: %w", g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {
@@ -376,7 +399,7 @@ func (g *productGrain) update(ctx context.Context, in catalog.ProductInput, owne
 }
 
 func (g *productGrain) delete(ctx context.Context) (*actorspb.ProductReply, error) {
-	if err := g.deps.Store.DeleteProduct(ctx, g.id); err != nil {
+	if err := g.stored(g.deps.Store.DeleteProduct(ctx, g.id)); err != nil {
 		return nil, fmt.Errorf("delete product %s: %w", g.id, err)
 	}
 	version := g.p.Version
@@ -428,7 +451,7 @@ func (g *productGrain) addImage(ctx context.Context, body []byte) (*actorspb.Pro
 	n := g.next()
 	n.Images = append(n.Images, img)
 	octx, end := startSpan(ctx, g.deps.tracer, "outbox: image and job")
-	err := g.deps.Store.AddImage(octx, n, &img)
+	err := g.stored(g.deps.Store.AddImage(octx, n, &img))
 	end(&err)
 	if err != nil {
 		return nil, fmt.Errorf("add image %s to product %s: %w", img.ID, g.id, err)
@@ -471,7 +494,7 @@ func (g *productGrain) saveImage(ctx context.Context, body []byte) (*actorspb.Pr
 	formatsLanded := n.Images[i].Status == catalog.StatusReady && n.Images[i].PendingFiles() &&
 		img.Status == catalog.StatusReady && !img.PendingFiles()
 	n.Images[i] = img
-	if err := g.deps.Store.SaveImage(ctx, n, &img); err != nil {
+	if err := g.stored(g.deps.Store.SaveImage(ctx, n, &img)); err != nil {
 		return nil, fmt.Errorf("save image %s of product %s: %w", img.ID, g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {
@@ -510,7 +533,7 @@ func (g *productGrain) reprocess(ctx context.Context, imageID string, force bool
 			"image %s failed with %s (%s): processing it again would fail the same way; delete it and upload another file", imageID, img.Error.Code, img.Error.Detail)
 	}
 	img.Status, img.Error = catalog.StatusPending, nil
-	if err := g.deps.Store.RequeueImage(ctx, n, img); err != nil {
+	if err := g.stored(g.deps.Store.RequeueImage(ctx, n, img)); err != nil {
 		return nil, fmt.Errorf("requeue image %s of product %s: %w", imageID, g.id, err)
 	}
 	if err := g.setState(ctx, n); err != nil {

@@ -193,7 +193,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger, engine imageEngine,
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vitrine_events_lost_total", Help: "Events of stored changes that never reached the event log (live streams of their products sent stream.reset)."},
 				func() float64 { return float64(sink.Lost()) }))
 		if cfg.RenderWorkers > 0 {
-			a.renders = actors.NewRenderPool(actors.RenderDeps{Blobs: blobs, Renderer: engine, Widths: cfg.renderWidths(),
+			a.renders = actors.NewRenderPool(actors.RenderDeps{Blobs: blobs, Renderer: engine, Widths: cfg.renderWidths(), //nolint:contextcheck // the render workers run until Close, not for Start's context
 				Workers: cfg.RenderWorkers, Queue: cfg.RenderQueue, Timeout: cfg.JobTimeout, Log: log.Named("render"), Registerer: a.metrics})
 		}
 		kinds = append(kinds, actors.NewProductKind(actors.ProductDeps{Store: a.db, Cache: cache, Blobs: blobs, Log: log.Named("product"), Metrics: actorMetrics, Tracer: tracer,

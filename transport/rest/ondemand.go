@@ -82,7 +82,7 @@ const maxDigits = 5
 
 // smallNumber parses 1 to maxDigits decimal digits (no sign).
 func smallNumber(s string) (int, error) {
-	if len(s) == 0 || len(s) > maxDigits {
+	if s == "" || len(s) > maxDigits {
 		return 0, strconv.ErrSyntax
 	}
 	for i := range len(s) {

@@ -67,7 +67,7 @@ func verifySignature(keys [][]byte, path string, args *fasthttp.Args, now time.T
 
 // smallUnix parses a Unix time of 1 to 12 digits.
 func smallUnix(s string) (int64, error) {
-	if len(s) == 0 || len(s) > 12 {
+	if s == "" || len(s) > 12 {
 		return 0, strconv.ErrSyntax
 	}
 	for i := range len(s) {

@@ -17,7 +17,8 @@ import (
 // TestClusterRendersOnce: three nodes on PostgreSQL, Redis, Kafka, S3 and
 // etcd; requests for one new width, sent at once to every node, make it
 // once for the whole cluster (one libvips run, counted by the nodes'
-// vitrine_renders_total), and all get the same file, served from S3.
+// vitrine_renders_total), and all get the same file, streamed from S3
+// with ETag, 304, ranges and 416; the image's delete removes them.
 func TestClusterRendersOnce(t *testing.T) {
 	c := newTestCluster(t, "VITRINE_METRICS", "public")
 	for range 3 {
@@ -105,6 +106,20 @@ func TestClusterRendersOnce(t *testing.T) {
 			t.Errorf("width %d asked 30 times at once on 3 nodes: %d libvips runs; want 1", width, n)
 		}
 		t.Logf("width %d: 30 requests on 3 nodes, %d files served, %d render made", width, len(files), made()-before)
+	}
+	// Streamed from S3 with the semantics of /media: ETag, 304, ranges, 416.
+	path := fmt.Sprintf("%s/media/products/%s/%s/w480.webp", c.nodes[1].url, productID, imageID)
+	status, header, full := do("GET", path, nil)
+	if etag := header.Get("ETag"); status != http.StatusOK || etag == "" || header.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("w480.webp from S3: %d %v", status, header)
+	} else if status, _, _ := do("GET", path, nil, "If-None-Match", etag); status != http.StatusNotModified {
+		t.Errorf("If-None-Match: %d, want 304", status)
+	}
+	if status, _, part := do("GET", path, nil, "Range", "bytes=0-9"); status != http.StatusPartialContent || !bytes.Equal(part, full[:min(10, len(full))]) {
+		t.Errorf("Range: %d, %d bytes; want 206 and 10", status, len(part))
+	}
+	if status, _, _ := do("GET", path, nil, "Range", fmt.Sprintf("bytes=%d-", len(full)+10)); status != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("Range past the end: %d, want 416", status)
 	}
 	// Deleted: the renders go with the image, from S3 too.
 	if status, _, body := do("DELETE", n0+location, nil); status != http.StatusNoContent {

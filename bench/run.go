@@ -46,8 +46,14 @@ type bench struct {
 	warned map[string]bool
 
 	photoSrc photoSource // the photos of upload and images
-	step     string      // what the run is doing: start, seed, a scenario, stop
-	done     []string    // the scenarios completed, in order
+
+	ipOnce sync.Once       // imgproxyBinary
+	ipBin  string          // the imgproxy binary, "" when there is none
+	ipWhy  string          // why there is none
+	photo  *largePhotoMade // the images scenario's photo, made once
+	od     *ondemandState  // the on-demand scenarios' image
+	step   string          // what the run is doing: start, seed, a scenario, stop
+	done   []string        // the scenarios completed, in order
 }
 
 func newBench(o options, getenv func(string) string, stdout, stderr io.Writer) *bench {
@@ -201,6 +207,8 @@ func (b *bench) scenario(ctx context.Context, name string) ([]*report.Scenario, 
 		s, err = b.upload(ctx)
 	case "images":
 		return b.images(ctx)
+	case "ondemand-first", "ondemand-repeat":
+		s, err = b.ondemand(ctx, name)
 	case "read-cold":
 		s, err = b.readCold(ctx)
 	default:

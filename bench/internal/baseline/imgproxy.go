@@ -100,7 +100,7 @@ func StartImgproxy(ctx context.Context, o ImgproxyOptions) (*Imgproxy, error) {
 	for {
 		select {
 		case <-p.exited:
-			return nil, fmt.Errorf("imgproxy exited before it was ready (%v): %s", p.err, tail(o.LogPath))
+			return nil, fmt.Errorf("imgproxy exited before it was ready (%w): %s", p.err, tail(o.LogPath))
 		case <-ctx.Done():
 			_ = p.Stop()
 			return nil, ctx.Err()

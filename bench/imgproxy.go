@@ -19,6 +19,7 @@ import (
 	"golang.org/x/image/webp"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+	"github.com/vitrine-dev/vitrine/bench/internal/hist"
 	"github.com/vitrine-dev/vitrine/bench/internal/httpc"
 	"github.com/vitrine-dev/vitrine/bench/internal/report"
 	"github.com/vitrine-dev/vitrine/bench/internal/target"
@@ -99,6 +100,7 @@ type getsResult struct {
 	Elapsed  time.Duration
 	CPU      time.Duration
 	Bytes    int64
+	Latency  *hist.Histogram // each request's, ns
 }
 
 func (r getsResult) figures() roundFigures {
@@ -136,6 +138,7 @@ func runGets(ctx context.Context, base string, pid, conc, count int, d time.Dura
 		mu         sync.Mutex
 		firstErr   error
 		wg         sync.WaitGroup
+		lat        = &hist.Histogram{}
 	)
 	start := time.Now()
 	end := start.Add(d)
@@ -144,13 +147,21 @@ func runGets(ctx context.Context, base string, pid, conc, count int, d time.Dura
 		go func() {
 			defer wg.Done()
 			var x httpc.Exchange
+			h := &hist.Histogram{}
+			defer func() {
+				mu.Lock()
+				lat.Merge(h)
+				mu.Unlock()
+			}()
 			for !stop.Load() && ctx.Err() == nil {
 				k := int(next.Add(1)) - 1
 				if (count > 0 && k >= count) || (count == 0 && time.Now().After(end)) {
 					return
 				}
 				p := pathOf(k)
+				at := time.Now()
 				st, err := c.Do(&x, "GET", p, "", nil)
+				h.Record(int64(time.Since(at)))
 				if err == nil && (st != 200 || len(x.Resp.Body()) == 0) {
 					err = fmt.Errorf("GET %s: status %d: %.200s", p, st, x.Resp.Body())
 				}
@@ -180,7 +191,7 @@ func runGets(ctx context.Context, base string, pid, conc, count int, d time.Dura
 	if err != nil {
 		return getsResult{}, err
 	}
-	return getsResult{Requests: int(done.Load()), Elapsed: elapsed, CPU: cpu1 - cpu0, Bytes: bytesOut.Load()}, nil
+	return getsResult{Requests: int(done.Load()), Elapsed: elapsed, CPU: cpu1 - cpu0, Bytes: bytesOut.Load(), Latency: lat}, nil
 }
 
 // checkWebP fetches path once and checks that it is a WebP width pixels

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
+	"github.com/vitrine-dev/vitrine/bench/internal/hist"
 	"github.com/vitrine-dev/vitrine/bench/internal/httpc"
 	"github.com/vitrine-dev/vitrine/bench/internal/report"
 	"github.com/vitrine-dev/vitrine/bench/internal/scenario"
@@ -157,6 +158,9 @@ func (b *bench) ondemand(ctx context.Context, name string) (_ *report.Scenario, 
 	vPath := func(w int) string { return ondemandPath(st.productID, st.imageID, w) }
 	rounds := b.o.imagesRounds
 	var vitrine, imgproxy []roundFigures
+	all := &hist.Histogram{} // vitrine's latencies, every round
+	phaseConc := workers     // requests in flight
+	b.resetMem()
 	measure := func(k int, v, i func() (getsResult, error)) error {
 		first, second := v, i
 		if k%2 == 1 {
@@ -174,6 +178,13 @@ func (b *bench) ondemand(ctx context.Context, name string) (_ *report.Scenario, 
 			r1, r2 = r2, r1
 		}
 		vitrine, imgproxy = append(vitrine, r1.figures()), append(imgproxy, r2.figures())
+		all.Merge(r1.Latency)
+		n := uint64(r1.Requests) // #nosec G115 -- a count of requests
+		s.Phases = append(s.Phases, &report.Phase{Name: fmt.Sprintf("round %d", k+1), Mode: "closed", Concurrency: phaseConc,
+			Seconds: report.Round2(r1.Elapsed.Seconds()), Requests: n, OK: n, ThroughputRPS: vitrine[k].ImagesPerSec,
+			Latency: report.LatencyOf(r1.Latency), Errors: map[string]uint64{}, Status: map[string]uint64{"200": n},
+			Timeline: []report.Point{}, Percentiles: report.PercentilesOf(r1.Latency),
+			ByOp: map[string]report.OpStats{"imgproxy": {Count: r2.Latency.Count(), Latency: report.LatencyOf(r2.Latency)}}})
 		b.bar.Done(fmt.Sprintf("%s round %d/%d", name, k+1, rounds), fmt.Sprintf("vitrine %.2f/s %.2f CPU ms | imgproxy %.2f/s %.2f CPU ms",
 			vitrine[k].ImagesPerSec, vitrine[k].CPUMs, imgproxy[k].ImagesPerSec, imgproxy[k].CPUMs))
 		return nil
@@ -209,6 +220,7 @@ func (b *bench) ondemand(ctx context.Context, name string) (_ *report.Scenario, 
 		}
 		made := st.made
 		conc := max(workers, 4)
+		phaseConc = conc
 		for k := range rounds {
 			if err := measure(k, func() (getsResult, error) {
 				return runGets(ctx, b.client.Base(), b.proc.Pid(), conc, 0, b.o.duration, func(j int) string { return vPath(made[j%len(made)]) })
@@ -235,6 +247,8 @@ func (b *bench) ondemand(ctx context.Context, name string) (_ *report.Scenario, 
 	ic, icLo, icHi := spread(append([]float64(nil), iCPU...))
 	s.Description = desc
 	s.ThroughputRPS = report.Round2(vr)
+	s.Latency = report.LatencyOf(all)
+	s.PeakRSSBytes, s.PeakRSSScope = b.peak()
 	bl := &report.Baseline{Name: "imgproxy-" + name, Unit: "req/s", Value: report.Round2(ir),
 		Description: fmt.Sprintf("imgproxy %s making the same WebP widths of the same photo, IMGPROXY_WORKERS=%d; median of %d rounds", baseline.ImgproxyVersion, workers, len(imgproxy)),
 		Extra:       map[string]any{"cpu_ms_per_request": map[string]float64{"median": ic, "min": icLo, "max": icHi}}}

@@ -129,7 +129,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 // when it returns an error. The vitrine it started is stopped on return.
 func (b *bench) measure(ctx context.Context) (err error) {
 	b.step = "start"
-	if b.has("upload") || b.has("images") {
+	if b.has("upload") || b.has("images") || b.has("ondemand-first") || b.has("ondemand-repeat") {
 		if b.photoSrc, err = findPhotos(b.root, b.o, b.getenv); err != nil {
 			return err
 		}
@@ -280,6 +280,11 @@ func (b *bench) startTarget(ctx context.Context) error {
 	env := append([]string{"VITRINE_LOG_LEVEL=" + b.o.logLevel}, benchEnv()...)
 	if b.getenv("MALLOC_ARENA_MAX") == "" {
 		env = append(env, "MALLOC_ARENA_MAX=2") // as make run does
+	}
+	if b.getenv("VITRINE_RENDER_WORKERS") == "" {
+		// On-demand files are made by render workers of their own (1 by
+		// default): as many as imgproxy's workers in the on-demand scenarios.
+		env = append(env, fmt.Sprintf("VITRINE_RENDER_WORKERS=%d", b.workers()))
 	}
 	if b.o.pprof {
 		port, err := target.FreePort()

@@ -250,8 +250,9 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	ipFile := filepath.Base(photo)
 	if r.name == "webp800" {
 		if ip, ipWhy = b.startImgproxy(ctx, filepath.Dir(photo), workers, r.name); ip != nil {
+			started := ip // ip becomes nil when its output is not vitrine's
 			defer func() {
-				if stopErr := ip.Stop(); stopErr != nil && err == nil {
+				if stopErr := started.Stop(); stopErr != nil && err == nil {
 					err = fmt.Errorf("stop imgproxy: %w", stopErr)
 				}
 			}()

@@ -108,6 +108,9 @@ func (b *bench) ondemandSetup(ctx context.Context) (*ondemandState, error) {
 	case code == 404:
 		st.skip = "vitrine has no on-demand route (GET " + p + " answered 404)"
 		return st, nil
+	case code == 403:
+		st.skip = "vitrine wants signed on-demand URLs (VITRINE_MEDIA_SIGNING_KEY is set; GET " + p + " answered 403)"
+		return st, nil
 	}
 	// Once: vitrine's answer is a WebP of that width, as imgproxy's.
 	wantH := fitHeight(st.photo.made.Width, st.photo.made.Height, st.probe)

@@ -1,7 +1,10 @@
 package baseline
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +30,16 @@ func TestImgproxyEnv(t *testing.T) {
 		if !slices.Contains(env, want) {
 			t.Errorf("no %s in %v", want, env)
 		}
+	}
+}
+
+// scripts/imgproxy builds the release the bench reports.
+func TestImgproxyVersionMatchesScript(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "scripts", "imgproxy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "\nVERSION="+ImgproxyVersion+"\n") {
+		t.Errorf("scripts/imgproxy does not build %s", ImgproxyVersion)
 	}
 }

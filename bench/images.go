@@ -15,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vitrine-dev/vitrine/bench/internal/baseline"
 	"github.com/vitrine-dev/vitrine/bench/internal/floor"
 	"github.com/vitrine-dev/vitrine/bench/internal/hist"
 	"github.com/vitrine-dev/vitrine/bench/internal/httpc"
@@ -50,6 +51,9 @@ type imageRound struct {
 	Floor   roundFigures `json:"floor"`
 	Process roundFigures `json:"process"`
 	Vitrine roundFigures `json:"vitrine"`
+	// Imgproxy is imgproxy making the same output of the same photo, the
+	// same count (webp800 only, when imgproxy runs).
+	Imgproxy *roundFigures `json:"imgproxy,omitempty"`
 }
 
 type roundFigures struct {
@@ -103,6 +107,35 @@ func imageScale(path string, scale float64, width int) (float64, error) {
 	return float64(width) / float64(cfg.Width), nil
 }
 
+// largePhotoMade is the images scenario's photo, made once a run.
+type largePhotoMade struct {
+	path  string
+	made  *floor.Result
+	scale float64
+	body  []byte
+}
+
+// ensurePhoto makes the large photo once (the images and on-demand
+// scenarios share it).
+func (b *bench) ensurePhoto(ctx context.Context, exe string) (*largePhotoMade, error) {
+	if b.photo != nil {
+		return b.photo, nil
+	}
+	photo, made, scale, err := b.largePhoto(ctx, exe)
+	if err != nil {
+		return nil, fmt.Errorf("make the large photo: %w", err)
+	}
+	b.rep.Config.Photos = append(b.rep.Config.Photos, filepath.Base(photo))
+	b.bar.Logf("images: %s, %dx%d (%.1f MP), %.1f MiB, from %s scaled by %.3g, Q92 baseline, no metadata",
+		filepath.Base(photo), made.Width, made.Height, float64(made.Width*made.Height)/1e6, float64(made.Bytes)/(1<<20), filepath.Base(b.photoSrc.large), scale)
+	body, err := os.ReadFile(photo) // #nosec G304 G703 -- the large photo the bench made in its temporary directory
+	if err != nil {
+		return nil, err
+	}
+	b.photo = &largePhotoMade{path: photo, made: made, scale: scale, body: body}
+	return b.photo, nil
+}
+
 // images runs the images scenario: one report scenario per recipe.
 func (b *bench) images(ctx context.Context) ([]*report.Scenario, error) {
 	recipes := imageRecipes(b.o.imagesRecipes)
@@ -120,17 +153,11 @@ func (b *bench) images(ctx context.Context) ([]*report.Scenario, error) {
 	if err != nil {
 		return skipped("cannot find the bench executable: " + err.Error()), nil
 	}
-	photo, made, scale, err := b.largePhoto(ctx, exe)
-	if err != nil {
-		return nil, fmt.Errorf("make the large photo: %w", err)
-	}
-	b.rep.Config.Photos = append(b.rep.Config.Photos, filepath.Base(photo))
-	b.bar.Logf("images: %s, %dx%d (%.1f MP), %.1f MiB, from %s scaled by %.3g, Q92 baseline, no metadata",
-		filepath.Base(photo), made.Width, made.Height, float64(made.Width*made.Height)/1e6, float64(made.Bytes)/(1<<20), filepath.Base(b.photoSrc.large), scale)
-	body, err := os.ReadFile(photo) // #nosec G304 G703 -- the large photo the bench made in its temporary directory
+	lp, err := b.ensurePhoto(ctx, exe)
 	if err != nil {
 		return nil, err
 	}
+	photo, made, scale, body := lp.path, lp.made, lp.scale, lp.body
 	var out []*report.Scenario // the recipes completed, also on an error
 	for _, r := range recipes {
 		s, err := b.imageRecipe(ctx, exe, photo, body, made, scale, r)
@@ -217,6 +244,63 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 			err = fmt.Errorf("floor child: %w", closeErr)
 		}
 	}()
+	// imgproxy, webp800 only: the same output of the same photo.
+	var ip *baseline.Imgproxy
+	ipWhy, ipCheck, ipBust := "", map[string]any(nil), 0
+	ipFile := filepath.Base(photo)
+	if r.name == "webp800" {
+		if ip, ipWhy = b.startImgproxy(ctx, filepath.Dir(photo), workers, r.name); ip != nil {
+			started := ip // ip becomes nil when its output is not vitrine's
+			defer func() {
+				if stopErr := started.Stop(); stopErr != nil && err == nil {
+					err = fmt.Errorf("stop imgproxy: %w", stopErr)
+				}
+			}()
+			// Once (the warm-up too): imgproxy makes what vitrine makes, a
+			// WebP fitted into the 800 px box.
+			ic, err := httpc.New(ip.URL(), 1, 2*time.Minute)
+			if err != nil {
+				return nil, err
+			}
+			wantH := fitHeight(made.Width, made.Height, 800)
+			if made.Height > made.Width {
+				wantH = 800
+			}
+			wantW := 800
+			if made.Height > made.Width {
+				wantW = fitHeight(made.Height, made.Width, 800)
+			}
+			w, h, nb, cerr := checkWebP(ic, baseline.ImgproxyPath(ipFile, 800, 800, imgproxyQuality, 0), wantW, wantH)
+			ic.Close()
+			if cerr != nil {
+				_ = ip.Stop()
+				ip, ipWhy = nil, "imgproxy's output is not vitrine's: "+cerr.Error()
+			} else {
+				ipCheck = map[string]any{"width": w, "height": h, "bytes": nb, "format": "webp"}
+			}
+		}
+		if ipWhy != "" {
+			b.note("%s: no imgproxy baseline (%s); the floor stays its baseline", name, ipWhy)
+		}
+	}
+	ipRun := func(round *imageRound) error {
+		if ip == nil {
+			return nil
+		}
+		paths := make([]string, n)
+		for i := range paths {
+			ipBust++
+			paths[i] = baseline.ImgproxyPath(ipFile, 800, 800, imgproxyQuality, ipBust)
+		}
+		res, err := runImgproxy(ctx, ip, paths, 4)
+		if err != nil {
+			return err
+		}
+		f := res.figures()
+		round.Imgproxy = &f
+		return nil
+	}
+
 	var rounds []imageRound
 	req := floor.Request{Op: "run", Files: []string{photo}, Count: n, Concurrency: workers, Recipe: r.recipe}
 	for k := range b.o.imagesRounds {
@@ -244,6 +328,8 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 			if err := inChild(); err != nil {
 				return nil, err
 			}
+		} else if err := ipRun(&round); err != nil {
+			return nil, err
 		}
 		cpu0, err := target.CPUTime(p.Pid())
 		if err != nil {
@@ -273,15 +359,21 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 			if err := inChild(); err != nil {
 				return nil, err
 			}
+		} else if err := ipRun(&round); err != nil {
+			return nil, err
 		}
 		rounds = append(rounds, round)
 		ph := &report.Phase{Name: fmt.Sprintf("round %d", k+1), Mode: "burst", Concurrency: 4, Seconds: round.Vitrine.Seconds,
 			Requests: uint64(n), OK: uint64(n), ThroughputRPS: round.Vitrine.ImagesPerSec, Latency: report.LatencyOf(br.ToReady), // #nosec G115 -- n is -images-uploads, checked positive in parseFlags
 			Errors: map[string]uint64{}, Status: map[string]uint64{}, PeakRSSBytes: &rss, Timeline: []report.Point{}, Percentiles: report.PercentilesOf(br.ToReady)}
 		s.Phases = append(s.Phases, ph)
-		b.bar.Done(label, fmt.Sprintf("vitrine %.2f images/s %.0f CPU ms/image %s | process %.2f/s %.0f ms | floor %.2f/s %.0f ms %s",
+		ipLine := ""
+		if round.Imgproxy != nil {
+			ipLine = fmt.Sprintf(" | imgproxy %.2f/s %.0f ms", round.Imgproxy.ImagesPerSec, round.Imgproxy.CPUMs)
+		}
+		b.bar.Done(label, fmt.Sprintf("vitrine %.2f images/s %.0f CPU ms/image %s | process %.2f/s %.0f ms | floor %.2f/s %.0f ms %s%s",
 			round.Vitrine.ImagesPerSec, round.Vitrine.CPUMs, report.MiB(&rss), round.Process.ImagesPerSec, round.Process.CPUMs,
-			round.Floor.ImagesPerSec, round.Floor.CPUMs, report.MiB(&round.Floor.PeakRSSBytes)))
+			round.Floor.ImagesPerSec, round.Floor.CPUMs, report.MiB(&round.Floor.PeakRSSBytes), ipLine))
 	}
 
 	// Idle latency: single uploads, each paired with the same pipeline
@@ -355,8 +447,10 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	s.Baseline = &report.BaselineRef{Name: bl.Name, Value: bl.Value, Unit: bl.Unit}
 	ratio := roundTo(ipsRatio, 3)
 	s.Ratio = &ratio
+	floorRatio := ratio
 	s.Extra = map[string]any{
-		"recipe": r.recipe, "outputs": r.recipe.Outputs(), "workers": workers, "photo": map[string]any{"width": made.Width, "height": made.Height, "bytes": len(body), "from": filepath.Base(b.photoSrc.large), "scale": roundTo(scale, 4), "quality": 92},
+		"floor_ratio": floorRatio,
+		"recipe":      r.recipe, "outputs": r.recipe.Outputs(), "workers": workers, "photo": map[string]any{"width": made.Width, "height": made.Height, "bytes": len(body), "from": filepath.Base(b.photoSrc.large), "scale": roundTo(scale, 4), "quality": 92},
 		"images_per_s":               map[string]float64{"median": report.Round2(vIPS), "min": vIPSlo, "max": vIPShi},
 		"cpu_ms_per_image":           map[string]float64{"median": report.Round2(vCPU), "min": vCPUlo, "max": vCPUhi},
 		"floor_cpu_ms_per_image":     report.Round2(fCPU),
@@ -375,7 +469,49 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 		"idle_upload_to_202_ms":      map[string]float64{"p50": report.Ms(ir.Accept.Quantile(0.5)), "p99": report.Ms(ir.Accept.Quantile(0.99))},
 		"rounds":                     rounds,
 	}
+	if r.name == "webp800" {
+		b.imgproxyFigures(s, rounds, ipCheck, ipWhy)
+	}
 	return s, nil
+}
+
+// imgproxyFigures makes imgproxy the baseline of s (images-webp800) when it
+// was measured in every round: s.Ratio becomes the median of the rounds'
+// images/s ratios to imgproxy, extra.imgproxy holds them and the CPU ratios
+// with their spread; the floor's ratio stays in extra.floor_ratio.
+func (b *bench) imgproxyFigures(s *report.Scenario, rounds []imageRound, check map[string]any, why string) {
+	var vIPS, vCPU, iIPS, iCPU []float64
+	for _, r := range rounds {
+		if r.Imgproxy == nil {
+			if why == "" {
+				why = "imgproxy was not measured in every round"
+			}
+			s.Extra["imgproxy_skipped"] = why
+			return
+		}
+		vIPS, vCPU = append(vIPS, r.Vitrine.ImagesPerSec), append(vCPU, r.Vitrine.CPUMs)
+		iIPS, iCPU = append(iIPS, r.Imgproxy.ImagesPerSec), append(iCPU, r.Imgproxy.CPUMs)
+	}
+	ipsR, cpuR := ratioSpread(vIPS, iIPS), ratioSpread(vCPU, iCPU)
+	ips, ipsLo, ipsHi := spread(slices.Clone(iIPS))
+	cpu, cpuLo, cpuHi := spread(slices.Clone(iCPU))
+	bl := &report.Baseline{Name: "imgproxy-webp800", Unit: "images/s", Value: report.Round2(ips),
+		Description: fmt.Sprintf("imgproxy %s (built from its public source by scripts/imgproxy), IMGPROXY_WORKERS = vitrine's workers, making the same 800 px WebP q80 of the same photo from a local directory (rs:fit:800:800/q:80, metadata stripped, sRGB), the same count of images a round, 4 requests in flight; median of %d rounds alternating with vitrine's, %.0f CPU ms/image of the imgproxy process",
+			baseline.ImgproxyVersion, len(rounds), cpu),
+		Extra: map[string]any{"cpu_ms_per_image": report.Round2(cpu), "cpu_ms_per_image_min": cpuLo, "cpu_ms_per_image_max": cpuHi,
+			"images_per_s_min": ipsLo, "images_per_s_max": ipsHi, "version": baseline.ImgproxyVersion, "output": check}}
+	b.rep.Baselines = append(b.rep.Baselines, bl)
+	s.Baseline = &report.BaselineRef{Name: bl.Name, Value: bl.Value, Unit: bl.Unit}
+	ratio := ipsR["median"]
+	s.Ratio = &ratio
+	s.Extra["imgproxy"] = map[string]any{
+		"version":            baseline.ImgproxyVersion,
+		"images_per_s":       map[string]float64{"median": report.Round2(ips), "min": ipsLo, "max": ipsHi},
+		"cpu_ms_per_image":   map[string]float64{"median": report.Round2(cpu), "min": cpuLo, "max": cpuHi},
+		"images_per_s_ratio": ipsR,
+		"cpu_ratio":          cpuR,
+		"output":             check,
+	}
 }
 
 func median(sorted []float64) float64 {

@@ -60,7 +60,7 @@ func main() {
 }
 
 // All scenarios, in the order they run.
-var allScenarios = []string{"read-hot", "mixed", "list", "upload", "images", "read-cold"}
+var allScenarios = []string{"read-hot", "mixed", "list", "upload", "images", "ondemand-first", "ondemand-repeat", "read-cold"}
 
 // options are the flags.
 type options struct {
@@ -98,6 +98,9 @@ type options struct {
 	imagesScale   float64 // 0: to imagesWidth
 	imagesWidth   int     // the images scenario's photo width when -images-scale is not given
 	imagesRecipes []string
+
+	imgproxy       string // imgproxy binary; "": scripts/imgproxy builds it; "none": no imgproxy baseline
+	ondemandWidths int    // on-demand scenarios: distinct widths requested
 
 	full bool // the full profile (-full)
 
@@ -177,6 +180,8 @@ Flags:
 	fs.StringVar(&o.imagesPhoto, "images-photo", "photo_pixel6pro_ultrahdr_p3.jpg", "images scenario: the corpus photo the large photo is made from (without a corpus: testdata/desk-lamp.jpg)")
 	fs.Float64Var(&o.imagesScale, "images-scale", 0, fmt.Sprintf("images scenario: the scale of that photo (default: to %d px wide, -full: %d, the corpus photo's 4080x3072 × 1.25 = 5100x3840, 19.6 MP)", q.imagesWidth, f.imagesWidth))
 	imgRecipes := fs.String("images-recipes", "webp800,default", "images scenario: recipes, comma-separated (webp800, default)")
+	fs.StringVar(&o.imgproxy, "imgproxy", "", "imgproxy binary of the imgproxy baseline (images webp800, ondemand-*); default: scripts/imgproxy builds imgproxy "+baseline.ImgproxyVersion+" from its public source once; none: no imgproxy baseline")
+	fs.IntVar(&o.ondemandWidths, "ondemand-widths", 24, "ondemand-first: distinct widths requested (multiples of 16 from 320 to 1600 px, at most 81)")
 	fs.StringVar(&o.corpus, "corpus", "", "image corpus directory with MANIFEST.tsv (default: $VITRINE_CORPUS/public or ../shared/corpus/public beside the repository)")
 	fs.StringVar(&o.out, "out", "", "output directory (default: bench/out in the repository)")
 	fs.BoolVar(&o.pprof, "pprof", false, "capture CPU and allocation profiles of vitrine per scenario (needs VITRINE_PPROF_ADDR support in vitrine)")
@@ -260,6 +265,8 @@ Flags:
 		return o, fmt.Errorf("-duration, -c, -open-workers, -products, -uploads and -upload-concurrency must be positive")
 	case o.imagesUploads < 1 || o.imagesRounds < 1 || o.imagesIdle < 1:
 		return o, fmt.Errorf("-images-uploads, -images-rounds and -images-idle must be positive")
+	case o.ondemandWidths < 1 || o.ondemandWidths > 81:
+		return o, fmt.Errorf("-ondemand-widths must be between 1 and 81 (the multiples of 16 from 320 to 1600)")
 	case !(o.zipfS > 0):
 		return o, fmt.Errorf("-zipf must be > 0")
 	case o.pprof && o.url != "" && o.pprofAddr == "":

@@ -46,8 +46,14 @@ type bench struct {
 	warned map[string]bool
 
 	photoSrc photoSource // the photos of upload and images
-	step     string      // what the run is doing: start, seed, a scenario, stop
-	done     []string    // the scenarios completed, in order
+
+	ipOnce sync.Once       // imgproxyBinary
+	ipBin  string          // the imgproxy binary, "" when there is none
+	ipWhy  string          // why there is none
+	photo  *largePhotoMade // the images scenario's photo, made once
+	od     *ondemandState  // the on-demand scenarios' image
+	step   string          // what the run is doing: start, seed, a scenario, stop
+	done   []string        // the scenarios completed, in order
 }
 
 func newBench(o options, getenv func(string) string, stdout, stderr io.Writer) *bench {
@@ -123,7 +129,7 @@ func (b *bench) run(ctx context.Context) (err error) {
 // when it returns an error. The vitrine it started is stopped on return.
 func (b *bench) measure(ctx context.Context) (err error) {
 	b.step = "start"
-	if b.has("upload") || b.has("images") {
+	if b.has("upload") || b.has("images") || b.has("ondemand-first") || b.has("ondemand-repeat") {
 		if b.photoSrc, err = findPhotos(b.root, b.o, b.getenv); err != nil {
 			return err
 		}
@@ -201,6 +207,8 @@ func (b *bench) scenario(ctx context.Context, name string) ([]*report.Scenario, 
 		s, err = b.upload(ctx)
 	case "images":
 		return b.images(ctx)
+	case "ondemand-first", "ondemand-repeat":
+		s, err = b.ondemand(ctx, name)
 	case "read-cold":
 		s, err = b.readCold(ctx)
 	default:
@@ -272,6 +280,11 @@ func (b *bench) startTarget(ctx context.Context) error {
 	env := append([]string{"VITRINE_LOG_LEVEL=" + b.o.logLevel}, benchEnv()...)
 	if b.getenv("MALLOC_ARENA_MAX") == "" {
 		env = append(env, "MALLOC_ARENA_MAX=2") // as make run does
+	}
+	if b.getenv("VITRINE_RENDER_WORKERS") == "" {
+		// On-demand files are made by render workers of their own (1 by
+		// default): as many as imgproxy's workers in the on-demand scenarios.
+		env = append(env, fmt.Sprintf("VITRINE_RENDER_WORKERS=%d", b.workers()))
 	}
 	if b.o.pprof {
 		port, err := target.FreePort()

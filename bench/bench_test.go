@@ -212,7 +212,8 @@ func TestSmoke(t *testing.T) {
 		if s.PeakRSSBytes == nil || *s.PeakRSSBytes < 1<<20 {
 			t.Errorf("%s: peak RSS %v", s.Name, s.PeakRSSBytes)
 		}
-		timed := !strings.HasPrefix(s.Name, "images-") // a few images make no timeline
+		// A few images, or a few on-demand widths, make no timeline.
+		timed := !strings.HasPrefix(s.Name, "images-") && !strings.HasPrefix(s.Name, "ondemand-")
 		if len(s.Phases) == 0 || s.Phases[0].Requests == 0 || (timed && len(s.Phases[0].Timeline) == 0) || len(s.Phases[0].Percentiles) == 0 {
 			t.Errorf("%s: phases %+v", s.Name, s.Phases)
 		}

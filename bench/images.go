@@ -233,6 +233,11 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 	if err := scenario.WaitComplete(ctx, c, loc, 5*time.Millisecond, time.Now().Add(5*time.Minute)); err != nil {
 		return nil, err
 	}
+	// What the recipe stores of the photo, and what a browser downloads.
+	stored, err := scenario.ImageBytes(c, loc)
+	if err != nil {
+		return nil, err
+	}
 	ids = ids[1:]
 
 	child, err := floor.Start(ctx, exe)
@@ -468,6 +473,7 @@ func (b *bench) imageRecipe(ctx context.Context, exe, photo string, body []byte,
 		"idle_added_after_202_ms":    jobAdded,
 		"idle_upload_to_202_ms":      map[string]float64{"p50": report.Ms(ir.Accept.Quantile(0.5)), "p99": report.Ms(ir.Accept.Quantile(0.99))},
 		"rounds":                     rounds,
+		"bytes_per_image":            bytesFigures(stored),
 	}
 	if r.name == "webp800" {
 		b.imgproxyFigures(s, rounds, ipCheck, ipWhy)
@@ -531,4 +537,25 @@ func roundTo(v float64, digits int) float64 {
 		p *= 10
 	}
 	return float64(int64(v*p+0.5)) / p
+}
+
+// bytesFigures are the bytes a recipe makes of the photo: every file, by
+// format, and what a browser downloads to show each variant once, by the
+// best format it decodes. Recipe 2 (the default before AVIF: the same
+// variants as WebP q80 and JPEG q82, the settings recipe 3 keeps) stored
+// recipe 3's WebP and JPEG files; a browser without AVIF got WebP, as it
+// still does.
+func bytesFigures(b scenario.Bytes) map[string]any {
+	out := map[string]any{"total": b.Total(), "by_format": b.ByFormat}
+	webp := b.Served("webp", "jpeg")
+	out["served_webp_browser"] = webp
+	if b.ByFormat["avif"] > 0 && webp > 0 {
+		avif := b.Served("avif", "webp", "jpeg")
+		recipe2 := b.ByFormat["webp"] + b.ByFormat["jpeg"]
+		out["served_avif_browser"] = avif
+		out["recipe2_total"] = recipe2
+		out["stored_vs_recipe2"] = roundTo(float64(b.Total())/float64(recipe2), 3)
+		out["served_avif_browser_vs_recipe2"] = roundTo(float64(avif)/float64(webp), 3)
+	}
+	return out
 }

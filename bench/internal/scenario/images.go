@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sync"
@@ -200,4 +201,68 @@ func (r *IdleResult) Merge(o *IdleResult) {
 	r.UploadToComplete.Merge(o.UploadToComplete)
 	r.AcceptToComplete.Merge(o.AcceptToComplete)
 	r.Accept.Merge(o.Accept)
+}
+
+// Bytes are the sizes of an image's files, by format, and per variant
+// the bytes of each format.
+type Bytes struct {
+	ByFormat map[string]int64
+	// ByVariant[name][format] is one file's bytes.
+	ByVariant map[string]map[string]int64
+}
+
+// ImageBytes reads the image at location and sums its files' bytes.
+func ImageBytes(c *httpc.Client, location string) (Bytes, error) {
+	if u, err := url.Parse(location); err == nil && u.IsAbs() {
+		location = u.RequestURI()
+	}
+	var x httpc.Exchange
+	st, err := c.Do(&x, "GET", location, "", nil)
+	if err != nil || st != 200 {
+		return Bytes{}, fmt.Errorf("read image %s: %d %v", location, st, err)
+	}
+	var img struct {
+		Variants []struct {
+			Name   string `json:"name"`
+			Format string `json:"format"`
+			Bytes  int64  `json:"bytes"`
+		} `json:"variants"`
+	}
+	if err := json.Unmarshal(x.Resp.Body(), &img); err != nil {
+		return Bytes{}, fmt.Errorf("read image %s: %w", location, err)
+	}
+	b := Bytes{ByFormat: map[string]int64{}, ByVariant: map[string]map[string]int64{}}
+	for _, v := range img.Variants {
+		b.ByFormat[v.Format] += v.Bytes
+		if b.ByVariant[v.Name] == nil {
+			b.ByVariant[v.Name] = map[string]int64{}
+		}
+		b.ByVariant[v.Name][v.Format] = v.Bytes
+	}
+	return b, nil
+}
+
+// Total is every file's bytes.
+func (b Bytes) Total() int64 {
+	var n int64
+	for _, v := range b.ByFormat {
+		n += v
+	}
+	return n
+}
+
+// Served is what a client that accepts the formats in order of preference
+// downloads to get each variant once: per variant, the first of prefer it
+// has.
+func (b Bytes) Served(prefer ...string) int64 {
+	var n int64
+	for _, files := range b.ByVariant {
+		for _, f := range prefer {
+			if v, ok := files[f]; ok {
+				n += v
+				break
+			}
+		}
+	}
+	return n
 }

@@ -43,7 +43,7 @@ func BenchmarkVariantSource(b *testing.B) {
 			blob := newBlob(data)
 			for _, v := range recipe.Variants {
 				w, ht := decodeBox(h, v)
-				img, err := decode(context.Background(), blob, h, w, ht)
+				img, err := decode(context.Background(), blob, h, w, ht, false)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -300,3 +300,24 @@ func TestProcessEarly(t *testing.T) {
 		t.Errorf("an error of Early: %v, want it returned", err)
 	}
 }
+
+// TestLoadShrink: a recipe's decode leaves the resampler at least 2× (as
+// libvips' thumbnail does: the chain of smaller variants is made from it);
+// a single output shrinks on load as far as the box (as imgproxy does).
+func TestLoadShrink(t *testing.T) {
+	h := media.Header{Format: media.FormatJPEG, Width: 5100, Height: 3840}
+	for _, c := range []struct {
+		box    int
+		single bool
+		want   int
+	}{
+		{800, false, 2}, {800, true, 4}, // 6.4×
+		{300, false, 8}, {300, true, 8}, // 17×
+		{1600, false, 1}, {1600, true, 2}, // 3.2×
+		{4000, false, 1}, {4000, true, 1},
+	} {
+		if got := loadShrink(h, c.box, c.box, c.single); got != c.want {
+			t.Errorf("loadShrink(5100x3840 into %d, single %v) = %d, want %d", c.box, c.single, got, c.want)
+		}
+	}
+}

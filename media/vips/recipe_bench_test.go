@@ -254,7 +254,7 @@ func BenchmarkEncodeCost(b *testing.B) {
 	blob := newBlob(data)
 	defer blob.close()
 	for _, side := range []int{400, 1600} {
-		img, err := decode(context.Background(), blob, h, side, side)
+		img, err := decode(context.Background(), blob, h, side, side, false)
 		if err != nil {
 			b.Fatal(err)
 		}

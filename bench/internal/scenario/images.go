@@ -218,8 +218,11 @@ func ImageBytes(c *httpc.Client, location string) (Bytes, error) {
 	}
 	var x httpc.Exchange
 	st, err := c.Do(&x, "GET", location, "", nil)
-	if err != nil || st != 200 {
-		return Bytes{}, fmt.Errorf("read image %s: %d %v", location, st, err)
+	if err != nil {
+		return Bytes{}, fmt.Errorf("read image %s: %w", location, err)
+	}
+	if st != 200 {
+		return Bytes{}, fmt.Errorf("read image %s: status %d", location, st)
 	}
 	var img struct {
 		Variants []struct {

@@ -360,3 +360,10 @@ func TestOnDemandNewRecipe(t *testing.T) {
 		t.Errorf("w320.webp after recipe 4: %d %v", again.Status, again.Header)
 	}
 }
+
+// TestOnDemandOff: with no render workers, nothing is made on demand: 404.
+func TestOnDemandOff(t *testing.T) {
+	app := startApp(t, t.TempDir(), map[string]string{"VITRINE_RENDER_WORKERS": "0"})
+	productID, imageID, _ := readyLamp(t, app)
+	expectProblem(t, app.fetch("/media/products/"+productID+"/"+imageID+"/w320.webp"), http.StatusNotFound, "a width on demand with VITRINE_RENDER_WORKERS=0")
+}

@@ -2,7 +2,6 @@ package baseline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/vitrine-dev/vitrine/bench/internal/target"
 )
 
 // ImgproxyVersion is the release scripts/imgproxy builds (keep the two in
@@ -137,23 +138,7 @@ func (p *Imgproxy) Pid() int { return p.cmd.Process.Pid }
 
 // Stop sends SIGTERM and waits (SIGKILL after 10 s).
 func (p *Imgproxy) Stop() error {
-	select {
-	case <-p.exited:
-		return nil
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-	var ee *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &ee) {
-		return p.err
-	}
-	return nil
+	return target.Terminate(p.cmd, p.exited, func() error { return p.err }, 10*time.Second)
 }
 
 // ImgproxyPath is the unsigned imgproxy path that fits file (relative to

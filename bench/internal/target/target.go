@@ -164,21 +164,29 @@ func (p *Proc) Stop() error {
 	if p.Mem != nil {
 		p.Mem.Stop()
 	}
+	return Terminate(p.cmd, p.exited, func() error { return p.err }, 30*time.Second)
+}
+
+// Terminate stops a child process started by cmd, whose waiter closes
+// exited once cmd.Wait returned waitErr(): nothing when it exited already,
+// else SIGTERM, then SIGKILL after grace. A non-zero exit is no error;
+// a failure to wait is.
+func Terminate(cmd *exec.Cmd, exited <-chan struct{}, waitErr func() error, grace time.Duration) error {
 	select {
-	case <-p.exited:
+	case <-exited:
 		return nil
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+	case <-exited:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-exited
 	}
 	var ee *exec.ExitError
-	if p.err != nil && !errors.As(p.err, &ee) {
-		return p.err
+	if err := waitErr(); err != nil && !errors.As(err, &ee) {
+		return err
 	}
 	return nil
 }
